@@ -1,0 +1,96 @@
+use std::{fmt, io};
+
+use crate::FileKind;
+
+/// What went wrong, for callers that need to react differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The object (or the repository) does not exist.
+    NotFound,
+    /// The object exists and the backend never overwrites; or `create` found a
+    /// non-empty target.
+    AlreadyExists,
+    /// A name outside the contract (not hex, too long).
+    InvalidName,
+    /// A range read past the end of an object.
+    OutOfRange,
+    /// Any other failure of the storage.
+    Io,
+}
+
+/// A storage failure, naming the object it concerns.
+#[derive(Debug, thiserror::Error)]
+pub struct Error {
+    kind: ErrorKind,
+    object: String,
+    #[source]
+    source: Option<io::Error>,
+}
+
+impl Error {
+    pub(crate) fn new(
+        kind: ErrorKind,
+        file: FileKind,
+        name: &str,
+        source: Option<io::Error>,
+    ) -> Error {
+        let object = match file {
+            FileKind::Config => "config".to_string(),
+            _ => format!("{file} {name}"),
+        };
+        Error {
+            kind,
+            object,
+            source,
+        }
+    }
+
+    /// An error about the repository as a whole rather than one object.
+    pub(crate) fn repository(kind: ErrorKind, location: &str, source: Option<io::Error>) -> Error {
+        Error {
+            kind,
+            object: format!("repository {location}"),
+            source,
+        }
+    }
+
+    /// An I/O error, classified by its [`io::ErrorKind`].
+    pub(crate) fn io(file: FileKind, name: &str, source: io::Error) -> Error {
+        let kind = match source.kind() {
+            io::ErrorKind::NotFound => ErrorKind::NotFound,
+            io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
+            io::ErrorKind::UnexpectedEof => ErrorKind::OutOfRange,
+            _ => ErrorKind::Io,
+        };
+        Error::new(kind, file, name, Some(source))
+    }
+
+    /// The class of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The object this error is about, e.g. `index 3fa2…` or `config`.
+    pub fn object(&self) -> &str {
+        &self.object
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            ErrorKind::NotFound => "does not exist",
+            ErrorKind::AlreadyExists => "already exists",
+            ErrorKind::InvalidName => "has an invalid name",
+            ErrorKind::OutOfRange => "is shorter than the range asked for",
+            ErrorKind::Io => "could not be accessed",
+        };
+        write!(f, "{} {what}", self.object)?;
+        if let Some(source) = &self.source {
+            if self.kind == ErrorKind::Io {
+                write!(f, ": {source}")?;
+            }
+        }
+        Ok(())
+    }
+}

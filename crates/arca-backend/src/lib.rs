@@ -1,0 +1,130 @@
+//! Storage backends for arca.
+//!
+//! A backend moves opaque bytes by [`FileKind`] and name. It knows nothing
+//! about encryption, packs or indexes: everything it stores was sealed by the
+//! engine before it got here, and every name is already the hex BLAKE3 hash
+//! of the bytes (except the single `config` object).
+//!
+//! - [`Backend`]: the trait and its contract.
+//! - [`LocalBackend`]: a directory on a local filesystem.
+//! - [`MemoryBackend`]: an in-process map, for tests.
+//!
+//! ```
+//! use arca_backend::{Backend, FileKind, MemoryBackend};
+//!
+//! let backend = MemoryBackend::new();
+//! backend.create().unwrap();
+//! backend.write(FileKind::Snapshot, "ab12", b"sealed bytes").unwrap();
+//! assert_eq!(backend.read(FileKind::Snapshot, "ab12").unwrap(), b"sealed bytes");
+//! ```
+
+mod error;
+mod kind;
+mod local;
+mod memory;
+
+pub use error::{Error, ErrorKind};
+pub use kind::FileKind;
+pub use local::LocalBackend;
+pub use memory::MemoryBackend;
+
+/// One stored object as [`Backend::list`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The object's name within its kind (for data and tree packs, without the
+    /// two-character fan-out directory).
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Where repository objects live.
+///
+/// # Contract
+///
+/// - **Names.** An object is addressed by its kind and a name. For every kind
+///   but [`FileKind::Config`] the name is lowercase hex (the engine uses the
+///   BLAKE3 hash of the stored bytes); the backend may fan names out into
+///   sub-directories but reports and accepts the plain name.
+/// - **No overwrite.** [`Backend::write`] never replaces an existing object: if
+///   the name exists it fails with [`ErrorKind::AlreadyExists`] and the stored
+///   object is untouched. Content addressing makes a second write of the same
+///   name redundant, and refusing it means no command can damage an object
+///   another one relies on.
+/// - **Atomic, durable writes.** When `write` returns `Ok`, the whole object is
+///   stored durably (for the local backend: written to a temporary name,
+///   fsynced, renamed into place, directory fsynced). A crash at any point
+///   leaves either the complete object or no object under that name; leftover
+///   temporary files are never listed.
+/// - **Reads** return exactly the bytes written, or an error; a range read
+///   past the end of the object is an error, not a short read.
+/// - **Remove** deletes one object; removing a missing object is
+///   [`ErrorKind::NotFound`].
+/// - **Thread safety.** All methods take `&self`; callers may use one backend
+///   from many threads at once.
+pub trait Backend: Send + Sync {
+    /// A human-readable address of this repository, for messages.
+    fn location(&self) -> String;
+
+    /// Prepares an empty repository layout. Fails with
+    /// [`ErrorKind::AlreadyExists`] when the target exists and is not empty,
+    /// leaving it untouched.
+    fn create(&self) -> Result<(), Error>;
+
+    /// Lists the objects of one kind, in no particular order.
+    fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error>;
+
+    /// Reads a whole object.
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error>;
+
+    /// Reads `length` bytes at `offset` of an object.
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, Error>;
+
+    /// Stores a new object atomically and durably; never overwrites.
+    fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error>;
+
+    /// Removes one object.
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), Error>;
+
+    /// The size of an object in bytes ([`ErrorKind::NotFound`] when missing).
+    /// Callers use it to bound what they are about to read.
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64, Error>;
+
+    /// Whether an object exists.
+    fn exists(&self, kind: FileKind, name: &str) -> Result<bool, Error> {
+        match self.size(kind, name) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Checks a name against the contract: `config` for the config object,
+/// 1 to 128 lowercase hex characters otherwise.
+fn check_name(kind: FileKind, name: &str) -> Result<(), Error> {
+    let ok = match kind {
+        FileKind::Config => name == "config",
+        _ => {
+            !name.is_empty()
+                && name.len() <= 128
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(ErrorKind::InvalidName, kind, name, None))
+    }
+}
+
+#[cfg(test)]
+mod tests;

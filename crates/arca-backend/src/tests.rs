@@ -1,0 +1,132 @@
+//! The contract, checked once against every backend.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+fn contract(backend: &dyn Backend) {
+    backend.create().unwrap();
+    assert_eq!(
+        backend.create().unwrap_err().kind(),
+        ErrorKind::AlreadyExists,
+        "create on a non-empty repository"
+    );
+
+    backend
+        .write(FileKind::Data, "abcdef", b"pack bytes")
+        .unwrap();
+    backend.write(FileKind::Config, "config", b"cfg").unwrap();
+    let again = backend
+        .write(FileKind::Data, "abcdef", b"other")
+        .unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::AlreadyExists);
+    assert_eq!(
+        backend.read(FileKind::Data, "abcdef").unwrap(),
+        b"pack bytes",
+        "no overwrite"
+    );
+
+    assert_eq!(
+        backend.read_range(FileKind::Data, "abcdef", 5, 5).unwrap(),
+        b"bytes"
+    );
+    assert_eq!(
+        backend
+            .read_range(FileKind::Data, "abcdef", 6, 5)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::OutOfRange
+    );
+    assert_eq!(
+        backend
+            .read_range(FileKind::Data, "abcdef", u64::MAX, 2)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::OutOfRange
+    );
+
+    let listed = backend.list(FileKind::Data).unwrap();
+    assert_eq!(
+        listed,
+        vec![Entry {
+            name: "abcdef".into(),
+            size: 10
+        }]
+    );
+    assert!(backend.list(FileKind::Tree).unwrap().is_empty());
+    assert_eq!(backend.list(FileKind::Config).unwrap().len(), 1);
+    assert_eq!(backend.size(FileKind::Data, "abcdef").unwrap(), 10);
+    assert!(backend.exists(FileKind::Data, "abcdef").unwrap());
+    assert!(!backend.exists(FileKind::Index, "abcdef").unwrap());
+
+    let bad = backend
+        .write(FileKind::Index, "../escape", b"x")
+        .unwrap_err();
+    assert_eq!(bad.kind(), ErrorKind::InvalidName);
+    assert_eq!(
+        backend.read(FileKind::Snapshot, "00").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+
+    backend.remove(FileKind::Data, "abcdef").unwrap();
+    assert_eq!(
+        backend.remove(FileKind::Data, "abcdef").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(backend.list(FileKind::Data).unwrap().is_empty());
+}
+
+#[test]
+fn memory_backend_keeps_the_contract() {
+    contract(&MemoryBackend::new());
+}
+
+#[test]
+fn local_backend_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    contract(&LocalBackend::new(dir.path().join("repo")));
+}
+
+#[test]
+fn local_backend_creates_private_files_and_skips_temporaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    let backend = LocalBackend::new(&root);
+    backend.create().unwrap();
+    backend.write(FileKind::Tree, "77aa", b"tree").unwrap();
+    let file = root.join("tree/77/77aa");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(root.join("tree/77"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    assert_eq!(
+        std::fs::metadata(&root).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    std::fs::write(root.join("tree/77/.tmpXYZ"), b"partial").unwrap();
+    assert_eq!(backend.list(FileKind::Tree).unwrap().len(), 1);
+}
+
+#[test]
+fn local_create_refuses_a_non_empty_directory_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep.txt"), b"mine").unwrap();
+    let backend = LocalBackend::new(dir.path());
+    assert_eq!(
+        backend.create().unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("keep.txt")]);
+}

@@ -1,0 +1,107 @@
+use std::io;
+use std::path::PathBuf;
+
+/// What kind of failure, for callers that map errors to exit codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No repository at the given location.
+    NoRepository,
+    /// `init` on a location that is not empty.
+    RepositoryExists,
+    /// No key of the repository opens with the given password.
+    WrongPassword,
+    /// Repository bytes failed authentication or decoding.
+    Corrupt,
+    /// The repository uses a format this build does not read.
+    UnsupportedVersion,
+    /// A snapshot, path or object that was asked for does not exist.
+    NotFound,
+    /// A request that cannot be carried out as given.
+    InvalidInput,
+    /// Reading the backup source failed.
+    Source,
+    /// Writing the restore target failed.
+    Target,
+    /// The storage failed.
+    Storage,
+}
+
+/// An error of the engine; each variant names the thing it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("there is no repository at {0}")]
+    NoRepository(String),
+    #[error("{0} is not empty; a new repository needs an empty or missing directory")]
+    RepositoryExists(String),
+    #[error("wrong password: no key of repository {0} opens with it")]
+    WrongPassword(String),
+    #[error("{object} is damaged or was tampered with: {reason}")]
+    Corrupt { object: String, reason: String },
+    #[error(
+        "repository {location} has format version {found}, but this arca reads only version {supported}"
+    )]
+    UnsupportedVersion {
+        location: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("cannot read {}: {source}", path.display())]
+    Source { path: PathBuf, source: io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Target { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Storage(arca_backend::Error),
+}
+
+impl Error {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NoRepository(_) => ErrorKind::NoRepository,
+            Error::RepositoryExists(_) => ErrorKind::RepositoryExists,
+            Error::WrongPassword(_) => ErrorKind::WrongPassword,
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::UnsupportedVersion { .. } => ErrorKind::UnsupportedVersion,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::Source { .. } => ErrorKind::Source,
+            Error::Target { .. } => ErrorKind::Target,
+            Error::Storage(_) => ErrorKind::Storage,
+        }
+    }
+
+    /// A "damaged or tampered" error about `object`.
+    pub(crate) fn corrupt(object: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Corrupt {
+            object: object.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn source(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Source {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn target(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Target {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<arca_backend::Error> for Error {
+    fn from(e: arca_backend::Error) -> Error {
+        Error::Storage(e)
+    }
+}
+
+/// Result with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,88 @@
+//! Sealed files: config body, index, snapshot and lock objects.
+//!
+//! Plaintext = one compression byte (0 none, 1 zstd) ‖ body, where body is
+//! MessagePack; sealed with the object kind's associated data. Decoding
+//! bounds both the stored size and the decompressed size.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::io::Read;
+
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::format::{COMPRESSION_NONE, COMPRESSION_ZSTD};
+
+/// Encodes `value` as MessagePack, compresses it at `level` when that helps
+/// (0: never) and seals it.
+pub(crate) fn seal<T: Serialize>(key: &MasterKey, aad: &[u8], value: &T, level: i32) -> Vec<u8> {
+    // Serialising plain owned data into a Vec cannot fail.
+    #[allow(clippy::expect_used)]
+    let body = rmp_serde::to_vec_named(value).expect("value encodes");
+    let mut plain = Vec::with_capacity(body.len() + 1);
+    match compress(&body, level) {
+        Some(small) => {
+            plain.push(COMPRESSION_ZSTD);
+            plain.extend_from_slice(&small);
+        }
+        None => {
+            plain.push(COMPRESSION_NONE);
+            plain.extend_from_slice(&body);
+        }
+    }
+    key.seal(aad, &plain)
+}
+
+/// zstd at `level` if the result is smaller, else `None`.
+pub(crate) fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    if level <= 0 {
+        return None;
+    }
+    zstd::bulk::compress(data, level)
+        .ok()
+        .filter(|c| c.len() < data.len())
+}
+
+/// Opens and decodes a sealed file; `object` names it in errors and
+/// `max_plain` caps the decompressed body.
+pub(crate) fn open<T: DeserializeOwned>(
+    key: &MasterKey,
+    aad: &[u8],
+    sealed: &[u8],
+    object: &str,
+    max_plain: u64,
+) -> Result<T> {
+    let plain = key
+        .open(aad, sealed)
+        .map_err(|_| Error::corrupt(object, "authentication failed"))?;
+    let body = match plain.split_first() {
+        Some((&COMPRESSION_NONE, body)) => body.to_vec(),
+        Some((&COMPRESSION_ZSTD, body)) => decompress_bounded(body, max_plain, object)?,
+        Some((other, _)) => {
+            return Err(Error::corrupt(
+                object,
+                format!("unknown compression {other}"),
+            ));
+        }
+        None => return Err(Error::corrupt(object, "empty")),
+    };
+    rmp_serde::from_slice(&body).map_err(|e| Error::corrupt(object, format!("cannot decode: {e}")))
+}
+
+/// Decompresses a zstd stream, refusing output beyond `max`; memory grows
+/// only with what actually decodes, whatever the frame header claims.
+pub(crate) fn decompress_bounded(data: &[u8], max: u64, object: &str) -> Result<Vec<u8>> {
+    let decoder = zstd::stream::read::Decoder::with_buffer(data)
+        .map_err(|e| Error::corrupt(object, format!("bad zstd stream: {e}")))?;
+    let mut out = Vec::new();
+    decoder
+        .take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::corrupt(object, format!("bad zstd stream: {e}")))?;
+    if out.len() as u64 > max {
+        return Err(Error::corrupt(
+            object,
+            format!("decompresses to more than {max} bytes"),
+        ));
+    }
+    Ok(out)
+}

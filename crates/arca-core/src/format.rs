@@ -1,0 +1,98 @@
+//! Every magic number, label, version and limit of repository format v1.
+//!
+//! ============================ DO NOT MODIFY ============================
+//! These values are the on-disk format. Changing any of them makes existing
+//! repositories unreadable. A new format gets a new version number and new
+//! constants beside these; docs/format.md is the normative description and
+//! must change in the same commit.
+//! =======================================================================
+
+/// The format version written by this build and the only one it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// First bytes of the `config` object, before the sealed part.
+pub const CONFIG_MAGIC: &[u8; 8] = b"ARCAREPO";
+
+/// Associated data of the sealed parts of each object kind. Binding the kind
+/// into the AEAD means an attacker cannot pass one kind off as another.
+pub const AAD_CONFIG: &[u8] = b"arca.v1.config";
+pub const AAD_KEY: &[u8] = b"arca.v1.key";
+pub const AAD_INDEX: &[u8] = b"arca.v1.index";
+pub const AAD_SNAPSHOT: &[u8] = b"arca.v1.snapshot";
+pub const AAD_LOCK: &[u8] = b"arca.v1.lock";
+pub const AAD_PACK_HEADER: &[u8] = b"arca.v1.pack-header";
+
+/// BLAKE3 `derive_key` contexts splitting the 32-byte master secret.
+pub const CONTEXT_ENCRYPTION: &str = "arca v1 encryption key";
+pub const CONTEXT_ID: &str = "arca v1 blob id key";
+pub const CONTEXT_CHUNKER: &str = "arca v1 chunker seed";
+
+/// Blob kinds, as stored in pack headers, index entries and blob AAD.
+pub const BLOB_DATA: u8 = 0;
+pub const BLOB_TREE: u8 = 1;
+
+/// Compression markers, in pack headers, index entries and sealed files.
+pub const COMPRESSION_NONE: u8 = 0;
+pub const COMPRESSION_ZSTD: u8 = 1;
+
+/// XChaCha20-Poly1305 sizes.
+pub const NONCE_LEN: usize = 24;
+pub const TAG_LEN: usize = 16;
+/// Bytes a sealed value adds to its plaintext.
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+
+/// The master secret and every derived key are 32 bytes.
+pub const KEY_LEN: usize = 32;
+/// Length of every id (BLAKE3 output).
+pub const ID_LEN: usize = 32;
+
+/// Key file version and KDF.
+pub const KEY_FILE_VERSION: u32 = 1;
+pub const KDF_ARGON2ID: &str = "argon2id";
+/// Defaults for new keys: argon2id, 64 MiB, 3 passes, 1 lane.
+pub const KDF_DEFAULT_MEMORY_KIB: u32 = 64 * 1024;
+pub const KDF_DEFAULT_ITERATIONS: u32 = 3;
+pub const KDF_DEFAULT_PARALLELISM: u32 = 1;
+pub const KDF_SALT_LEN: usize = 32;
+/// Caps on KDF parameters read from a key file. Key files are not
+/// authenticated before the KDF runs, so an attacker could ask for terabytes
+/// of memory; anything beyond these is refused before allocating.
+pub const KDF_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+pub const KDF_MAX_ITERATIONS: u32 = 64;
+pub const KDF_MAX_PARALLELISM: u32 = 64;
+pub const KDF_MIN_SALT_LEN: usize = 16;
+pub const KDF_MAX_SALT_LEN: usize = 64;
+
+/// Chunker defaults (FastCDC v2020, normalisation level 1).
+pub const CHUNK_MIN_DEFAULT: u32 = 512 * 1024;
+pub const CHUNK_AVG_DEFAULT: u32 = 1024 * 1024;
+pub const CHUNK_MAX_DEFAULT: u32 = 8 * 1024 * 1024;
+/// Bounds a config's chunker parameters must respect (those of FastCDC v2020).
+pub const CHUNK_MIN_LOWEST: u32 = 64;
+pub const CHUNK_MIN_HIGHEST: u32 = 1024 * 1024;
+pub const CHUNK_AVG_LOWEST: u32 = 256;
+pub const CHUNK_AVG_HIGHEST: u32 = 4 * 1024 * 1024;
+pub const CHUNK_MAX_LOWEST: u32 = 1024;
+pub const CHUNK_MAX_HIGHEST: u32 = 16 * 1024 * 1024;
+
+/// Default target pack size, and the range `init` accepts.
+pub const PACK_SIZE_DEFAULT: u32 = 16 * 1024 * 1024;
+pub const PACK_SIZE_MIN: u32 = 1024 * 1024;
+pub const PACK_SIZE_MAX: u32 = 1024 * 1024 * 1024;
+
+/// Default zstd level; 0 means "store uncompressed".
+pub const COMPRESSION_DEFAULT: i32 = 3;
+pub const COMPRESSION_MAX: i32 = 22;
+
+/// Limits applied when decoding repository bytes.
+pub const MAX_CONFIG_LEN: u64 = 64 * 1024;
+pub const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
+pub const MAX_SNAPSHOT_LEN: u64 = 64 * 1024 * 1024;
+pub const MAX_INDEX_LEN: u64 = 1024 * 1024 * 1024;
+pub const MAX_LOCK_LEN: u64 = 64 * 1024;
+/// A pack header may not exceed this many stored bytes.
+pub const MAX_PACK_HEADER_LEN: u32 = 64 * 1024 * 1024;
+/// Largest raw (uncompressed) data blob: the chunker's highest maximum.
+pub const MAX_DATA_BLOB_LEN: u32 = CHUNK_MAX_HIGHEST;
+/// Largest raw tree blob: one directory's listing.
+pub const MAX_TREE_BLOB_LEN: u32 = 512 * 1024 * 1024;

@@ -1,0 +1,64 @@
+//! The arca engine: a content-addressed, deduplicating, encrypted snapshot
+//! repository (format v1, specified in `docs/format.md`).
+//!
+//! - [`Repository`]: open or create a repository on any
+//!   [`arca_backend::Backend`]; read snapshots, trees and blobs.
+//! - [`snapshot()`]: take a snapshot of local paths ([`SnapshotOptions`]).
+//! - [`restore()`]: write a snapshot back to a directory.
+//! - [`list()`] and [`walk()`]: browse a snapshot's trees.
+//! - The format objects: [`Config`], [`KeyFile`], [`PackWriter`],
+//!   [`IndexFile`], [`Tree`], [`Snapshot`]; their constants live in
+//!   [`format`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use arca_backend::MemoryBackend;
+//! use arca_core::{InitOptions, KdfParams, Owner, Repository};
+//!
+//! let backend = Arc::new(MemoryBackend::new());
+//! let options = InitOptions {
+//!     kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 },
+//!     ..InitOptions::default()
+//! };
+//! Repository::init(backend.clone(), b"secret", &options, &Owner::default()).unwrap();
+//! let mut repo = Repository::open(backend, b"secret").unwrap();
+//! repo.load_index().unwrap();
+//! assert!(repo.snapshots().unwrap().is_empty());
+//! ```
+
+mod blob;
+mod chunker;
+mod config;
+mod crypto;
+mod error;
+mod file;
+pub mod format;
+mod id;
+mod index;
+mod key;
+mod ops;
+mod pack;
+mod repository;
+mod snapshot;
+mod source;
+mod target;
+mod time;
+mod tree;
+
+pub use blob::{BlobKind, Sealer, open as open_blob};
+pub use chunker::Chunker;
+pub use config::{ChunkerParams, Config, InitOptions};
+pub use crypto::MasterKey;
+pub use error::{Error, ErrorKind, Result};
+pub use id::{BlobId, Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
+pub use index::{Index, IndexFile, IndexPack, Location};
+pub use key::{KdfParams, KeyFile};
+pub use ops::ls::{list, walk};
+pub use ops::restore::{RestoreProgress, RestoreSummary, restore};
+pub use ops::snapshot::{Progress, SnapshotOptions, SnapshotOutcome, Warning, snapshot};
+pub use pack::{FinishedPack, PackEntry, PackWriter, read_header};
+pub use repository::{Owner, Repository};
+pub use snapshot::{Snapshot, Summary};
+pub use source::absolute;
+pub use time::{Time, Timestamp};
+pub use tree::{Node, NodeKind, Tree, Xattr};

@@ -1,0 +1,5 @@
+//! The operations a command runs, each on an open repository.
+
+pub mod ls;
+pub mod restore;
+pub mod snapshot;

@@ -1,0 +1,337 @@
+//! An opened repository: backend, master key, config and index.
+
+use std::sync::Arc;
+
+use arca_backend::{Backend, ErrorKind as BackendErrorKind, FileKind};
+use rayon::prelude::*;
+
+use crate::blob::{self, BlobKind};
+use crate::config::{Config, InitOptions};
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::format::*;
+use crate::id::{Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
+use crate::index::{Index, IndexFile};
+use crate::key::KeyFile;
+use crate::pack::FinishedPack;
+use crate::snapshot::Snapshot;
+use crate::tree::Tree;
+
+/// Who is creating a key: recorded in the key file.
+#[derive(Clone, Debug, Default)]
+pub struct Owner {
+    pub hostname: String,
+    pub username: String,
+}
+
+/// An open repository.
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    key: MasterKey,
+    config: Config,
+    index: Index,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("location", &self.backend.location())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Repository {
+    /// Creates a repository with one key for `password`. Refuses a location
+    /// that is not empty, without touching it.
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        options: &InitOptions,
+        owner: &Owner,
+    ) -> Result<Repository> {
+        let config = Config::new(options)?;
+        backend.create().map_err(|e| match e.kind() {
+            BackendErrorKind::AlreadyExists => Error::RepositoryExists(backend.location()),
+            _ => Error::Storage(e),
+        })?;
+        let key = MasterKey::generate();
+        let key_file = KeyFile::create(
+            &key,
+            password,
+            options.kdf,
+            &owner.hostname,
+            &owner.username,
+        )?;
+        let bytes = key_file.encode();
+        backend.write(FileKind::Key, &Id::of_stored(&bytes).to_hex(), &bytes)?;
+        // The config goes last: its presence is what makes a repository.
+        backend.write(FileKind::Config, "config", &config.encode(&key))?;
+        Ok(Repository {
+            backend,
+            key,
+            config,
+            index: Index::default(),
+        })
+    }
+
+    /// Opens a repository with `password` (the index is loaded separately).
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        let location = backend.location();
+        let config_bytes = match read_bounded(&*backend, FileKind::Config, "config", MAX_CONFIG_LEN)
+        {
+            Err(Error::Storage(e)) if e.kind() == BackendErrorKind::NotFound => {
+                return Err(Error::NoRepository(location));
+            }
+            other => other?,
+        };
+        let version = Config::peek_version(&config_bytes)?;
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                location,
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let key = open_key(&*backend, password)?;
+        let config = Config::decode(&config_bytes, &key)?;
+        Ok(Repository {
+            backend,
+            key,
+            config,
+            index: Index::default(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub(crate) fn index_mut(&mut self) -> &mut Index {
+        &mut self.index
+    }
+
+    /// Where the repository is.
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    /// Reads every index file into the in-memory index.
+    pub fn load_index(&mut self) -> Result<()> {
+        let entries = self.backend.list(FileKind::Index)?;
+        let files: Vec<IndexFile> = entries
+            .par_iter()
+            .map(|entry| {
+                let bytes = self.read_verified(FileKind::Index, &entry.name, MAX_INDEX_LEN)?;
+                IndexFile::decode(&bytes, &self.key, &format!("index {}", entry.name))
+            })
+            .collect::<Result<_>>()?;
+        let mut index = Index::default();
+        for file in &files {
+            index.add_file(file);
+        }
+        index.finish();
+        self.index = index;
+        Ok(())
+    }
+
+    /// Reads an object whose name must be the BLAKE3 of its bytes.
+    pub(crate) fn read_verified(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>> {
+        let bytes = read_bounded(&*self.backend, kind, name, max)?;
+        if Id::of_stored(&bytes).to_hex() != name {
+            return Err(Error::corrupt(
+                format!("{kind} {name}"),
+                "contents do not match the name (storage corruption)",
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Every snapshot, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let entries = self.backend.list(FileKind::Snapshot)?;
+        let mut snaps: Vec<(SnapshotId, Snapshot)> = entries
+            .par_iter()
+            .map(|entry| self.load_snapshot_named(&entry.name))
+            .collect::<Result<_>>()?;
+        snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(snaps)
+    }
+
+    fn load_snapshot_named(&self, name: &str) -> Result<(SnapshotId, Snapshot)> {
+        let object = format!("snapshot {name}");
+        let id = Id::from_hex(name).ok_or_else(|| Error::corrupt(&object, "name is not an id"))?;
+        let bytes = self.read_verified(FileKind::Snapshot, name, MAX_SNAPSHOT_LEN)?;
+        Ok((
+            SnapshotId(id),
+            Snapshot::decode(&bytes, &self.key, &object)?,
+        ))
+    }
+
+    /// Resolves `latest`, a full id or a unique id prefix.
+    pub fn find_snapshot(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
+        if spec == "latest" {
+            return self.snapshots()?.pop().ok_or_else(|| {
+                Error::NotFound(format!("repository {} has no snapshots", self.location()))
+            });
+        }
+        let spec_lower = spec.to_ascii_lowercase();
+        if spec_lower.is_empty() || !spec_lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidInput(format!(
+                "{spec:?} is not a snapshot id, id prefix or \"latest\""
+            )));
+        }
+        let names: Vec<String> = self
+            .backend
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .map(|e| e.name)
+            .filter(|n| n.starts_with(&spec_lower))
+            .collect();
+        match names.as_slice() {
+            [one] => self.load_snapshot_named(one),
+            [] => Err(Error::NotFound(format!(
+                "no snapshot {spec} in repository {}",
+                self.location()
+            ))),
+            _ => Err(Error::InvalidInput(format!(
+                "snapshot prefix {spec} matches {} snapshots; give more digits",
+                names.len()
+            ))),
+        }
+    }
+
+    /// Reads and opens one blob through the index.
+    pub fn read_blob(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
+        let loc = self.index.get(kind, id).ok_or_else(|| {
+            Error::corrupt(
+                format!("repository {}", self.location()),
+                format!("{kind} {id} is referenced but not in the index"),
+            )
+        })?;
+        let file_kind = kind.file_kind();
+        let name = loc.pack.to_hex();
+        let stored = self.backend.read_range(
+            file_kind,
+            &name,
+            u64::from(loc.offset),
+            u64::from(loc.length),
+        )?;
+        blob::open(
+            &self.key,
+            kind,
+            id,
+            loc.compression,
+            loc.raw_length,
+            &stored,
+            &|| format!("{file_kind} {name}"),
+        )
+    }
+
+    /// Reads and decodes a tree.
+    pub fn read_tree(&self, id: &TreeId) -> Result<Tree> {
+        let bytes = self.read_blob(BlobKind::Tree, &id.id())?;
+        Tree::decode(&bytes, &format!("tree {id}"))
+    }
+
+    /// Stores a finished pack under its name.
+    pub fn write_pack(&self, pack: &FinishedPack) -> Result<()> {
+        self.write_new(pack.kind.file_kind(), &pack.id.to_hex(), &pack.bytes)
+    }
+
+    /// Stores an index file; returns its id.
+    pub fn save_index(&self, file: &IndexFile) -> Result<IndexId> {
+        let bytes = file.encode(&self.key);
+        let id = Id::of_stored(&bytes);
+        self.write_new(FileKind::Index, &id.to_hex(), &bytes)?;
+        Ok(IndexId(id))
+    }
+
+    /// Stores a snapshot file; returns its id.
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
+        let bytes = snapshot.encode(&self.key);
+        let id = Id::of_stored(&bytes);
+        self.write_new(FileKind::Snapshot, &id.to_hex(), &bytes)?;
+        Ok(SnapshotId(id))
+    }
+
+    /// Writes a content-named object; an existing one with that name already
+    /// holds these very bytes, so that is success.
+    fn write_new(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<()> {
+        match self.backend.write(kind, name, bytes) {
+            Err(e) if e.kind() == BackendErrorKind::AlreadyExists => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Ids of the key files.
+    pub fn keys(&self) -> Result<Vec<KeyId>> {
+        Ok(self
+            .backend
+            .list(FileKind::Key)?
+            .into_iter()
+            .filter_map(|e| Id::from_hex(&e.name).map(KeyId))
+            .collect())
+    }
+
+    /// Reads a whole pack, checking its name.
+    pub fn read_pack(&self, kind: BlobKind, id: &PackId) -> Result<Vec<u8>> {
+        self.read_verified(kind.file_kind(), &id.to_hex(), u64::MAX)
+    }
+}
+
+/// Reads an object after checking its size against `max`.
+fn read_bounded(backend: &dyn Backend, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>> {
+    let size = backend.size(kind, name)?;
+    if size > max {
+        return Err(Error::corrupt(
+            format!("{kind} {name}"),
+            format!("{size} bytes exceeds the limit of {max}"),
+        ));
+    }
+    Ok(backend.read(kind, name)?)
+}
+
+/// Tries the password against every key file.
+fn open_key(backend: &dyn Backend, password: &[u8]) -> Result<MasterKey> {
+    let mut names: Vec<String> = backend
+        .list(FileKind::Key)?
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    names.sort();
+    let mut first_error = None;
+    for name in names {
+        let object = format!("key {name}");
+        let attempt = read_bounded(backend, FileKind::Key, &name, MAX_KEY_FILE_LEN)
+            .and_then(|bytes| {
+                if Id::of_stored(&bytes).to_hex() != name {
+                    return Err(Error::corrupt(&object, "contents do not match the name"));
+                }
+                KeyFile::decode(&bytes, &object)
+            })
+            .and_then(|file| file.open(password, &object));
+        match attempt {
+            Ok(Some(key)) => return Ok(key),
+            Ok(None) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    // A damaged key is reported only when no key opened: with several keys,
+    // one bad file must not lock everybody out.
+    Err(first_error.unwrap_or_else(|| Error::WrongPassword(backend.location())))
+}

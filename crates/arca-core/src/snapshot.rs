@@ -1,0 +1,103 @@
+//! Snapshot files: one per snapshot, under `snapshots/<id>`, sealed with
+//! associated data `"arca.v1.snapshot"`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::MasterKey;
+use crate::error::Result;
+use crate::file;
+use crate::format::{AAD_SNAPSHOT, COMPRESSION_DEFAULT, MAX_SNAPSHOT_LEN};
+use crate::id::{SnapshotId, TreeId};
+use crate::time::Time;
+
+/// What one snapshot run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unchanged: u64,
+    pub dirs_new: u64,
+    pub dirs_changed: u64,
+    pub dirs_unchanged: u64,
+    /// Bytes of file content read from the source.
+    pub bytes_read: u64,
+    /// Plaintext bytes of blobs this run added to the repository.
+    pub bytes_added: u64,
+    /// Stored (compressed, sealed) bytes of those blobs.
+    pub bytes_stored: u64,
+    pub blobs_added: u64,
+    /// Total size of the files in the snapshot.
+    pub total_bytes: u64,
+    pub total_files: u64,
+    /// Source entries that could not be read and were left out.
+    pub errors: u64,
+    pub duration_ms: u64,
+}
+
+/// A decoded snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub time: Time,
+    pub tree: TreeId,
+    /// The absolute source paths, raw bytes.
+    pub paths: Vec<serde_bytes::ByteBuf>,
+    pub hostname: String,
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<SnapshotId>,
+    pub program_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+}
+
+impl Snapshot {
+    pub fn encode(&self, key: &MasterKey) -> Vec<u8> {
+        file::seal(key, AAD_SNAPSHOT, self, COMPRESSION_DEFAULT)
+    }
+
+    pub fn decode(bytes: &[u8], key: &MasterKey, object: &str) -> Result<Snapshot> {
+        file::open(key, AAD_SNAPSHOT, bytes, object, MAX_SNAPSHOT_LEN)
+    }
+
+    /// The paths as displayable strings.
+    pub fn path_strings(&self) -> Vec<String> {
+        self.paths
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Id;
+
+    #[test]
+    fn round_trip_and_wrong_key() {
+        let key = MasterKey::generate();
+        let snap = Snapshot {
+            time: Time::now(),
+            tree: TreeId(Id([4; 32])),
+            paths: vec![serde_bytes::ByteBuf::from(b"/srv/\xffdata".to_vec())],
+            hostname: "db1".into(),
+            username: "root".into(),
+            tags: vec!["nightly".into()],
+            description: String::new(),
+            parent: Some(SnapshotId(Id([5; 32]))),
+            program_version: "arca 0.1.0".into(),
+            summary: Some(Summary {
+                files_new: 3,
+                ..Summary::default()
+            }),
+        };
+        let bytes = snap.encode(&key);
+        assert_eq!(Snapshot::decode(&bytes, &key, "snapshot").unwrap(), snap);
+        let err = Snapshot::decode(&bytes, &MasterKey::generate(), "snapshot 1234").unwrap_err();
+        assert!(err.to_string().contains("snapshot 1234"), "{err}");
+    }
+}
