@@ -1,1 +1,52 @@
-fn main() {}
+//! The `arca` binary: parse arguments, resolve one configuration, run one
+//! command, map its outcome to an exit code. All the work is in arca-core.
+
+mod cli;
+mod commands;
+mod config;
+mod exit;
+mod output;
+mod password;
+mod progress;
+
+use clap::Parser;
+
+fn main() {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let config = config::Config::resolve(cli.global);
+    let code = match commands::run(&config, cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("arca: {}", output::sanitize(&message(&error)));
+            exit::for_error(&error)
+        }
+    };
+    std::process::exit(code);
+}
+
+/// The error and its causes in one line, leaving out causes whose text the
+/// message before them already includes.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
+}

@@ -1,0 +1,174 @@
+//! Command-line arguments (clap derive). Nothing here acts; `config.rs`
+//! resolves these into one settled configuration.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  export ARCA_REPOSITORY=/srv/backup/arca ARCA_PASSWORD_FILE=/etc/arca/password
+  arca init
+  arca snapshot /var/lib/trades /etc/trading --tag nightly
+  arca snapshots
+  arca ls latest /var/lib/trades
+  arca restore latest --target /tmp/restore
+
+Exit codes: 0 success, 1 error, 2 usage, 3 snapshot saved but some files could
+not be read, 10 no repository, 11 repository locked, 12 wrong password.";
+
+/// arca: deduplicating, encrypted snapshot backups.
+///
+/// Every snapshot is logically full, only chunks the repository has never
+/// seen are stored, and everything is encrypted before it leaves the machine.
+#[derive(Debug, Parser)]
+#[command(name = "arca", version, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Repository: a path, or local:PATH.
+    #[arg(
+        short = 'r',
+        long = "repo",
+        env = "ARCA_REPOSITORY",
+        global = true,
+        value_name = "REPO"
+    )]
+    pub repo: Option<String>,
+
+    /// Read the password from the first line of FILE.
+    #[arg(long, env = "ARCA_PASSWORD_FILE", global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Run CMD with `sh -c` and use its output as the password.
+    #[arg(
+        long,
+        env = "ARCA_PASSWORD_COMMAND",
+        hide_env_values = true,
+        global = true,
+        value_name = "CMD"
+    )]
+    pub password_command: Option<String>,
+
+    /// Print results as JSON on stdout (human messages go to stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print only errors and warnings.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Say more about what is happening (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Never draw progress bars (they are drawn only on a terminal anyway).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new repository.
+    #[command(after_help = "Example:\n  arca -r /srv/backup/arca init --compression 6")]
+    Init(InitArgs),
+    /// Take a snapshot of files and directories.
+    #[command(
+        after_help = "Examples:\n  arca snapshot /var/lib/trades\n  arca snapshot /etc /srv/strategies --tag nightly --host db1"
+    )]
+    Snapshot(SnapshotArgs),
+    /// List snapshots.
+    #[command(
+        after_help = "Examples:\n  arca snapshots\n  arca snapshots --host db1 --tag nightly --json"
+    )]
+    Snapshots(SnapshotsArgs),
+    /// List the entries of a snapshot.
+    #[command(
+        after_help = "Examples:\n  arca ls latest\n  arca ls 1a2b3c4d /var/lib/trades --long"
+    )]
+    Ls(LsArgs),
+    /// Restore a snapshot into a directory.
+    #[command(
+        after_help = "Examples:\n  arca restore latest --target /tmp/restore\n  arca restore 1a2b3c4d --target /srv/recovered\n\nFiles are restored under their full original path below the target."
+    )]
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// zstd level for new data, 0 (off) to 22.
+    #[arg(long, value_name = "LEVEL", default_value_t = 3)]
+    pub compression: i32,
+
+    /// Target pack size, e.g. 16MiB (1 MiB to 1 GiB).
+    #[arg(long, value_name = "SIZE", default_value = "16MiB")]
+    pub pack_size: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Files and directories to back up.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// Record this host name instead of the machine's.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// A free-text description stored with the snapshot.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+
+    /// Record this time instead of now (RFC 3339, or "YYYY-MM-DD HH:MM:SS" local).
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// Only snapshots with this tag (repeatable: all must match).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// Only snapshots of this host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Only snapshots that include this path (repeatable).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Snapshot: an id, a unique id prefix, or "latest".
+    pub snapshot: String,
+
+    /// Only this path (as stored: absolute) and what is below it.
+    pub path: Option<PathBuf>,
+
+    /// Show type, mode, owner, size and modification time.
+    #[arg(short, long)]
+    pub long: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot: an id, a unique id prefix, or "latest".
+    pub snapshot: String,
+
+    /// Directory to restore into (created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    pub target: PathBuf,
+}

@@ -1,0 +1,58 @@
+use std::sync::atomic::Ordering;
+
+use anyhow::Result;
+use arca_core::RestoreProgress;
+use indicatif::HumanBytes;
+use serde::Serialize;
+
+use crate::cli::RestoreArgs;
+use crate::config::Config;
+use crate::{output, progress};
+
+#[derive(Serialize)]
+struct RestoreJson {
+    snapshot: String,
+    target: String,
+    #[serde(flatten)]
+    summary: arca_core::RestoreSummary,
+}
+
+pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
+    let repo = super::open_repository(config)?;
+    let (id, snapshot) = repo.find_snapshot(&args.snapshot)?;
+    let counters = RestoreProgress::default();
+    let bar = progress::spinner("{spinner} {elapsed} [{wide_bar}] {bytes}/{total_bytes} {eta}");
+    let summary = progress::with_bar(
+        config.progress,
+        bar,
+        |bar| {
+            bar.set_length(counters.bytes_total.load(Ordering::Relaxed));
+            bar.set_position(counters.bytes_written.load(Ordering::Relaxed));
+        },
+        || arca_core::restore(&repo, &snapshot, &args.target, &counters),
+    )?;
+    for skipped in &summary.skipped {
+        eprintln!(
+            "arca: warning: {} is a special file; not restored",
+            output::sanitize(skipped)
+        );
+    }
+    if config.json {
+        output::json(&RestoreJson {
+            snapshot: id.to_hex(),
+            target: args.target.display().to_string(),
+            summary,
+        });
+    } else {
+        config.note(format!(
+            "restored snapshot {} to {}: {} files, {} directories, {} symlinks, {}",
+            id.short(),
+            output::sanitize(&args.target.display().to_string()),
+            summary.files,
+            summary.dirs,
+            summary.symlinks,
+            HumanBytes(summary.bytes)
+        ));
+    }
+    Ok(crate::exit::SUCCESS)
+}

@@ -1,0 +1,101 @@
+//! Where the repository password comes from: `--password-file`,
+//! `--password-command`, `ARCA_PASSWORD`, or a prompt without echo on the
+//! terminal. Passwords never travel in process arguments.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+#[derive(Debug)]
+pub enum PasswordSource {
+    File(PathBuf),
+    Command(String),
+    EnvOrPrompt,
+}
+
+impl PasswordSource {
+    /// The password for an existing repository.
+    pub fn get(&self) -> Result<Vec<u8>> {
+        self.obtain(false)
+    }
+
+    /// A password for a new repository: prompted twice when typed.
+    pub fn get_new(&self) -> Result<Vec<u8>> {
+        self.obtain(true)
+    }
+
+    fn obtain(&self, confirm: bool) -> Result<Vec<u8>> {
+        let password = match self {
+            PasswordSource::File(path) => {
+                let text = std::fs::read(path)
+                    .with_context(|| format!("cannot read password file {}", path.display()))?;
+                first_line(text)
+            }
+            PasswordSource::Command(cmd) => run_command(cmd)?,
+            PasswordSource::EnvOrPrompt => match std::env::var_os("ARCA_PASSWORD") {
+                Some(pw) => std::os::unix::ffi::OsStringExt::into_vec(pw),
+                None => prompt(confirm)?,
+            },
+        };
+        if password.is_empty() {
+            bail!("the password is empty");
+        }
+        Ok(password)
+    }
+}
+
+fn first_line(mut text: Vec<u8>) -> Vec<u8> {
+    if let Some(end) = text.iter().position(|&b| b == b'\n') {
+        text.truncate(end);
+    }
+    if text.last() == Some(&b'\r') {
+        text.pop();
+    }
+    text
+}
+
+fn run_command(cmd: &str) -> Result<Vec<u8>> {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run password command {cmd:?}"))?;
+    if !output.status.success() {
+        bail!("password command {cmd:?} failed ({})", output.status);
+    }
+    Ok(first_line(output.stdout))
+}
+
+fn prompt(confirm: bool) -> Result<Vec<u8>> {
+    if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
+        bail!(
+            "no password given: set ARCA_PASSWORD_FILE, ARCA_PASSWORD_COMMAND or ARCA_PASSWORD, or run on a terminal"
+        );
+    }
+    let first = rpassword::prompt_password("enter repository password: ")
+        .context("cannot read the password from the terminal")?;
+    if confirm {
+        let again = rpassword::prompt_password("enter the password again: ")
+            .context("cannot read the password from the terminal")?;
+        if again != first {
+            bail!("the passwords do not match");
+        }
+    }
+    Ok(first.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_line;
+
+    #[test]
+    fn first_line_strips_the_line_ending_only() {
+        assert_eq!(first_line(b"pw\n".to_vec()), b"pw");
+        assert_eq!(first_line(b"pw\r\nrest".to_vec()), b"pw");
+        assert_eq!(first_line(b" pw ".to_vec()), b" pw ");
+    }
+}
