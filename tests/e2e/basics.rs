@@ -1,0 +1,317 @@
+//! The first path a user walks: init, snapshot, snapshots, ls, restore.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+
+use filetime::FileTime;
+
+use crate::util::*;
+
+/// A tree with the edge cases of chunking and metadata.
+fn generate_tree(root: &std::path::Path) {
+    fs::create_dir_all(root.join("nested/deeper/deepest")).unwrap();
+    fs::create_dir_all(root.join("empty-dir")).unwrap();
+    write_file(&root.join("zero.bin"), b"", 0o644);
+    write_file(&root.join("one.bin"), b"x", 0o600);
+    write_file(
+        &root.join("min-chunk.bin"),
+        &random_bytes(MIN_CHUNK, 1),
+        0o644,
+    );
+    write_file(
+        &root.join("max-chunk.bin"),
+        &random_bytes(MAX_CHUNK, 2),
+        0o644,
+    );
+    write_file(
+        &root.join("max-chunk-plus-one.bin"),
+        &random_bytes(MAX_CHUNK + 1, 3),
+        0o755,
+    );
+    write_file(
+        &root.join("nested/deeper/random-50m.bin"),
+        &random_bytes(50 << 20, 4),
+        0o444,
+    );
+    write_file(
+        &root.join("nested/config.toml"),
+        b"[trading]\nvenue = \"X\"\n",
+        0o600,
+    );
+    write_file(
+        &root.join("nested/deeper/deepest/run.sh"),
+        b"#!/bin/sh\necho hi\n",
+        0o755,
+    );
+    write_file(&root.join("zeros.bin"), &vec![0; 3 << 20], 0o644);
+    symlink("nested/config.toml", root.join("link-to-config")).unwrap();
+    symlink("/does/not/exist", root.join("dangling")).unwrap();
+    symlink("deeper", root.join("nested/dir-link")).unwrap();
+    // Nanosecond mtimes, including one before 1970.
+    let t = FileTime::from_unix_time(1_700_000_000, 123_456_789);
+    filetime::set_file_mtime(root.join("one.bin"), t).unwrap();
+    let old = FileTime::from_unix_time(-86_400 * 400, 987_654_321);
+    filetime::set_file_mtime(root.join("zero.bin"), old).unwrap();
+    filetime::set_symlink_file_times(root.join("dangling"), t, t).unwrap();
+    filetime::set_file_mtime(root.join("nested/deeper"), t).unwrap();
+}
+
+#[test]
+fn snapshot_and_restore_a_generated_tree_exactly() {
+    let env = Env::with_repo();
+    let source = env.path("source");
+    generate_tree(&source);
+
+    let result = env.snapshot(&[&source]);
+    let summary = &result["summary"];
+    assert_eq!(summary["total_files"], 9);
+    assert_eq!(result["warnings"].as_array().unwrap().len(), 0);
+
+    let target = env.path("restore");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_same_tree(&source, &restored(&target, &source));
+}
+
+#[test]
+fn restore_leaves_holes_for_zero_chunks() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::with_repo();
+    let source = env.path("source");
+    fs::create_dir(&source).unwrap();
+    write_file(&source.join("sparse.bin"), &vec![0; 16 << 20], 0o644);
+    env.snapshot(&[&source]);
+    let target = env.path("restore");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    let file = restored(&target, &source).join("sparse.bin");
+    let meta = fs::metadata(&file).unwrap();
+    assert_eq!(meta.len(), 16 << 20);
+    assert!(fs::read(&file).unwrap().iter().all(|&b| b == 0));
+    assert!(
+        meta.blocks() * 512 < 1 << 20,
+        "{} blocks allocated",
+        meta.blocks()
+    );
+}
+
+#[test]
+fn several_paths_and_a_single_file_are_restored_under_their_full_paths() {
+    let env = Env::with_repo();
+    let a = env.path("a");
+    let b = env.path("b.txt");
+    fs::create_dir(&a).unwrap();
+    write_file(&a.join("inside"), b"in a", 0o640);
+    write_file(&b, b"file b", 0o600);
+    let result = env.snapshot(&[&a, &b]);
+    let paths: Vec<&str> = result["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 2);
+    let target = env.path("out");
+    env.ok(&[
+        "restore",
+        &result["short_id"].as_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert_same_tree(&a, &restored(&target, &a));
+    assert_same_tree(&b, &restored(&target, &b));
+}
+
+#[test]
+fn snapshots_lists_json_and_table_and_resolves_ids() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    write_file(&src.join("f"), b"one", 0o644);
+    let src_arg = src.to_str().unwrap();
+    env.ok(&[
+        "snapshot",
+        src_arg,
+        "--tag",
+        "nightly",
+        "--host",
+        "db1",
+        "--time",
+        "2026-01-02T03:04:05Z",
+    ]);
+    write_file(&src.join("f"), b"two", 0o644);
+    env.ok(&[
+        "snapshot",
+        src_arg,
+        "--time",
+        "2026-01-03T03:04:05Z",
+        "--description",
+        "after change",
+    ]);
+
+    let list = env.json(&["snapshots"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["hostname"], "db1");
+    assert_eq!(list[0]["tags"][0], "nightly");
+    assert_eq!(list[0]["time"], "2026-01-02T03:04:05+00:00");
+    assert_eq!(list[1]["description"], "after change");
+    for field in [
+        "id",
+        "short_id",
+        "tree",
+        "paths",
+        "username",
+        "program_version",
+        "summary",
+    ] {
+        assert!(!list[0][field].is_null(), "missing {field}");
+    }
+    assert_eq!(
+        env.json(&["snapshots", "--tag", "nightly"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        env.json(&["snapshots", "--host", "nobody"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    let table = env.ok(&["snapshots"]);
+    assert!(
+        table.contains(list[0]["short_id"].as_str().unwrap()),
+        "{table}"
+    );
+    assert!(table.contains("2 snapshots"), "{table}");
+
+    // latest is the newest by time; a prefix resolves; ls shows the file.
+    let target = env.path("latest");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(fs::read(restored(&target, &src).join("f")).unwrap(), b"two");
+    let first_id = list[0]["id"].as_str().unwrap();
+    let listing = env.ok(&["ls", &first_id[..12]]);
+    assert!(listing.lines().any(|l| l.ends_with("/src/f")), "{listing}");
+    let long = env.ok(&["ls", "latest", src_arg, "--long"]);
+    assert!(
+        long.lines()
+            .any(|l| l.starts_with("-rw-r--r--") && l.ends_with("/src/f")),
+        "{long}"
+    );
+    let lines: Vec<serde_json::Value> = env
+        .ok(&["--json", "ls", "latest", src_arg])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["type"], "dir");
+    assert_eq!(lines[1]["size"], 3);
+
+    let missing = env.run(&["restore", "ffffffffffff", "--target", "/tmp/never"]);
+    assert!(expect_failure(&missing, 1).contains("no snapshot ffffffffffff"));
+}
+
+#[test]
+fn password_sources_file_and_command() {
+    let env = Env::new();
+    let pw = env.path("pw");
+    fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let out = env
+        .cmd(&["init"])
+        .env_remove("ARCA_PASSWORD")
+        .env("ARCA_PASSWORD_FILE", &pw)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let cmd = format!("echo '{PASSWORD}'");
+    let out = env
+        .cmd(&["snapshots", "--password-command", &cmd])
+        .env_remove("ARCA_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same password from the environment opens it too.
+    env.ok(&["snapshots"]);
+    // No password source and no terminal: a clear error, not a hang.
+    let out = env
+        .cmd(&["snapshots"])
+        .env_remove("ARCA_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(expect_failure(&out, 1).contains("no password given"));
+}
+
+#[test]
+fn exit_codes_and_one_line_errors() {
+    let env = Env::with_repo();
+    let out = env
+        .cmd(&["snapshots"])
+        .env("ARCA_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert!(expect_failure(&out, 12).contains("wrong password"));
+
+    let out = env
+        .cmd(&["snapshots"])
+        .env("ARCA_REPOSITORY", env.path("nothing-here"))
+        .output()
+        .unwrap();
+    assert!(expect_failure(&out, 10).contains("no repository"));
+
+    let missing = env.path("no-such-source");
+    let out = env.run(&["snapshot", missing.to_str().unwrap()]);
+    assert!(expect_failure(&out, 1).contains(missing.to_str().unwrap()));
+
+    let out = env.run(&["snapshot"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+    let out = env.run(&["no-such-command"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+}
+
+#[test]
+fn init_refuses_a_non_empty_directory_and_touches_nothing() {
+    let env = Env::new();
+    fs::create_dir(&env.repo).unwrap();
+    write_file(&env.repo.join("precious.db"), b"do not touch", 0o644);
+    let out = env.run(&["init"]);
+    assert!(expect_failure(&out, 1).contains("not empty"));
+    let names: Vec<_> = fs::read_dir(&env.repo)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("precious.db")]);
+    assert_eq!(
+        fs::read(env.repo.join("precious.db")).unwrap(),
+        b"do not touch"
+    );
+
+    // A second init over an existing repository is refused as well.
+    let env = Env::with_repo();
+    let out = env.run(&["init"]);
+    expect_failure(&out, 1);
+}
+
+#[test]
+fn repository_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    write_file(&src.join("f"), b"data", 0o644);
+    env.snapshot(&[&src]);
+    for file in files_below(&env.repo) {
+        let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+        let dir_mode = fs::metadata(file.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dir_mode, 0o700, "{}", file.parent().unwrap().display());
+    }
+}
