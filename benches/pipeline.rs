@@ -1,1 +1,98 @@
-fn main() {}
+//! The per-chunk path of `arca snapshot`, stage by stage and end to end:
+//! chunk (FastCDC) → id (keyed BLAKE3) → compress (zstd) + seal
+//! (XChaCha20-Poly1305) → pack.
+//!
+//! Run with `cargo bench -p arca-core --bench pipeline`. Input is 64 MiB of
+//! mixed data: half incompressible, half text-like.
+
+use std::hint::black_box;
+
+use arca_core::{BlobKind, Chunker, ChunkerParams, MasterKey, PackWriter, Sealer};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const LEN: usize = 64 << 20;
+
+fn mixed_data() -> Vec<u8> {
+    let mut out = Vec::with_capacity(LEN);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let words: [&[u8]; 6] = [b"order ", b"fill ", b"BTC-USD ", b"qty=100 ", b"px=42017.5 ", b"\n"];
+    while out.len() < LEN {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (out.len() / (1 << 20)) % 2 == 0 {
+            out.extend_from_slice(&x.to_le_bytes());
+        } else {
+            out.extend_from_slice(words[(x % 6) as usize]);
+        }
+    }
+    out.truncate(LEN);
+    out
+}
+
+fn chunks(data: &[u8], key: &MasterKey) -> Vec<Vec<u8>> {
+    let mut chunker = Chunker::new(data, ChunkerParams::default(), key.chunker_seed());
+    let mut out = Vec::new();
+    while let Some(c) = chunker.next_chunk().expect("in-memory read") {
+        out.push(c.to_vec());
+    }
+    out
+}
+
+fn stages(c: &mut Criterion) {
+    let data = mixed_data();
+    let key = MasterKey::generate();
+    let pieces = chunks(&data, &key);
+    let mut group = c.benchmark_group("snapshot-path");
+    group.throughput(Throughput::Bytes(LEN as u64));
+    group.sample_size(10);
+
+    group.bench_function("chunk", |b| {
+        b.iter(|| {
+            let mut chunker = Chunker::new(&data[..], ChunkerParams::default(), key.chunker_seed());
+            let mut n = 0;
+            while let Some(c) = chunker.next_chunk().expect("in-memory read") {
+                n += c.len();
+            }
+            black_box(n)
+        })
+    });
+    group.bench_function("hash", |b| {
+        b.iter(|| pieces.iter().map(|p| key.blob_id(p)).fold(0u8, |a, id| a ^ id.0[0]))
+    });
+    group.bench_function("compress+seal", |b| {
+        let mut sealer = Sealer::default();
+        let mut out = Vec::with_capacity(LEN + LEN / 8);
+        b.iter(|| {
+            out.clear();
+            for p in &pieces {
+                let id = key.blob_id(p);
+                sealer.seal_into(&key, 3, BlobKind::Data, &id, p, &mut out);
+            }
+            black_box(out.len())
+        })
+    });
+    group.bench_function("chunk+hash+compress+seal+pack", |b| {
+        let mut sealer = Sealer::default();
+        let mut stored = Vec::new();
+        b.iter(|| {
+            let mut pack = PackWriter::new(BlobKind::Data, 16 << 20);
+            let mut chunker = Chunker::new(&data[..], ChunkerParams::default(), key.chunker_seed());
+            while let Some(c) = chunker.next_chunk().expect("in-memory read") {
+                let id = key.blob_id(c);
+                stored.clear();
+                let compression = sealer.seal_into(&key, 3, BlobKind::Data, &id, c, &mut stored);
+                pack.add(id, c.len() as u32, compression, &stored);
+                if pack.len() >= 16 << 20 {
+                    let full = std::mem::replace(&mut pack, PackWriter::new(BlobKind::Data, 16 << 20));
+                    black_box(full.finish(&key).id);
+                }
+            }
+            black_box(pack.finish(&key).id)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);
