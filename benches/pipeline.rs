@@ -15,7 +15,14 @@ const LEN: usize = 64 << 20;
 fn mixed_data() -> Vec<u8> {
     let mut out = Vec::with_capacity(LEN);
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let words: [&[u8]; 6] = [b"order ", b"fill ", b"BTC-USD ", b"qty=100 ", b"px=42017.5 ", b"\n"];
+    let words: [&[u8]; 6] = [
+        b"order ",
+        b"fill ",
+        b"BTC-USD ",
+        b"qty=100 ",
+        b"px=42017.5 ",
+        b"\n",
+    ];
     while out.len() < LEN {
         x ^= x << 13;
         x ^= x >> 7;
@@ -58,7 +65,12 @@ fn stages(c: &mut Criterion) {
         })
     });
     group.bench_function("hash", |b| {
-        b.iter(|| pieces.iter().map(|p| key.blob_id(p)).fold(0u8, |a, id| a ^ id.0[0]))
+        b.iter(|| {
+            pieces
+                .iter()
+                .map(|p| key.blob_id(p))
+                .fold(0u8, |a, id| a ^ id.0[0])
+        })
     });
     group.bench_function("compress+seal", |b| {
         let mut sealer = Sealer::default();
@@ -84,7 +96,8 @@ fn stages(c: &mut Criterion) {
                 let compression = sealer.seal_into(&key, 3, BlobKind::Data, &id, c, &mut stored);
                 pack.add(id, c.len() as u32, compression, &stored);
                 if pack.len() >= 16 << 20 {
-                    let full = std::mem::replace(&mut pack, PackWriter::new(BlobKind::Data, 16 << 20));
+                    let full =
+                        std::mem::replace(&mut pack, PackWriter::new(BlobKind::Data, 16 << 20));
                     black_box(full.finish(&key).id);
                 }
             }

@@ -112,7 +112,7 @@ fn several_paths_and_a_single_file_are_restored_under_their_full_paths() {
     let target = env.path("out");
     env.ok(&[
         "restore",
-        &result["short_id"].as_str().unwrap(),
+        result["short_id"].as_str().unwrap(),
         "--target",
         target.to_str().unwrap(),
     ]);

@@ -1,6 +1,8 @@
 //! End-to-end tests: they run the built `arca` binary the way an operator
 //! or a cron script would, and check what lands on disk.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 mod util;
 
 mod basics;

@@ -86,10 +86,8 @@ impl fmt::Display for Error {
             ErrorKind::Io => "could not be accessed",
         };
         write!(f, "{} {what}", self.object)?;
-        if let Some(source) = &self.source {
-            if self.kind == ErrorKind::Io {
-                write!(f, ": {source}")?;
-            }
+        if let (Some(source), ErrorKind::Io) = (&self.source, self.kind) {
+            write!(f, ": {source}")?;
         }
         Ok(())
     }

@@ -6,10 +6,10 @@ use std::io::{self, Write};
 /// Prints one line on stdout; exits quietly if the reader went away.
 pub fn line(text: impl std::fmt::Display) {
     let mut out = io::stdout().lock();
-    if let Err(e) = writeln!(out, "{text}") {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+    if let Err(e) = writeln!(out, "{text}")
+        && e.kind() == io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
     }
 }
 

@@ -82,7 +82,7 @@ impl Config {
 
     fn validate(&self) -> std::result::Result<(), String> {
         let c = self.chunker;
-        let within = |v: u32, lo: u32, hi: u32| (lo..=hi).contains(&v) && v % 2 == 0;
+        let within = |v: u32, lo: u32, hi: u32| (lo..=hi).contains(&v) && v.is_multiple_of(2);
         if !(within(c.min_size, CHUNK_MIN_LOWEST, CHUNK_MIN_HIGHEST)
             && within(c.avg_size, CHUNK_AVG_LOWEST, CHUNK_AVG_HIGHEST)
             && within(c.max_size, CHUNK_MAX_LOWEST, CHUNK_MAX_HIGHEST)
@@ -175,11 +175,15 @@ mod tests {
 
     #[test]
     fn rejects_out_of_range_options() {
-        let mut options = InitOptions::default();
-        options.compression = 23;
+        let options = InitOptions {
+            compression: 23,
+            ..InitOptions::default()
+        };
         assert!(Config::new(&options).is_err());
-        options.compression = 3;
-        options.pack_size = 10;
+        let options = InitOptions {
+            pack_size: 10,
+            ..InitOptions::default()
+        };
         assert!(Config::new(&options).is_err());
     }
 }
