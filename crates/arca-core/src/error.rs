@@ -38,7 +38,7 @@ pub enum Error {
     #[error("{object} is damaged or was tampered with: {reason}")]
     Corrupt { object: String, reason: String },
     #[error(
-        "repository {location} has format version {found}, but this arca reads only version {supported}"
+        "repository {location} has format version {found} in its config, but this arca reads only version {supported}"
     )]
     UnsupportedVersion {
         location: String,
