@@ -54,6 +54,15 @@ impl<R: Read> Chunker<R> {
         }
     }
 
+    /// Starts over on a new source, keeping the buffer and gear tables:
+    /// one chunker serves every file of a snapshot without reallocating.
+    pub fn reset(&mut self, source: R) {
+        self.source = source;
+        self.start = 0;
+        self.end = 0;
+        self.eof = false;
+    }
+
     fn fill(&mut self) -> io::Result<()> {
         let max = self.params.max_size as usize;
         if self.end - self.start >= max || self.eof {
@@ -163,6 +172,20 @@ mod tests {
             assert!((1024..=16384).contains(&c.len()), "{}", c.len());
         }
         assert!(chunks(&[], 1).is_empty());
+    }
+
+    #[test]
+    fn reset_chunks_a_new_source_like_a_fresh_chunker() {
+        let a = data(100_000, 1);
+        let b = data(70_000, 2);
+        let mut c = Chunker::new(&a[..], SMALL, 9);
+        c.next_chunk().unwrap();
+        c.reset(&b[..]);
+        let mut reused = Vec::new();
+        while let Some(chunk) = c.next_chunk().unwrap() {
+            reused.push(chunk.to_vec());
+        }
+        assert_eq!(reused, chunks(&b, 9));
     }
 
     #[test]

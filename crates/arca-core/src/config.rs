@@ -38,7 +38,8 @@ pub struct Config {
     pub version: u32,
     pub id: Id,
     pub chunker: ChunkerParams,
-    /// zstd level for new blobs; 0 stores everything uncompressed.
+    /// zstd level for new blobs; 0 stores blobs uncompressed. (Index and
+    /// snapshot files are small and always compressed at the default level.)
     pub compression: i32,
     /// Target size of a pack in bytes.
     pub pack_size: u32,

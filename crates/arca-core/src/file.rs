@@ -4,8 +4,8 @@
 //! MessagePack; sealed with the object kind's associated data. Decoding
 //! bounds both the stored size and the decompressed size.
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::io::Read;
 
 use crate::crypto::MasterKey;
@@ -65,7 +65,19 @@ pub(crate) fn open<T: DeserializeOwned>(
         }
         None => return Err(Error::corrupt(object, "empty")),
     };
-    rmp_serde::from_slice(&body).map_err(|e| Error::corrupt(object, format!("cannot decode: {e}")))
+    decode(&body).map_err(|e| Error::corrupt(object, format!("cannot decode: {e}")))
+}
+
+/// Decodes exactly one MessagePack value filling all of `bytes`: trailing
+/// bytes are an error, so every value has one encoding. Lengths claimed in
+/// the input never allocate more than the input actually holds.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
+    let mut de = rmp_serde::Deserializer::new(bytes);
+    let value = T::deserialize(&mut de).map_err(|e| e.to_string())?;
+    match de.get_ref().len() {
+        0 => Ok(value),
+        n => Err(format!("{n} unexpected bytes after the value")),
+    }
 }
 
 /// Decompresses a zstd stream, refusing output beyond `max`; memory grows

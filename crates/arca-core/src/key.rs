@@ -94,7 +94,7 @@ impl KeyFile {
 
     /// Decodes and validates a key file; `object` names it in errors.
     pub fn decode(bytes: &[u8], object: &str) -> Result<KeyFile> {
-        let file: KeyFile = rmp_serde::from_slice(bytes)
+        let file: KeyFile = crate::file::decode(bytes)
             .map_err(|e| Error::corrupt(object, format!("cannot decode key file: {e}")))?;
         file.validate(object)?;
         Ok(file)

@@ -174,7 +174,7 @@ pub fn read_header(key: &MasterKey, pack: &[u8], object: &str) -> Result<Vec<Pac
     let header = key
         .open(AAD_PACK_HEADER, sealed)
         .map_err(|_| Error::corrupt(object, "pack header fails authentication"))?;
-    let entries: Vec<PackEntry> = rmp_serde::from_slice(&header)
+    let entries: Vec<PackEntry> = crate::file::decode(&header)
         .map_err(|e| Error::corrupt(object, format!("cannot decode pack header: {e}")))?;
     for entry in &entries {
         entry.validate(blobs_end, object)?;

@@ -61,7 +61,7 @@ pub struct Time {
 impl TryFrom<(i64, u32, i32)> for Time {
     type Error = String;
     fn try_from((s, ns, offset): (i64, u32, i32)) -> Result<Time, String> {
-        if offset.abs() >= 86_400 {
+        if offset.unsigned_abs() >= 86_400 {
             return Err(format!("UTC offset {offset} s out of range"));
         }
         let at = Timestamp::try_from((s, ns))?;
@@ -161,7 +161,14 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "1969-01-01T01:00:00.123456789+01:00");
         let bad = rmp_serde::to_vec(&(0i64, 1_000_000_000u32, 0i32)).unwrap();
         assert!(rmp_serde::from_slice::<Time>(&bad).is_err());
-        let bad = rmp_serde::to_vec(&(0i64, 0u32, 90_000i32)).unwrap();
+        for offset in [90_000i32, i32::MIN, i32::MAX] {
+            let bad = rmp_serde::to_vec(&(0i64, 0u32, offset)).unwrap();
+            assert!(
+                rmp_serde::from_slice::<Time>(&bad).is_err(),
+                "offset {offset}"
+            );
+        }
+        let bad = rmp_serde::to_vec(&(i64::MAX, 0u32, 0i32)).unwrap();
         assert!(rmp_serde::from_slice::<Time>(&bad).is_err());
     }
 }

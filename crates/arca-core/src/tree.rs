@@ -95,7 +95,7 @@ impl Tree {
 
     /// Decodes and validates a tree; `object` names it in errors.
     pub fn decode(bytes: &[u8], object: &str) -> Result<Tree> {
-        let tree: Tree = rmp_serde::from_slice(bytes)
+        let tree: Tree = crate::file::decode(bytes)
             .map_err(|e| Error::corrupt(object, format!("cannot decode tree: {e}")))?;
         tree.validate(object)?;
         Ok(tree)
@@ -216,6 +216,12 @@ mod tests {
         let bytes = tree.encode();
         assert_eq!(Tree::decode(&bytes, "tree").unwrap(), tree);
         assert_eq!(tree.encode(), bytes, "encoding is deterministic");
+        let mut trailing = bytes.clone();
+        trailing.push(0xc0);
+        assert!(
+            Tree::decode(&trailing, "tree").is_err(),
+            "trailing bytes are refused"
+        );
     }
 
     #[test]

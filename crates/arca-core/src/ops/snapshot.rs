@@ -137,6 +137,7 @@ pub fn snapshot(
             summary: Summary::default(),
             warnings: Vec::new(),
             progress,
+            chunker: None,
         };
         let walk = walker
             .archive_root(&root)
@@ -261,11 +262,28 @@ struct Walker<'a> {
     summary: Summary,
     warnings: Vec<Warning>,
     progress: &'a Progress,
+    /// One chunker (and its buffer) for every file.
+    chunker: Option<Chunker<File>>,
 }
 
-/// The walker stopped because the packer or workers are gone.
-fn pipeline_closed() -> Error {
-    Error::InvalidInput("the storage pipeline stopped".into())
+/// Sends a new blob to the sealing workers and counts it. (A free function
+/// so the walker can call it while its chunker's buffer is borrowed.)
+fn queue(
+    jobs: &Sender<Job>,
+    summary: &mut Summary,
+    progress: &Progress,
+    kind: BlobKind,
+    id: Id,
+    plain: Vec<u8>,
+) -> Result<()> {
+    summary.blobs_added += 1;
+    summary.bytes_added += plain.len() as u64;
+    progress
+        .bytes_added
+        .fetch_add(plain.len() as u64, Ordering::Relaxed);
+    jobs.send(Job { kind, id, plain })
+        // The packer or the workers are gone; the packer's error says why.
+        .map_err(|_| Error::InvalidInput("the storage pipeline stopped".into()))
 }
 
 impl Walker<'_> {
@@ -381,7 +399,17 @@ impl Walker<'_> {
             }
         };
         let key = self.repo.key();
-        let mut chunker = Chunker::new(file, self.repo.config().chunker, key.chunker_seed());
+        let chunker = match &mut self.chunker {
+            Some(chunker) => {
+                chunker.reset(file);
+                chunker
+            }
+            none => none.insert(Chunker::new(
+                file,
+                self.repo.config().chunker,
+                key.chunker_seed(),
+            )),
+        };
         let mut content = Vec::new();
         let mut size = 0u64;
         loop {
@@ -389,7 +417,10 @@ impl Walker<'_> {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(e) => {
-                    self.warn(path, &e);
+                    self.warnings.push(Warning {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    });
                     return Ok(None);
                 }
             };
@@ -399,9 +430,18 @@ impl Walker<'_> {
                 .bytes_read
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             content.push(BlobId(id));
-            if self.is_new(BlobKind::Data, id) {
+            if !self.repo.index().contains(BlobKind::Data, &id)
+                && self.queued.insert((BlobKind::Data, id))
+            {
                 let plain = chunk.to_vec();
-                self.queue(BlobKind::Data, id, plain)?;
+                queue(
+                    &self.jobs,
+                    &mut self.summary,
+                    self.progress,
+                    BlobKind::Data,
+                    id,
+                    plain,
+                )?;
             }
         }
         self.summary.bytes_read += size;
@@ -413,26 +453,19 @@ impl Walker<'_> {
         tree.sort();
         let bytes = tree.encode();
         let id = self.repo.key().blob_id(&bytes);
-        if self.is_new(BlobKind::Tree, id) {
-            self.queue(BlobKind::Tree, id, bytes)?;
+        if !self.repo.index().contains(BlobKind::Tree, &id)
+            && self.queued.insert((BlobKind::Tree, id))
+        {
+            queue(
+                &self.jobs,
+                &mut self.summary,
+                self.progress,
+                BlobKind::Tree,
+                id,
+                bytes,
+            )?;
         }
         Ok(TreeId(id))
-    }
-
-    fn is_new(&self, kind: BlobKind, id: Id) -> bool {
-        !self.repo.index().contains(kind, &id) && !self.queued.contains(&(kind, id))
-    }
-
-    fn queue(&mut self, kind: BlobKind, id: Id, plain: Vec<u8>) -> Result<()> {
-        self.queued.insert((kind, id));
-        self.summary.blobs_added += 1;
-        self.summary.bytes_added += plain.len() as u64;
-        self.progress
-            .bytes_added
-            .fetch_add(plain.len() as u64, Ordering::Relaxed);
-        self.jobs
-            .send(Job { kind, id, plain })
-            .map_err(|_| pipeline_closed())
     }
 
     fn warn(&mut self, path: &Path, error: &std::io::Error) {
