@@ -4,8 +4,8 @@
 //! MessagePack; sealed with the object kind's associated data. Decoding
 //! bounds both the stored size and the decompressed size.
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use std::io::Read;
 
 use crate::crypto::MasterKey;

@@ -46,17 +46,21 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
     }
 }
 
+/// The names along a path, without root, `.` or `..` components.
+pub(crate) fn names_of(path: &Path) -> Vec<&OsStr> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Builds the root of the snapshot tree from absolute source paths.
 pub(crate) fn build_root(paths: &[PathBuf]) -> SourceNode {
     let mut root = SourceNode::Virtual(PathBuf::from("/"), BTreeMap::new());
     for path in paths {
-        let names: Vec<&OsStr> = path
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(n),
-                _ => None,
-            })
-            .collect();
+        let names = names_of(path);
         if names.is_empty() {
             return SourceNode::Real(PathBuf::from("/"));
         }

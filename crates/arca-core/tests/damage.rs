@@ -1,6 +1,8 @@
 //! Every single flipped byte of every stored object is caught: reading the
 //! object fails with an error that names it, never a panic, never wrong data.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use std::sync::Arc;
 
 use arca_backend::{Backend, FileKind, MemoryBackend};

@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::id::TreeId;
@@ -38,13 +38,7 @@ pub fn list(
 ) -> Result<()> {
     let mut tree = snapshot.tree;
     let mut at = PathBuf::from("/");
-    let names: Vec<&OsStr> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n),
-            _ => None,
-        })
-        .collect();
+    let names = crate::source::names_of(path);
     for (i, name) in names.iter().enumerate() {
         let node = repo
             .read_tree(&tree)?
