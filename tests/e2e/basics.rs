@@ -315,3 +315,30 @@ fn repository_files_are_private() {
         assert_eq!(dir_mode, 0o700, "{}", file.parent().unwrap().display());
     }
 }
+
+#[test]
+fn restore_replaces_existing_entries_without_writing_through_links() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    write_file(&src.join("f"), b"from the snapshot", 0o644);
+    write_file(&src.join("g"), b"second", 0o644);
+    env.snapshot(&[&src]);
+
+    let target = env.path("out");
+    let dest = restored(&target, &src);
+    fs::create_dir_all(&dest).unwrap();
+    // An outside file hard-linked into the target, and a symlink where a
+    // file will go: neither outside file may change.
+    let outside = env.path("outside");
+    write_file(&outside, b"outside, keep me", 0o644);
+    fs::hard_link(&outside, dest.join("f")).unwrap();
+    let outside2 = env.path("outside2");
+    write_file(&outside2, b"also keep me", 0o644);
+    symlink(&outside2, dest.join("g")).unwrap();
+
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_same_tree(&src, &dest);
+    assert_eq!(fs::read(&outside).unwrap(), b"outside, keep me");
+    assert_eq!(fs::read(&outside2).unwrap(), b"also keep me");
+}

@@ -71,7 +71,9 @@ fn run_command(cmd: &str) -> Result<Vec<u8>> {
 }
 
 fn prompt(confirm: bool) -> Result<Vec<u8>> {
-    if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
+    // Only prompt when a person is plausibly there: a cron job or a script
+    // with no password source must fail at once, not wait on /dev/tty.
+    if !std::io::stdin().is_terminal() {
         bail!(
             "no password given: set ARCA_PASSWORD_FILE, ARCA_PASSWORD_COMMAND or ARCA_PASSWORD, or run on a terminal"
         );

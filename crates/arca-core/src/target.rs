@@ -27,14 +27,15 @@ pub(crate) fn create_dir(path: &Path) -> Result<()> {
     }
 }
 
-/// Creates (or truncates) a regular file of `size` bytes: a hole until its
-/// chunks are written, so all-zero chunks need no writing at all.
+/// Creates a regular file of `size` bytes: a hole until its chunks are
+/// written, so all-zero chunks need no writing at all. Whatever was at the
+/// path is replaced, never written through (it may be a hard link or a
+/// symlink to something outside the target).
 pub(crate) fn create_file(path: &Path, size: u64) -> Result<()> {
-    remove_if_not_file(path)?;
+    remove_existing(path)?;
     let file = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)
         .map_err(|e| Error::target(path, e))?;
@@ -58,22 +59,20 @@ pub(crate) fn write_at(file: &File, path: &Path, offset: u64, data: &[u8]) -> Re
 /// Creates a symlink, replacing whatever was there.
 pub(crate) fn create_symlink(path: &Path, target: &[u8]) -> Result<()> {
     use std::os::unix::ffi::OsStrExt;
-    remove_if_not_file(path)?;
-    if fs::symlink_metadata(path).is_ok() {
-        fs::remove_file(path).map_err(|e| Error::target(path, e))?;
-    }
+    remove_existing(path)?;
     std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path)
         .map_err(|e| Error::target(path, e))
 }
 
-fn remove_if_not_file(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path).map_err(|e| Error::target(path, e)),
-        Ok(meta) if meta.file_type().is_symlink() => {
-            fs::remove_file(path).map_err(|e| Error::target(path, e))
-        }
-        _ => Ok(()),
-    }
+/// Removes whatever is at `path`, if anything.
+fn remove_existing(path: &Path) -> Result<()> {
+    let removed = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    removed.map_err(|e| Error::target(path, e))
 }
 
 /// Applies owner (when running as root), mode and times.
