@@ -34,9 +34,11 @@ fn unchanged_tree_adds_almost_nothing_and_an_append_adds_about_one_chunk() {
         added(&second)
     );
     assert_eq!(
-        second["summary"]["bytes_read"],
-        first["summary"]["bytes_read"]
+        second["summary"]["bytes_read"], 0,
+        "unchanged files are not read"
     );
+    assert_eq!(second["summary"]["files_unchanged"], 2);
+    assert_eq!(second["parent"], first["id"]);
 
     let mut f = fs::OpenOptions::new()
         .append(true)
@@ -45,6 +47,9 @@ fn unchanged_tree_adds_almost_nothing_and_an_append_adds_about_one_chunk() {
     f.write_all(&random_bytes(1 << 20, 12)).unwrap();
     drop(f);
     let third = env.snapshot(&[&source]);
+    assert_eq!(third["summary"]["files_changed"], 1);
+    assert_eq!(third["summary"]["files_unchanged"], 1);
+    assert!(third["summary"]["dirs_changed"].as_u64().unwrap() >= 1);
     let bytes = added(&third);
     // The appended MiB plus the file's old last chunk (cut by end of file,
     // not by content), re-chunked: at least 1 MiB, at most 1 MiB + one

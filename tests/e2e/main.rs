@@ -8,3 +8,4 @@ mod util;
 mod basics;
 mod damage;
 mod dedup;
+mod sources;

@@ -133,6 +133,38 @@ pub struct SnapshotArgs {
     /// Record this time instead of now (RFC 3339, or "YYYY-MM-DD HH:MM:SS" local).
     #[arg(long, value_name = "TIME")]
     pub time: Option<String>,
+
+    /// Compare against this snapshot instead of the newest one of the same host and paths.
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with = "force")]
+    pub parent: Option<String>,
+
+    /// Read every file, even those unchanged since the parent snapshot.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Leave out paths matching GLOB (gitignore rules; repeatable).
+    #[arg(short = 'e', long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+
+    /// Read exclude patterns from FILE, one per line (gitignore rules; repeatable).
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_files: Vec<PathBuf>,
+
+    /// Leave out directories that contain an entry named NAME (repeatable).
+    #[arg(long = "exclude-if-present", value_name = "NAME")]
+    pub exclude_if_present: Vec<String>,
+
+    /// Leave out files larger than SIZE (e.g. 2GiB).
+    #[arg(long, value_name = "SIZE")]
+    pub exclude_larger_than: Option<String>,
+
+    /// Do not cross into other file systems below the given paths.
+    #[arg(short = 'x', long)]
+    pub one_file_system: bool,
+
+    /// Read and chunk everything and report what would be stored; store nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

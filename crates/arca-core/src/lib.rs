@@ -55,10 +55,12 @@ pub use index::{Index, IndexFile, IndexPack, Location};
 pub use key::{KdfParams, KeyFile};
 pub use ops::ls::{list, walk};
 pub use ops::restore::{RestoreProgress, RestoreSummary, restore};
-pub use ops::snapshot::{Progress, SnapshotOptions, SnapshotOutcome, Warning, snapshot};
+pub use ops::snapshot::{
+    CHECKPOINT_INTERVAL, Progress, SnapshotOptions, SnapshotOutcome, Warning, WarningKind, snapshot,
+};
 pub use pack::{FinishedPack, PackEntry, PackWriter, read_header};
 pub use repository::{Owner, Repository};
 pub use snapshot::{Snapshot, Summary};
-pub use source::absolute;
+pub use source::{ExcludeOptions, absolute};
 pub use time::{Time, Timestamp};
 pub use tree::{Node, NodeKind, Tree, Xattr};

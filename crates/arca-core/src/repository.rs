@@ -170,6 +170,11 @@ impl Repository {
         Ok(snaps)
     }
 
+    /// Reads one snapshot by id.
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        self.load_snapshot_named(&id.to_hex()).map(|(_, s)| s)
+    }
+
     fn load_snapshot_named(&self, name: &str) -> Result<(SnapshotId, Snapshot)> {
         let object = format!("snapshot {name}");
         let id = Id::from_hex(name).ok_or_else(|| Error::corrupt(&object, "name is not an id"))?;

@@ -9,9 +9,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
+use std::collections::{HashMap, HashSet};
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
-use crate::tree::{Node, NodeKind};
+use crate::tree::{Node, NodeKind, Xattr};
 
 /// The snapshot's root, mirroring absolute paths: directories on the way to
 /// a source path are `Virtual` (only their own metadata is stored), source
@@ -133,6 +137,161 @@ pub(crate) fn node_from_metadata(name: &[u8], meta: &Metadata) -> Option<Node> {
         content: Vec::new(),
         subtree: None,
     })
+}
+
+/// What to leave out of a snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct ExcludeOptions {
+    /// Patterns with gitignore semantics, matched against absolute paths
+    /// (`*.tmp` anywhere, `/srv/cache` anchored, `logs/` directories only,
+    /// `!keep.log` re-includes).
+    pub patterns: Vec<String>,
+    /// Files of such patterns, one per line (`#` comments, as .gitignore).
+    pub pattern_files: Vec<PathBuf>,
+    /// Leave out directories that contain an entry of one of these names.
+    pub if_present: Vec<String>,
+    /// Leave out files larger than this many bytes.
+    pub larger_than: Option<u64>,
+    /// Stay on the file systems of the source paths.
+    pub one_file_system: bool,
+}
+
+/// The compiled form of [`ExcludeOptions`].
+#[derive(Debug)]
+pub(crate) struct Filter {
+    gitignore: Option<Gitignore>,
+    if_present: Vec<PathBuf>,
+    larger_than: Option<u64>,
+    devices: Option<HashSet<u64>>,
+}
+
+impl Filter {
+    pub(crate) fn new(options: &ExcludeOptions, sources: &[PathBuf]) -> Result<Filter> {
+        let gitignore = if options.patterns.is_empty() && options.pattern_files.is_empty() {
+            None
+        } else {
+            let mut builder = GitignoreBuilder::new("/");
+            for file in &options.pattern_files {
+                if let Some(e) = builder.add(file) {
+                    return Err(Error::InvalidInput(format!(
+                        "exclude file {}: {e}",
+                        file.display()
+                    )));
+                }
+            }
+            for pattern in &options.patterns {
+                builder.add_line(None, pattern).map_err(|e| {
+                    Error::InvalidInput(format!("exclude pattern {pattern:?}: {e}"))
+                })?;
+            }
+            Some(
+                builder
+                    .build()
+                    .map_err(|e| Error::InvalidInput(format!("exclude patterns: {e}")))?,
+            )
+        };
+        let devices = if options.one_file_system {
+            let mut set = HashSet::new();
+            for path in sources {
+                let meta = std::fs::symlink_metadata(path).map_err(|e| Error::source(path, e))?;
+                set.insert(meta.dev());
+            }
+            Some(set)
+        } else {
+            None
+        };
+        Ok(Filter {
+            gitignore,
+            if_present: options.if_present.iter().map(PathBuf::from).collect(),
+            larger_than: options.larger_than,
+            devices,
+        })
+    }
+
+    /// Whether an entry below a source path is left out.
+    pub(crate) fn excludes(&self, path: &Path, meta: &Metadata) -> bool {
+        let is_dir = meta.is_dir();
+        if let Some(g) = &self.gitignore
+            && g.matched(path, is_dir).is_ignore()
+        {
+            return true;
+        }
+        if let Some(limit) = self.larger_than
+            && meta.is_file()
+            && meta.len() > limit
+        {
+            return true;
+        }
+        if let Some(devices) = &self.devices
+            && !devices.contains(&meta.dev())
+        {
+            return true;
+        }
+        is_dir
+            && self
+                .if_present
+                .iter()
+                .any(|name| path.join(name).symlink_metadata().is_ok())
+    }
+}
+
+/// Looks up user and group names once per id.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    users: HashMap<u32, String>,
+    groups: HashMap<u32, String>,
+}
+
+impl Names {
+    pub(crate) fn fill(&mut self, node: &mut Node) {
+        node.user = self
+            .users
+            .entry(node.uid)
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(node.uid))
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+                    .unwrap_or_default()
+            })
+            .clone();
+        node.group = self
+            .groups
+            .entry(node.gid)
+            .or_insert_with(|| {
+                nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(node.gid))
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+                    .unwrap_or_default()
+            })
+            .clone();
+    }
+}
+
+/// The extended attributes of an entry (not following symlinks), sorted by
+/// name. File systems without xattr support give none.
+pub(crate) fn read_xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {
+    let names = match xattr::list(path) {
+        Ok(names) => names,
+        Err(e) if e.raw_os_error() == Some(libc_enotsup()) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(value) = xattr::get(path, &name)? {
+            out.push(Xattr {
+                name: name.as_bytes().to_vec(),
+                value,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+fn libc_enotsup() -> i32 {
+    nix::errno::Errno::EOPNOTSUPP as i32
 }
 
 #[cfg(test)]

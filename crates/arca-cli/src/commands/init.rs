@@ -1,4 +1,4 @@
-use anyhow::{Result, bail};
+use anyhow::Result;
 use arca_core::{InitOptions, Owner, Repository};
 use serde::Serialize;
 
@@ -16,7 +16,8 @@ pub fn run(config: &Config, args: InitArgs) -> Result<i32> {
     let backend = config.backend()?;
     let options = InitOptions {
         compression: args.compression,
-        pack_size: parse_size(&args.pack_size)?,
+        pack_size: u32::try_from(super::parse_size(&args.pack_size)?)
+            .map_err(|_| anyhow::anyhow!("pack size {} is too large", args.pack_size))?,
         ..InitOptions::default()
     };
     let password = zeroize::Zeroizing::new(config.password.get_new()?);
@@ -40,36 +41,17 @@ pub fn run(config: &Config, args: InitArgs) -> Result<i32> {
     Ok(crate::exit::SUCCESS)
 }
 
-/// Parses `16MiB`, `512KiB`, `1G`, `1048576`.
-fn parse_size(text: &str) -> Result<u32> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" | "kb" => 1 << 10,
-        "m" | "mib" | "mb" => 1 << 20,
-        "g" | "gib" | "gb" => 1 << 30,
-        _ => bail!("{text:?} is not a size (try 16MiB)"),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{text:?} is not a size (try 16MiB)"))?;
-    n.checked_mul(factor)
-        .and_then(|v| u32::try_from(v).ok())
-        .ok_or_else(|| anyhow::anyhow!("size {text:?} is too large"))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::super::parse_size;
 
     #[test]
     fn sizes_parse_with_binary_units() {
         assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
         assert_eq!(parse_size("512k").unwrap(), 512 << 10);
         assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
-        assert!(parse_size("8GiB").is_err());
+        assert_eq!(parse_size("8GiB").unwrap(), 8 << 30);
+        assert!(parse_size("99999999999T").is_err());
         assert!(parse_size("lots").is_err());
     }
 }

@@ -41,6 +41,25 @@ fn open_repository(config: &Config) -> Result<Repository> {
     Ok(repo)
 }
 
+/// Parses `16MiB`, `512KiB`, `2G`, `1T`, `1048576`.
+fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let bad = || anyhow::anyhow!("{text:?} is not a size (try 16MiB)");
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        "t" | "tib" | "tb" => 40,
+        _ => return Err(bad()),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| anyhow::anyhow!("size {text:?} is too large"))
+}
+
 /// The machine's host name.
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -60,8 +79,9 @@ fn username() -> String {
 /// A snapshot as `--json` shows it; field names are part of the CLI contract.
 #[derive(Serialize)]
 struct SnapshotJson<'a> {
-    id: String,
-    short_id: String,
+    /// `None` only for a dry run, which saves no snapshot.
+    id: Option<String>,
+    short_id: Option<String>,
     time: String,
     tree: String,
     paths: Vec<String>,
@@ -75,10 +95,10 @@ struct SnapshotJson<'a> {
 }
 
 impl<'a> SnapshotJson<'a> {
-    fn new(id: &SnapshotId, snap: &'a Snapshot) -> SnapshotJson<'a> {
+    fn new(id: Option<&SnapshotId>, snap: &'a Snapshot) -> SnapshotJson<'a> {
         SnapshotJson {
-            id: id.to_hex(),
-            short_id: id.short(),
+            id: id.map(SnapshotId::to_hex),
+            short_id: id.map(SnapshotId::short),
             time: snap.time.to_rfc3339(),
             tree: snap.tree.to_hex(),
             paths: snap.path_strings(),

@@ -1,5 +1,5 @@
 use anyhow::{Context, Result, bail};
-use arca_core::{Progress, SnapshotOptions, Time};
+use arca_core::{ExcludeOptions, Progress, SnapshotOptions, Time, WarningKind};
 use indicatif::HumanBytes;
 use serde::Serialize;
 use std::sync::atomic::Ordering;
@@ -11,12 +11,14 @@ use crate::{exit, output, progress};
 
 #[derive(Serialize)]
 struct Warning {
+    kind: &'static str,
     path: String,
     error: String,
 }
 
 #[derive(Serialize)]
 struct SnapshotResultJson<'a> {
+    dry_run: bool,
     #[serde(flatten)]
     snapshot: SnapshotJson<'a>,
     warnings: Vec<Warning>,
@@ -28,7 +30,16 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         arca_core::absolute(path)?;
     }
     let time = args.time.as_deref().map(parse_time).transpose()?;
+    let larger_than = args
+        .exclude_larger_than
+        .as_deref()
+        .map(super::parse_size)
+        .transpose()?;
     let mut repo = super::open_repository(config)?;
+    let parent = match &args.parent {
+        Some(spec) => Some(repo.find_snapshot(spec)?.0),
+        None => None,
+    };
     let options = SnapshotOptions {
         paths: args.paths,
         hostname: args.host.unwrap_or_else(super::hostname),
@@ -37,6 +48,17 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         description: args.description.unwrap_or_default(),
         time,
         threads: 0,
+        parent,
+        no_parent: args.force,
+        exclude: ExcludeOptions {
+            patterns: args.excludes,
+            pattern_files: args.exclude_files,
+            if_present: args.exclude_if_present,
+            larger_than,
+            one_file_system: args.one_file_system,
+        },
+        dry_run: args.dry_run,
+        checkpoint_interval: None,
     };
     let counters = Progress::default();
     let bar = progress::spinner("{spinner} {elapsed} {msg}");
@@ -55,19 +77,33 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         || arca_core::snapshot(&mut repo, &options, &counters),
     )?;
     for w in &outcome.warnings {
+        let what = match w.kind {
+            WarningKind::Unreadable => "cannot read",
+            WarningKind::Changed => "file changed",
+        };
         eprintln!(
-            "arca: warning: cannot read {}: {}",
+            "arca: warning: {what} {}: {}",
             output::sanitize(&w.path.display().to_string()),
             w.message
         );
     }
+    let unreadable = outcome
+        .warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::Unreadable)
+        .count();
     if config.json {
         output::json(&SnapshotResultJson {
-            snapshot: SnapshotJson::new(&outcome.id, &outcome.snapshot),
+            snapshot: SnapshotJson::new(outcome.id.as_ref(), &outcome.snapshot),
+            dry_run: args.dry_run,
             warnings: outcome
                 .warnings
                 .iter()
                 .map(|w| Warning {
+                    kind: match w.kind {
+                        WarningKind::Unreadable => "unreadable",
+                        WarningKind::Changed => "changed",
+                    },
                     path: w.path.display().to_string(),
                     error: w.message.clone(),
                 })
@@ -75,7 +111,10 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         });
     } else if !config.quiet {
         let s = outcome.snapshot.summary.clone().unwrap_or_default();
-        output::line(format!("snapshot {} saved", outcome.id.short()));
+        match &outcome.id {
+            Some(id) => output::line(format!("snapshot {} saved", id.short())),
+            None => output::line("dry run: nothing was stored"),
+        }
         output::line(format!(
             "files: {} new, {} changed, {} unchanged",
             s.files_new, s.files_changed, s.files_unchanged
@@ -92,12 +131,11 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
             s.duration_ms as f64 / 1000.0
         ));
     }
-    if outcome.warnings.is_empty() {
+    if unreadable == 0 {
         Ok(exit::SUCCESS)
     } else {
         config.note(format!(
-            "arca: {} source entries could not be read; the snapshot holds everything else",
-            outcome.warnings.len()
+            "arca: {unreadable} source entries could not be read; the snapshot holds everything else"
         ));
         Ok(exit::PARTIAL)
     }

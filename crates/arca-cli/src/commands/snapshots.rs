@@ -21,7 +21,7 @@ pub fn run(config: &Config, args: SnapshotsArgs) -> Result<i32> {
     if config.json {
         let list: Vec<SnapshotJson> = snapshots
             .iter()
-            .map(|(id, s)| SnapshotJson::new(id, s))
+            .map(|(id, s)| SnapshotJson::new(Some(id), s))
             .collect();
         output::json(&list);
         return Ok(crate::exit::SUCCESS);

@@ -16,14 +16,23 @@
 //!
 //! Order of writes: packs, then an index file naming them, then the snapshot
 //! file. A crash before the snapshot file leaves only unreferenced (and at
-//! worst unindexed) packs, never a snapshot pointing at missing data.
+//! worst unindexed) packs, never a snapshot pointing at missing data. While
+//! a long run goes on, the packer saves an index file for the packs stored
+//! so far every few minutes (a checkpoint), so an interrupted run's uploads
+//! are found by the index of the next run and not sent again.
+//!
+//! Change detection: the newest earlier snapshot of the same host and paths
+//! is the parent. Its trees are walked alongside the source; a file whose
+//! size, mtime, ctime, inode and device match its parent node (and whose
+//! blobs are all still indexed) reuses the parent's content list unread.
 
 use std::collections::HashSet;
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
@@ -35,8 +44,9 @@ use crate::index::{IndexFile, IndexPack};
 use crate::pack::PackWriter;
 use crate::repository::Repository;
 use crate::snapshot::{Snapshot, Summary};
-use crate::source::{self, SourceNode};
+use crate::source::{self, ExcludeOptions, Filter, Names, SourceNode};
 use crate::time::Time;
+use crate::time::Timestamp;
 use crate::tree::{Node, NodeKind, Tree};
 
 /// What to snapshot and how to label it.
@@ -51,7 +61,20 @@ pub struct SnapshotOptions {
     pub time: Option<Time>,
     /// Sealing workers; 0 means one per core.
     pub threads: usize,
+    /// Use this snapshot as the parent instead of finding one.
+    pub parent: Option<SnapshotId>,
+    /// Read every file, ignoring any parent.
+    pub no_parent: bool,
+    pub exclude: ExcludeOptions,
+    /// Walk and chunk everything, store nothing.
+    pub dry_run: bool,
+    /// How often a running snapshot saves an index of the packs stored so
+    /// far; `None` means the default of five minutes.
+    pub checkpoint_interval: Option<Duration>,
 }
+
+/// Default time between index checkpoints of a running snapshot.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Live counters a caller may poll to draw progress.
 #[derive(Debug, Default)]
@@ -61,9 +84,19 @@ pub struct Progress {
     pub bytes_added: AtomicU64,
 }
 
-/// A source entry that could not be read and was left out.
+/// What went wrong with one source entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WarningKind {
+    /// It could not be read (or vanished) and was left out.
+    Unreadable,
+    /// It changed while being read; what was read is stored.
+    Changed,
+}
+
+/// A problem with one source entry.
 #[derive(Clone, Debug)]
 pub struct Warning {
+    pub kind: WarningKind,
     pub path: PathBuf,
     pub message: String,
 }
@@ -71,7 +104,8 @@ pub struct Warning {
 /// The outcome of a snapshot.
 #[derive(Debug)]
 pub struct SnapshotOutcome {
-    pub id: SnapshotId,
+    /// The id of the saved snapshot; `None` for a dry run.
+    pub id: Option<SnapshotId>,
     pub snapshot: Snapshot,
     pub warnings: Vec<Warning>,
 }
@@ -111,12 +145,22 @@ pub fn snapshot(
     paths.sort();
     paths.dedup();
     let root = source::build_root(&paths);
+    let filter = Filter::new(&options.exclude, &paths)?;
+    let path_bytes: Vec<serde_bytes::ByteBuf> = paths
+        .iter()
+        .map(|p| serde_bytes::ByteBuf::from(p.as_os_str().as_bytes().to_vec()))
+        .collect();
+    let parent = find_parent(repo, options, &path_bytes)?;
+    let parent_root = parent
+        .as_ref()
+        .and_then(|(_, snap)| repo.read_tree(&snap.tree).ok());
 
     let threads = if options.threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
         options.threads
     };
+    let checkpoint = options.checkpoint_interval.unwrap_or(CHECKPOINT_INTERVAL);
     let (job_tx, job_rx) = bounded::<Job>(threads * 2);
     let (sealed_tx, sealed_rx) = bounded::<Sealed>(threads * 2);
 
@@ -129,18 +173,20 @@ pub fn snapshot(
         }
         drop(job_rx);
         drop(sealed_tx);
-        let packer = scope.spawn(move || pack_blobs(repo_ref, sealed_rx));
+        let packer = scope.spawn(move || pack_blobs(repo_ref, sealed_rx, checkpoint));
         let mut walker = Walker {
             repo: repo_ref,
             queued: HashSet::new(),
-            jobs: job_tx,
+            jobs: (!options.dry_run).then_some(job_tx),
             summary: Summary::default(),
             warnings: Vec::new(),
             progress,
             chunker: None,
+            filter,
+            names: Names::default(),
         };
         let walk = walker
-            .archive_root(&root)
+            .archive_root(&root, parent_root.as_ref())
             .map(|tree| (tree, walker.summary, walker.warnings));
         drop(walker.jobs);
         let packed = packer
@@ -150,46 +196,72 @@ pub fn snapshot(
     });
     // A failed store stops the walker too; report the store's error, which is
     // the cause, rather than the walker's closed channel.
-    let (packs, bytes_stored) = packed?;
+    let packed = packed?;
     let (tree, mut summary, warnings) = walk?;
 
-    if !packs.is_empty() {
+    if !packed.unsaved.is_empty() {
         repo.save_index(&IndexFile {
             supersedes: Vec::new(),
-            packs: packs.clone(),
+            packs: packed.unsaved,
         })?;
+    }
+    if !packed.all.is_empty() {
         let index = repo.index_mut();
-        for pack in &packs {
+        for pack in &packed.all {
             if let Some(kind) = BlobKind::from_byte(pack.kind) {
                 index.add_pack(pack.id, kind, pack.size, &pack.blobs);
             }
         }
         index.finish();
     }
-    summary.bytes_stored = bytes_stored;
-    summary.errors = warnings.len() as u64;
+    summary.bytes_stored = packed.stored_bytes;
+    summary.errors = warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::Unreadable)
+        .count() as u64;
     summary.duration_ms = started.elapsed().as_millis() as u64;
     let snapshot = Snapshot {
         time,
         tree,
-        paths: paths
-            .iter()
-            .map(|p| serde_bytes::ByteBuf::from(p.as_os_str().as_bytes().to_vec()))
-            .collect(),
+        paths: path_bytes,
         hostname: options.hostname.clone(),
         username: options.username.clone(),
         tags: options.tags.clone(),
         description: options.description.clone(),
-        parent: None,
+        parent: parent.map(|(id, _)| id),
         program_version: format!("arca {}", env!("CARGO_PKG_VERSION")),
         summary: Some(summary),
     };
-    let id = repo.save_snapshot(&snapshot)?;
+    let id = if options.dry_run {
+        None
+    } else {
+        Some(repo.save_snapshot(&snapshot)?)
+    };
     Ok(SnapshotOutcome {
         id,
         snapshot,
         warnings,
     })
+}
+
+/// The parent: the one asked for, or the newest snapshot of the same host
+/// and the same paths.
+fn find_parent(
+    repo: &Repository,
+    options: &SnapshotOptions,
+    paths: &[serde_bytes::ByteBuf],
+) -> Result<Option<(SnapshotId, Snapshot)>> {
+    if options.no_parent {
+        return Ok(None);
+    }
+    if let Some(id) = options.parent {
+        return repo.load_snapshot(&id).map(|snap| Some((id, snap)));
+    }
+    Ok(repo
+        .snapshots()?
+        .into_iter()
+        .rev()
+        .find(|(_, s)| s.hostname == options.hostname && s.paths == paths))
 }
 
 fn seal_worker(repo: &Repository, jobs: Receiver<Job>, out: Sender<Sealed>) {
@@ -218,30 +290,55 @@ fn seal_worker(repo: &Repository, jobs: Receiver<Job>, out: Sender<Sealed>) {
     }
 }
 
-/// Fills one pack per kind, storing each as it reaches the target size.
-fn pack_blobs(repo: &Repository, sealed: Receiver<Sealed>) -> Result<(Vec<IndexPack>, u64)> {
+/// What the packer stored.
+struct Packed {
+    /// Every pack stored by this run.
+    all: Vec<IndexPack>,
+    /// Packs not yet in an index file (the rest went into checkpoints).
+    unsaved: Vec<IndexPack>,
+    stored_bytes: u64,
+}
+
+/// Fills one pack per kind, storing each as it reaches the target size, and
+/// saves a checkpoint index of the stored packs every `checkpoint`.
+fn pack_blobs(repo: &Repository, sealed: Receiver<Sealed>, checkpoint: Duration) -> Result<Packed> {
     let target = repo.config().pack_size as usize;
     let mut writers = [
         PackWriter::new(BlobKind::Data, target),
         PackWriter::new(BlobKind::Tree, target),
     ];
-    let mut packs = Vec::new();
-    let mut stored_bytes = 0;
+    let mut packed = Packed {
+        all: Vec::new(),
+        unsaved: Vec::new(),
+        stored_bytes: 0,
+    };
+    let mut last_checkpoint = Instant::now();
     for blob in sealed {
         let slot = usize::from(blob.kind == BlobKind::Tree);
-        stored_bytes += blob.stored.len() as u64;
+        packed.stored_bytes += blob.stored.len() as u64;
         writers[slot].add(blob.id, blob.raw_len, blob.compression, &blob.stored);
         if writers[slot].len() >= target {
             let full = std::mem::replace(&mut writers[slot], PackWriter::new(blob.kind, target));
-            packs.push(store_pack(repo, full)?);
+            let pack = store_pack(repo, full)?;
+            packed.all.push(pack.clone());
+            packed.unsaved.push(pack);
+            if last_checkpoint.elapsed() >= checkpoint {
+                repo.save_index(&IndexFile {
+                    supersedes: Vec::new(),
+                    packs: std::mem::take(&mut packed.unsaved),
+                })?;
+                last_checkpoint = Instant::now();
+            }
         }
     }
     for writer in writers {
         if !writer.is_empty() {
-            packs.push(store_pack(repo, writer)?);
+            let pack = store_pack(repo, writer)?;
+            packed.all.push(pack.clone());
+            packed.unsaved.push(pack);
         }
     }
-    Ok((packs, stored_bytes))
+    Ok(packed)
 }
 
 fn store_pack(repo: &Repository, writer: PackWriter) -> Result<IndexPack> {
@@ -257,40 +354,47 @@ fn store_pack(repo: &Repository, writer: PackWriter) -> Result<IndexPack> {
 
 struct Walker<'a> {
     repo: &'a Repository,
+    /// New blobs of this run, sent or (in a dry run) counted.
     queued: HashSet<(BlobKind, Id)>,
-    jobs: Sender<Job>,
+    /// `None` in a dry run: nothing is stored.
+    jobs: Option<Sender<Job>>,
     summary: Summary,
     warnings: Vec<Warning>,
     progress: &'a Progress,
     /// One chunker (and its buffer) for every file.
     chunker: Option<Chunker<File>>,
+    filter: Filter,
+    names: Names,
 }
 
-/// Sends a new blob to the sealing workers and counts it. (A free function
-/// so the walker can call it while its chunker's buffer is borrowed.)
-fn queue(
-    jobs: &Sender<Job>,
-    summary: &mut Summary,
-    progress: &Progress,
-    kind: BlobKind,
-    id: Id,
-    plain: Vec<u8>,
-) -> Result<()> {
-    summary.blobs_added += 1;
-    summary.bytes_added += plain.len() as u64;
-    progress
-        .bytes_added
-        .fetch_add(plain.len() as u64, Ordering::Relaxed);
-    jobs.send(Job { kind, id, plain })
-        // The packer or the workers are gone; the packer's error says why.
-        .map_err(|_| Error::InvalidInput("the storage pipeline stopped".into()))
+/// The node of `name` in a parent tree.
+fn parent_node<'t>(parent: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
+    let nodes = &parent?.nodes;
+    nodes
+        .binary_search_by(|n| n.name.as_slice().cmp(name))
+        .ok()
+        .map(|i| &nodes[i])
 }
 
 impl Walker<'_> {
-    fn archive_root(&mut self, root: &SourceNode) -> Result<TreeId> {
+    fn archive_root(&mut self, root: &SourceNode, parent: Option<&Tree>) -> Result<TreeId> {
         match root {
-            SourceNode::Real(path) => self.archive_dir(path),
-            SourceNode::Virtual(_, children) => self.archive_virtual(children),
+            SourceNode::Real(path) => self.archive_dir(path, parent),
+            SourceNode::Virtual(_, children) => self.archive_virtual(children, parent),
+        }
+    }
+
+    /// The subtree of a parent directory node, if it can be read.
+    fn parent_subtree(&self, node: Option<&Node>) -> Option<Tree> {
+        let node = node.filter(|n| n.kind == NodeKind::Dir)?;
+        self.repo.read_tree(node.subtree.as_ref()?).ok()
+    }
+
+    fn count_dir(&mut self, parent: Option<&Node>, subtree: TreeId) {
+        match parent {
+            None => self.summary.dirs_new += 1,
+            Some(p) if p.subtree == Some(subtree) => self.summary.dirs_unchanged += 1,
+            Some(_) => self.summary.dirs_changed += 1,
         }
     }
 
@@ -298,6 +402,7 @@ impl Walker<'_> {
     fn archive_virtual(
         &mut self,
         children: &std::collections::BTreeMap<Vec<u8>, SourceNode>,
+        parent: Option<&Tree>,
     ) -> Result<TreeId> {
         let mut tree = Tree::default();
         for (name, child) in children {
@@ -308,15 +413,19 @@ impl Walker<'_> {
             let Some(mut node) = source::node_from_metadata(name, &meta) else {
                 continue;
             };
+            let before = parent_node(parent, name);
             match child {
                 SourceNode::Real(p) => {
-                    if !self.fill_node(p, &mut node)? {
+                    if !self.fill_node(p, &meta, &mut node, before)? {
                         continue;
                     }
                 }
                 SourceNode::Virtual(_, grandchildren) => {
-                    node.subtree = Some(self.archive_virtual(grandchildren)?);
-                    self.summary.dirs_new += 1;
+                    self.fill_metadata(path, &mut node);
+                    let sub_parent = self.parent_subtree(before);
+                    let subtree = self.archive_virtual(grandchildren, sub_parent.as_ref())?;
+                    node.subtree = Some(subtree);
+                    self.count_dir(before, subtree);
                 }
             }
             tree.nodes.push(node);
@@ -325,18 +434,18 @@ impl Walker<'_> {
     }
 
     /// A source directory: everything below it, sorted by name bytes.
-    fn archive_dir(&mut self, dir: &Path) -> Result<TreeId> {
+    fn archive_dir(&mut self, dir: &Path, parent: Option<&Tree>) -> Result<TreeId> {
         let mut names: Vec<Vec<u8>> = Vec::new();
         match std::fs::read_dir(dir) {
             Ok(entries) => {
                 for entry in entries {
                     match entry {
                         Ok(entry) => names.push(entry.file_name().as_bytes().to_vec()),
-                        Err(e) => self.warn(dir, &e),
+                        Err(e) => self.warn(WarningKind::Unreadable, dir, e.to_string()),
                     }
                 }
             }
-            Err(e) => self.warn(dir, &e),
+            Err(e) => self.warn(WarningKind::Unreadable, dir, e.to_string()),
         }
         names.sort();
         let mut tree = Tree::default();
@@ -345,42 +454,76 @@ impl Walker<'_> {
             let meta = match std::fs::symlink_metadata(&path) {
                 Ok(meta) => meta,
                 Err(e) => {
-                    self.warn(&path, &e);
+                    self.warn(WarningKind::Unreadable, &path, e.to_string());
                     continue;
                 }
             };
+            if self.filter.excludes(&path, &meta) {
+                continue;
+            }
             let Some(mut node) = source::node_from_metadata(&name, &meta) else {
                 continue;
             };
-            if self.fill_node(&path, &mut node)? {
+            if self.fill_node(&path, &meta, &mut node, parent_node(parent, &name))? {
                 tree.nodes.push(node);
             }
         }
         self.store_tree(tree)
     }
 
+    /// Owner names and extended attributes.
+    fn fill_metadata(&mut self, path: &Path, node: &mut Node) {
+        self.names.fill(node);
+        match source::read_xattrs(path) {
+            Ok(xattrs) => node.xattrs = xattrs,
+            Err(e) => self.warn(
+                WarningKind::Unreadable,
+                path,
+                format!("cannot read extended attributes: {e}"),
+            ),
+        }
+    }
+
     /// Adds content, subtree or link target; false when the entry is skipped.
-    fn fill_node(&mut self, path: &Path, node: &mut Node) -> Result<bool> {
+    fn fill_node(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        node: &mut Node,
+        before: Option<&Node>,
+    ) -> Result<bool> {
+        self.fill_metadata(path, node);
         match node.kind {
-            NodeKind::File => match self.archive_file(path) {
-                Ok(Some((content, size))) => {
+            NodeKind::File => {
+                if let Some(content) = self.unchanged_content(node, before) {
+                    node.content = content;
+                    self.summary.files_unchanged += 1;
+                } else {
+                    let Some((content, size)) = self.archive_file(path, meta)? else {
+                        return Ok(false);
+                    };
                     node.content = content;
                     node.size = size;
-                    self.summary.files_new += 1;
-                    self.summary.total_files += 1;
-                    self.summary.total_bytes += size;
+                    if before.is_some() {
+                        self.summary.files_changed += 1;
+                    } else {
+                        self.summary.files_new += 1;
+                    }
                 }
-                Ok(None) => return Ok(false),
-                Err(e) => return Err(e),
-            },
+                self.summary.total_files += 1;
+                self.summary.total_bytes += node.size;
+                self.progress.files.fetch_add(1, Ordering::Relaxed);
+            }
             NodeKind::Dir => {
-                node.subtree = Some(self.archive_dir(path)?);
-                self.summary.dirs_new += 1;
+                let sub_parent = self.parent_subtree(before);
+                let subtree = self.archive_dir(path, sub_parent.as_ref())?;
+                node.subtree = Some(subtree);
+                self.count_dir(before, subtree);
             }
             NodeKind::Symlink => match std::fs::read_link(path) {
                 Ok(target) => node.target = target.as_os_str().as_bytes().to_vec(),
                 Err(e) => {
-                    self.warn(path, &e);
+                    self.warn(WarningKind::Unreadable, path, e.to_string());
                     return Ok(false);
                 }
             },
@@ -389,12 +532,31 @@ impl Walker<'_> {
         Ok(true)
     }
 
+    /// The parent's content list, if the file is unchanged since and all of
+    /// its blobs are still in the repository.
+    fn unchanged_content(&self, node: &Node, before: Option<&Node>) -> Option<Vec<BlobId>> {
+        let p = before?;
+        let same = p.kind == NodeKind::File
+            && p.size == node.size
+            && p.mtime == node.mtime
+            && p.ctime == node.ctime
+            && p.inode == node.inode
+            && p.device == node.device;
+        let present = || {
+            p.content.iter().all(|id| {
+                self.queued.contains(&(BlobKind::Data, id.id()))
+                    || self.repo.index().contains(BlobKind::Data, &id.id())
+            })
+        };
+        (same && present()).then(|| p.content.clone())
+    }
+
     /// Chunks a file; `None` (with a warning) when it cannot be read.
-    fn archive_file(&mut self, path: &Path) -> Result<Option<(Vec<BlobId>, u64)>> {
+    fn archive_file(&mut self, path: &Path, meta: &Metadata) -> Result<Option<(Vec<BlobId>, u64)>> {
         let file = match File::open(path) {
             Ok(file) => file,
             Err(e) => {
-                self.warn(path, &e);
+                self.warn(WarningKind::Unreadable, path, e.to_string());
                 return Ok(None);
             }
         };
@@ -418,6 +580,7 @@ impl Walker<'_> {
                 Ok(None) => break,
                 Err(e) => {
                     self.warnings.push(Warning {
+                        kind: WarningKind::Unreadable,
                         path: path.to_path_buf(),
                         message: e.to_string(),
                     });
@@ -435,7 +598,7 @@ impl Walker<'_> {
             {
                 let plain = chunk.to_vec();
                 queue(
-                    &self.jobs,
+                    self.jobs.as_ref(),
                     &mut self.summary,
                     self.progress,
                     BlobKind::Data,
@@ -445,7 +608,13 @@ impl Walker<'_> {
             }
         }
         self.summary.bytes_read += size;
-        self.progress.files.fetch_add(1, Ordering::Relaxed);
+        if changed_since(path, meta, size) {
+            self.warn(
+                WarningKind::Changed,
+                path,
+                "changed while being read; the snapshot holds what was read".into(),
+            );
+        }
         Ok(Some((content, size)))
     }
 
@@ -457,7 +626,7 @@ impl Walker<'_> {
             && self.queued.insert((BlobKind::Tree, id))
         {
             queue(
-                &self.jobs,
+                self.jobs.as_ref(),
                 &mut self.summary,
                 self.progress,
                 BlobKind::Tree,
@@ -468,10 +637,74 @@ impl Walker<'_> {
         Ok(TreeId(id))
     }
 
-    fn warn(&mut self, path: &Path, error: &std::io::Error) {
+    fn warn(&mut self, kind: WarningKind, path: &Path, message: String) {
         self.warnings.push(Warning {
+            kind,
             path: path.to_path_buf(),
-            message: error.to_string(),
+            message,
         });
+    }
+}
+
+/// Whether a file changed while it was read: another size than read, or
+/// other times or inode than before the read.
+fn changed_since(path: &Path, before: &Metadata, read: u64) -> bool {
+    let Ok(after) = std::fs::symlink_metadata(path) else {
+        return true;
+    };
+    let stamp = |m: &Metadata| {
+        (
+            Timestamp::new(m.mtime(), m.mtime_nsec()),
+            Timestamp::new(m.ctime(), m.ctime_nsec()),
+            m.ino(),
+        )
+    };
+    read != before.len() || after.len() != before.len() || stamp(&after) != stamp(before)
+}
+
+/// Sends a new blob to the sealing workers (none in a dry run) and counts
+/// it. A free function so the walker can call it while its chunker's buffer
+/// is borrowed.
+fn queue(
+    jobs: Option<&Sender<Job>>,
+    summary: &mut Summary,
+    progress: &Progress,
+    kind: BlobKind,
+    id: Id,
+    plain: Vec<u8>,
+) -> Result<()> {
+    summary.blobs_added += 1;
+    summary.bytes_added += plain.len() as u64;
+    progress
+        .bytes_added
+        .fetch_add(plain.len() as u64, Ordering::Relaxed);
+    match jobs {
+        // The packer or the workers are gone; the packer's error says why.
+        Some(jobs) => jobs
+            .send(Job { kind, id, plain })
+            .map_err(|_| Error::InvalidInput("the storage pipeline stopped".into())),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_during_a_read_are_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"12345").unwrap();
+        let before = std::fs::symlink_metadata(&path).unwrap();
+        assert!(!changed_since(&path, &before, 5));
+        assert!(
+            changed_since(&path, &before, 4),
+            "read fewer bytes than the size"
+        );
+        std::fs::write(&path, b"123456").unwrap();
+        assert!(changed_since(&path, &before, 5), "grew");
+        std::fs::remove_file(&path).unwrap();
+        assert!(changed_since(&path, &before, 5), "vanished");
     }
 }

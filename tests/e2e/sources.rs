@@ -1,0 +1,153 @@
+//! What goes into a snapshot: parents, excludes, dry runs and sources that
+//! misbehave.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::util::*;
+
+fn listed(env: &Env, snapshot: &str) -> Vec<String> {
+    env.ok(&["ls", snapshot])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn excludes_follow_gitignore_rules() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("logs")).unwrap();
+    fs::create_dir_all(src.join("cache/deep")).unwrap();
+    fs::create_dir_all(src.join("scratch")).unwrap();
+    write_file(&src.join("trades.db"), b"db", 0o644);
+    write_file(&src.join("logs/a.log"), b"log", 0o644);
+    write_file(&src.join("logs/keep.log"), b"keep", 0o644);
+    write_file(&src.join("cache/deep/x"), b"x", 0o644);
+    write_file(&src.join("scratch/.nobackup"), b"", 0o644);
+    write_file(&src.join("scratch/tmp.bin"), b"t", 0o644);
+    write_file(&src.join("big.bin"), &vec![1; 5000], 0o644);
+    let patterns = env.path("patterns");
+    fs::write(&patterns, "# caches are rebuilt\ncache/\n").unwrap();
+    let src_arg = src.to_str().unwrap();
+    let result = env.json(&[
+        "snapshot",
+        src_arg,
+        "--exclude",
+        "*.log",
+        "--exclude",
+        "!keep.log",
+        "--exclude-file",
+        patterns.to_str().unwrap(),
+        "--exclude-if-present",
+        ".nobackup",
+        "--exclude-larger-than",
+        "4KiB",
+    ]);
+    let names = listed(&env, result["id"].as_str().unwrap());
+    let has = |suffix: &str| names.iter().any(|n| n.ends_with(suffix));
+    assert!(
+        has("/src/trades.db") && has("/src/logs/keep.log"),
+        "{names:?}"
+    );
+    for gone in [
+        "/src/logs/a.log",
+        "/src/cache",
+        "/src/scratch",
+        "/src/big.bin",
+    ] {
+        assert!(!has(gone), "{gone} should be excluded: {names:?}");
+    }
+}
+
+#[test]
+fn dry_run_reports_but_stores_nothing() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    write_file(&src.join("f"), &random_bytes(100_000, 1), 0o644);
+    let before = files_below(&env.repo).len();
+    let result = env.json(&["snapshot", src.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(result["dry_run"], true);
+    assert!(result["id"].is_null());
+    assert!(result["summary"]["bytes_added"].as_u64().unwrap() >= 100_000);
+    assert_eq!(
+        files_below(&env.repo).len(),
+        before,
+        "a dry run wrote to the repository"
+    );
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn explicit_parent_and_force() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    write_file(&src.join("f"), b"content", 0o644);
+    let first = env.snapshot(&[&src]);
+    let src_arg = src.to_str().unwrap();
+    let forced = env.json(&["snapshot", src_arg, "--force"]);
+    assert_eq!(forced["summary"]["bytes_read"], 7);
+    assert!(forced["parent"].is_null());
+    let with = env.json(&[
+        "snapshot",
+        src_arg,
+        "--parent",
+        &first["short_id"].as_str().unwrap()[..6],
+    ]);
+    assert_eq!(with["parent"], first["id"]);
+    assert_eq!(with["summary"]["bytes_read"], 0);
+}
+
+/// Runs arca without the capabilities that let root read any file, so a
+/// mode-000 file is unreadable whoever runs the tests.
+fn without_dac_override(env: &Env, args: &[&str]) -> std::process::Output {
+    use std::os::unix::fs::MetadataExt;
+    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let mut cmd = env.cmd(args);
+    if !root {
+        return cmd.output().unwrap();
+    }
+    let mut wrapped = std::process::Command::new("setpriv");
+    wrapped
+        .args([
+            "--inh-caps=-dac_override,-dac_read_search",
+            "--bounding-set=-dac_override,-dac_read_search",
+        ])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(std::process::Stdio::null());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    wrapped.output().unwrap()
+}
+
+#[test]
+fn an_unreadable_file_is_named_and_gives_exit_3_with_the_snapshot_saved() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    write_file(&src.join("readable"), b"fine", 0o644);
+    let secret = src.join("locked.db");
+    write_file(&secret, b"cannot read me", 0o000);
+    let out = without_dac_override(&env, &["snapshot", src.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(secret.to_str().unwrap()), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+    let names = listed(&env, "latest");
+    assert!(
+        names.iter().any(|n| n.ends_with("/src/readable")),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.ends_with("/src/locked.db")),
+        "{names:?}"
+    );
+}
