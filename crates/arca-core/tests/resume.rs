@@ -1,0 +1,127 @@
+//! An interrupted snapshot's uploads are reused by the next run: the
+//! checkpoint index files written while it ran make them known.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arca_backend::{Backend, Entry, Error, FileKind, MemoryBackend};
+use arca_core::{InitOptions, KdfParams, Owner, Progress, Repository, SnapshotOptions};
+
+/// Fails every data pack write after the first `allowed`, like a network
+/// that goes away.
+struct Flaky {
+    inner: MemoryBackend,
+    allowed: usize,
+    data_writes: AtomicUsize,
+}
+
+impl Backend for Flaky {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> Result<(), Error> {
+        self.inner.create()
+    }
+    fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
+        self.inner.list(kind)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
+        self.inner.read(kind, name)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, Error> {
+        self.inner.read_range(kind, name, offset, length)
+    }
+    fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error> {
+        if kind == FileKind::Data && self.data_writes.fetch_add(1, Ordering::SeqCst) >= self.allowed
+        {
+            // An invalid name makes the inner backend fail the way storage would.
+            return self.inner.write(kind, "not hex", bytes);
+        }
+        self.inner.write(kind, name, bytes)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), Error> {
+        self.inner.remove(kind, name)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64, Error> {
+        self.inner.size(kind, name)
+    }
+}
+
+fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn an_interrupted_snapshot_is_resumed_without_resending() {
+    let memory = MemoryBackend::new();
+    let options = InitOptions {
+        kdf: KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        pack_size: 1 << 20,
+        ..InitOptions::default()
+    };
+    Repository::init(Arc::new(memory.clone()), b"pw", &options, &Owner::default()).unwrap();
+    let source = tempfile::tempdir().unwrap();
+    for i in 0..8 {
+        std::fs::write(source.path().join(format!("f{i}")), random(1 << 20, i + 1)).unwrap();
+    }
+    let snap_options = SnapshotOptions {
+        paths: vec![source.path().to_path_buf()],
+        checkpoint_interval: Some(Duration::ZERO),
+        ..SnapshotOptions::default()
+    };
+
+    let flaky = Arc::new(Flaky {
+        inner: memory.clone(),
+        allowed: 4,
+        data_writes: AtomicUsize::new(0),
+    });
+    let mut repo = Repository::open(flaky, b"pw").unwrap();
+    repo.load_index().unwrap();
+    let err = arca_core::snapshot(&mut repo, &snap_options, &Progress::default()).unwrap_err();
+    assert!(err.to_string().contains("data pack"), "{err}");
+    assert!(
+        memory.list(FileKind::Snapshot).unwrap().is_empty(),
+        "no snapshot from a failed run"
+    );
+    let stored_packs = memory.list(FileKind::Data).unwrap().len();
+    assert_eq!(stored_packs, 4);
+    assert!(
+        !memory.list(FileKind::Index).unwrap().is_empty(),
+        "checkpoints were saved"
+    );
+
+    let mut repo = Repository::open(Arc::new(memory.clone()), b"pw").unwrap();
+    repo.load_index().unwrap();
+    let outcome = arca_core::snapshot(&mut repo, &snap_options, &Progress::default()).unwrap();
+    let summary = outcome.snapshot.summary.unwrap();
+    assert_eq!(summary.bytes_read, 8 << 20);
+    // At least four of the eight MiB (four full packs) were stored before
+    // the failure and are reused; the rest is still to send.
+    assert!(
+        summary.bytes_added <= (4 << 20) + (64 << 10),
+        "re-sent data: {} bytes added",
+        summary.bytes_added
+    );
+    assert!(summary.bytes_added > 0, "nothing was left to send");
+}
