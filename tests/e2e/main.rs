@@ -8,4 +8,5 @@ mod util;
 mod basics;
 mod damage;
 mod dedup;
+mod fidelity;
 mod sources;

@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -50,18 +51,74 @@ pub(crate) fn open_for_write(path: &Path) -> Result<File> {
         .map_err(|e| Error::target(path, e))
 }
 
-/// Writes one chunk at its offset.
-pub(crate) fn write_at(file: &File, path: &Path, offset: u64, data: &[u8]) -> Result<()> {
-    file.write_all_at(data, offset)
+/// File-system block size assumed for holes.
+const BLOCK: u64 = 4096;
+
+/// Writes one chunk at its offset into a file created as a hole, skipping
+/// every whole block of zeros so that holes in the source stay holes.
+pub(crate) fn write_sparse(file: &File, path: &Path, offset: u64, data: &[u8]) -> Result<()> {
+    let end = offset + data.len() as u64;
+    let mut pos = offset;
+    let mut run_start: Option<u64> = None;
+    while pos < end {
+        let next = ((pos / BLOCK) + 1) * BLOCK;
+        let block_end = next.min(end);
+        let block = &data[(pos - offset) as usize..(block_end - offset) as usize];
+        let zero = block.iter().all(|&b| b == 0);
+        match (zero, run_start) {
+            (false, None) => run_start = Some(pos),
+            (true, Some(start)) => {
+                write_run(file, path, offset, data, start, pos)?;
+                run_start = None;
+            }
+            _ => {}
+        }
+        pos = block_end;
+    }
+    if let Some(start) = run_start {
+        write_run(file, path, offset, data, start, end)?;
+    }
+    Ok(())
+}
+
+fn write_run(
+    file: &File,
+    path: &Path,
+    offset: u64,
+    data: &[u8],
+    start: u64,
+    end: u64,
+) -> Result<()> {
+    let bytes = &data[(start - offset) as usize..(end - offset) as usize];
+    file.write_all_at(bytes, start)
         .map_err(|e| Error::target(path, e))
 }
 
 /// Creates a symlink, replacing whatever was there.
 pub(crate) fn create_symlink(path: &Path, target: &[u8]) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
     remove_existing(path)?;
     std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path)
         .map_err(|e| Error::target(path, e))
+}
+
+/// Creates a FIFO or device node. Devices need root; the caller decides.
+pub(crate) fn create_special(path: &Path, node: &Node) -> Result<()> {
+    use nix::sys::stat::{Mode, SFlag};
+    remove_existing(path)?;
+    let mode = Mode::from_bits_truncate(node.mode & 0o777);
+    let made = match node.kind {
+        NodeKind::Fifo => nix::unistd::mkfifo(path, mode),
+        NodeKind::Chardev => nix::sys::stat::mknod(path, SFlag::S_IFCHR, mode, node.rdev),
+        NodeKind::Blockdev => nix::sys::stat::mknod(path, SFlag::S_IFBLK, mode, node.rdev),
+        _ => return Ok(()),
+    };
+    made.map_err(|e| Error::target(path, e.into()))
+}
+
+/// Makes `path` a hard link to the already restored `first`.
+pub(crate) fn create_hard_link(first: &Path, path: &Path) -> Result<()> {
+    remove_existing(path)?;
+    fs::hard_link(first, path).map_err(|e| Error::target(path, e))
 }
 
 /// Removes whatever is at `path`, if anything.
@@ -75,16 +132,31 @@ fn remove_existing(path: &Path) -> Result<()> {
     removed.map_err(|e| Error::target(path, e))
 }
 
-/// Applies owner (when running as root), mode and times.
-pub(crate) fn apply_metadata(path: &Path, node: &Node, as_root: bool) -> Result<()> {
+/// Applies owner (when running as root), extended attributes, mode and
+/// times, in that order: a chown clears setuid bits, and setting xattrs may
+/// need write permission the final mode takes away. Extended attributes the
+/// target file system refuses are returned as warnings, not errors.
+pub(crate) fn apply_metadata(path: &Path, node: &Node, as_root: bool) -> Result<Vec<String>> {
     let err = |e| Error::target(path, e);
+    let mut warnings = Vec::new();
     if as_root {
         std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)).map_err(err)?;
+    }
+    for xattr in &node.xattrs {
+        let name = std::ffi::OsStr::from_bytes(&xattr.name);
+        if let Err(e) = xattr::set(path, name, &xattr.value) {
+            warnings.push(format!(
+                "{}: cannot set extended attribute {}: {e}",
+                path.display(),
+                String::from_utf8_lossy(&xattr.name)
+            ));
+        }
     }
     if node.kind != NodeKind::Symlink {
         fs::set_permissions(path, fs::Permissions::from_mode(node.mode & 0o7777)).map_err(err)?;
     }
     let mtime = FileTime::from_unix_time(node.mtime.seconds, node.mtime.nanos);
     let atime = FileTime::from_unix_time(node.atime.seconds, node.atime.nanos);
-    filetime::set_symlink_file_times(path, atime, mtime).map_err(err)
+    filetime::set_symlink_file_times(path, atime, mtime).map_err(err)?;
+    Ok(warnings)
 }

@@ -31,11 +31,11 @@ pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
         },
         || arca_core::restore(&repo, &snapshot, &args.target, &counters),
     )?;
-    for skipped in &summary.skipped {
-        eprintln!(
-            "arca: warning: {} is a special file; not restored",
-            output::sanitize(skipped)
-        );
+    for warning in &summary.warnings {
+        eprintln!("arca: warning: {}", output::sanitize(warning));
+    }
+    if !summary.owners_restored {
+        config.note("arca: not running as root: restored files belong to the current user");
     }
     if config.json {
         output::json(&RestoreJson {

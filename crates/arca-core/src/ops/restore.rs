@@ -41,8 +41,12 @@ pub struct RestoreSummary {
     pub dirs: u64,
     pub symlinks: u64,
     pub bytes: u64,
-    /// Entries that were not restored (special files this build skips).
-    pub skipped: Vec<String>,
+    pub hard_links: u64,
+    pub special: u64,
+    /// False when not running as root: files belong to the restoring user.
+    pub owners_restored: bool,
+    /// Entries left out and metadata that could not be applied.
+    pub warnings: Vec<String>,
 }
 
 /// Where a blob goes: (file number, offset).
@@ -59,6 +63,9 @@ struct Plan {
     files: Vec<PathBuf>,
     /// Per pack: blob, location, and where it goes.
     packs: HashMap<PackId, HashMap<BlobId, (Location, Targets)>>,
+    /// First restored path of each multiply linked file, by (device, inode).
+    links: HashMap<(u64, u64), PathBuf>,
+    as_root: bool,
     summary: RestoreSummary,
 }
 
@@ -70,7 +77,12 @@ pub fn restore(
     progress: &RestoreProgress,
 ) -> Result<RestoreSummary> {
     std::fs::create_dir_all(target).map_err(|e| Error::target(target, e))?;
-    let mut plan = Plan::default();
+    let as_root = running_as_root();
+    let mut plan = Plan {
+        as_root,
+        ..Plan::default()
+    };
+    plan.summary.owners_restored = as_root;
     plan_tree(repo, &snapshot.tree, target, &mut plan)?;
     progress
         .bytes_total
@@ -81,18 +93,23 @@ pub fn restore(
         .par_iter()
         .try_for_each(|(pack, blobs)| restore_pack(repo, pack, blobs, &plan.files, progress))?;
 
-    let as_root = running_as_root();
-    for (path, node) in plan.entries.iter().rev() {
-        if node.kind != NodeKind::Dir {
-            target::apply_metadata(path, node, as_root)?;
-        }
+    let mut summary = plan.summary;
+    let non_dirs = plan
+        .entries
+        .iter()
+        .rev()
+        .filter(|(_, n)| n.kind != NodeKind::Dir);
+    let dirs = plan
+        .entries
+        .iter()
+        .rev()
+        .filter(|(_, n)| n.kind == NodeKind::Dir);
+    for (path, node) in non_dirs.chain(dirs) {
+        summary
+            .warnings
+            .extend(target::apply_metadata(path, node, as_root)?);
     }
-    for (path, node) in plan.entries.iter().rev() {
-        if node.kind == NodeKind::Dir {
-            target::apply_metadata(path, node, as_root)?;
-        }
-    }
-    Ok(plan.summary)
+    Ok(summary)
 }
 
 fn running_as_root() -> bool {
@@ -114,14 +131,42 @@ fn plan_tree(repo: &Repository, tree_id: &TreeId, dir: &Path, plan: &mut Plan) -
                 }
             }
             NodeKind::File => {
-                plan_file(repo, &path, &node, plan)?;
+                let key = (node.device, node.inode);
+                match plan.links.get(&key).filter(|_| node.links > 1) {
+                    Some(first) => {
+                        target::create_hard_link(first, &path)?;
+                        plan.summary.hard_links += 1;
+                        continue; // one inode: its metadata is applied once
+                    }
+                    None => {
+                        if node.links > 1 {
+                            plan.links.insert(key, path.clone());
+                        }
+                        plan_file(repo, &path, &node, plan)?;
+                    }
+                }
             }
             NodeKind::Symlink => {
                 target::create_symlink(&path, &node.target)?;
                 plan.summary.symlinks += 1;
             }
-            _ => {
-                plan.summary.skipped.push(path.display().to_string());
+            NodeKind::Fifo => {
+                target::create_special(&path, &node)?;
+                plan.summary.special += 1;
+            }
+            NodeKind::Chardev | NodeKind::Blockdev if plan.as_root => {
+                target::create_special(&path, &node)?;
+                plan.summary.special += 1;
+            }
+            NodeKind::Chardev | NodeKind::Blockdev | NodeKind::Socket => {
+                let why = if node.kind == NodeKind::Socket {
+                    "sockets cannot be restored"
+                } else {
+                    "device nodes need root"
+                };
+                plan.summary
+                    .warnings
+                    .push(format!("{}: not restored: {why}", path.display()));
                 continue;
             }
         }
@@ -219,7 +264,7 @@ fn restore_pack(
                             v.insert(target::open_for_write(path)?)
                         }
                     };
-                    target::write_at(handle, path, offset, &plain)?;
+                    target::write_sparse(handle, path, offset, &plain)?;
                 }
                 progress
                     .bytes_written
