@@ -10,3 +10,4 @@ mod damage;
 mod dedup;
 mod fidelity;
 mod sources;
+mod streams;

@@ -115,8 +115,21 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     /// Files and directories to back up.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(value_name = "PATH", required_unless_present_any = ["stdin", "stdin_from_command"])]
     pub paths: Vec<PathBuf>,
+
+    /// Store standard input as one file (see --stdin-name).
+    #[arg(long, conflicts_with_all = ["paths", "stdin_from_command"])]
+    pub stdin: bool,
+
+    /// Run CMD with `sh -c` and store its output as one file; if CMD fails,
+    /// nothing is saved and arca exits 1.
+    #[arg(long, value_name = "CMD", conflicts_with = "paths")]
+    pub stdin_from_command: Option<String>,
+
+    /// File name for --stdin or --stdin-from-command.
+    #[arg(long, value_name = "NAME", default_value = "stdin")]
+    pub stdin_name: String,
 
     /// Tag the snapshot (repeatable).
     #[arg(long = "tag", value_name = "TAG")]

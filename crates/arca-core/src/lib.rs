@@ -56,7 +56,8 @@ pub use key::{KdfParams, KeyFile};
 pub use ops::ls::{list, walk};
 pub use ops::restore::{RestoreProgress, RestoreSummary, restore};
 pub use ops::snapshot::{
-    CHECKPOINT_INTERVAL, Progress, SnapshotOptions, SnapshotOutcome, Warning, WarningKind, snapshot,
+    CHECKPOINT_INTERVAL, Progress, SnapshotOptions, SnapshotOutcome, Warning, WarningKind,
+    snapshot, snapshot_stream,
 };
 pub use pack::{FinishedPack, PackEntry, PackWriter, read_header};
 pub use repository::{Owner, Repository};

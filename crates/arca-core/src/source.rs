@@ -139,6 +139,34 @@ pub(crate) fn node_from_metadata(name: &[u8], meta: &Metadata) -> Option<Node> {
     })
 }
 
+/// The node of a stream stored as one file: owned by the running user,
+/// mode 0600, timestamped now.
+pub(crate) fn stream_node(name: &str, size: u64, content: Vec<crate::id::BlobId>) -> Node {
+    let now = jiff::Timestamp::now();
+    let t = Timestamp::new(now.as_second(), i64::from(now.subsec_nanosecond()));
+    Node {
+        name: name.as_bytes().to_vec(),
+        kind: NodeKind::File,
+        mode: 0o600,
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        user: String::new(),
+        group: String::new(),
+        mtime: t,
+        atime: t,
+        ctime: t,
+        size,
+        inode: 0,
+        device: 0,
+        links: 1,
+        target: Vec::new(),
+        rdev: 0,
+        xattrs: Vec::new(),
+        content,
+        subtree: None,
+    }
+}
+
 /// What to leave out of a snapshot.
 #[derive(Clone, Debug, Default)]
 pub struct ExcludeOptions {

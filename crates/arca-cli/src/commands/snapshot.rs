@@ -29,6 +29,9 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
     for path in &args.paths {
         arca_core::absolute(path)?;
     }
+    if args.stdin && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!("--stdin reads standard input, but it is a terminal; pipe the data in");
+    }
     let time = args.time.as_deref().map(parse_time).transpose()?;
     let larger_than = args
         .exclude_larger_than
@@ -74,7 +77,26 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
             ));
             bar.tick();
         },
-        || arca_core::snapshot(&mut repo, &options, &counters),
+        || match (&args.stdin_from_command, args.stdin) {
+            (Some(cmd), _) => {
+                snapshot_command(&mut repo, &options, &args.stdin_name, cmd, &counters)
+            }
+            (None, true) => {
+                let mut stdin = std::io::stdin().lock();
+                arca_core::snapshot_stream(
+                    &mut repo,
+                    &options,
+                    &args.stdin_name,
+                    &mut stdin,
+                    &mut || Ok(()),
+                    &counters,
+                )
+                .map_err(anyhow::Error::from)
+            }
+            (None, false) => {
+                arca_core::snapshot(&mut repo, &options, &counters).map_err(anyhow::Error::from)
+            }
+        },
     )?;
     for w in &outcome.warnings {
         let what = match w.kind {
@@ -139,6 +161,48 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         ));
         Ok(exit::PARTIAL)
     }
+}
+
+/// Stores the output of `sh -c CMD`; a failing command saves nothing.
+fn snapshot_command(
+    repo: &mut arca_core::Repository,
+    options: &SnapshotOptions,
+    name: &str,
+    cmd: &str,
+    counters: &Progress,
+) -> Result<arca_core::SnapshotOutcome> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let Some(mut stdout) = child.stdout.take() else {
+        bail!("cannot read the output of {cmd:?}");
+    };
+    let mut finish = || {
+        let status = child
+            .wait()
+            .map_err(|e| arca_core::Error::InvalidInput(format!("{cmd:?}: {e}")))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(arca_core::Error::InvalidInput(format!(
+                "command {cmd:?} failed ({status}); no snapshot was saved"
+            )))
+        }
+    };
+    Ok(arca_core::snapshot_stream(
+        repo,
+        options,
+        name,
+        &mut stdout,
+        &mut finish,
+        counters,
+    )?)
 }
 
 /// Parses RFC 3339 (with offset) or a local "YYYY-MM-DD[ HH:MM[:SS]]".

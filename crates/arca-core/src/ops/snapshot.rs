@@ -28,6 +28,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, Metadata};
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -132,8 +133,6 @@ pub fn snapshot(
     options: &SnapshotOptions,
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
-    let started = Instant::now();
-    let time = options.time.unwrap_or_else(Time::now);
     if options.paths.is_empty() {
         return Err(Error::InvalidInput("no source paths given".into()));
     }
@@ -154,94 +153,165 @@ pub fn snapshot(
     let parent_root = parent
         .as_ref()
         .and_then(|(_, snap)| repo.read_tree(&snap.tree).ok());
-
-    let threads = if options.threads == 0 {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    } else {
-        options.threads
-    };
-    let checkpoint = options.checkpoint_interval.unwrap_or(CHECKPOINT_INTERVAL);
-    let (job_tx, job_rx) = bounded::<Job>(threads * 2);
-    let (sealed_tx, sealed_rx) = bounded::<Sealed>(threads * 2);
-
-    let repo_ref: &Repository = repo;
-    let (walk, packed) = std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let job_rx = job_rx.clone();
-            let sealed_tx = sealed_tx.clone();
-            scope.spawn(move || seal_worker(repo_ref, job_rx, sealed_tx));
-        }
-        drop(job_rx);
-        drop(sealed_tx);
-        let packer = scope.spawn(move || pack_blobs(repo_ref, sealed_rx, checkpoint));
-        let mut walker = Walker {
-            repo: repo_ref,
-            queued: HashSet::new(),
-            jobs: (!options.dry_run).then_some(job_tx),
-            summary: Summary::default(),
-            warnings: Vec::new(),
-            progress,
-            chunker: None,
-            filter,
-            names: Names::default(),
-        };
-        let walk = walker
-            .archive_root(&root, parent_root.as_ref())
-            .map(|tree| (tree, walker.summary, walker.warnings));
-        drop(walker.jobs);
-        let packed = packer
-            .join()
-            .unwrap_or_else(|_| Err(Error::InvalidInput("packer thread panicked".into())));
-        (walk, packed)
-    });
-    // A failed store stops the walker too; report the store's error, which is
-    // the cause, rather than the walker's closed channel.
-    let packed = packed?;
-    let (tree, mut summary, warnings) = walk?;
-
-    if !packed.unsaved.is_empty() {
-        repo.save_index(&IndexFile {
-            supersedes: Vec::new(),
-            packs: packed.unsaved,
-        })?;
-    }
-    if !packed.all.is_empty() {
-        let index = repo.index_mut();
-        for pack in &packed.all {
-            if let Some(kind) = BlobKind::from_byte(pack.kind) {
-                index.add_pack(pack.id, kind, pack.size, &pack.blobs);
-            }
-        }
-        index.finish();
-    }
-    summary.bytes_stored = packed.stored_bytes;
-    summary.errors = warnings
-        .iter()
-        .filter(|w| w.kind == WarningKind::Unreadable)
-        .count() as u64;
-    summary.duration_ms = started.elapsed().as_millis() as u64;
-    let snapshot = Snapshot {
-        time,
-        tree,
+    let parent_id = parent.map(|(id, _)| id);
+    let run = Run {
+        options,
+        progress,
+        filter,
         paths: path_bytes,
-        hostname: options.hostname.clone(),
-        username: options.username.clone(),
-        tags: options.tags.clone(),
-        description: options.description.clone(),
-        parent: parent.map(|(id, _)| id),
-        program_version: format!("arca {}", env!("CARGO_PKG_VERSION")),
-        summary: Some(summary),
+        parent: parent_id,
     };
-    let id = if options.dry_run {
-        None
-    } else {
-        Some(repo.save_snapshot(&snapshot)?)
-    };
-    Ok(SnapshotOutcome {
-        id,
-        snapshot,
-        warnings,
+    run.execute(repo, |walker| {
+        walker.archive_root(&root, parent_root.as_ref())
     })
+}
+
+/// Takes a snapshot of one stream (standard input, or a command's output)
+/// stored as the file `/NAME`. `finish` runs when the stream ends, before
+/// anything refers to what was stored: if it fails (the command exited
+/// non-zero), no snapshot is saved and its error is returned.
+pub fn snapshot_stream(
+    repo: &mut Repository,
+    options: &SnapshotOptions,
+    name: &str,
+    reader: &mut dyn Read,
+    finish: &mut dyn FnMut() -> Result<()>,
+    progress: &Progress,
+) -> Result<SnapshotOutcome> {
+    if !crate::tree::is_safe_name(name.as_bytes()) {
+        return Err(Error::InvalidInput(format!(
+            "{name:?} cannot be a file name in a snapshot"
+        )));
+    }
+    let run = Run {
+        options,
+        progress,
+        filter: Filter::new(&ExcludeOptions::default(), &[])?,
+        paths: vec![serde_bytes::ByteBuf::from(format!("/{name}").into_bytes())],
+        parent: None,
+    };
+    run.execute(repo, |walker| {
+        let (content, size) = walker
+            .archive_stream(reader)
+            .map_err(|e| Error::source(format!("/{name}"), e))?;
+        finish()?;
+        walker.summary.files_new += 1;
+        walker.summary.total_files += 1;
+        walker.summary.total_bytes += size;
+        let mut node = source::stream_node(name, size, content);
+        walker.names.fill(&mut node);
+        walker.store_tree(Tree { nodes: vec![node] })
+    })
+}
+
+/// One snapshot run: the pipeline around a walk.
+struct Run<'a> {
+    options: &'a SnapshotOptions,
+    progress: &'a Progress,
+    filter: Filter,
+    paths: Vec<serde_bytes::ByteBuf>,
+    parent: Option<SnapshotId>,
+}
+
+impl Run<'_> {
+    /// Starts the workers and the packer, runs `walk` on this thread, then
+    /// writes the index and the snapshot file.
+    fn execute(
+        self,
+        repo: &mut Repository,
+        walk: impl FnOnce(&mut Walker<'_>) -> Result<TreeId>,
+    ) -> Result<SnapshotOutcome> {
+        let started = Instant::now();
+        let options = self.options;
+        let time = options.time.unwrap_or_else(Time::now);
+        let threads = if options.threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            options.threads
+        };
+        let checkpoint = options.checkpoint_interval.unwrap_or(CHECKPOINT_INTERVAL);
+        let (job_tx, job_rx) = bounded::<Job>(threads * 2);
+        let (sealed_tx, sealed_rx) = bounded::<Sealed>(threads * 2);
+
+        let repo_ref: &Repository = repo;
+        let progress = self.progress;
+        let filter = self.filter;
+        let (walked, packed) = std::thread::scope(|scope| {
+            for _ in 0..threads {
+                let job_rx = job_rx.clone();
+                let sealed_tx = sealed_tx.clone();
+                scope.spawn(move || seal_worker(repo_ref, job_rx, sealed_tx));
+            }
+            drop(job_rx);
+            drop(sealed_tx);
+            let packer = scope.spawn(move || pack_blobs(repo_ref, sealed_rx, checkpoint));
+            let mut walker = Walker {
+                repo: repo_ref,
+                queued: HashSet::new(),
+                jobs: (!options.dry_run).then_some(job_tx),
+                summary: Summary::default(),
+                warnings: Vec::new(),
+                progress,
+                chunker: None,
+                filter,
+                names: Names::default(),
+            };
+            let walked = walk(&mut walker).map(|tree| (tree, walker.summary, walker.warnings));
+            drop(walker.jobs);
+            let packed = packer
+                .join()
+                .unwrap_or_else(|_| Err(Error::InvalidInput("packer thread panicked".into())));
+            (walked, packed)
+        });
+        // A failed store stops the walker too; report the store's error,
+        // which is the cause, rather than the walker's closed channel.
+        let packed = packed?;
+        let (tree, mut summary, warnings) = walked?;
+
+        if !packed.unsaved.is_empty() {
+            repo.save_index(&IndexFile {
+                supersedes: Vec::new(),
+                packs: packed.unsaved,
+            })?;
+        }
+        if !packed.all.is_empty() {
+            let index = repo.index_mut();
+            for pack in &packed.all {
+                if let Some(kind) = BlobKind::from_byte(pack.kind) {
+                    index.add_pack(pack.id, kind, pack.size, &pack.blobs);
+                }
+            }
+            index.finish();
+        }
+        summary.bytes_stored = packed.stored_bytes;
+        summary.errors = warnings
+            .iter()
+            .filter(|w| w.kind == WarningKind::Unreadable)
+            .count() as u64;
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        let snapshot = Snapshot {
+            time,
+            tree,
+            paths: self.paths,
+            hostname: options.hostname.clone(),
+            username: options.username.clone(),
+            tags: options.tags.clone(),
+            description: options.description.clone(),
+            parent: self.parent,
+            program_version: format!("arca {}", env!("CARGO_PKG_VERSION")),
+            summary: Some(summary),
+        };
+        let id = if options.dry_run {
+            None
+        } else {
+            Some(repo.save_snapshot(&snapshot)?)
+        };
+        Ok(SnapshotOutcome {
+            id,
+            snapshot,
+            warnings,
+        })
+    }
 }
 
 /// The parent: the one asked for, or the newest snapshot of the same host
@@ -560,33 +630,56 @@ impl Walker<'_> {
                 return Ok(None);
             }
         };
-        let key = self.repo.key();
-        let chunker = match &mut self.chunker {
-            Some(chunker) => {
+        let params = self.repo.config().chunker;
+        let seed = self.repo.key().chunker_seed();
+        let mut chunker = match self.chunker.take() {
+            Some(mut chunker) => {
                 chunker.reset(file);
                 chunker
             }
-            none => none.insert(Chunker::new(
-                file,
-                self.repo.config().chunker,
-                key.chunker_seed(),
-            )),
+            None => Chunker::new(file, params, seed),
         };
+        let read = self.chunk_all(&mut chunker);
+        self.chunker = Some(chunker);
+        match read {
+            Ok((content, size)) => {
+                if changed_since(path, meta, size) {
+                    self.warn(
+                        WarningKind::Changed,
+                        path,
+                        "changed while being read; the snapshot holds what was read".into(),
+                    );
+                }
+                Ok(Some((content, size)))
+            }
+            Err(ChunkError::Read(e)) => {
+                self.warn(WarningKind::Unreadable, path, e.to_string());
+                Ok(None)
+            }
+            Err(ChunkError::Store(e)) => Err(e),
+        }
+    }
+
+    /// Chunks a whole stream.
+    fn archive_stream(&mut self, reader: &mut dyn Read) -> std::io::Result<(Vec<BlobId>, u64)> {
+        let params = self.repo.config().chunker;
+        let mut chunker = Chunker::new(reader, params, self.repo.key().chunker_seed());
+        match self.chunk_all(&mut chunker) {
+            Ok(done) => Ok(done),
+            Err(ChunkError::Read(e)) => Err(e),
+            Err(ChunkError::Store(e)) => Err(std::io::Error::other(e.to_string())),
+        }
+    }
+
+    /// Reads a chunker to the end: hashes each chunk, queues the new ones.
+    fn chunk_all<R: Read>(
+        &mut self,
+        chunker: &mut Chunker<R>,
+    ) -> std::result::Result<(Vec<BlobId>, u64), ChunkError> {
+        let key = self.repo.key();
         let mut content = Vec::new();
         let mut size = 0u64;
-        loop {
-            let chunk = match chunker.next_chunk() {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(e) => {
-                    self.warnings.push(Warning {
-                        kind: WarningKind::Unreadable,
-                        path: path.to_path_buf(),
-                        message: e.to_string(),
-                    });
-                    return Ok(None);
-                }
-            };
+        while let Some(chunk) = chunker.next_chunk().map_err(ChunkError::Read)? {
             let id = key.blob_id(chunk);
             size += chunk.len() as u64;
             self.progress
@@ -596,26 +689,19 @@ impl Walker<'_> {
             if !self.repo.index().contains(BlobKind::Data, &id)
                 && self.queued.insert((BlobKind::Data, id))
             {
-                let plain = chunk.to_vec();
                 queue(
                     self.jobs.as_ref(),
                     &mut self.summary,
                     self.progress,
                     BlobKind::Data,
                     id,
-                    plain,
-                )?;
+                    chunk.to_vec(),
+                )
+                .map_err(ChunkError::Store)?;
             }
         }
         self.summary.bytes_read += size;
-        if changed_since(path, meta, size) {
-            self.warn(
-                WarningKind::Changed,
-                path,
-                "changed while being read; the snapshot holds what was read".into(),
-            );
-        }
-        Ok(Some((content, size)))
+        Ok((content, size))
     }
 
     fn store_tree(&mut self, mut tree: Tree) -> Result<TreeId> {
@@ -644,6 +730,14 @@ impl Walker<'_> {
             message,
         });
     }
+}
+
+/// Why chunking a source stopped.
+enum ChunkError {
+    /// The source could not be read.
+    Read(std::io::Error),
+    /// The storage pipeline failed.
+    Store(Error),
 }
 
 /// Whether a file changed while it was read: another size than read, or
