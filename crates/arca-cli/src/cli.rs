@@ -83,7 +83,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  arca snapshot /var/lib/trades\n  arca snapshot /etc /srv/strategies --tag nightly --host db1"
     )]
-    Snapshot(SnapshotArgs),
+    Snapshot(Box<SnapshotArgs>),
     /// List snapshots.
     #[command(
         after_help = "Examples:\n  arca snapshots\n  arca snapshots --host db1 --tag nightly --json"

@@ -17,7 +17,7 @@ use crate::config::Config;
 pub fn run(config: &Config, command: Command) -> Result<i32> {
     match command {
         Command::Init(args) => init::run(config, args),
-        Command::Snapshot(args) => snapshot::run(config, args),
+        Command::Snapshot(args) => snapshot::run(config, *args),
         Command::Snapshots(args) => snapshots::run(config, args),
         Command::Ls(args) => ls::run(config, args),
         Command::Restore(args) => restore::run(config, args),
