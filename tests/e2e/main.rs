@@ -9,5 +9,6 @@ mod basics;
 mod damage;
 mod dedup;
 mod fidelity;
+mod restore;
 mod sources;
 mod streams;

@@ -210,10 +210,51 @@ pub struct LsArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Snapshot: an id, a unique id prefix, or "latest".
-    pub snapshot: String,
+    /// Snapshot: an id, a unique id prefix, or "latest"; SNAP:PATH restores
+    /// only PATH (its contents go straight into the target).
+    #[arg(
+        value_name = "SNAP",
+        required_unless_present = "as_of",
+        conflicts_with = "as_of"
+    )]
+    pub snapshot: Option<String>,
 
     /// Directory to restore into (created if missing).
     #[arg(short, long, value_name = "DIR")]
     pub target: PathBuf,
+
+    /// Restore the newest snapshot taken at or before TIME (RFC 3339, or
+    /// "YYYY-MM-DD HH:MM:SS" local); with --host/--path when several hosts or
+    /// path sets have snapshots.
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
+
+    /// With --as-of or latest: only snapshots of this host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// With --as-of or latest: only snapshots that include this path (repeatable).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+
+    /// Restore only paths matching GLOB and what is below them (gitignore rules; repeatable).
+    #[arg(short = 'i', long = "include", value_name = "GLOB")]
+    pub includes: Vec<String>,
+
+    /// Leave out paths matching GLOB (gitignore rules; repeatable).
+    #[arg(short = 'e', long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+
+    /// Files already in the target: always replace, keep matching chunks
+    /// (if-changed: a re-run resumes an interrupted restore), or never touch.
+    #[arg(long, value_name = "MODE", default_value = "if-changed", value_parser = ["always", "if-changed", "never"])]
+    pub overwrite: String,
+
+    /// Remove entries of restored directories that the snapshot does not have.
+    #[arg(long)]
+    pub delete: bool,
+
+    /// Re-read every restored file and check it against the snapshot.
+    #[arg(long)]
+    pub verify: bool,
 }

@@ -54,7 +54,7 @@ pub use id::{BlobId, Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
 pub use index::{Index, IndexFile, IndexPack, Location};
 pub use key::{KdfParams, KeyFile};
 pub use ops::ls::{list, walk};
-pub use ops::restore::{RestoreProgress, RestoreSummary, restore};
+pub use ops::restore::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore};
 pub use ops::snapshot::{
     CHECKPOINT_INTERVAL, Progress, SnapshotOptions, SnapshotOutcome, Warning, WarningKind,
     snapshot, snapshot_stream,

@@ -3,7 +3,7 @@
 mod init;
 mod ls;
 mod restore;
-mod snapshot;
+pub(crate) mod snapshot;
 mod snapshots;
 
 use anyhow::Result;
@@ -39,6 +39,63 @@ fn open_repository(config: &Config) -> Result<Repository> {
         );
     }
     Ok(repo)
+}
+
+/// Which snapshots a command considers.
+pub(crate) struct SnapshotFilter<'a> {
+    pub host: Option<&'a str>,
+    pub paths: &'a [String],
+    pub tags: &'a [String],
+}
+
+impl SnapshotFilter<'_> {
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        let paths = s.path_strings();
+        self.host.is_none_or(|h| s.hostname == h)
+            && self.tags.iter().all(|t| s.tags.contains(t))
+            && self.paths.iter().all(|p| paths.contains(p))
+    }
+}
+
+/// Resolves a snapshot: an id or prefix; `latest` (newest matching the
+/// filter); or, with `as_of`, the newest at or before that time, which must
+/// be unambiguous across hosts and path sets.
+fn select_snapshot(
+    repo: &Repository,
+    spec: Option<&str>,
+    as_of: Option<arca_core::Time>,
+    filter: &SnapshotFilter,
+) -> Result<(SnapshotId, Snapshot)> {
+    if let Some(spec) = spec.filter(|s| *s != "latest") {
+        return Ok(repo.find_snapshot(spec)?);
+    }
+    let mut candidates: Vec<(SnapshotId, Snapshot)> = repo
+        .snapshots()?
+        .into_iter()
+        .filter(|(_, s)| filter.matches(s))
+        .filter(|(_, s)| as_of.is_none_or(|t| s.time <= t))
+        .collect();
+    if as_of.is_some() {
+        let groups: std::collections::BTreeSet<(String, Vec<String>)> = candidates
+            .iter()
+            .map(|(_, s)| (s.hostname.clone(), s.path_strings()))
+            .collect();
+        if groups.len() > 1 {
+            let list: Vec<String> = groups
+                .iter()
+                .map(|(h, p)| format!("{h}:{}", p.join(",")))
+                .collect();
+            anyhow::bail!(
+                "--as-of matches snapshots of {} hosts or path sets ({}); narrow it with --host or --path",
+                groups.len(),
+                list.join("; ")
+            );
+        }
+    }
+    candidates.pop().ok_or_else(|| match as_of {
+        Some(t) => anyhow::anyhow!("no snapshot taken at or before {t} matches"),
+        None => anyhow::anyhow!("repository {} has no matching snapshots", repo.location()),
+    })
 }
 
 /// Parses `16MiB`, `512KiB`, `2G`, `1T`, `1048576`.

@@ -1,7 +1,7 @@
 use std::sync::atomic::Ordering;
 
 use anyhow::Result;
-use arca_core::RestoreProgress;
+use arca_core::{Overwrite, RestoreOptions, RestoreProgress};
 use indicatif::HumanBytes;
 use serde::Serialize;
 
@@ -18,8 +18,35 @@ struct RestoreJson {
 }
 
 pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
+    let as_of = args
+        .as_of
+        .as_deref()
+        .map(super::snapshot::parse_time)
+        .transpose()?;
     let repo = super::open_repository(config)?;
-    let (id, snapshot) = repo.find_snapshot(&args.snapshot)?;
+    let (spec, subpath) = match args.snapshot.as_deref().map(|s| s.split_once(':')) {
+        Some(Some((snap, path))) => (Some(snap), Some(std::path::PathBuf::from(path))),
+        Some(None) => (args.snapshot.as_deref(), None),
+        None => (None, None),
+    };
+    let filter = super::SnapshotFilter {
+        host: args.host.as_deref(),
+        paths: &args.paths,
+        tags: &[],
+    };
+    let (id, snapshot) = super::select_snapshot(&repo, spec, as_of, &filter)?;
+    let options = RestoreOptions {
+        subpath,
+        include: args.includes,
+        exclude: args.excludes,
+        overwrite: match args.overwrite.as_str() {
+            "always" => Overwrite::Always,
+            "never" => Overwrite::Never,
+            _ => Overwrite::IfChanged,
+        },
+        delete: args.delete,
+        verify: args.verify,
+    };
     let counters = RestoreProgress::default();
     let bar = progress::spinner("{spinner} {elapsed} [{wide_bar}] {bytes}/{total_bytes} {eta}");
     let summary = progress::with_bar(
@@ -29,7 +56,7 @@ pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
             bar.set_length(counters.bytes_total.load(Ordering::Relaxed));
             bar.set_position(counters.bytes_written.load(Ordering::Relaxed));
         },
-        || arca_core::restore(&repo, &snapshot, &args.target, &counters),
+        || arca_core::restore(&repo, &snapshot, &args.target, &options, &counters),
     )?;
     for warning in &summary.warnings {
         eprintln!("arca: warning: {}", output::sanitize(warning));

@@ -8,15 +8,15 @@ use crate::output;
 
 pub fn run(config: &Config, args: SnapshotsArgs) -> Result<i32> {
     let repo = super::open_repository(config)?;
+    let filter = super::SnapshotFilter {
+        host: args.host.as_deref(),
+        paths: &args.paths,
+        tags: &args.tags,
+    };
     let snapshots: Vec<_> = repo
         .snapshots()?
         .into_iter()
-        .filter(|(_, s)| args.host.as_ref().is_none_or(|h| &s.hostname == h))
-        .filter(|(_, s)| args.tags.iter().all(|t| s.tags.contains(t)))
-        .filter(|(_, s)| {
-            let paths = s.path_strings();
-            args.paths.iter().all(|p| paths.contains(p))
-        })
+        .filter(|(_, s)| filter.matches(s))
         .collect();
     if config.json {
         let list: Vec<SnapshotJson> = snapshots

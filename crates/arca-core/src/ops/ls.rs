@@ -28,6 +28,36 @@ pub fn walk(
     Ok(())
 }
 
+/// The node at `path` (absolute, as stored) and its full path.
+pub(crate) fn find(repo: &Repository, snapshot: &Snapshot, path: &Path) -> Result<(PathBuf, Node)> {
+    let names = crate::source::names_of(path);
+    let missing = || Error::NotFound(format!("{} is not in the snapshot", path.display()));
+    if names.is_empty() {
+        return Err(Error::InvalidInput(
+            "a path inside the snapshot is needed, not the root".into(),
+        ));
+    }
+    let mut tree = snapshot.tree;
+    let mut at = PathBuf::from("/");
+    for (i, name) in names.iter().enumerate() {
+        let node = repo
+            .read_tree(&tree)?
+            .nodes
+            .into_iter()
+            .find(|n| n.name == name.as_bytes())
+            .ok_or_else(missing)?;
+        at.push(name);
+        if i + 1 == names.len() {
+            return Ok((at, node));
+        }
+        match (node.kind, node.subtree) {
+            (NodeKind::Dir, Some(subtree)) => tree = subtree,
+            _ => return Err(missing()),
+        }
+    }
+    Err(missing())
+}
+
 /// Lists `path` (absolute, as in the snapshot; `/` for everything) and all
 /// entries below it.
 pub fn list(
@@ -36,30 +66,13 @@ pub fn list(
     path: &Path,
     visit: &mut dyn FnMut(&Path, &Node) -> Result<()>,
 ) -> Result<()> {
-    let mut tree = snapshot.tree;
-    let mut at = PathBuf::from("/");
-    let names = crate::source::names_of(path);
-    for (i, name) in names.iter().enumerate() {
-        let node = repo
-            .read_tree(&tree)?
-            .nodes
-            .into_iter()
-            .find(|n| n.name == name.as_bytes())
-            .ok_or_else(|| Error::NotFound(format!("{} is not in the snapshot", path.display())))?;
-        at.push(name);
-        match (node.kind, node.subtree) {
-            (NodeKind::Dir, Some(subtree)) => tree = subtree,
-            _ if i + 1 == names.len() => return visit(&at, &node),
-            _ => {
-                return Err(Error::NotFound(format!(
-                    "{} is not in the snapshot",
-                    path.display()
-                )));
-            }
-        }
-        if i + 1 == names.len() {
-            visit(&at, &node)?;
-        }
+    if crate::source::names_of(path).is_empty() {
+        return walk(repo, &snapshot.tree, Path::new("/"), visit);
     }
-    walk(repo, &tree, &at, visit)
+    let (at, node) = find(repo, snapshot, path)?;
+    visit(&at, &node)?;
+    match (node.kind, node.subtree) {
+        (NodeKind::Dir, Some(subtree)) => walk(repo, &subtree, &at, visit),
+        _ => Ok(()),
+    }
 }

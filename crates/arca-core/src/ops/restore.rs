@@ -1,21 +1,29 @@
 //! Restoring a snapshot into a directory.
 //!
-//! 1. Walk the snapshot's trees, creating directories, empty files of the
-//!    right length, and symlinks, and noting where each chunk belongs.
+//! 1. Walk the snapshot's trees (or the subtree asked for), creating
+//!    directories, files at their final length (holes), symlinks and special
+//!    files, and noting where each chunk belongs. A file already in the
+//!    target is, by default, compared chunk by chunk with the snapshot: only
+//!    chunks that differ are planned, so a re-run after an interruption
+//!    writes only what is missing.
 //! 2. Group the chunks by pack, read each pack's needed ranges once, open
-//!    every blob (authenticate, decompress, check its id) and write it at its
-//!    offset in every file that holds it; packs are processed in parallel.
-//!    All-zero chunks are not written, so holes stay holes.
+//!    every blob (authenticate, decompress, check its id) and write it at
+//!    its offset in every file that holds it; packs are processed in
+//!    parallel. Whole blocks of zeros are not written, so holes stay holes.
 //! 3. Apply metadata: files and symlinks first, then directories deepest
-//!    first (writing into a directory changes its mtime).
+//!    first (writing into a directory changes its mtime). With `verify`,
+//!    re-read every restored file and check each chunk against its id.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use rayon::prelude::*;
 
 use crate::blob::{self, BlobKind};
@@ -26,6 +34,36 @@ use crate::repository::Repository;
 use crate::snapshot::Snapshot;
 use crate::target;
 use crate::tree::{Node, NodeKind};
+
+/// What to do with a file that already exists in the target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Replace it.
+    Always,
+    /// Keep the chunks that already match the snapshot, write the rest.
+    #[default]
+    IfChanged,
+    /// Leave it as it is.
+    Never,
+}
+
+/// How to restore.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// Restore only this path of the snapshot (absolute, as stored); a
+    /// directory's contents go straight into the target.
+    pub subpath: Option<PathBuf>,
+    /// Restore only paths matching these patterns (gitignore rules, matched
+    /// against the stored absolute path), and what is below them.
+    pub include: Vec<String>,
+    /// Leave out paths matching these patterns.
+    pub exclude: Vec<String>,
+    pub overwrite: Overwrite,
+    /// Remove entries of restored directories that the snapshot lacks.
+    pub delete: bool,
+    /// Re-read what was written and check it against the snapshot's ids.
+    pub verify: bool,
+}
 
 /// Live counters for progress.
 #[derive(Debug, Default)]
@@ -40,9 +78,19 @@ pub struct RestoreSummary {
     pub files: u64,
     pub dirs: u64,
     pub symlinks: u64,
-    pub bytes: u64,
     pub hard_links: u64,
     pub special: u64,
+    /// Total size of the restored files.
+    pub bytes: u64,
+    /// Bytes actually written (less than `bytes` when the target already
+    /// held some of the data).
+    pub bytes_written: u64,
+    /// Files already identical in the target, or left alone (`Never`).
+    pub files_unchanged: u64,
+    /// Entries removed from the target (`delete`).
+    pub deleted: u64,
+    /// Files re-read and checked (`verify`).
+    pub verified: u64,
     /// False when not running as root: files belong to the restoring user.
     pub owners_restored: bool,
     /// Entries left out and metadata that could not be applied.
@@ -59,14 +107,34 @@ const MERGE_GAP: u32 = 1 << 20;
 struct Plan {
     /// Restored entries in walk order, with their node.
     entries: Vec<(PathBuf, Node)>,
-    /// Paths of regular files by number.
-    files: Vec<PathBuf>,
+    /// Regular files by number: path and node.
+    files: Vec<(PathBuf, Node)>,
     /// Per pack: blob, location, and where it goes.
     packs: HashMap<PackId, HashMap<BlobId, (Location, Targets)>>,
     /// First restored path of each multiply linked file, by (device, inode).
     links: HashMap<(u64, u64), PathBuf>,
     as_root: bool,
+    include: Option<Gitignore>,
+    exclude: Option<Gitignore>,
+    overwrite: Overwrite,
+    delete: bool,
     summary: RestoreSummary,
+}
+
+fn matcher(patterns: &[String], what: &str) -> Result<Option<Gitignore>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GitignoreBuilder::new("/");
+    for pattern in patterns {
+        builder
+            .add_line(None, pattern)
+            .map_err(|e| Error::InvalidInput(format!("{what} pattern {pattern:?}: {e}")))?;
+    }
+    let built = builder
+        .build()
+        .map_err(|e| Error::InvalidInput(format!("{what} patterns: {e}")))?;
+    Ok(Some(built))
 }
 
 /// Restores `snapshot` under `target` (created if missing).
@@ -74,26 +142,60 @@ pub fn restore(
     repo: &Repository,
     snapshot: &Snapshot,
     target: &Path,
+    options: &RestoreOptions,
     progress: &RestoreProgress,
 ) -> Result<RestoreSummary> {
     std::fs::create_dir_all(target).map_err(|e| Error::target(target, e))?;
     let as_root = running_as_root();
     let mut plan = Plan {
         as_root,
+        include: matcher(&options.include, "include")?,
+        exclude: matcher(&options.exclude, "exclude")?,
+        overwrite: options.overwrite,
+        delete: options.delete,
         ..Plan::default()
     };
     plan.summary.owners_restored = as_root;
-    plan_tree(repo, &snapshot.tree, target, &mut plan)?;
-    progress
-        .bytes_total
-        .store(plan.summary.bytes, Ordering::Relaxed);
+    match &options.subpath {
+        None => {
+            plan_tree(
+                repo,
+                &snapshot.tree,
+                target,
+                Path::new("/"),
+                false,
+                &mut plan,
+            )?;
+        }
+        Some(sub) => {
+            let (at, node) = crate::ops::ls::find(repo, snapshot, sub)?;
+            match (node.kind, node.subtree) {
+                (NodeKind::Dir, Some(subtree)) => {
+                    plan_tree(repo, &subtree, target, &at, false, &mut plan)?;
+                }
+                _ => {
+                    let parent = at.parent().unwrap_or(Path::new("/")).to_path_buf();
+                    plan_node(repo, node, target, &parent, false, &mut plan)?;
+                }
+            }
+        }
+    }
+    let total: u64 = plan
+        .packs
+        .values()
+        .flat_map(|blobs| blobs.values())
+        .map(|(loc, targets)| u64::from(loc.raw_length) * targets.len() as u64)
+        .sum();
+    progress.bytes_total.store(total, Ordering::Relaxed);
 
     let packs: Vec<_> = plan.packs.iter().collect();
+    let paths: Vec<PathBuf> = plan.files.iter().map(|(p, _)| p.clone()).collect();
     packs
         .par_iter()
-        .try_for_each(|(pack, blobs)| restore_pack(repo, pack, blobs, &plan.files, progress))?;
-
+        .try_for_each(|(pack, blobs)| restore_pack(repo, pack, blobs, &paths, progress))?;
     let mut summary = plan.summary;
+    summary.bytes_written = progress.bytes_written.load(Ordering::Relaxed);
+
     let non_dirs = plan
         .entries
         .iter()
@@ -109,77 +211,181 @@ pub fn restore(
             .warnings
             .extend(target::apply_metadata(path, node, as_root)?);
     }
+    if options.verify {
+        summary.verified = verify(repo, &plan.files)?;
+    }
     Ok(summary)
 }
 
 fn running_as_root() -> bool {
     // The owner of /proc/self is the process's effective uid.
-    use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-fn plan_tree(repo: &Repository, tree_id: &TreeId, dir: &Path, plan: &mut Plan) -> Result<()> {
+/// Plans one directory's entries; returns whether anything was restored.
+fn plan_tree(
+    repo: &Repository,
+    tree_id: &TreeId,
+    dir: &Path,
+    snap_dir: &Path,
+    included: bool,
+    plan: &mut Plan,
+) -> Result<bool> {
     let tree = repo.read_tree(tree_id)?;
+    if plan.delete {
+        let keep: HashSet<&[u8]> = tree.nodes.iter().map(|n| n.name.as_slice()).collect();
+        delete_extra(dir, &keep, plan)?;
+    }
+    let mut any = false;
     for node in tree.nodes {
-        let path = dir.join(OsStr::from_bytes(&node.name));
-        match node.kind {
-            NodeKind::Dir => {
-                target::create_dir(&path)?;
-                plan.summary.dirs += 1;
-                if let Some(subtree) = &node.subtree {
-                    plan_tree(repo, subtree, &path, plan)?;
-                }
-            }
-            NodeKind::File => {
-                let key = (node.device, node.inode);
-                match plan.links.get(&key).filter(|_| node.links > 1) {
-                    Some(first) => {
-                        target::create_hard_link(first, &path)?;
-                        plan.summary.hard_links += 1;
-                        continue; // one inode: its metadata is applied once
-                    }
-                    None => {
-                        if node.links > 1 {
-                            plan.links.insert(key, path.clone());
-                        }
-                        plan_file(repo, &path, &node, plan)?;
-                    }
-                }
-            }
-            NodeKind::Symlink => {
-                target::create_symlink(&path, &node.target)?;
-                plan.summary.symlinks += 1;
-            }
-            NodeKind::Fifo => {
-                target::create_special(&path, &node)?;
-                plan.summary.special += 1;
-            }
-            NodeKind::Chardev | NodeKind::Blockdev if plan.as_root => {
-                target::create_special(&path, &node)?;
-                plan.summary.special += 1;
-            }
-            NodeKind::Chardev | NodeKind::Blockdev | NodeKind::Socket => {
-                let why = if node.kind == NodeKind::Socket {
-                    "sockets cannot be restored"
-                } else {
-                    "device nodes need root"
-                };
-                plan.summary
-                    .warnings
-                    .push(format!("{}: not restored: {why}", path.display()));
-                continue;
-            }
+        any |= plan_node(repo, node, dir, snap_dir, included, plan)?;
+    }
+    Ok(any)
+}
+
+/// Removes entries of `dir` whose names the snapshot does not have.
+fn delete_extra(dir: &Path, keep: &HashSet<&[u8]>, plan: &mut Plan) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::target(dir, e))?;
+        if !keep.contains(entry.file_name().as_bytes()) {
+            let path = entry.path();
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|e| Error::target(&path, e))?;
+            plan.summary.deleted += 1;
         }
-        plan.entries.push((path, node));
     }
     Ok(())
 }
 
-fn plan_file(repo: &Repository, path: &Path, node: &Node, plan: &mut Plan) -> Result<()> {
-    target::create_file(path, node.size)?;
+/// Plans one entry; returns whether it (or anything below it) is restored.
+fn plan_node(
+    repo: &Repository,
+    node: Node,
+    dir: &Path,
+    snap_dir: &Path,
+    included: bool,
+    plan: &mut Plan,
+) -> Result<bool> {
+    let name = OsStr::from_bytes(&node.name);
+    let path = dir.join(name);
+    let snap_path = snap_dir.join(name);
+    let is_dir = node.kind == NodeKind::Dir;
+    if plan
+        .exclude
+        .as_ref()
+        .is_some_and(|g| g.matched(&snap_path, is_dir).is_ignore())
+    {
+        return Ok(false);
+    }
+    let included = included
+        || plan
+            .include
+            .as_ref()
+            .is_none_or(|g| g.matched(&snap_path, is_dir).is_ignore());
+    if is_dir {
+        let existed = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        target::create_dir(&path)?;
+        let any = match &node.subtree {
+            Some(subtree) => plan_tree(repo, subtree, &path, &snap_path, included, plan)?,
+            None => false,
+        };
+        if !included && !any {
+            // Only on the way to included entries, and none were below.
+            if !existed {
+                std::fs::remove_dir(&path).map_err(|e| Error::target(&path, e))?;
+            }
+            return Ok(false);
+        }
+        plan.summary.dirs += 1;
+        plan.entries.push((path, node));
+        return Ok(true);
+    }
+    if !included {
+        return Ok(false);
+    }
+    let existing = std::fs::symlink_metadata(&path).ok();
+    if existing.is_some() && plan.overwrite == Overwrite::Never {
+        plan.summary.files_unchanged += u64::from(node.kind == NodeKind::File);
+        return Ok(true);
+    }
+    match node.kind {
+        NodeKind::File => {
+            let key = (node.device, node.inode);
+            if let Some(first) = plan.links.get(&key).filter(|_| node.links > 1) {
+                target::create_hard_link(first, &path)?;
+                plan.summary.hard_links += 1;
+                return Ok(true); // one inode: its metadata is applied once
+            }
+            if node.links > 1 {
+                plan.links.insert(key, path.clone());
+            }
+            plan_file(repo, &path, &node, existing.as_ref(), plan)?;
+        }
+        NodeKind::Symlink => {
+            let same = existing
+                .as_ref()
+                .is_some_and(|m| m.file_type().is_symlink())
+                && std::fs::read_link(&path).is_ok_and(|t| t.as_os_str().as_bytes() == node.target);
+            if !(same && plan.overwrite == Overwrite::IfChanged) {
+                target::create_symlink(&path, &node.target)?;
+            }
+            plan.summary.symlinks += 1;
+        }
+        NodeKind::Fifo => {
+            target::create_special(&path, &node)?;
+            plan.summary.special += 1;
+        }
+        NodeKind::Chardev | NodeKind::Blockdev if plan.as_root => {
+            target::create_special(&path, &node)?;
+            plan.summary.special += 1;
+        }
+        NodeKind::Chardev | NodeKind::Blockdev | NodeKind::Socket => {
+            let why = if node.kind == NodeKind::Socket {
+                "sockets cannot be restored"
+            } else {
+                "device nodes need root"
+            };
+            plan.summary
+                .warnings
+                .push(format!("{}: not restored: {why}", path.display()));
+            return Ok(false);
+        }
+        NodeKind::Dir => {}
+    }
+    plan.entries.push((path, node));
+    Ok(true)
+}
+
+/// Plans a regular file's chunks. With `IfChanged`, an existing file of the
+/// right size (and no other names) keeps every chunk that already matches.
+fn plan_file(
+    repo: &Repository,
+    path: &Path,
+    node: &Node,
+    existing: Option<&std::fs::Metadata>,
+    plan: &mut Plan,
+) -> Result<()> {
+    let reusable = plan.overwrite == Overwrite::IfChanged
+        && existing.is_some_and(|m| m.is_file() && m.nlink() == 1 && m.len() == node.size);
+    let mut have: Option<File> = None;
+    if reusable {
+        have = File::open(path).ok();
+    }
+    if have.is_none() {
+        target::create_file(path, node.size)?;
+    }
     let number = plan.files.len();
-    plan.files.push(path.to_path_buf());
+    plan.files.push((path.to_path_buf(), node.clone()));
     let mut offset = 0u64;
+    let mut all_present = true;
+    let mut buf = Vec::new();
     for blob in &node.content {
         let loc = repo
             .index()
@@ -190,13 +396,23 @@ fn plan_file(repo: &Repository, path: &Path, node: &Node, plan: &mut Plan) -> Re
                     format!("data blob {blob} of {} is not in the index", path.display()),
                 )
             })?;
-        plan.packs
-            .entry(loc.pack)
-            .or_default()
-            .entry(*blob)
-            .or_insert_with(|| (loc, Vec::new()))
-            .1
-            .push((number, offset));
+        let present = match have.as_mut() {
+            Some(file) => {
+                buf.resize(loc.raw_length as usize, 0);
+                file.read_exact(&mut buf).is_ok() && repo.key().blob_id(&buf) == blob.id()
+            }
+            None => false,
+        };
+        if !present {
+            all_present = false;
+            plan.packs
+                .entry(loc.pack)
+                .or_default()
+                .entry(*blob)
+                .or_insert_with(|| (loc, Vec::new()))
+                .1
+                .push((number, offset));
+        }
         offset += u64::from(loc.raw_length);
     }
     if offset != node.size {
@@ -209,9 +425,53 @@ fn plan_file(repo: &Repository, path: &Path, node: &Node, plan: &mut Plan) -> Re
             ),
         ));
     }
+    if have.is_some() && all_present {
+        plan.summary.files_unchanged += 1;
+    }
     plan.summary.files += 1;
     plan.summary.bytes += node.size;
     Ok(())
+}
+
+/// Re-reads every restored file and checks each chunk against its id;
+/// returns how many files were checked.
+fn verify(repo: &Repository, files: &[(PathBuf, Node)]) -> Result<u64> {
+    let bad: Vec<String> = files
+        .par_iter()
+        .filter_map(|(path, node)| match verify_file(repo, path, node) {
+            Ok(true) => None,
+            Ok(false) => Some(path.display().to_string()),
+            Err(e) => Some(format!("{}: {e}", path.display())),
+        })
+        .collect();
+    if bad.is_empty() {
+        Ok(files.len() as u64)
+    } else {
+        Err(Error::InvalidInput(format!(
+            "verification failed for {} restored file(s): {}",
+            bad.len(),
+            bad.join(", ")
+        )))
+    }
+}
+
+fn verify_file(repo: &Repository, path: &Path, node: &Node) -> std::io::Result<bool> {
+    let mut file = File::open(path)?;
+    if file.metadata()?.len() != node.size {
+        return Ok(false);
+    }
+    let mut buf = Vec::new();
+    for blob in &node.content {
+        let Some(loc) = repo.index().get(BlobKind::Data, &blob.id()) else {
+            return Ok(false);
+        };
+        buf.resize(loc.raw_length as usize, 0);
+        file.read_exact(&mut buf)?;
+        if repo.key().blob_id(&buf) != blob.id() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn restore_pack(
@@ -277,4 +537,45 @@ fn restore_pack(
         i = j;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::InitOptions;
+    use crate::ops::snapshot::{Progress, SnapshotOptions, snapshot};
+    use crate::repository::Owner;
+
+    #[test]
+    fn verify_catches_a_file_that_differs_from_the_snapshot() {
+        let backend = Arc::new(arca_backend::MemoryBackend::new());
+        let options = InitOptions {
+            kdf: crate::key::TEST_KDF,
+            ..InitOptions::default()
+        };
+        Repository::init(backend.clone(), b"pw", &options, &Owner::default()).unwrap();
+        let mut repo = Repository::open(backend, b"pw").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, vec![7u8; 100_000]).unwrap();
+        let snap_options = SnapshotOptions {
+            paths: vec![file.clone()],
+            ..SnapshotOptions::default()
+        };
+        let outcome = snapshot(&mut repo, &snap_options, &Progress::default()).unwrap();
+        let (_, node) = crate::ops::ls::find(&repo, &outcome.snapshot, &file).unwrap();
+
+        assert!(verify_file(&repo, &file, &node).unwrap());
+        std::fs::write(&file, vec![8u8; 100_000]).unwrap();
+        assert!(
+            !verify_file(&repo, &file, &node).unwrap(),
+            "same size, other bytes"
+        );
+        std::fs::write(&file, vec![7u8; 99_999]).unwrap();
+        assert!(!verify_file(&repo, &file, &node).unwrap(), "shorter");
+        let err = verify(&repo, &[(file.clone(), node)]).unwrap_err();
+        assert!(err.to_string().contains(file.to_str().unwrap()), "{err}");
+    }
 }
