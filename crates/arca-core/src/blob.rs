@@ -145,7 +145,7 @@ pub fn open(
         .map_err(|_| Error::corrupt(object(), format!("{kind} {id} fails authentication")))?;
     let plain = match compression {
         COMPRESSION_NONE => payload,
-        COMPRESSION_ZSTD => zstd::bulk::decompress(&payload, raw_len as usize).map_err(|e| {
+        COMPRESSION_ZSTD => decompress(&payload, raw_len as usize).map_err(|e| {
             Error::corrupt(object(), format!("{kind} {id} does not decompress: {e}"))
         })?,
         other => {
@@ -168,6 +168,27 @@ pub fn open(
         ));
     }
     Ok(plain)
+}
+
+thread_local! {
+    /// One zstd decompression context per thread: creating one costs more
+    /// than decompressing a typical tree blob.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompresses at most `capacity` bytes with this thread's context.
+fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(d) => d.decompress(data, capacity),
+            None => zstd::bulk::decompress(data, capacity),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -89,6 +89,17 @@ impl Entry {
     }
 }
 
+/// Orders by (id, kind) like `Entry::key`, deciding on the first eight id
+/// bytes as one integer when they differ (almost always: ids are uniform).
+fn cmp_key(a: &([u8; ID_LEN], bool), b: &([u8; ID_LEN], bool)) -> std::cmp::Ordering {
+    let prefix = |k: &([u8; ID_LEN], bool)| {
+        let mut p = [0; 8];
+        p.copy_from_slice(&k.0[..8]);
+        u64::from_be_bytes(p)
+    };
+    prefix(a).cmp(&prefix(b)).then_with(|| a.cmp(b))
+}
+
 /// Where a blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Location {
@@ -104,10 +115,20 @@ pub struct Location {
 pub struct Index {
     packs: Vec<(PackId, BlobKind, u64)>,
     entries: Vec<Entry>,
+    /// `buckets[p]..buckets[p + 1]` are the entries whose id starts with the
+    /// two bytes `p`: a lookup bisects a handful of entries, not all of them.
+    /// Empty until [`Index::finish`].
+    buckets: Vec<u32>,
+}
+
+const BUCKETS: usize = 1 << 16;
+
+fn bucket(id: &[u8; ID_LEN]) -> usize {
+    usize::from(u16::from_be_bytes([id[0], id[1]]))
 }
 
 impl Index {
-    /// Bytes of memory per blob entry.
+    /// Bytes of memory per blob entry (plus a fixed 256 KiB bucket table).
     pub const BYTES_PER_BLOB: usize = std::mem::size_of::<Entry>();
 
     /// Adds every pack of an index file (call [`Index::finish`] after the last).
@@ -141,16 +162,32 @@ impl Index {
 
     /// Sorts the entries for lookup; duplicates keep one (any) location.
     pub fn finish(&mut self) {
-        self.entries.sort_unstable_by_key(Entry::key);
+        self.entries
+            .sort_unstable_by(|a, b| cmp_key(&a.key(), &b.key()));
         self.entries.dedup_by_key(|e| e.key());
         self.entries.shrink_to_fit();
+        self.buckets.clear();
+        self.buckets.reserve_exact(BUCKETS + 1);
+        let mut at = 0;
+        for p in 0..BUCKETS {
+            self.buckets.push(at as u32);
+            while at < self.entries.len() && bucket(&self.entries[at].id) == p {
+                at += 1;
+            }
+        }
+        self.buckets.push(at as u32);
     }
 
     /// Where a blob is, if the repository has it.
     pub fn get(&self, kind: BlobKind, id: &Id) -> Option<Location> {
         let key = (id.0, kind == BlobKind::Tree);
-        let i = self.entries.binary_search_by_key(&key, Entry::key).ok()?;
-        let e = &self.entries[i];
+        let b = bucket(&id.0);
+        let (lo, hi) = match self.buckets.get(b..b + 2) {
+            Some(&[lo, hi]) => (lo as usize, hi as usize),
+            _ => (0, self.entries.len()),
+        };
+        let slice = &self.entries[lo..hi];
+        let e = &slice[slice.binary_search_by(|e| cmp_key(&e.key(), &key)).ok()?];
         let (pack, _, _) = self.packs[e.pack as usize];
         Some(Location {
             pack,
@@ -262,5 +299,28 @@ mod tests {
         assert!(index.get(BlobKind::Tree, &Id([8; 32])).is_none());
         assert!(index.get(BlobKind::Tree, &Id([3; 32])).is_none());
         assert_eq!(Index::BYTES_PER_BLOB, 48);
+    }
+
+    #[test]
+    fn bucketed_lookups_find_every_blob_and_nothing_else() {
+        let mut index = Index::default();
+        let ids: Vec<Id> = (0u32..20_000)
+            .map(|n| Id::of_stored(&n.to_le_bytes()))
+            .collect();
+        let blobs: Vec<PackEntry> = ids
+            .iter()
+            .map(|id| PackEntry(BLOB_DATA, *id, 0, 100, 60, COMPRESSION_NONE))
+            .collect();
+        index.add_pack(PackId(Id([1; 32])), BlobKind::Data, 200, &blobs);
+        index.finish();
+        for id in &ids {
+            assert!(index.contains(BlobKind::Data, id));
+            assert!(!index.contains(BlobKind::Tree, id));
+        }
+        for n in 20_000u32..30_000 {
+            assert!(!index.contains(BlobKind::Data, &Id::of_stored(&n.to_le_bytes())));
+        }
+        assert!(!index.contains(BlobKind::Data, &Id([0xff; 32])));
+        assert!(!index.contains(BlobKind::Data, &Id([0; 32])));
     }
 }

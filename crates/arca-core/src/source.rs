@@ -88,6 +88,23 @@ pub(crate) fn build_root(paths: &[PathBuf]) -> SourceNode {
     root
 }
 
+/// Opens a source file for reading without updating its access time where
+/// the kernel allows it (owner or root), so a backup leaves atimes, and the
+/// trees that record them, as they were.
+pub(crate) fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let no_atime = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOATIME.bits())
+        .open(path);
+    match no_atime {
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EPERM as i32) => {
+            std::fs::File::open(path)
+        }
+        other => other,
+    }
+}
+
 /// The node for an entry from its metadata (content and subtree left empty).
 pub(crate) fn node_from_metadata(name: &[u8], meta: &Metadata) -> Option<Node> {
     let ft = meta.file_type();
@@ -117,7 +134,14 @@ pub(crate) fn node_from_metadata(name: &[u8], meta: &Metadata) -> Option<Node> {
         user: String::new(),
         group: String::new(),
         mtime: Timestamp::new(meta.mtime(), meta.mtime_nsec()),
-        atime: Timestamp::new(meta.atime(), meta.atime_nsec()),
+        // Walking a directory to back it up changes its atime, so a
+        // directory's atime would make every tree new on every run; it is
+        // recorded as its mtime instead.
+        atime: if kind == NodeKind::Dir {
+            Timestamp::new(meta.mtime(), meta.mtime_nsec())
+        } else {
+            Timestamp::new(meta.atime(), meta.atime_nsec())
+        },
         ctime: Timestamp::new(meta.ctime(), meta.ctime_nsec()),
         size: if kind == NodeKind::Dir {
             0

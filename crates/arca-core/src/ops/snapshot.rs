@@ -491,7 +491,7 @@ impl Walker<'_> {
                     }
                 }
                 SourceNode::Virtual(_, grandchildren) => {
-                    self.fill_metadata(path, &mut node);
+                    self.fill_metadata(path, &mut node, before);
                     let sub_parent = self.parent_subtree(before);
                     let subtree = self.archive_virtual(grandchildren, sub_parent.as_ref())?;
                     node.subtree = Some(subtree);
@@ -505,23 +505,24 @@ impl Walker<'_> {
 
     /// A source directory: everything below it, sorted by name bytes.
     fn archive_dir(&mut self, dir: &Path, parent: Option<&Tree>) -> Result<TreeId> {
-        let mut names: Vec<Vec<u8>> = Vec::new();
+        let mut entries: Vec<(Vec<u8>, std::fs::DirEntry)> = Vec::new();
         match std::fs::read_dir(dir) {
-            Ok(entries) => {
-                for entry in entries {
+            Ok(read) => {
+                for entry in read {
                     match entry {
-                        Ok(entry) => names.push(entry.file_name().as_bytes().to_vec()),
+                        Ok(entry) => entries.push((entry.file_name().as_bytes().to_vec(), entry)),
                         Err(e) => self.warn(WarningKind::Unreadable, dir, e.to_string()),
                     }
                 }
             }
             Err(e) => self.warn(WarningKind::Unreadable, dir, e.to_string()),
         }
-        names.sort();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
         let mut tree = Tree::default();
-        for name in names {
-            let path = dir.join(std::ffi::OsStr::from_bytes(&name));
-            let meta = match std::fs::symlink_metadata(&path) {
+        for (name, entry) in entries {
+            let path = entry.path();
+            // Stats relative to the open directory: no walk of the full path.
+            let meta = match entry.metadata() {
                 Ok(meta) => meta,
                 Err(e) => {
                     self.warn(WarningKind::Unreadable, &path, e.to_string());
@@ -541,9 +542,20 @@ impl Walker<'_> {
         self.store_tree(tree)
     }
 
-    /// Owner names and extended attributes.
-    fn fill_metadata(&mut self, path: &Path, node: &mut Node) {
+    /// Owner names and extended attributes. Any change to an entry's
+    /// xattrs changes its ctime, so an entry whose ctime, inode and device
+    /// match its parent node keeps the parent's xattrs without asking.
+    fn fill_metadata(&mut self, path: &Path, node: &mut Node, before: Option<&Node>) {
         self.names.fill(node);
+        if let Some(p) = before
+            && p.kind == node.kind
+            && p.ctime == node.ctime
+            && p.inode == node.inode
+            && p.device == node.device
+        {
+            node.xattrs = p.xattrs.clone();
+            return;
+        }
         match source::read_xattrs(path) {
             Ok(xattrs) => node.xattrs = xattrs,
             Err(e) => self.warn(
@@ -562,7 +574,7 @@ impl Walker<'_> {
         node: &mut Node,
         before: Option<&Node>,
     ) -> Result<bool> {
-        self.fill_metadata(path, node);
+        self.fill_metadata(path, node, before);
         match node.kind {
             NodeKind::File => {
                 if let Some(content) = self.unchanged_content(node, before) {
@@ -623,7 +635,7 @@ impl Walker<'_> {
 
     /// Chunks a file; `None` (with a warning) when it cannot be read.
     fn archive_file(&mut self, path: &Path, meta: &Metadata) -> Result<Option<(Vec<BlobId>, u64)>> {
-        let file = match File::open(path) {
+        let file = match source::open_file(path) {
             Ok(file) => file,
             Err(e) => {
                 self.warn(WarningKind::Unreadable, path, e.to_string());
