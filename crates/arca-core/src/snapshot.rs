@@ -34,6 +34,25 @@ pub struct Summary {
     pub duration_ms: u64,
 }
 
+impl Summary {
+    /// Adds another part's counters (not the duration).
+    pub(crate) fn add(&mut self, o: &Summary) {
+        self.files_new += o.files_new;
+        self.files_changed += o.files_changed;
+        self.files_unchanged += o.files_unchanged;
+        self.dirs_new += o.dirs_new;
+        self.dirs_changed += o.dirs_changed;
+        self.dirs_unchanged += o.dirs_unchanged;
+        self.bytes_read += o.bytes_read;
+        self.bytes_added += o.bytes_added;
+        self.bytes_stored += o.bytes_stored;
+        self.blobs_added += o.blobs_added;
+        self.total_bytes += o.total_bytes;
+        self.total_files += o.total_files;
+        self.errors += o.errors;
+    }
+}
+
 /// A decoded snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {

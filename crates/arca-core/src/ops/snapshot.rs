@@ -32,6 +32,7 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,9 @@ pub struct SnapshotOptions {
     /// far; `None` means the default of five minutes.
     pub checkpoint_interval: Option<Duration>,
 }
+
+/// Stack size of the walking threads: enough for trees thousands of levels deep.
+const WALK_STACK: usize = 256 << 20;
 
 /// Default time between index checkpoints of a running snapshot.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
@@ -161,8 +165,15 @@ pub fn snapshot(
         paths: path_bytes,
         parent: parent_id,
     };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Deep trees recurse deeply; give the walking threads room.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .stack_size(WALK_STACK)
+        .build()
+        .map_err(|e| Error::InvalidInput(format!("cannot start walker threads: {e}")))?;
     run.execute(repo, |walker| {
-        walker.archive_root(&root, parent_root.as_ref())
+        pool.install(|| walker.archive_root(&root, parent_root.as_ref()))
     })
 }
 
@@ -199,7 +210,7 @@ pub fn snapshot_stream(
         walker.summary.total_files += 1;
         walker.summary.total_bytes += size;
         let mut node = source::stream_node(name, size, content);
-        walker.names.fill(&mut node);
+        lock(&walker.shared.names).fill(&mut node);
         walker.store_tree(Tree { nodes: vec![node] })
     })
 }
@@ -219,7 +230,7 @@ impl Run<'_> {
     fn execute(
         self,
         repo: &mut Repository,
-        walk: impl FnOnce(&mut Walker<'_>) -> Result<TreeId>,
+        walk: impl FnOnce(&mut Walker<'_, '_>) -> Result<TreeId>,
     ) -> Result<SnapshotOutcome> {
         let started = Instant::now();
         let options = self.options;
@@ -245,19 +256,19 @@ impl Run<'_> {
             drop(job_rx);
             drop(sealed_tx);
             let packer = scope.spawn(move || pack_blobs(repo_ref, sealed_rx, checkpoint));
-            let mut walker = Walker {
+            let shared = Shared {
                 repo: repo_ref,
-                queued: HashSet::new(),
+                queued: Mutex::new(HashSet::new()),
                 jobs: (!options.dry_run).then_some(job_tx),
-                summary: Summary::default(),
-                warnings: Vec::new(),
                 progress,
-                chunker: None,
                 filter,
-                names: Names::default(),
+                names: Mutex::new(Names::default()),
+                chunkers: Mutex::new(Vec::new()),
             };
+            let mut walker = Walker::new(&shared);
             let walked = walk(&mut walker).map(|tree| (tree, walker.summary, walker.warnings));
-            drop(walker.jobs);
+            // Closing the job channel lets the workers and the packer finish.
+            drop(shared);
             let packed = packer
                 .join()
                 .unwrap_or_else(|_| Err(Error::InvalidInput("packer thread panicked".into())));
@@ -422,19 +433,44 @@ fn store_pack(repo: &Repository, writer: PackWriter) -> Result<IndexPack> {
     })
 }
 
-struct Walker<'a> {
+/// What every walker of one run shares.
+struct Shared<'a> {
     repo: &'a Repository,
     /// New blobs of this run, sent or (in a dry run) counted.
-    queued: HashSet<(BlobKind, Id)>,
+    queued: Mutex<HashSet<(BlobKind, Id)>>,
     /// `None` in a dry run: nothing is stored.
     jobs: Option<Sender<Job>>,
+    progress: &'a Progress,
+    filter: Filter,
+    names: Mutex<Names>,
+    /// Idle chunkers: each holds a buffer of two maximum chunks, reused
+    /// rather than allocated per file; at most one per busy walker exists.
+    chunkers: Mutex<Vec<Chunker<File>>>,
+}
+
+/// Walks part of the source. Subdirectories are walked in parallel, each by
+/// its own walker; their summaries and warnings are merged in name order.
+struct Walker<'s, 'a> {
+    shared: &'s Shared<'a>,
     summary: Summary,
     warnings: Vec<Warning>,
-    progress: &'a Progress,
-    /// One chunker (and its buffer) for every file.
-    chunker: Option<Chunker<File>>,
-    filter: Filter,
-    names: Names,
+}
+
+/// A subdirectory waiting for its walk.
+struct Subdir {
+    /// Its place among the directory's nodes.
+    slot: usize,
+    path: PathBuf,
+    node: Node,
+    /// Its tree in the parent snapshot, if any.
+    parent: Option<Tree>,
+    /// Its node's subtree in the parent snapshot (`None`: it is new).
+    before: Option<Option<TreeId>>,
+}
+
+/// Locks a mutex whose holders never leave its data half-updated.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The node of `name` in a parent tree.
@@ -446,7 +482,15 @@ fn parent_node<'t>(parent: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
         .map(|i| &nodes[i])
 }
 
-impl Walker<'_> {
+impl<'s, 'a> Walker<'s, 'a> {
+    fn new(shared: &'s Shared<'a>) -> Self {
+        Walker {
+            shared,
+            summary: Summary::default(),
+            warnings: Vec::new(),
+        }
+    }
+
     fn archive_root(&mut self, root: &SourceNode, parent: Option<&Tree>) -> Result<TreeId> {
         match root {
             SourceNode::Real(path) => self.archive_dir(path, parent),
@@ -457,7 +501,7 @@ impl Walker<'_> {
     /// The subtree of a parent directory node, if it can be read.
     fn parent_subtree(&self, node: Option<&Node>) -> Option<Tree> {
         let node = node.filter(|n| n.kind == NodeKind::Dir)?;
-        self.repo.read_tree(node.subtree.as_ref()?).ok()
+        self.shared.repo.read_tree(node.subtree.as_ref()?).ok()
     }
 
     fn count_dir(&mut self, parent: Option<&Node>, subtree: TreeId) {
@@ -518,7 +562,10 @@ impl Walker<'_> {
             Err(e) => self.warn(WarningKind::Unreadable, dir, e.to_string()),
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut tree = Tree::default();
+        // Files are read here, in order; subdirectories are walked in
+        // parallel afterwards and slotted back into their places.
+        let mut slots: Vec<Option<Node>> = Vec::with_capacity(entries.len());
+        let mut subdirs: Vec<Subdir> = Vec::new();
         for (name, entry) in entries {
             let path = entry.path();
             // Stats relative to the open directory: no walk of the full path.
@@ -529,24 +576,61 @@ impl Walker<'_> {
                     continue;
                 }
             };
-            if self.filter.excludes(&path, &meta) {
+            if self.shared.filter.excludes(&path, &meta) {
                 continue;
             }
             let Some(mut node) = source::node_from_metadata(&name, &meta) else {
                 continue;
             };
-            if self.fill_node(&path, &meta, &mut node, parent_node(parent, &name))? {
-                tree.nodes.push(node);
+            let before = parent_node(parent, &name);
+            if node.kind == NodeKind::Dir {
+                self.fill_metadata(&path, &mut node, before);
+                subdirs.push(Subdir {
+                    slot: slots.len(),
+                    parent: self.parent_subtree(before),
+                    before: before.map(|b| b.subtree),
+                    path,
+                    node,
+                });
+                slots.push(None);
+            } else if self.fill_node(&path, &meta, &mut node, before)? {
+                slots.push(Some(node));
             }
         }
-        self.store_tree(tree)
+        let shared = self.shared;
+        let walked: Vec<Result<(TreeId, Summary, Vec<Warning>)>> = {
+            use rayon::prelude::*;
+            subdirs
+                .par_iter()
+                .map(|sub| {
+                    let mut walker = Walker::new(shared);
+                    let tree = walker.archive_dir(&sub.path, sub.parent.as_ref())?;
+                    Ok((tree, walker.summary, walker.warnings))
+                })
+                .collect()
+        };
+        for (mut sub, result) in subdirs.into_iter().zip(walked) {
+            let (subtree, summary, warnings) = result?;
+            self.summary.add(&summary);
+            self.warnings.extend(warnings);
+            sub.node.subtree = Some(subtree);
+            match sub.before {
+                None => self.summary.dirs_new += 1,
+                Some(before) if before == Some(subtree) => self.summary.dirs_unchanged += 1,
+                Some(_) => self.summary.dirs_changed += 1,
+            }
+            slots[sub.slot] = Some(sub.node);
+        }
+        self.store_tree(Tree {
+            nodes: slots.into_iter().flatten().collect(),
+        })
     }
 
     /// Owner names and extended attributes. Any change to an entry's
     /// xattrs changes its ctime, so an entry whose ctime, inode and device
     /// match its parent node keeps the parent's xattrs without asking.
     fn fill_metadata(&mut self, path: &Path, node: &mut Node, before: Option<&Node>) {
-        self.names.fill(node);
+        lock(&self.shared.names).fill(node);
         if let Some(p) = before
             && p.kind == node.kind
             && p.ctime == node.ctime
@@ -594,7 +678,7 @@ impl Walker<'_> {
                 }
                 self.summary.total_files += 1;
                 self.summary.total_bytes += node.size;
-                self.progress.files.fetch_add(1, Ordering::Relaxed);
+                self.shared.progress.files.fetch_add(1, Ordering::Relaxed);
             }
             NodeKind::Dir => {
                 let sub_parent = self.parent_subtree(before);
@@ -626,8 +710,8 @@ impl Walker<'_> {
             && p.device == node.device;
         let present = || {
             p.content.iter().all(|id| {
-                self.queued.contains(&(BlobKind::Data, id.id()))
-                    || self.repo.index().contains(BlobKind::Data, &id.id())
+                self.shared.repo.index().contains(BlobKind::Data, &id.id())
+                    || lock(&self.shared.queued).contains(&(BlobKind::Data, id.id()))
             })
         };
         (same && present()).then(|| p.content.clone())
@@ -642,9 +726,10 @@ impl Walker<'_> {
                 return Ok(None);
             }
         };
-        let params = self.repo.config().chunker;
-        let seed = self.repo.key().chunker_seed();
-        let mut chunker = match self.chunker.take() {
+        let params = self.shared.repo.config().chunker;
+        let seed = self.shared.repo.key().chunker_seed();
+        let idle = lock(&self.shared.chunkers).pop();
+        let mut chunker = match idle {
             Some(mut chunker) => {
                 chunker.reset(file);
                 chunker
@@ -652,7 +737,7 @@ impl Walker<'_> {
             None => Chunker::new(file, params, seed),
         };
         let read = self.chunk_all(&mut chunker);
-        self.chunker = Some(chunker);
+        lock(&self.shared.chunkers).push(chunker);
         match read {
             Ok((content, size)) => {
                 if changed_since(path, meta, size) {
@@ -674,8 +759,8 @@ impl Walker<'_> {
 
     /// Chunks a whole stream.
     fn archive_stream(&mut self, reader: &mut dyn Read) -> std::io::Result<(Vec<BlobId>, u64)> {
-        let params = self.repo.config().chunker;
-        let mut chunker = Chunker::new(reader, params, self.repo.key().chunker_seed());
+        let params = self.shared.repo.config().chunker;
+        let mut chunker = Chunker::new(reader, params, self.shared.repo.key().chunker_seed());
         match self.chunk_all(&mut chunker) {
             Ok(done) => Ok(done),
             Err(ChunkError::Read(e)) => Err(e),
@@ -688,28 +773,20 @@ impl Walker<'_> {
         &mut self,
         chunker: &mut Chunker<R>,
     ) -> std::result::Result<(Vec<BlobId>, u64), ChunkError> {
-        let key = self.repo.key();
+        let key = self.shared.repo.key();
         let mut content = Vec::new();
         let mut size = 0u64;
         while let Some(chunk) = chunker.next_chunk().map_err(ChunkError::Read)? {
             let id = key.blob_id(chunk);
             size += chunk.len() as u64;
-            self.progress
+            self.shared
+                .progress
                 .bytes_read
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             content.push(BlobId(id));
-            if !self.repo.index().contains(BlobKind::Data, &id)
-                && self.queued.insert((BlobKind::Data, id))
-            {
-                queue(
-                    self.jobs.as_ref(),
-                    &mut self.summary,
-                    self.progress,
-                    BlobKind::Data,
-                    id,
-                    chunk.to_vec(),
-                )
-                .map_err(ChunkError::Store)?;
+            if self.is_new(BlobKind::Data, id) {
+                self.queue(BlobKind::Data, id, chunk.to_vec())
+                    .map_err(ChunkError::Store)?;
             }
         }
         self.summary.bytes_read += size;
@@ -719,20 +796,35 @@ impl Walker<'_> {
     fn store_tree(&mut self, mut tree: Tree) -> Result<TreeId> {
         tree.sort();
         let bytes = tree.encode();
-        let id = self.repo.key().blob_id(&bytes);
-        if !self.repo.index().contains(BlobKind::Tree, &id)
-            && self.queued.insert((BlobKind::Tree, id))
-        {
-            queue(
-                self.jobs.as_ref(),
-                &mut self.summary,
-                self.progress,
-                BlobKind::Tree,
-                id,
-                bytes,
-            )?;
+        let id = self.shared.repo.key().blob_id(&bytes);
+        if self.is_new(BlobKind::Tree, id) {
+            self.queue(BlobKind::Tree, id, bytes)?;
         }
         Ok(TreeId(id))
+    }
+
+    /// True (once) for a blob neither the index nor this run has.
+    fn is_new(&self, kind: BlobKind, id: Id) -> bool {
+        !self.shared.repo.index().contains(kind, &id)
+            && lock(&self.shared.queued).insert((kind, id))
+    }
+
+    /// Sends a new blob to the sealing workers (none in a dry run) and
+    /// counts it.
+    fn queue(&mut self, kind: BlobKind, id: Id, plain: Vec<u8>) -> Result<()> {
+        self.summary.blobs_added += 1;
+        self.summary.bytes_added += plain.len() as u64;
+        self.shared
+            .progress
+            .bytes_added
+            .fetch_add(plain.len() as u64, Ordering::Relaxed);
+        match &self.shared.jobs {
+            // The packer or the workers are gone; the packer's error says why.
+            Some(jobs) => jobs
+                .send(Job { kind, id, plain })
+                .map_err(|_| Error::InvalidInput("the storage pipeline stopped".into())),
+            None => Ok(()),
+        }
     }
 
     fn warn(&mut self, kind: WarningKind, path: &Path, message: String) {
@@ -766,31 +858,6 @@ fn changed_since(path: &Path, before: &Metadata, read: u64) -> bool {
         )
     };
     read != before.len() || after.len() != before.len() || stamp(&after) != stamp(before)
-}
-
-/// Sends a new blob to the sealing workers (none in a dry run) and counts
-/// it. A free function so the walker can call it while its chunker's buffer
-/// is borrowed.
-fn queue(
-    jobs: Option<&Sender<Job>>,
-    summary: &mut Summary,
-    progress: &Progress,
-    kind: BlobKind,
-    id: Id,
-    plain: Vec<u8>,
-) -> Result<()> {
-    summary.blobs_added += 1;
-    summary.bytes_added += plain.len() as u64;
-    progress
-        .bytes_added
-        .fetch_add(plain.len() as u64, Ordering::Relaxed);
-    match jobs {
-        // The packer or the workers are gone; the packer's error says why.
-        Some(jobs) => jobs
-            .send(Job { kind, id, plain })
-            .map_err(|_| Error::InvalidInput("the storage pipeline stopped".into())),
-        None => Ok(()),
-    }
 }
 
 #[cfg(test)]
