@@ -6,6 +6,7 @@
 mod util;
 
 mod basics;
+mod browse;
 mod damage;
 mod dedup;
 mod fidelity;

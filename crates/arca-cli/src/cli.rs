@@ -94,6 +94,21 @@ pub enum Command {
         after_help = "Examples:\n  arca ls latest\n  arca ls 1a2b3c4d /var/lib/trades --long"
     )]
     Ls(LsArgs),
+    /// Find which snapshots hold paths matching a pattern.
+    #[command(
+        after_help = "Examples:\n  arca find 'trades-2026-11-*.db'\n  arca find '/srv/strategies/**/*.toml' --host db1 --json\n\nA pattern without '/' matches entry names; with '/', whole stored paths."
+    )]
+    Find(FindArgs),
+    /// Show what changed between two snapshots.
+    #[command(
+        after_help = "Examples:\n  arca diff 1a2b3c4d latest\n  arca diff 1a2b3c4d 5e6f7a8b --json\n\nLines: + added, - removed, M content modified, U metadata only, T type changed."
+    )]
+    Diff(DiffArgs),
+    /// Write a stored file to stdout (a directory as a tar stream).
+    #[command(
+        after_help = "Examples:\n  arca dump latest /var/lib/trades/positions.csv > positions.csv\n  arca dump latest /etc/trading | tar -x -C /tmp/etc"
+    )]
+    Dump(DumpArgs),
     /// Restore a snapshot into a directory.
     #[command(
         after_help = "Examples:\n  arca restore latest --target /tmp/restore\n  arca restore 1a2b3c4d --target /srv/recovered\n\nFiles are restored under their full original path below the target."
@@ -257,4 +272,38 @@ pub struct RestoreArgs {
     /// Re-read every restored file and check it against the snapshot.
     #[arg(long)]
     pub verify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// Glob pattern (`*`, `?`, `[...]`, `**`).
+    pub pattern: String,
+
+    /// Search only these snapshots (repeatable; default: all).
+    #[arg(short, long = "snapshot", value_name = "SNAP")]
+    pub snapshots: Vec<String>,
+
+    /// Only snapshots of this host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Only snapshots with this tag (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot.
+    pub first: String,
+    /// The newer snapshot.
+    pub second: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Snapshot: an id, a unique id prefix, or "latest".
+    pub snapshot: String,
+    /// The stored path (absolute) of a file or directory.
+    pub path: PathBuf,
 }

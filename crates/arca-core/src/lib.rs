@@ -53,7 +53,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use id::{BlobId, Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
 pub use index::{Index, IndexFile, IndexPack, Location};
 pub use key::{KdfParams, KeyFile};
-pub use ops::ls::{list, walk};
+pub use ops::browse::{Change, Difference, Finder, Pattern, diff, write_content};
+pub use ops::ls::{find as find_node, list, walk};
 pub use ops::restore::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore};
 pub use ops::snapshot::{
     CHECKPOINT_INTERVAL, Progress, SnapshotOptions, SnapshotOutcome, Warning, WarningKind,

@@ -35,7 +35,7 @@ pub fn run(config: &Config, args: LsArgs) -> Result<i32> {
     Ok(crate::exit::SUCCESS)
 }
 
-fn kind_name(kind: NodeKind) -> &'static str {
+pub(crate) fn kind_name(kind: NodeKind) -> &'static str {
     match kind {
         NodeKind::File => "file",
         NodeKind::Dir => "dir",

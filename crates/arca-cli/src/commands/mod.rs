@@ -1,7 +1,10 @@
 //! One file per command; this module dispatches and holds what they share.
 
+mod diff;
+mod dump;
+mod find;
 mod init;
-mod ls;
+pub(crate) mod ls;
 mod restore;
 pub(crate) mod snapshot;
 mod snapshots;
@@ -21,6 +24,9 @@ pub fn run(config: &Config, command: Command) -> Result<i32> {
         Command::Snapshots(args) => snapshots::run(config, args),
         Command::Ls(args) => ls::run(config, args),
         Command::Restore(args) => restore::run(config, args),
+        Command::Find(args) => find::run(config, args),
+        Command::Diff(args) => diff::run(config, args),
+        Command::Dump(args) => dump::run(config, args),
     }
 }
 

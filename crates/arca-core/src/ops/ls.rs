@@ -29,7 +29,7 @@ pub fn walk(
 }
 
 /// The node at `path` (absolute, as stored) and its full path.
-pub(crate) fn find(repo: &Repository, snapshot: &Snapshot, path: &Path) -> Result<(PathBuf, Node)> {
+pub fn find(repo: &Repository, snapshot: &Snapshot, path: &Path) -> Result<(PathBuf, Node)> {
     let names = crate::source::names_of(path);
     let missing = || Error::NotFound(format!("{} is not in the snapshot", path.display()));
     if names.is_empty() {

@@ -1,5 +1,6 @@
 //! The operations a command runs, each on an open repository.
 
+pub mod browse;
 pub mod ls;
 pub mod restore;
 pub mod snapshot;
