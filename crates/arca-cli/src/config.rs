@@ -19,7 +19,7 @@ pub struct Config {
     pub json: bool,
     pub quiet: bool,
     pub verbose: u8,
-    /// Draw progress bars (stderr is a terminal and nobody said no).
+    /// Draw progress bars (stderr is a terminal; not quiet, not JSON).
     pub progress: bool,
 }
 
@@ -38,7 +38,10 @@ impl Config {
             json: args.json,
             quiet: args.quiet,
             verbose: args.verbose,
-            progress: !args.no_progress && !args.quiet && std::io::stderr().is_terminal(),
+            progress: !args.no_progress
+                && !args.quiet
+                && !args.json
+                && std::io::stderr().is_terminal(),
         }
     }
 

@@ -65,14 +65,18 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
     };
     let counters = Progress::default();
     let bar = progress::spinner("{spinner} {elapsed} {msg}");
+    let started = std::time::Instant::now();
     let outcome = progress::with_bar(
         config.progress,
         bar,
         |bar| {
+            let read = counters.bytes_read.load(Ordering::Relaxed);
+            let secs = started.elapsed().as_secs_f64().max(0.001);
             bar.set_message(format!(
-                "{} files, {} read, {} new",
+                "{} files, {} read ({}/s), {} new",
                 counters.files.load(Ordering::Relaxed),
-                HumanBytes(counters.bytes_read.load(Ordering::Relaxed)),
+                HumanBytes(read),
+                HumanBytes((read as f64 / secs) as u64),
                 HumanBytes(counters.bytes_added.load(Ordering::Relaxed)),
             ));
             bar.tick();
