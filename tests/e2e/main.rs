@@ -7,6 +7,7 @@ mod util;
 
 mod basics;
 mod browse;
+mod check;
 mod damage;
 mod dedup;
 mod fidelity;

@@ -94,6 +94,11 @@ pub enum Command {
         after_help = "Examples:\n  arca ls latest\n  arca ls 1a2b3c4d /var/lib/trades --long"
     )]
     Ls(LsArgs),
+    /// Verify the repository: structure, and with --read-data every byte.
+    #[command(
+        after_help = "Examples:\n  arca check\n  arca check --read-data\n  arca check --read-data-subset 3/7   # nightly: day 3 of a weekly cycle\n  arca check --read-data-subset 10%\n  arca check --read-data-subset 2GiB\n\nExit code 0 only when no error was found; 1 otherwise."
+    )]
+    Check(CheckArgs),
     /// Find which snapshots hold paths matching a pattern.
     #[command(
         after_help = "Examples:\n  arca find 'trades-2026-11-*.db'\n  arca find '/srv/strategies/**/*.toml' --host db1 --json\n\nA pattern without '/' matches entry names; with '/', whole stored paths."
@@ -306,4 +311,15 @@ pub struct DumpArgs {
     pub snapshot: String,
     /// The stored path (absolute) of a file or directory.
     pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also read every pack and verify every blob.
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+
+    /// Read only a subset: N/M (bucket N of M, by pack id), P% (random) or SIZE (random, up to SIZE).
+    #[arg(long, value_name = "SUBSET")]
+    pub read_data_subset: Option<String>,
 }

@@ -54,6 +54,9 @@ pub use id::{BlobId, Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
 pub use index::{Index, IndexFile, IndexPack, Location};
 pub use key::{KdfParams, KeyFile};
 pub use ops::browse::{Change, Difference, Finder, Pattern, diff, write_content};
+pub use ops::check::{
+    Affected, CheckOptions, CheckProgress, CheckReport, Problem, Subset, bucket_of, check,
+};
 pub use ops::ls::{find as find_node, list, walk};
 pub use ops::restore::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore};
 pub use ops::snapshot::{

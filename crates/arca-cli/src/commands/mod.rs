@@ -1,5 +1,6 @@
 //! One file per command; this module dispatches and holds what they share.
 
+mod check;
 mod diff;
 mod dump;
 mod find;
@@ -24,6 +25,7 @@ pub fn run(config: &Config, command: Command) -> Result<i32> {
         Command::Snapshots(args) => snapshots::run(config, args),
         Command::Ls(args) => ls::run(config, args),
         Command::Restore(args) => restore::run(config, args),
+        Command::Check(args) => check::run(config, args),
         Command::Find(args) => find::run(config, args),
         Command::Diff(args) => diff::run(config, args),
         Command::Dump(args) => dump::run(config, args),

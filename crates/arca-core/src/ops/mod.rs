@@ -1,6 +1,7 @@
 //! The operations a command runs, each on an open repository.
 
 pub mod browse;
+pub mod check;
 pub mod ls;
 pub mod restore;
 pub mod snapshot;

@@ -1,0 +1,546 @@
+//! Verification: `check` proves that every snapshot can be restored.
+//!
+//! Structure (always): every index file, snapshot and tree decodes; every
+//! blob a tree references is indexed; every indexed pack exists with the
+//! indexed size. Packs no index mentions are warnings: an interrupted
+//! snapshot leaves them. Trees are walked once each, however many snapshots
+//! share them, so the cost follows unique trees.
+//!
+//! Data (`read_data`): each selected pack is read once, whole; its name is
+//! checked against the BLAKE3 of its bytes, its header is decrypted and
+//! compared with the index, and every blob is decrypted, decompressed and
+//! its id recomputed. Packs are checked in parallel, one whole pack in
+//! memory per thread.
+//!
+//! Every problem names the object; damaged or missing blobs and trees are
+//! traced back to the snapshots and paths they hurt.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arca_backend::FileKind;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::blob::{self, BlobKind};
+use crate::error::{Error, Result};
+use crate::format::MAX_INDEX_LEN;
+use crate::id::{Id, PackId, SnapshotId, TreeId};
+use crate::index::{Index, IndexFile};
+use crate::pack::{self, PackEntry};
+use crate::repository::Repository;
+use crate::snapshot::Snapshot;
+use crate::tree::NodeKind;
+
+/// Which packs `check` reads in full.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Subset {
+    /// Every pack.
+    All,
+    /// The packs in bucket `n` (1-based) of `m`, by pack id: `m` runs with
+    /// `n` = 1..=m read every pack exactly once.
+    Bucket { n: u32, m: u32 },
+    /// A random share of the packs, in percent.
+    Percent(f64),
+    /// Random packs up to this many bytes.
+    Bytes(u64),
+}
+
+/// What to check.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CheckOptions {
+    /// Read pack data too (`None`: structure only).
+    pub read_data: Option<Subset>,
+}
+
+/// Live counters for a progress bar.
+#[derive(Debug, Default)]
+pub struct CheckProgress {
+    pub bytes_read: AtomicU64,
+    pub bytes_total: AtomicU64,
+}
+
+/// A snapshot path hurt by a problem.
+#[derive(Clone, Debug, Serialize)]
+pub struct Affected {
+    pub snapshot: String,
+    pub path: String,
+}
+
+/// One problem, naming the object it is about.
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    pub object: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub affects: Vec<Affected>,
+}
+
+/// The outcome of a check.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CheckReport {
+    pub errors: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+    pub index_files: u64,
+    pub snapshots: u64,
+    /// Distinct trees walked.
+    pub trees: u64,
+    pub packs: u64,
+    pub packs_read: u64,
+    pub bytes_read: u64,
+    /// Blobs stored in more than one pack.
+    pub duplicate_blobs: u64,
+    pub unindexed_packs: u64,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Blobs and trees found damaged or missing, to trace back to paths.
+#[derive(Default)]
+struct Damage {
+    blobs: HashMap<Id, usize>,
+    trees: HashMap<TreeId, usize>,
+}
+
+fn problem(object: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        object: object.into(),
+        message: message.into(),
+        affects: Vec::new(),
+    }
+}
+
+/// What the index files say each pack holds.
+struct Expected {
+    kind: BlobKind,
+    size: u64,
+    blobs: Vec<PackEntry>,
+}
+
+/// Checks `repo`. The repository's in-memory index is replaced by one built
+/// from the index files that decode.
+pub fn check(
+    repo: &mut Repository,
+    options: &CheckOptions,
+    progress: &CheckProgress,
+) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    let mut damage = Damage::default();
+    let expected = load_indexes(repo, &mut report)?;
+    check_packs_exist(repo, &expected, &mut report)?;
+    let snapshots = load_snapshots(repo, &mut report)?;
+    check_trees(repo, &snapshots, &mut report, &mut damage);
+    if let Some(subset) = options.read_data {
+        read_data(repo, &expected, subset, progress, &mut report, &mut damage)?;
+    }
+    if !damage.blobs.is_empty() || !damage.trees.is_empty() {
+        trace_damage(repo, &snapshots, &damage, &mut report);
+    }
+    Ok(report)
+}
+
+fn load_indexes(
+    repo: &mut Repository,
+    report: &mut CheckReport,
+) -> Result<HashMap<PackId, Expected>> {
+    let entries = repo.backend().list(FileKind::Index)?;
+    report.index_files = entries.len() as u64;
+    let decoded: Vec<std::result::Result<IndexFile, Problem>> = entries
+        .par_iter()
+        .map(|entry| {
+            let object = format!("index {}", entry.name);
+            repo.read_verified(FileKind::Index, &entry.name, MAX_INDEX_LEN)
+                .and_then(|bytes| IndexFile::decode(&bytes, repo.key(), &object))
+                .map_err(|e| problem(&object, e.to_string()))
+        })
+        .collect();
+    let mut index = Index::default();
+    let mut expected: HashMap<PackId, Expected> = HashMap::new();
+    let mut total = 0u64;
+    for file in decoded {
+        match file {
+            Ok(file) => {
+                index.add_file(&file);
+                for pack in file.packs {
+                    let Some(kind) = BlobKind::from_byte(pack.kind) else {
+                        continue;
+                    };
+                    total += pack.blobs.len() as u64;
+                    expected.entry(pack.id).or_insert(Expected {
+                        kind,
+                        size: pack.size,
+                        blobs: pack.blobs,
+                    });
+                }
+            }
+            Err(p) => report.errors.push(p),
+        }
+    }
+    index.finish();
+    report.duplicate_blobs = total.saturating_sub(index.len() as u64);
+    *repo.index_mut() = index;
+    report.packs = expected.len() as u64;
+    Ok(expected)
+}
+
+fn check_packs_exist(
+    repo: &Repository,
+    expected: &HashMap<PackId, Expected>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let mut stored: HashMap<(BlobKind, String), u64> = HashMap::new();
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        for entry in repo.backend().list(kind.file_kind())? {
+            stored.insert((kind, entry.name), entry.size);
+        }
+    }
+    let mut names: Vec<(&PackId, &Expected)> = expected.iter().collect();
+    names.sort_by_key(|(id, _)| **id);
+    for (id, pack) in names {
+        let object = format!("{} {id}", pack.kind.file_kind());
+        match stored.remove(&(pack.kind, id.to_hex())) {
+            None => report
+                .errors
+                .push(problem(object, "is in the index but missing from storage")),
+            Some(size) if size != pack.size => report.errors.push(problem(
+                object,
+                format!("is {size} bytes, the index says {}", pack.size),
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut extra: Vec<_> = stored.into_keys().collect();
+    extra.sort();
+    report.unindexed_packs = extra.len() as u64;
+    for (kind, name) in extra {
+        report.warnings.push(problem(
+            format!("{} {name}", kind.file_kind()),
+            "is not in any index (an interrupted snapshot leaves such packs; prune removes them)",
+        ));
+    }
+    Ok(())
+}
+
+fn load_snapshots(
+    repo: &Repository,
+    report: &mut CheckReport,
+) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    let entries = repo.backend().list(FileKind::Snapshot)?;
+    report.snapshots = entries.len() as u64;
+    let loaded: Vec<std::result::Result<(SnapshotId, Snapshot), Problem>> = entries
+        .par_iter()
+        .map(|entry| {
+            let object = format!("snapshot {}", entry.name);
+            let id =
+                Id::from_hex(&entry.name).ok_or_else(|| problem(&object, "name is not an id"))?;
+            repo.load_snapshot(&SnapshotId(id))
+                .map(|snap| (SnapshotId(id), snap))
+                .map_err(|e| problem(&object, e.to_string()))
+        })
+        .collect();
+    let mut snapshots = Vec::new();
+    for s in loaded {
+        match s {
+            Ok(s) => snapshots.push(s),
+            Err(p) => report.errors.push(p),
+        }
+    }
+    snapshots.sort_by_key(|s| s.1.time);
+    Ok(snapshots)
+}
+
+/// Walks every distinct tree once: each must decode, and every blob it
+/// references must be indexed.
+fn check_trees(
+    repo: &Repository,
+    snapshots: &[(SnapshotId, Snapshot)],
+    report: &mut CheckReport,
+    damage: &mut Damage,
+) {
+    let mut seen: HashSet<TreeId> = HashSet::new();
+    let mut stack: Vec<TreeId> = snapshots.iter().map(|(_, s)| s.tree).collect();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let tree = match repo.read_tree(&id) {
+            Ok(tree) => tree,
+            Err(e) => {
+                damage.trees.insert(id, report.errors.len());
+                report
+                    .errors
+                    .push(problem(format!("tree {id}"), e.to_string()));
+                continue;
+            }
+        };
+        for node in tree.nodes {
+            for blob in &node.content {
+                if !repo.index().contains(BlobKind::Data, &blob.id())
+                    && !damage.blobs.contains_key(&blob.id())
+                {
+                    damage.blobs.insert(blob.id(), report.errors.len());
+                    report.errors.push(problem(
+                        format!("data blob {blob}"),
+                        "is referenced but not in any index",
+                    ));
+                }
+            }
+            if let Some(subtree) = node.subtree {
+                stack.push(subtree);
+            }
+        }
+    }
+    report.trees = seen.len() as u64;
+}
+
+/// Chooses the packs to read, sorted by id.
+fn select(expected: &HashMap<PackId, Expected>, subset: Subset) -> Vec<PackId> {
+    let mut ids: Vec<PackId> = expected.keys().copied().collect();
+    ids.sort();
+    // One random key per run: which packs a random subset picks differs
+    // from run to run, so repeated runs cover the repository.
+    let mut key = [0u8; 32];
+    crate::crypto::random_bytes(&mut key);
+    let random = |id: &PackId| {
+        let h = blake3::keyed_hash(&key, &id.id().0);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&h.as_bytes()[..8]);
+        u64::from_le_bytes(first)
+    };
+    match subset {
+        Subset::All => ids,
+        Subset::Bucket { n, m } => ids
+            .into_iter()
+            .filter(|id| bucket_of(id, m) == n.saturating_sub(1))
+            .collect(),
+        Subset::Percent(p) => {
+            let threshold = (p.clamp(0.0, 100.0) / 100.0 * u64::MAX as f64) as u64;
+            ids.into_iter()
+                .filter(|id| random(id) <= threshold)
+                .collect()
+        }
+        Subset::Bytes(budget) => {
+            let mut shuffled: Vec<(u64, PackId)> =
+                ids.into_iter().map(|id| (random(&id), id)).collect();
+            shuffled.sort();
+            let mut used = 0u64;
+            let mut chosen: Vec<PackId> = shuffled
+                .into_iter()
+                .filter(|(_, id)| {
+                    let size = expected[id].size;
+                    let take = used + size <= budget;
+                    if take {
+                        used += size;
+                    }
+                    take
+                })
+                .map(|(_, id)| id)
+                .collect();
+            chosen.sort();
+            chosen
+        }
+    }
+}
+
+/// The bucket (0-based) of a pack among `m`: its id's first four bytes.
+pub fn bucket_of(id: &PackId, m: u32) -> u32 {
+    let b = id.id().0;
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]]) % m.max(1)
+}
+
+fn read_data(
+    repo: &Repository,
+    expected: &HashMap<PackId, Expected>,
+    subset: Subset,
+    progress: &CheckProgress,
+    report: &mut CheckReport,
+    damage: &mut Damage,
+) -> Result<()> {
+    let chosen = select(expected, subset);
+    let total: u64 = chosen.iter().map(|id| expected[id].size).sum();
+    progress.bytes_total.store(total, Ordering::Relaxed);
+    let results: Vec<(Vec<Problem>, Vec<Id>)> = chosen
+        .par_iter()
+        .map(|id| check_pack(repo, id, &expected[id], progress))
+        .collect();
+    report.packs_read = chosen.len() as u64;
+    report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
+    for (problems, damaged) in results {
+        for id in damaged {
+            damage.blobs.entry(id).or_insert(report.errors.len());
+        }
+        report.errors.extend(problems);
+    }
+    Ok(())
+}
+
+/// Reads one pack in full and checks everything about it.
+fn check_pack(
+    repo: &Repository,
+    id: &PackId,
+    expected: &Expected,
+    progress: &CheckProgress,
+) -> (Vec<Problem>, Vec<Id>) {
+    let file_kind = expected.kind.file_kind();
+    let name = id.to_hex();
+    let object = format!("{file_kind} {name}");
+    let all = |message: String| {
+        let blobs = expected.blobs.iter().map(PackEntry::id).collect();
+        (vec![problem(&object, message)], blobs)
+    };
+    let bytes = match repo.backend().read(file_kind, &name) {
+        Ok(bytes) => bytes,
+        Err(e) => return all(e.to_string()),
+    };
+    progress
+        .bytes_read
+        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    if Id::of_stored(&bytes) != id.id() {
+        return all("contents do not match the name (storage corruption)".into());
+    }
+    let mut problems = Vec::new();
+    match pack::read_header(repo.key(), &bytes, &object) {
+        Ok(mut header) => {
+            let mut indexed = expected.blobs.clone();
+            header.sort_by_key(PackEntry::offset);
+            indexed.sort_by_key(PackEntry::offset);
+            if header != indexed {
+                problems.push(problem(
+                    &object,
+                    "its header and the index disagree about its blobs",
+                ));
+            }
+        }
+        Err(e) => problems.push(problem(&object, e.to_string())),
+    }
+    let mut damaged = Vec::new();
+    for entry in &expected.blobs {
+        let start = entry.offset() as usize;
+        let stored = bytes.get(start..start + entry.length() as usize);
+        let opened = stored
+            .ok_or_else(|| Error::corrupt(&object, "blob extends past the end"))
+            .and_then(|stored| {
+                blob::open(
+                    repo.key(),
+                    expected.kind,
+                    &entry.id(),
+                    entry.compression(),
+                    entry.raw_length(),
+                    stored,
+                    &|| object.clone(),
+                )
+            });
+        if let Err(e) = opened {
+            problems.push(problem(&object, e.to_string()));
+            damaged.push(entry.id());
+        }
+    }
+    (problems, damaged)
+}
+
+/// Adds to each damage problem the snapshots and paths it hurts (at most
+/// 100 per problem, so a lost pack does not flood the report).
+fn trace_damage(
+    repo: &Repository,
+    snapshots: &[(SnapshotId, Snapshot)],
+    damage: &Damage,
+    report: &mut CheckReport,
+) {
+    for (id, snap) in snapshots {
+        let mut hits: Vec<(usize, PathBuf)> = Vec::new();
+        if let Some(&p) = damage.trees.get(&snap.tree) {
+            hits.push((p, PathBuf::from("/")));
+        }
+        trace_tree(
+            repo,
+            &snap.tree,
+            Path::new("/"),
+            damage,
+            &mut hits,
+            &mut HashSet::new(),
+        );
+        for (problem, path) in hits {
+            let affects = &mut report.errors[problem].affects;
+            if affects.len() < 100 {
+                affects.push(Affected {
+                    snapshot: id.to_hex(),
+                    path: path.to_string_lossy().into_owned(),
+                });
+            }
+        }
+    }
+}
+
+fn trace_tree(
+    repo: &Repository,
+    tree: &TreeId,
+    at: &Path,
+    damage: &Damage,
+    hits: &mut Vec<(usize, PathBuf)>,
+    clean: &mut HashSet<TreeId>,
+) -> bool {
+    if clean.contains(tree) {
+        return false;
+    }
+    let Ok(decoded) = repo.read_tree(tree) else {
+        return true;
+    };
+    let mut hurt = false;
+    for node in decoded.nodes {
+        let path = at.join(OsStr::from_bytes(&node.name));
+        if let Some(&p) = node.content.iter().find_map(|b| damage.blobs.get(&b.id())) {
+            hits.push((p, path.clone()));
+            hurt = true;
+        }
+        if let (NodeKind::Dir, Some(subtree)) = (node.kind, node.subtree) {
+            if let Some(&p) = damage.trees.get(&subtree) {
+                hits.push((p, path.clone()));
+                hurt = true;
+            } else {
+                hurt |= trace_tree(repo, &subtree, &path, damage, hits, clean);
+            }
+        }
+    }
+    if !hurt {
+        clean.insert(*tree);
+    }
+    hurt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_partition_the_packs() {
+        let expected: HashMap<PackId, Expected> = (0u32..500)
+            .map(|n| {
+                let id = PackId(Id::of_stored(&n.to_le_bytes()));
+                (
+                    id,
+                    Expected {
+                        kind: BlobKind::Data,
+                        size: 10,
+                        blobs: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        let mut seen: Vec<PackId> = (1..=7)
+            .flat_map(|n| select(&expected, Subset::Bucket { n, m: 7 }))
+            .collect();
+        seen.sort();
+        let mut all: Vec<PackId> = expected.keys().copied().collect();
+        all.sort();
+        assert_eq!(seen, all, "every pack exactly once");
+        assert_eq!(select(&expected, Subset::Bytes(95)).len(), 9);
+        assert_eq!(select(&expected, Subset::Percent(100.0)).len(), 500);
+    }
+}
