@@ -52,14 +52,14 @@ fn names(report: &Value, needle: &str) -> bool {
         .any(|e| e["object"].as_str().unwrap().contains(needle))
 }
 
-fn flip_middle(path: &PathBuf) {
+fn flip_middle(path: &std::path::Path) {
     let mut bytes = fs::read(path).unwrap();
     let at = bytes.len() / 3;
     bytes[at] ^= 0x10;
     fs::write(path, bytes).unwrap();
 }
 
-fn name_of(path: &PathBuf) -> String {
+fn name_of(path: &std::path::Path) -> String {
     path.file_name().unwrap().to_str().unwrap().to_string()
 }
 
