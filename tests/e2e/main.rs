@@ -11,6 +11,7 @@ mod check;
 mod damage;
 mod dedup;
 mod fidelity;
+mod repair;
 mod restore;
 mod sources;
 mod streams;

@@ -99,6 +99,15 @@ pub enum Command {
         after_help = "Examples:\n  arca check\n  arca check --read-data\n  arca check --read-data-subset 3/7   # nightly: day 3 of a weekly cycle\n  arca check --read-data-subset 10%\n  arca check --read-data-subset 2GiB\n\nExit code 0 only when no error was found; 1 otherwise."
     )]
     Check(CheckArgs),
+    /// Rebuild the index from the packs, or rewrite damaged snapshots.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  arca repair index\n  arca repair snapshots --dry-run\n  arca repair snapshots --forget"
+    )]
+    Repair(RepairCommand),
+    /// Sizes, blob counts, and deduplication and compression ratios.
+    #[command(after_help = "Examples:\n  arca stats\n  arca stats latest --json")]
+    Stats(StatsArgs),
     /// Find which snapshots hold paths matching a pattern.
     #[command(
         after_help = "Examples:\n  arca find 'trades-2026-11-*.db'\n  arca find '/srv/strategies/**/*.toml' --host db1 --json\n\nA pattern without '/' matches entry names; with '/', whole stored paths."
@@ -322,4 +331,30 @@ pub struct CheckArgs {
     /// Read only a subset: N/M (bucket N of M, by pack id), P% (random) or SIZE (random, up to SIZE).
     #[arg(long, value_name = "SUBSET")]
     pub read_data_subset: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    /// Rebuild the index from the headers of the packs present.
+    Index {
+        /// Report what would be indexed; write nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
+    /// Rewrite snapshots that reference data no pack holds: damaged files
+    /// keep their readable parts, the copy is tagged "repaired".
+    Snapshots {
+        /// Remove each original once its repaired copy is saved.
+        #[arg(long)]
+        forget: bool,
+        /// Report what would be repaired; write nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Only this snapshot (default: all).
+    pub snapshot: Option<String>,
 }

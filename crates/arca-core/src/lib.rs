@@ -58,11 +58,15 @@ pub use ops::check::{
     Affected, CheckOptions, CheckProgress, CheckReport, Problem, Subset, bucket_of, check,
 };
 pub use ops::ls::{find as find_node, list, walk};
+pub use ops::repair::{
+    RepairIndexReport, RepairSnapshotsOptions, RepairedSnapshot, repair_index, repair_snapshots,
+};
 pub use ops::restore::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore};
 pub use ops::snapshot::{
     CHECKPOINT_INTERVAL, Progress, SnapshotOptions, SnapshotOutcome, Warning, WarningKind,
     snapshot, snapshot_stream,
 };
+pub use ops::stats::{Stats, stats};
 pub use pack::{FinishedPack, PackEntry, PackWriter, read_header};
 pub use repository::{Owner, Repository};
 pub use snapshot::{Snapshot, Summary};

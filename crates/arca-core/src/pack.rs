@@ -157,11 +157,42 @@ impl PackWriter {
 /// Reads the header of a whole stored pack and validates every entry.
 pub fn read_header(key: &MasterKey, pack: &[u8], object: &str) -> Result<Vec<PackEntry>> {
     let size = pack.len() as u64;
+    let trailer = pack
+        .get(pack.len().saturating_sub(4)..)
+        .filter(|t| t.len() == 4)
+        .ok_or_else(|| Error::corrupt(object, "too short to hold a header"))?;
+    let (start, len) = header_range(size, trailer, object)?;
+    decode_header(
+        key,
+        &pack[start as usize..(start + len) as usize],
+        start,
+        object,
+    )
+}
+
+/// Reads only the header of a stored pack of `size` bytes: two range reads
+/// (the trailer, then the header) instead of the whole pack.
+pub fn read_header_ranged(
+    backend: &dyn arca_backend::Backend,
+    key: &MasterKey,
+    kind: arca_backend::FileKind,
+    name: &str,
+    size: u64,
+) -> Result<Vec<PackEntry>> {
+    let object = format!("{kind} {name}");
     if size < 4 {
-        return Err(Error::corrupt(object, "too short to hold a header"));
+        return Err(Error::corrupt(&object, "too short to hold a header"));
     }
+    let trailer = backend.read_range(kind, name, size - 4, 4)?;
+    let (start, len) = header_range(size, &trailer, &object)?;
+    let sealed = backend.read_range(kind, name, start, len)?;
+    decode_header(key, &sealed, start, &object)
+}
+
+/// Where the sealed header lies, from the pack's size and its trailer.
+fn header_range(size: u64, trailer: &[u8], object: &str) -> Result<(u64, u64)> {
     let mut len = [0; 4];
-    len.copy_from_slice(&pack[pack.len() - 4..]);
+    len.copy_from_slice(trailer);
     let header_len = u32::from_le_bytes(len);
     if header_len > MAX_PACK_HEADER_LEN || u64::from(header_len) + 4 > size {
         return Err(Error::corrupt(
@@ -169,8 +200,17 @@ pub fn read_header(key: &MasterKey, pack: &[u8], object: &str) -> Result<Vec<Pac
             format!("header length {header_len} does not fit the pack"),
         ));
     }
-    let blobs_end = size - 4 - u64::from(header_len);
-    let sealed = &pack[blobs_end as usize..pack.len() - 4];
+    Ok((size - 4 - u64::from(header_len), u64::from(header_len)))
+}
+
+/// Opens a sealed header and validates its entries against the end of the
+/// blob region (where the header starts).
+fn decode_header(
+    key: &MasterKey,
+    sealed: &[u8],
+    blobs_end: u64,
+    object: &str,
+) -> Result<Vec<PackEntry>> {
     let header = key
         .open(AAD_PACK_HEADER, sealed)
         .map_err(|_| Error::corrupt(object, "pack header fails authentication"))?;

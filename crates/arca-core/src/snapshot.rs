@@ -71,6 +71,9 @@ pub struct Snapshot {
     pub program_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
+    /// For a snapshot made by `repair snapshots`: the damaged original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<SnapshotId>,
 }
 
 impl Snapshot {
@@ -113,6 +116,7 @@ mod tests {
                 files_new: 3,
                 ..Summary::default()
             }),
+            original: Some(SnapshotId(Id([6; 32]))),
         };
         let bytes = snap.encode(&key);
         assert_eq!(Snapshot::decode(&bytes, &key, "snapshot").unwrap(), snap);

@@ -6,9 +6,11 @@ mod dump;
 mod find;
 mod init;
 pub(crate) mod ls;
+mod repair;
 mod restore;
 pub(crate) mod snapshot;
 mod snapshots;
+mod stats;
 
 use anyhow::Result;
 use arca_core::{Repository, Snapshot, SnapshotId};
@@ -26,6 +28,8 @@ pub fn run(config: &Config, command: Command) -> Result<i32> {
         Command::Ls(args) => ls::run(config, args),
         Command::Restore(args) => restore::run(config, args),
         Command::Check(args) => check::run(config, args),
+        Command::Repair(command) => repair::run(config, command),
+        Command::Stats(args) => stats::run(config, args),
         Command::Find(args) => find::run(config, args),
         Command::Diff(args) => diff::run(config, args),
         Command::Dump(args) => dump::run(config, args),
@@ -157,6 +161,8 @@ struct SnapshotJson<'a> {
     parent: Option<String>,
     program_version: &'a str,
     summary: Option<&'a arca_core::Summary>,
+    /// For a repaired snapshot: the damaged original.
+    original: Option<String>,
 }
 
 impl<'a> SnapshotJson<'a> {
@@ -174,6 +180,7 @@ impl<'a> SnapshotJson<'a> {
             parent: snap.parent.map(|p| p.to_hex()),
             program_version: &snap.program_version,
             summary: snap.summary.as_ref(),
+            original: snap.original.map(|o| o.to_hex()),
         }
     }
 }

@@ -134,7 +134,7 @@ pub fn check(
     let mut report = CheckReport::default();
     let mut damage = Damage::default();
     let expected = load_indexes(repo, &mut report)?;
-    check_packs_exist(repo, &expected, &mut report)?;
+    check_packs_exist(repo, &expected, &mut report, &mut damage)?;
     let snapshots = load_snapshots(repo, &mut report)?;
     check_trees(repo, &snapshots, &mut report, &mut damage);
     if let Some(subset) = options.read_data {
@@ -194,6 +194,7 @@ fn check_packs_exist(
     repo: &Repository,
     expected: &HashMap<PackId, Expected>,
     report: &mut CheckReport,
+    damage: &mut Damage,
 ) -> Result<()> {
     let mut stored: HashMap<(BlobKind, String), u64> = HashMap::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
@@ -206,9 +207,14 @@ fn check_packs_exist(
     for (id, pack) in names {
         let object = format!("{} {id}", pack.kind.file_kind());
         match stored.remove(&(pack.kind, id.to_hex())) {
-            None => report
-                .errors
-                .push(problem(object, "is in the index but missing from storage")),
+            None => {
+                for blob in &pack.blobs {
+                    damage.blobs.entry(blob.id()).or_insert(report.errors.len());
+                }
+                report
+                    .errors
+                    .push(problem(object, "is in the index but missing from storage"));
+            }
             Some(size) if size != pack.size => report.errors.push(problem(
                 object,
                 format!("is {size} bytes, the index says {}", pack.size),

@@ -311,6 +311,7 @@ impl Run<'_> {
             parent: self.parent,
             program_version: format!("arca {}", env!("CARGO_PKG_VERSION")),
             summary: Some(summary),
+            original: None,
         };
         let id = if options.dry_run {
             None
