@@ -175,3 +175,19 @@ fn subsets_one_to_five_of_five_read_every_pack_once() {
     let (_, report) = check(&env, &["--read-data-subset", "0%"]);
     assert_eq!(report["packs_read"], 0);
 }
+
+#[test]
+fn a_damaged_second_key_is_reported() {
+    let (env, _) = repository();
+    // A second key file (a copy under its own name) that is then damaged:
+    // the repository still opens with the first, and check names the second.
+    let key = files_below(&env.repo.join("keys")).pop().unwrap();
+    let mut bytes = fs::read(&key).unwrap();
+    bytes[10] ^= 0x01;
+    let name = blake3::hash(&bytes).to_hex().to_string();
+    fs::write(key.with_file_name(&name), &bytes).unwrap();
+    let (code, report) = check(&env, &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["keys"], 2);
+    assert!(names(&report, &name), "{report}");
+}

@@ -84,6 +84,7 @@ pub struct Problem {
 pub struct CheckReport {
     pub errors: Vec<Problem>,
     pub warnings: Vec<Problem>,
+    pub keys: u64,
     pub index_files: u64,
     pub snapshots: u64,
     /// Distinct trees walked.
@@ -133,6 +134,7 @@ pub fn check(
 ) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let mut damage = Damage::default();
+    check_keys(repo, &mut report)?;
     let expected = load_indexes(repo, &mut report)?;
     check_packs_exist(repo, &expected, &mut report, &mut damage)?;
     let snapshots = load_snapshots(repo, &mut report)?;
@@ -144,6 +146,22 @@ pub fn check(
         trace_damage(repo, &snapshots, &damage, &mut report);
     }
     Ok(report)
+}
+
+/// Every key file must decode (the one in use opened the repository; the
+/// others may belong to other people, so only their structure is checked).
+fn check_keys(repo: &Repository, report: &mut CheckReport) -> Result<()> {
+    for entry in repo.backend().list(FileKind::Key)? {
+        let object = format!("key {}", entry.name);
+        let decoded = repo
+            .read_verified(FileKind::Key, &entry.name, crate::format::MAX_KEY_FILE_LEN)
+            .and_then(|bytes| crate::key::KeyFile::decode(&bytes, &object));
+        if let Err(e) = decoded {
+            report.errors.push(problem(&object, e.to_string()));
+        }
+        report.keys += 1;
+    }
+    Ok(())
 }
 
 fn load_indexes(
