@@ -61,7 +61,9 @@ fn after_a_lost_pack_repair_leaves_a_repository_that_checks_and_restores() {
     let repaired = env.json(&["repair", "snapshots", "--forget"]);
     let repaired = repaired.as_array().unwrap();
     assert_eq!(repaired.len(), 2, "both snapshots hold the lost data");
-    let damaged: HashSet<String> = repaired[0]["damaged"]
+    // Repairs come in snapshot time order: the last is the latest source state.
+    let latest = repaired.last().unwrap();
+    let damaged: HashSet<String> = latest["damaged"]
         .as_array()
         .unwrap()
         .iter()
@@ -87,7 +89,8 @@ fn after_a_lost_pack_repair_leaves_a_repository_that_checks_and_restores() {
     assert!(snapshots[0]["original"].is_null() || snapshots[0]["original"].is_string());
 
     let target = env.path("out");
-    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    let copy = latest["repaired"].as_str().unwrap();
+    env.ok(&["restore", copy, "--target", target.to_str().unwrap()]);
     let root = restored(&target, &src);
     let src_abs = src.canonicalize().unwrap();
     let mut intact = 0;
