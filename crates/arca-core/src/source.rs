@@ -326,7 +326,9 @@ impl Names {
 pub(crate) fn read_xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {
     let names = match xattr::list(path) {
         Ok(names) => names,
-        Err(e) if e.raw_os_error() == Some(libc_enotsup()) => return Ok(Vec::new()),
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EOPNOTSUPP as i32) => {
+            return Ok(Vec::new());
+        }
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();
@@ -340,10 +342,6 @@ pub(crate) fn read_xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
-}
-
-fn libc_enotsup() -> i32 {
-    nix::errno::Errno::EOPNOTSUPP as i32
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use std::sync::atomic::Ordering;
 
 use anyhow::{Result, bail};
-use arca_core::{CheckOptions, CheckProgress, Repository, Subset};
+use arca_core::{CheckOptions, CheckProgress, Subset};
 use indicatif::HumanBytes;
 
 use crate::cli::CheckArgs;
@@ -16,9 +16,7 @@ pub fn run(config: &Config, args: CheckArgs) -> Result<i32> {
     };
     // The index is rebuilt by the check itself from what decodes, so a
     // damaged index file is reported rather than stopping the command.
-    let backend = config.backend()?;
-    let password = zeroize::Zeroizing::new(config.password.get()?);
-    let mut repo = Repository::open(backend, &password)?;
+    let mut repo = super::open_unindexed(config)?;
     let counters = CheckProgress::default();
     let bar = progress::spinner(
         "{spinner} {elapsed} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta}",

@@ -38,9 +38,7 @@ pub fn run(config: &Config, command: Command) -> Result<i32> {
 
 /// Opens the configured repository and loads its index.
 fn open_repository(config: &Config) -> Result<Repository> {
-    let backend = config.backend()?;
-    let password = zeroize::Zeroizing::new(config.password.get()?);
-    let mut repo = Repository::open(backend, &password)?;
+    let mut repo = open_unindexed(config)?;
     repo.load_index()?;
     if config.verbose > 0 {
         eprintln!(
@@ -127,6 +125,14 @@ fn parse_size(text: &str) -> Result<u64> {
     let n: u64 = digits.parse().map_err(|_| bad())?;
     n.checked_mul(1 << shift)
         .ok_or_else(|| anyhow::anyhow!("size {text:?} is too large"))
+}
+
+/// Opens the configured repository without loading its index: for the
+/// commands that check or rebuild the index itself.
+fn open_unindexed(config: &Config) -> Result<Repository> {
+    let backend = config.backend()?;
+    let password = zeroize::Zeroizing::new(config.password.get()?);
+    Ok(Repository::open(backend, &password)?)
 }
 
 /// The machine's host name.

@@ -1,5 +1,5 @@
 use anyhow::Result;
-use arca_core::{RepairSnapshotsOptions, Repository};
+use arca_core::RepairSnapshotsOptions;
 
 use crate::cli::RepairCommand;
 use crate::config::Config;
@@ -7,9 +7,7 @@ use crate::output;
 
 pub fn run(config: &Config, command: RepairCommand) -> Result<i32> {
     // The index may be what is broken: open without loading it.
-    let backend = config.backend()?;
-    let password = zeroize::Zeroizing::new(config.password.get()?);
-    let mut repo = Repository::open(backend, &password)?;
+    let mut repo = super::open_unindexed(config)?;
     match command {
         RepairCommand::Index { dry_run } => {
             let report = arca_core::repair_index(&mut repo, dry_run)?;

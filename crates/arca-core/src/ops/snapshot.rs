@@ -505,10 +505,12 @@ impl<'s, 'a> Walker<'s, 'a> {
         self.shared.repo.read_tree(node.subtree.as_ref()?).ok()
     }
 
-    fn count_dir(&mut self, parent: Option<&Node>, subtree: TreeId) {
-        match parent {
+    /// Counts a directory as new (no parent node), unchanged (same tree as
+    /// in the parent) or changed; `before` is the parent node's subtree.
+    fn count_dir(&mut self, before: Option<Option<TreeId>>, subtree: TreeId) {
+        match before {
             None => self.summary.dirs_new += 1,
-            Some(p) if p.subtree == Some(subtree) => self.summary.dirs_unchanged += 1,
+            Some(b) if b == Some(subtree) => self.summary.dirs_unchanged += 1,
             Some(_) => self.summary.dirs_changed += 1,
         }
     }
@@ -540,7 +542,7 @@ impl<'s, 'a> Walker<'s, 'a> {
                     let sub_parent = self.parent_subtree(before);
                     let subtree = self.archive_virtual(grandchildren, sub_parent.as_ref())?;
                     node.subtree = Some(subtree);
-                    self.count_dir(before, subtree);
+                    self.count_dir(before.map(|b| b.subtree), subtree);
                 }
             }
             tree.nodes.push(node);
@@ -615,11 +617,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             self.summary.add(&summary);
             self.warnings.extend(warnings);
             sub.node.subtree = Some(subtree);
-            match sub.before {
-                None => self.summary.dirs_new += 1,
-                Some(before) if before == Some(subtree) => self.summary.dirs_unchanged += 1,
-                Some(_) => self.summary.dirs_changed += 1,
-            }
+            self.count_dir(sub.before, subtree);
             slots[sub.slot] = Some(sub.node);
         }
         self.store_tree(Tree {
@@ -685,7 +683,7 @@ impl<'s, 'a> Walker<'s, 'a> {
                 let sub_parent = self.parent_subtree(before);
                 let subtree = self.archive_dir(path, sub_parent.as_ref())?;
                 node.subtree = Some(subtree);
-                self.count_dir(before, subtree);
+                self.count_dir(before.map(|b| b.subtree), subtree);
             }
             NodeKind::Symlink => match std::fs::read_link(path) {
                 Ok(target) => node.target = target.as_os_str().as_bytes().to_vec(),
