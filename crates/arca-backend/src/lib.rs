@@ -36,6 +36,9 @@ pub struct Entry {
     pub name: String,
     /// Its size in bytes.
     pub size: u64,
+    /// When it was stored, where the storage tells (prune leaves alone
+    /// unindexed packs younger than its grace period).
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// Where repository objects live.

@@ -68,11 +68,12 @@ impl LocalBackend {
                 Self::list_dir(&entry.path(), kind, out)?;
             } else if file_type.is_file() && check_name(kind, &name).is_ok() {
                 // Temporary files (".tmp…") fail the name check and are skipped.
-                let size = entry
-                    .metadata()
-                    .map_err(|e| Error::io(kind, &name, e))?
-                    .len();
-                out.push(Entry { name, size });
+                let meta = entry.metadata().map_err(|e| Error::io(kind, &name, e))?;
+                out.push(Entry {
+                    name,
+                    size: meta.len(),
+                    modified: meta.modified().ok(),
+                });
             }
         }
         Ok(())
@@ -121,6 +122,7 @@ impl Backend for LocalBackend {
                 out.push(Entry {
                     name: "config".into(),
                     size,
+                    modified: None,
                 });
             }
             return Ok(out);

@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use crate::{Backend, Entry, Error, ErrorKind, FileKind, check_name};
 
-type Objects = HashMap<(FileKind, String), Arc<Vec<u8>>>;
+/// Each object's bytes and the time it was stored.
+type Objects = HashMap<(FileKind, String), (Arc<Vec<u8>>, SystemTime)>;
 
 /// A repository held in a map; cloning shares the same objects.
 #[derive(Debug, Clone, Default)]
@@ -43,11 +45,22 @@ impl MemoryBackend {
         }
     }
 
+    /// An independent copy of the current contents (tests branch a
+    /// repository's state with it).
+    pub fn duplicate(&self) -> MemoryBackend {
+        MemoryBackend {
+            objects: Arc::new(Mutex::new(self.lock().clone())),
+        }
+    }
+
     /// Replaces an object's bytes, bypassing the no-overwrite rule: tests use
     /// it to simulate damage done by storage.
     pub fn tamper(&self, kind: FileKind, name: &str, bytes: Vec<u8>) {
         if let Some(objects) = self.lock().as_mut() {
-            objects.insert((kind, name.to_string()), Arc::new(bytes));
+            objects.insert(
+                (kind, name.to_string()),
+                (Arc::new(bytes), SystemTime::now()),
+            );
         }
     }
 }
@@ -74,9 +87,10 @@ impl Backend for MemoryBackend {
         Ok(objects
             .iter()
             .filter(|((k, _), _)| *k == kind)
-            .map(|((_, name), bytes)| Entry {
+            .map(|((_, name), (bytes, modified))| Entry {
                 name: name.clone(),
                 size: bytes.len() as u64,
+                modified: Some(*modified),
             })
             .collect())
     }
@@ -85,7 +99,7 @@ impl Backend for MemoryBackend {
         self.with(kind, name, |objects| {
             objects
                 .get(&(kind, name.to_string()))
-                .map(|bytes| bytes.to_vec())
+                .map(|(bytes, _)| bytes.to_vec())
                 .ok_or_else(|| Error::new(ErrorKind::NotFound, kind, name, None))
         })
     }
@@ -112,7 +126,7 @@ impl Backend for MemoryBackend {
             if objects.contains_key(&key) {
                 return Err(Error::new(ErrorKind::AlreadyExists, kind, name, None));
             }
-            objects.insert(key, Arc::new(bytes.to_vec()));
+            objects.insert(key, (Arc::new(bytes.to_vec()), SystemTime::now()));
             Ok(())
         })
     }
@@ -130,7 +144,7 @@ impl Backend for MemoryBackend {
         self.with(kind, name, |objects| {
             objects
                 .get(&(kind, name.to_string()))
-                .map(|bytes| bytes.len() as u64)
+                .map(|(bytes, _)| bytes.len() as u64)
                 .ok_or_else(|| Error::new(ErrorKind::NotFound, kind, name, None))
         })
     }

@@ -13,6 +13,7 @@ Examples:
   arca snapshots
   arca ls latest /var/lib/trades
   arca restore latest --target /tmp/restore
+  arca forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --prune
 
 Exit codes: 0 success, 1 error, 2 usage, 3 snapshot saved but some files could
 not be read, 10 no repository, 11 repository locked, 12 wrong password.";
@@ -72,6 +73,11 @@ pub struct GlobalArgs {
     /// Never draw progress bars (they are drawn only on a terminal anyway).
     #[arg(long, global = true)]
     pub no_progress: bool,
+
+    /// When the repository is locked (prune, repair, check), keep trying
+    /// for up to DURATION (e.g. 30s, 10m, 2h) instead of failing at once.
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub retry_lock: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +129,22 @@ pub enum Command {
         after_help = "Examples:\n  arca dump latest /var/lib/trades/positions.csv > positions.csv\n  arca dump latest /etc/trading | tar -x -C /tmp/etc"
     )]
     Dump(DumpArgs),
+    /// Remove snapshots: the ones given, or those a retention policy does not keep.
+    #[command(
+        after_help = "Examples:\n  arca forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --keep-tag month-end --dry-run\n  arca forget --keep-within 30d --keep-monthly -1 --prune\n  arca forget 1a2b3c4d 5e6f7a8b\n\nSnapshots are grouped by host and paths (--group-by) and the policy applies to\neach group. Buckets (hour, day, ISO week, month, year) are in local time.\nDurations are like 2y5m7d3h, counted back from the newest snapshot of the group.\nA count of -1 means unlimited. See docs/retention.md for the exact rules.",
+        group = clap::ArgGroup::new("policy").multiple(true).conflicts_with("ids")
+    )]
+    Forget(Box<ForgetArgs>),
+    /// Delete data no snapshot uses, without ever blocking snapshots.
+    #[command(
+        after_help = "Examples:\n  arca prune --dry-run\n  arca prune\n  arca prune --max-unused 10% --keep-marked 48h\n  arca prune --instant-delete   # only when nothing else writes to the repository\n\nDeletion is two-phase: unused packs are marked now and deleted by a later prune\nonce the mark is older than --keep-marked (and still no snapshot uses them).\nExit code 11 when another prune or repair holds the lock."
+    )]
+    Prune(PruneArgs),
+    /// Remove stale locks (or all locks with --remove-all).
+    #[command(
+        after_help = "Examples:\n  arca unlock\n  arca unlock --remove-all   # only when no arca process uses the repository\n\nA lock is stale when it was not refreshed for 30 minutes, or when its holder\nran on this host and has exited."
+    )]
+    Unlock(UnlockArgs),
     /// Restore a snapshot into a directory.
     #[command(
         after_help = "Examples:\n  arca restore latest --target /tmp/restore\n  arca restore 1a2b3c4d --target /srv/recovered\n\nFiles are restored under their full original path below the target."
@@ -351,6 +373,111 @@ pub enum RepairCommand {
         #[arg(short = 'n', long)]
         dry_run: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Snapshots to remove (ids or unique id prefixes); no policy then.
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+
+    /// Keep the newest N snapshots (N: a number, or -1/unlimited for all).
+    #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
+    pub keep_last: Option<String>,
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
+    pub keep_hourly: Option<String>,
+    /// Keep the newest snapshot of each of the last N days that have one.
+    #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
+    pub keep_daily: Option<String>,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one.
+    #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
+    pub keep_weekly: Option<String>,
+    /// Keep the newest snapshot of each of the last N months that have one.
+    #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
+    pub keep_monthly: Option<String>,
+    /// Keep the newest snapshot of each of the last N years that have one.
+    #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
+    pub keep_yearly: Option<String>,
+    /// Keep every snapshot newer than DURATION (e.g. 2y5m7d3h) before the newest.
+    #[arg(long, value_name = "DURATION", group = "policy")]
+    pub keep_within: Option<String>,
+    /// Keep one snapshot per hour within DURATION of the newest.
+    #[arg(long, value_name = "DURATION", group = "policy")]
+    pub keep_within_hourly: Option<String>,
+    /// Keep one snapshot per day within DURATION of the newest.
+    #[arg(long, value_name = "DURATION", group = "policy")]
+    pub keep_within_daily: Option<String>,
+    /// Keep one snapshot per ISO week within DURATION of the newest.
+    #[arg(long, value_name = "DURATION", group = "policy")]
+    pub keep_within_weekly: Option<String>,
+    /// Keep one snapshot per month within DURATION of the newest.
+    #[arg(long, value_name = "DURATION", group = "policy")]
+    pub keep_within_monthly: Option<String>,
+    /// Keep one snapshot per year within DURATION of the newest.
+    #[arg(long, value_name = "DURATION", group = "policy")]
+    pub keep_within_yearly: Option<String>,
+    /// Keep snapshots having all of these comma-separated tags (repeatable: any list).
+    #[arg(long = "keep-tag", value_name = "TAGS", group = "policy")]
+    pub keep_tags: Vec<String>,
+
+    /// Group snapshots by any of host, paths, tags ("" for one group).
+    #[arg(long, value_name = "FIELDS", default_value = "host,paths")]
+    pub group_by: String,
+
+    /// Only consider snapshots of this host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Only consider snapshots with this tag (repeatable: all must match).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only consider snapshots that include this path (repeatable).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+
+    /// Show what would be removed; remove nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Run prune afterwards.
+    #[arg(long)]
+    pub prune: bool,
+
+    #[command(flatten)]
+    pub prune_options: PruneOptionsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneOptionsArgs {
+    /// Repack packs with more than this share of unused bytes ("5%", or "unlimited").
+    #[arg(long, value_name = "PERCENT", default_value = "5%")]
+    pub max_unused: String,
+
+    /// Delete marked packs only once marked for this long (e.g. 24h, 2d, 0).
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub keep_marked: String,
+
+    /// Delete unused packs now instead of marking them. Only safe when no
+    /// other process is writing to the repository.
+    #[arg(long)]
+    pub instant_delete: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Show which packs would be deleted, marked and repacked; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub options: PruneOptionsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Remove every lock, stale or not.
+    #[arg(long)]
+    pub remove_all: bool,
 }
 
 #[derive(Debug, Args)]

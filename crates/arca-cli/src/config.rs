@@ -21,10 +21,12 @@ pub struct Config {
     pub verbose: u8,
     /// Draw progress bars (stderr is a terminal; not quiet, not JSON).
     pub progress: bool,
+    /// How long to wait for a lock held by another process.
+    pub retry_lock: std::time::Duration,
 }
 
 impl Config {
-    pub fn resolve(args: GlobalArgs) -> Config {
+    pub fn resolve(args: GlobalArgs) -> Result<Config> {
         let password = if let Some(file) = args.password_file {
             PasswordSource::File(file)
         } else if let Some(cmd) = args.password_command {
@@ -32,7 +34,13 @@ impl Config {
         } else {
             PasswordSource::EnvOrPrompt
         };
-        Config {
+        let retry_lock = match args.retry_lock.as_deref() {
+            Some(text) => crate::commands::parse_duration(text)
+                .with_context(|| "invalid --retry-lock".to_string())?,
+            None => std::time::Duration::ZERO,
+        };
+        Ok(Config {
+            retry_lock,
             repo: args.repo,
             password,
             json: args.json,
@@ -42,7 +50,7 @@ impl Config {
                 && !args.quiet
                 && !args.json
                 && std::io::stderr().is_terminal(),
-        }
+        })
     }
 
     /// The backend for `-r`/`ARCA_REPOSITORY`.

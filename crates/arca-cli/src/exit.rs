@@ -9,7 +9,6 @@ pub const USAGE: i32 = 2;
 /// The snapshot was saved, but some source files could not be read.
 pub const PARTIAL: i32 = 3;
 pub const NO_REPOSITORY: i32 = 10;
-#[allow(dead_code)] // reserved by the contract for the lock holder
 pub const LOCKED: i32 = 11;
 pub const WRONG_PASSWORD: i32 = 12;
 
@@ -22,6 +21,7 @@ pub fn for_error(error: &anyhow::Error) -> i32 {
     match kind {
         Some(ErrorKind::NoRepository) => NO_REPOSITORY,
         Some(ErrorKind::WrongPassword) => WRONG_PASSWORD,
+        Some(ErrorKind::Locked) => LOCKED,
         _ => ERROR,
     }
 }

@@ -24,7 +24,13 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let config = config::Config::resolve(cli.global);
+    let config = match config::Config::resolve(cli.global) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("arca: {}", output::sanitize(&message(&error)));
+            std::process::exit(exit::USAGE);
+        }
+    };
     let code = match commands::run(&config, cli.command) {
         Ok(code) => code,
         Err(error) => {

@@ -24,6 +24,11 @@ pub enum ErrorKind {
     Target,
     /// The storage failed.
     Storage,
+    /// Another process holds a conflicting lock.
+    Locked,
+    /// A concurrent operation removed data this one needed; nothing was
+    /// saved, and running it again is safe.
+    Conflict,
 }
 
 /// An error of the engine; each variant names the thing it concerns.
@@ -55,6 +60,14 @@ pub enum Error {
     Target { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Storage(arca_backend::Error),
+    #[error(
+        "repository {location} is locked by {holder}; wait for it (--retry-lock DURATION), or run `arca unlock` if that process is gone"
+    )]
+    Locked { location: String, holder: String },
+    #[error("lost the lock on repository {location}: {reason}")]
+    LockLost { location: String, reason: String },
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl Error {
@@ -71,6 +84,9 @@ impl Error {
             Error::Source { .. } => ErrorKind::Source,
             Error::Target { .. } => ErrorKind::Target,
             Error::Storage(_) => ErrorKind::Storage,
+            Error::Locked { .. } => ErrorKind::Locked,
+            Error::LockLost { .. } => ErrorKind::Locked,
+            Error::Conflict(_) => ErrorKind::Conflict,
         }
     }
 

@@ -1,7 +1,10 @@
 //! Index files and the in-memory index.
 //!
 //! An index file lists packs and the blobs each holds, plus the index files
-//! it supersedes (so a later prune can replace many files with one). In
+//! it supersedes (so a later prune can replace many files with one). A pack
+//! can be *marked*: prune found nothing using it and will delete it in a
+//! later run, after a grace period. Marked packs stay readable, but writers
+//! do not deduplicate against them. In
 //! memory every blob costs one fixed-size [`Entry`] of 48 bytes in a sorted
 //! array: the 32-byte id, the pack's number in a pack table, offset, stored
 //! length, and raw length with the kind and compression in its top bits.
@@ -19,6 +22,7 @@ use crate::file;
 use crate::format::*;
 use crate::id::{Id, IndexId, PackId};
 use crate::pack::PackEntry;
+use crate::time::Timestamp;
 
 /// One pack as an index file lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +33,9 @@ pub struct IndexPack {
     /// Stored size of the whole pack.
     pub size: u64,
     pub blobs: Vec<PackEntry>,
+    /// When a prune marked the pack for deletion; `None`: in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked: Option<Timestamp>,
 }
 
 /// The decoded body of `index/<id>`.
@@ -64,6 +71,20 @@ impl IndexFile {
         }
         Ok(index)
     }
+}
+
+/// Drops the files another present file supersedes: their content is in
+/// that file, which a maintenance run wrote before it could delete them.
+/// Returns the files to use and the ids of the superseded ones still present.
+pub fn effective(files: Vec<(IndexId, IndexFile)>) -> (Vec<(IndexId, IndexFile)>, Vec<IndexId>) {
+    let superseded: HashSet<IndexId> = files
+        .iter()
+        .flat_map(|(_, f)| f.supersedes.iter().copied())
+        .collect();
+    let (stale, live): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|(id, _)| superseded.contains(id));
+    (live, stale.into_iter().map(|(id, _)| id).collect())
 }
 
 const TREE_BIT: u32 = 1 << 31;
@@ -108,12 +129,23 @@ pub struct Location {
     pub length: u32,
     pub raw_length: u32,
     pub compression: u8,
+    /// The pack is marked for deletion (and no unmarked copy exists).
+    pub marked: bool,
+}
+
+/// One pack as the in-memory index knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackInfo {
+    pub id: PackId,
+    pub kind: BlobKind,
+    pub size: u64,
+    pub marked: bool,
 }
 
 /// Every blob the repository holds, for lookups.
 #[derive(Debug, Default)]
 pub struct Index {
-    packs: Vec<(PackId, BlobKind, u64)>,
+    packs: Vec<PackInfo>,
     entries: Vec<Entry>,
     /// `buckets[p]..buckets[p + 1]` are the entries whose id starts with the
     /// two bytes `p`: a lookup bisects a handful of entries, not all of them.
@@ -134,16 +166,28 @@ impl Index {
     /// Adds every pack of an index file (call [`Index::finish`] after the last).
     pub fn add_file(&mut self, file: &IndexFile) {
         for pack in &file.packs {
-            if let Some(kind) = BlobKind::from_byte(pack.kind) {
-                self.add_pack(pack.id, kind, pack.size, &pack.blobs);
-            }
+            self.add(pack);
+        }
+    }
+
+    /// Adds one pack as an index file lists it.
+    pub fn add(&mut self, pack: &IndexPack) {
+        if let Some(kind) = BlobKind::from_byte(pack.kind) {
+            let info = PackInfo {
+                id: pack.id,
+                kind,
+                size: pack.size,
+                marked: pack.marked.is_some(),
+            };
+            self.add_pack(info, &pack.blobs);
         }
     }
 
     /// Adds one pack's blobs (call [`Index::finish`] before lookups).
-    pub fn add_pack(&mut self, id: PackId, kind: BlobKind, size: u64, blobs: &[PackEntry]) {
+    pub fn add_pack(&mut self, info: PackInfo, blobs: &[PackEntry]) {
         let number = self.packs.len() as u32;
-        self.packs.push((id, kind, size));
+        let kind = info.kind;
+        self.packs.push(info);
         let tree = if kind == BlobKind::Tree { TREE_BIT } else { 0 };
         self.entries.extend(blobs.iter().map(|b| Entry {
             id: b.id().0,
@@ -160,10 +204,27 @@ impl Index {
         }));
     }
 
-    /// Sorts the entries for lookup; duplicates keep one (any) location.
+    /// Sorts the entries for lookup. Of several locations of one blob, one
+    /// in an unmarked pack is kept. A pack that any index file marks is
+    /// marked.
     pub fn finish(&mut self) {
-        self.entries
-            .sort_unstable_by(|a, b| cmp_key(&a.key(), &b.key()));
+        let marked: HashSet<PackId> = self
+            .packs
+            .iter()
+            .filter(|p| p.marked)
+            .map(|p| p.id)
+            .collect();
+        for pack in &mut self.packs {
+            pack.marked = marked.contains(&pack.id);
+        }
+        let packs = &self.packs;
+        self.entries.sort_unstable_by(|a, b| {
+            cmp_key(&a.key(), &b.key()).then_with(|| {
+                packs[a.pack as usize]
+                    .marked
+                    .cmp(&packs[b.pack as usize].marked)
+            })
+        });
         self.entries.dedup_by_key(|e| e.key());
         self.entries.shrink_to_fit();
         self.buckets.clear();
@@ -178,8 +239,8 @@ impl Index {
         self.buckets.push(at as u32);
     }
 
-    /// Where a blob is, if the repository has it.
-    pub fn get(&self, kind: BlobKind, id: &Id) -> Option<Location> {
+    /// The position of a blob among the distinct blobs (`0..len()`).
+    pub fn position(&self, kind: BlobKind, id: &Id) -> Option<usize> {
         let key = (id.0, kind == BlobKind::Tree);
         let b = bucket(&id.0);
         let (lo, hi) = match self.buckets.get(b..b + 2) {
@@ -187,10 +248,17 @@ impl Index {
             _ => (0, self.entries.len()),
         };
         let slice = &self.entries[lo..hi];
-        let e = &slice[slice.binary_search_by(|e| cmp_key(&e.key(), &key)).ok()?];
-        let (pack, _, _) = self.packs[e.pack as usize];
+        Some(lo + slice.binary_search_by(|e| cmp_key(&e.key(), &key)).ok()?)
+    }
+
+    /// Where a blob is, if the repository has it: in an unmarked pack
+    /// when there is such a copy.
+    pub fn get(&self, kind: BlobKind, id: &Id) -> Option<Location> {
+        let e = &self.entries[self.position(kind, id)?];
+        let pack = self.packs[e.pack as usize];
         Some(Location {
-            pack,
+            pack: pack.id,
+            marked: pack.marked,
             offset: e.offset,
             length: e.length,
             raw_length: e.raw_and_flags & RAW_MASK,
@@ -206,6 +274,12 @@ impl Index {
         self.get(kind, id).is_some()
     }
 
+    /// Whether a writer may reference the blob without storing it again:
+    /// it is in a pack that is not marked for deletion.
+    pub fn usable(&self, kind: BlobKind, id: &Id) -> bool {
+        self.get(kind, id).is_some_and(|loc| !loc.marked)
+    }
+
     /// Number of distinct blobs.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -215,10 +289,13 @@ impl Index {
         self.entries.is_empty()
     }
 
-    /// The packs the index knows, with kind and size.
-    pub fn packs(&self) -> impl Iterator<Item = (PackId, BlobKind, u64)> + '_ {
+    /// The packs the index knows.
+    pub fn packs(&self) -> impl Iterator<Item = PackInfo> + '_ {
         let mut seen = HashSet::new();
-        self.packs.iter().copied().filter(move |p| seen.insert(p.0))
+        self.packs
+            .iter()
+            .copied()
+            .filter(move |p| seen.insert(p.id))
     }
 }
 
@@ -237,6 +314,72 @@ mod tests {
         )
     }
 
+    fn info(n: u8, kind: BlobKind, size: u64, marked: bool) -> PackInfo {
+        PackInfo {
+            id: PackId(Id([n; 32])),
+            kind,
+            size,
+            marked,
+        }
+    }
+
+    #[test]
+    fn marked_copies_lose_to_unmarked_ones_and_marks_apply_per_pack() {
+        let mut index = Index::default();
+        // Blob 3 is in marked pack 1 and unmarked pack 2; blob 4 only in
+        // pack 1; pack 5 is listed twice, marked by one listing only.
+        index.add_pack(
+            info(1, BlobKind::Data, 1000, true),
+            &[entry(BlobKind::Data, 3, 0), entry(BlobKind::Data, 4, 100)],
+        );
+        index.add_pack(
+            info(2, BlobKind::Data, 1000, false),
+            &[entry(BlobKind::Data, 3, 200)],
+        );
+        index.add_pack(
+            info(5, BlobKind::Data, 1000, false),
+            &[entry(BlobKind::Data, 6, 0)],
+        );
+        index.add_pack(
+            info(5, BlobKind::Data, 1000, true),
+            &[entry(BlobKind::Data, 6, 0)],
+        );
+        index.finish();
+        let three = index.get(BlobKind::Data, &Id([3; 32])).unwrap();
+        assert_eq!(
+            (three.pack, three.offset, three.marked),
+            (PackId(Id([2; 32])), 200, false)
+        );
+        assert!(index.usable(BlobKind::Data, &Id([3; 32])));
+        let four = index.get(BlobKind::Data, &Id([4; 32])).unwrap();
+        assert!(four.marked);
+        assert!(index.contains(BlobKind::Data, &Id([4; 32])));
+        assert!(!index.usable(BlobKind::Data, &Id([4; 32])));
+        assert!(!index.usable(BlobKind::Data, &Id([6; 32])));
+        let packs: Vec<(u8, bool)> = index.packs().map(|p| (p.id.0.0[0], p.marked)).collect();
+        assert_eq!(packs, vec![(1, true), (2, false), (5, true)]);
+    }
+
+    #[test]
+    fn superseded_files_are_dropped() {
+        let file = |supersedes: Vec<u8>| IndexFile {
+            supersedes: supersedes
+                .into_iter()
+                .map(|n| IndexId(Id([n; 32])))
+                .collect(),
+            packs: vec![],
+        };
+        let files = vec![
+            (IndexId(Id([1; 32])), file(vec![])),
+            (IndexId(Id([2; 32])), file(vec![1, 9])),
+            (IndexId(Id([3; 32])), file(vec![])),
+        ];
+        let (live, stale) = effective(files);
+        let live: Vec<u8> = live.iter().map(|(id, _)| id.0.0[0]).collect();
+        assert_eq!(live, vec![2, 3]);
+        assert_eq!(stale, vec![IndexId(Id([1; 32]))]);
+    }
+
     #[test]
     fn index_file_round_trip() {
         let key = MasterKey::generate();
@@ -247,6 +390,7 @@ mod tests {
                 kind: BLOB_DATA,
                 size: 1000,
                 blobs: vec![entry(BlobKind::Data, 3, 0), entry(BlobKind::Data, 4, 100)],
+                marked: Some(Timestamp::new(1_700_000_000, 5)),
             }],
         };
         let bytes = file.encode(&key);
@@ -263,6 +407,7 @@ mod tests {
                 kind: BLOB_DATA,
                 size: 150,
                 blobs: vec![entry(BlobKind::Data, 3, 100)],
+                marked: None,
             }],
         };
         let err = IndexFile::decode(&file.encode(&key), &key, "index ab").unwrap_err();
@@ -275,11 +420,9 @@ mod tests {
         let data: Vec<_> = (0..50)
             .map(|n| entry(BlobKind::Data, n, u32::from(n) * 100))
             .collect();
-        index.add_pack(PackId(Id([1; 32])), BlobKind::Data, 10_000, &data);
+        index.add_pack(info(1, BlobKind::Data, 10_000, false), &data);
         index.add_pack(
-            PackId(Id([2; 32])),
-            BlobKind::Tree,
-            200,
+            info(2, BlobKind::Tree, 200, false),
             &[entry(BlobKind::Tree, 7, 0)],
         );
         index.finish();
@@ -311,7 +454,7 @@ mod tests {
             .iter()
             .map(|id| PackEntry(BLOB_DATA, *id, 0, 100, 60, COMPRESSION_NONE))
             .collect();
-        index.add_pack(PackId(Id([1; 32])), BlobKind::Data, 200, &blobs);
+        index.add_pack(info(1, BlobKind::Data, 200, false), &blobs);
         index.finish();
         for id in &ids {
             assert!(index.contains(BlobKind::Data, id));

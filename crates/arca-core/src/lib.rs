@@ -36,9 +36,11 @@ pub mod format;
 mod id;
 mod index;
 mod key;
+mod lock;
 mod ops;
 mod pack;
 mod repository;
+pub mod retention;
 mod snapshot;
 mod source;
 mod target;
@@ -51,13 +53,20 @@ pub use config::{ChunkerParams, Config, InitOptions};
 pub use crypto::MasterKey;
 pub use error::{Error, ErrorKind, Result};
 pub use id::{BlobId, Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
-pub use index::{Index, IndexFile, IndexPack, Location};
+pub use index::{Index, IndexFile, IndexPack, Location, PackInfo};
 pub use key::{KdfParams, KeyFile};
+pub use lock::{
+    FoundLock, Lock, LockMode, LockRecord, REFRESH_INTERVAL, STALE_AFTER, list_locks, remove_locks,
+};
 pub use ops::browse::{Change, Difference, Finder, Pattern, diff, write_content};
 pub use ops::check::{
     Affected, CheckOptions, CheckProgress, CheckReport, Problem, Subset, bucket_of, check,
 };
 pub use ops::ls::{find as find_node, list, walk};
+pub use ops::prune::{
+    KEEP_MARKED_DEFAULT, MAX_UNUSED_DEFAULT, PackAction, PackPlan, PruneOptions, PrunePlan,
+    PruneProgress, PruneStats, PruneSummary, execute_prune, plan_prune, repository_size,
+};
 pub use ops::repair::{
     RepairIndexReport, RepairSnapshotsOptions, RepairedSnapshot, repair_index, repair_snapshots,
 };

@@ -11,7 +11,7 @@ use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::id::{Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
-use crate::index::{Index, IndexFile};
+use crate::index::{self, Index, IndexFile};
 use crate::key::KeyFile;
 use crate::pack::FinishedPack;
 use crate::snapshot::Snapshot;
@@ -30,6 +30,8 @@ pub struct Repository {
     key: MasterKey,
     config: Config,
     index: Index,
+    /// The index files present when the index was loaded.
+    index_files: Vec<IndexId>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -72,6 +74,7 @@ impl Repository {
             key,
             config,
             index: Index::default(),
+            index_files: Vec::new(),
         })
     }
 
@@ -100,6 +103,7 @@ impl Repository {
             key,
             config,
             index: Index::default(),
+            index_files: Vec::new(),
         })
     }
 
@@ -115,6 +119,11 @@ impl Repository {
         &*self.backend
     }
 
+    /// The backend, for work that outlives a borrow (lock refreshing).
+    pub(crate) fn shared_backend(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
+    }
+
     pub fn index(&self) -> &Index {
         &self.index
     }
@@ -128,23 +137,55 @@ impl Repository {
         self.backend.location()
     }
 
-    /// Reads every index file into the in-memory index.
+    /// Reads every index file into the in-memory index (skipping files
+    /// that another present file supersedes).
     pub fn load_index(&mut self) -> Result<()> {
-        let entries = self.backend.list(FileKind::Index)?;
-        let files: Vec<IndexFile> = entries
-            .par_iter()
-            .map(|entry| {
-                let bytes = self.read_verified(FileKind::Index, &entry.name, MAX_INDEX_LEN)?;
-                IndexFile::decode(&bytes, &self.key, &format!("index {}", entry.name))
-            })
-            .collect::<Result<_>>()?;
+        let files = self.read_index_files()?;
+        self.index_files = files.iter().map(|(id, _)| *id).collect();
+        let (live, _) = index::effective(files);
         let mut index = Index::default();
-        for file in &files {
+        for (_, file) in &live {
             index.add_file(file);
         }
         index.finish();
         self.index = index;
         Ok(())
+    }
+
+    /// Reads and decodes every index file present. A file that vanishes
+    /// between listing and reading was superseded by one written before it
+    /// was removed (§7.8 of the format): the listing is then read again, so
+    /// that the superseding file is included.
+    pub fn read_index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
+        let mut attempt = 0;
+        loop {
+            let entries = self.backend.list(FileKind::Index)?;
+            let read: Result<Vec<_>> = entries
+                .par_iter()
+                .map(|entry| self.read_index_file(&entry.name))
+                .collect();
+            match read {
+                Err(Error::Storage(e))
+                    if e.kind() == BackendErrorKind::NotFound && attempt < 10 =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Reads and decodes one index file.
+    pub fn read_index_file(&self, name: &str) -> Result<(IndexId, IndexFile)> {
+        let object = format!("index {name}");
+        let id = Id::from_hex(name).ok_or_else(|| Error::corrupt(&object, "name is not an id"))?;
+        let bytes = self.read_verified(FileKind::Index, name, MAX_INDEX_LEN)?;
+        Ok((IndexId(id), IndexFile::decode(&bytes, &self.key, &object)?))
+    }
+
+    /// The index files present when [`Repository::load_index`] ran.
+    pub fn loaded_index_files(&self) -> &[IndexId] {
+        &self.index_files
     }
 
     /// Reads an object whose name must be the BLAKE3 of its bytes.
@@ -159,13 +200,18 @@ impl Repository {
         Ok(bytes)
     }
 
-    /// Every snapshot, oldest first.
+    /// Every snapshot, oldest first. One removed (by a concurrent forget)
+    /// between listing and reading is left out.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let entries = self.backend.list(FileKind::Snapshot)?;
-        let mut snaps: Vec<(SnapshotId, Snapshot)> = entries
+        let loaded: Vec<Option<(SnapshotId, Snapshot)>> = entries
             .par_iter()
-            .map(|entry| self.load_snapshot_named(&entry.name))
+            .map(|entry| match self.load_snapshot_named(&entry.name) {
+                Err(Error::Storage(e)) if e.kind() == BackendErrorKind::NotFound => Ok(None),
+                other => other.map(Some),
+            })
             .collect::<Result<_>>()?;
+        let mut snaps: Vec<(SnapshotId, Snapshot)> = loaded.into_iter().flatten().collect();
         snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok(snaps)
     }
@@ -262,6 +308,15 @@ impl Repository {
         let id = Id::of_stored(&bytes);
         self.write_new(FileKind::Index, &id.to_hex(), &bytes)?;
         Ok(IndexId(id))
+    }
+
+    /// Removes a snapshot file (its data stays until a prune); one already
+    /// gone is fine.
+    pub fn remove_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        match self.backend.remove(FileKind::Snapshot, &id.to_hex()) {
+            Err(e) if e.kind() != BackendErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Stores a snapshot file; returns its id.

@@ -17,6 +17,8 @@ pub fn run(config: &Config, args: CheckArgs) -> Result<i32> {
     // The index is rebuilt by the check itself from what decodes, so a
     // damaged index file is reported rather than stopping the command.
     let mut repo = super::open_unindexed(config)?;
+    // A prune deleting packs mid-check would look like damage.
+    let _lock = super::lock(config, &repo, arca_core::LockMode::Shared, "check")?;
     let counters = CheckProgress::default();
     let bar = progress::spinner(
         "{spinner} {elapsed} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta}",

@@ -1,5 +1,5 @@
 use anyhow::Result;
-use arca_core::{InitOptions, Owner, Repository};
+use arca_core::{InitOptions, Repository};
 use serde::Serialize;
 
 use crate::cli::InitArgs;
@@ -21,11 +21,7 @@ pub fn run(config: &Config, args: InitArgs) -> Result<i32> {
         ..InitOptions::default()
     };
     let password = zeroize::Zeroizing::new(config.password.get_new()?);
-    let owner = Owner {
-        hostname: super::hostname(),
-        username: super::username(),
-    };
-    let repo = Repository::init(backend, &password, &options, &owner)?;
+    let repo = Repository::init(backend, &password, &options, &super::owner())?;
     if config.json {
         output::json(&InitJson {
             id: repo.config().id.to_hex(),
@@ -53,5 +49,19 @@ mod tests {
         assert_eq!(parse_size("8GiB").unwrap(), 8 << 30);
         assert!(parse_size("99999999999T").is_err());
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        use super::super::parse_duration;
+        use std::time::Duration;
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
+        assert_eq!(parse_duration("1w").unwrap(), Duration::from_secs(604_800));
+        for bad in ["", "10", "5x", "h", "99999999999999999999d", "1h-"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

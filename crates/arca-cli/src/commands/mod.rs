@@ -4,13 +4,16 @@ mod check;
 mod diff;
 mod dump;
 mod find;
+mod forget;
 mod init;
 pub(crate) mod ls;
+mod prune;
 mod repair;
 mod restore;
 pub(crate) mod snapshot;
 mod snapshots;
 mod stats;
+mod unlock;
 
 use anyhow::Result;
 use arca_core::{Repository, Snapshot, SnapshotId};
@@ -33,6 +36,9 @@ pub fn run(config: &Config, command: Command) -> Result<i32> {
         Command::Find(args) => find::run(config, args),
         Command::Diff(args) => diff::run(config, args),
         Command::Dump(args) => dump::run(config, args),
+        Command::Forget(args) => forget::run(config, *args),
+        Command::Prune(args) => prune::run(config, args),
+        Command::Unlock(args) => unlock::run(config, args),
     }
 }
 
@@ -125,6 +131,77 @@ fn parse_size(text: &str) -> Result<u64> {
     let n: u64 = digits.parse().map_err(|_| bad())?;
     n.checked_mul(1 << shift)
         .ok_or_else(|| anyhow::anyhow!("size {text:?} is too large"))
+}
+
+/// Parses a duration: `0`, or numbers with units s, m (minutes), h, d, w,
+/// e.g. `30s`, `10m`, `24h`, `1h30m`, `2d`.
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration> {
+    let bad = || anyhow::anyhow!("{text:?} is not a duration (try 30s, 10m, 24h or 2d)");
+    let t = text.trim();
+    if t == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut total: u64 = 0;
+    let mut rest = t;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let split = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (digits, after) = rest.split_at(split);
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let unit = after.chars().next().ok_or_else(bad)?;
+        let seconds = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(bad()),
+        };
+        total = n
+            .checked_mul(seconds)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(bad)?;
+        rest = &after[unit.len_utf8()..];
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
+/// Who this process is, as locks and key files record it.
+fn owner() -> arca_core::Owner {
+    arca_core::Owner {
+        hostname: hostname(),
+        username: username(),
+    }
+}
+
+/// Takes a lock on the repository for `command`, waiting `--retry-lock`.
+fn lock(
+    config: &Config,
+    repo: &Repository,
+    mode: arca_core::LockMode,
+    command: &str,
+) -> Result<arca_core::Lock> {
+    let record = arca_core::LockRecord::new(mode, command, &owner());
+    let waiting = |holder: &str| {
+        eprintln!(
+            "arca: repository {} is locked by {}; waiting up to {} s",
+            repo.location(),
+            output_holder(holder),
+            config.retry_lock.as_secs()
+        );
+    };
+    Ok(arca_core::Lock::acquire_as(
+        repo,
+        record,
+        config.retry_lock,
+        &waiting,
+    )?)
+}
+
+fn output_holder(holder: &str) -> String {
+    crate::output::sanitize(holder)
 }
 
 /// Opens the configured repository without loading its index: for the

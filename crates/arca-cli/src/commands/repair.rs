@@ -8,6 +8,7 @@ use crate::output;
 pub fn run(config: &Config, command: RepairCommand) -> Result<i32> {
     // The index may be what is broken: open without loading it.
     let mut repo = super::open_unindexed(config)?;
+    let _lock = super::lock(config, &repo, arca_core::LockMode::Exclusive, "repair")?;
     match command {
         RepairCommand::Index { dry_run } => {
             let report = arca_core::repair_index(&mut repo, dry_run)?;

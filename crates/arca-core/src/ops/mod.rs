@@ -3,6 +3,7 @@
 pub mod browse;
 pub mod check;
 pub mod ls;
+pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod snapshot;

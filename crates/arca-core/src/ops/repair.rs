@@ -74,6 +74,7 @@ pub fn repair_index(repo: &mut Repository, dry_run: bool) -> Result<RepairIndexR
                     kind: kind.to_byte(),
                     size: *size,
                     blobs,
+                    marked: None,
                 })
                 .map_err(|e| e.to_string())
         })
@@ -189,6 +190,7 @@ impl<'r> TreeSaver<'r> {
                 kind: BlobKind::Tree.to_byte(),
                 size: pack.bytes.len() as u64,
                 blobs: pack.entries,
+                marked: None,
             }],
         })?;
         Ok(())

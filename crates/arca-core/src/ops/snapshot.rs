@@ -41,8 +41,8 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::blob::{BlobKind, Sealer};
 use crate::chunker::Chunker;
 use crate::error::{Error, Result};
-use crate::id::{BlobId, Id, SnapshotId, TreeId};
-use crate::index::{IndexFile, IndexPack};
+use crate::id::{BlobId, Id, IndexId, SnapshotId, TreeId};
+use crate::index::{self, Index, IndexFile, IndexPack};
 use crate::pack::PackWriter;
 use crate::repository::Repository;
 use crate::snapshot::{Snapshot, Summary};
@@ -276,9 +276,14 @@ impl Run<'_> {
         });
         // A failed store stops the walker too; report the store's error,
         // which is the cause, rather than the walker's closed channel.
-        let packed = packed?;
+        let mut packed = packed?;
         let (tree, mut summary, warnings) = walked?;
 
+        if !options.dry_run {
+            let rescued = confirm_references(repo, tree, &packed.checkpoints, &packed.unsaved)?;
+            packed.unsaved.extend(rescued.iter().cloned());
+            packed.all.extend(rescued);
+        }
         if !packed.unsaved.is_empty() {
             repo.save_index(&IndexFile {
                 supersedes: Vec::new(),
@@ -288,9 +293,7 @@ impl Run<'_> {
         if !packed.all.is_empty() {
             let index = repo.index_mut();
             for pack in &packed.all {
-                if let Some(kind) = BlobKind::from_byte(pack.kind) {
-                    index.add_pack(pack.id, kind, pack.size, &pack.blobs);
-                }
+                index.add(pack);
             }
             index.finish();
         }
@@ -346,6 +349,168 @@ fn find_parent(
         .find(|(_, s)| s.hostname == options.hostname && s.paths == paths))
 }
 
+/// How many times a snapshot re-checks its blobs after copying some out of
+/// packs a concurrent prune marked, before it gives up.
+const CONFIRM_ATTEMPTS: usize = 3;
+
+/// Makes sure, just before the snapshot file is written, that no concurrent
+/// prune has marked or deleted a pack the snapshot needs.
+///
+/// Fast path: if no index file appeared since the index was loaded other
+/// than ones that only add packs (and none vanished), no prune has run, and
+/// nothing is checked further. Otherwise the index is reloaded and every
+/// blob the snapshot reaches is looked up: one only in marked packs is
+/// copied into a new pack (returned, to be indexed with the run's packs);
+/// one that is gone fails the snapshot cleanly, before anything refers to
+/// it. A mark made after this check cannot lead to a deletion before the
+/// snapshot file exists, since deletion waits a grace period and then
+/// finds the snapshot using the pack.
+fn confirm_references(
+    repo: &mut Repository,
+    root: TreeId,
+    checkpoints: &[IndexId],
+    unsaved: &[IndexPack],
+) -> Result<Vec<IndexPack>> {
+    let mut known: HashSet<IndexId> = repo.loaded_index_files().iter().copied().collect();
+    known.extend(checkpoints.iter().copied());
+    let mut rescued: Vec<IndexPack> = Vec::new();
+    for _ in 0..CONFIRM_ATTEMPTS {
+        let listed: HashSet<IndexId> = repo
+            .backend()
+            .list(arca_backend::FileKind::Index)?
+            .iter()
+            .filter_map(|e| Id::from_hex(&e.name).map(IndexId))
+            .collect();
+        if only_additions(repo, &known, &listed)? {
+            return Ok(rescued);
+        }
+        let ours: Vec<&IndexPack> = unsaved.iter().chain(&rescued).collect();
+        for pack in &ours {
+            let kind = BlobKind::from_byte(pack.kind).unwrap_or(BlobKind::Data);
+            if !repo.backend().exists(kind.file_kind(), &pack.id.to_hex())? {
+                return Err(removed_under_us(
+                    repo,
+                    &format!("{} {}", kind.file_kind(), pack.id),
+                ));
+            }
+        }
+        let mut index = Index::default();
+        for (_, file) in index::effective(repo.read_index_files()?).0 {
+            index.add_file(&file);
+        }
+        for pack in ours {
+            index.add(pack);
+        }
+        index.finish();
+        *repo.index_mut() = index;
+        let mut endangered = Vec::new();
+        let mut seen = HashSet::new();
+        let location = repo.location();
+        crate::ops::prune::visit_blobs(repo, [root], None, |kind, id, position| {
+            if position.is_none() {
+                return Err(removed_under_us_at(&location, &format!("{kind} {id}")));
+            }
+            if let Some(loc) = repo.index().get(kind, &id)
+                && loc.marked
+                && seen.insert((kind, id))
+            {
+                endangered.push((kind, id, loc));
+            }
+            Ok(())
+        })?;
+        if endangered.is_empty() {
+            return Ok(rescued);
+        }
+        rescued.extend(copy_blobs(repo, &endangered)?);
+        known = listed;
+    }
+    Err(Error::Conflict(format!(
+        "snapshot not saved: a concurrent prune of repository {} kept marking data it needs; run the snapshot again",
+        repo.location()
+    )))
+}
+
+/// Whether every index file in `listed` that is not `known` only adds
+/// packs, and every known one is still there.
+fn only_additions(
+    repo: &Repository,
+    known: &HashSet<IndexId>,
+    listed: &HashSet<IndexId>,
+) -> Result<bool> {
+    if known.iter().any(|id| !listed.contains(id)) {
+        return Ok(false);
+    }
+    for id in listed.difference(known) {
+        match repo.read_index_file(&id.to_hex()) {
+            Ok((_, file)) => {
+                if !file.supersedes.is_empty() || file.packs.iter().any(|p| p.marked.is_some()) {
+                    return Ok(false);
+                }
+            }
+            Err(Error::Storage(e)) if e.kind() == arca_backend::ErrorKind::NotFound => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+fn removed_under_us(repo: &Repository, what: &str) -> Error {
+    removed_under_us_at(&repo.location(), what)
+}
+
+fn removed_under_us_at(location: &str, what: &str) -> Error {
+    Error::Conflict(format!(
+        "snapshot not saved: {what}, which it needs, was deleted by a concurrent prune of repository {location}; run the snapshot again"
+    ))
+}
+
+/// Copies blobs, still sealed, out of marked packs into new packs.
+fn copy_blobs(
+    repo: &Repository,
+    blobs: &[(BlobKind, Id, crate::index::Location)],
+) -> Result<Vec<IndexPack>> {
+    let target = repo.config().pack_size as usize;
+    let mut out = Vec::new();
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        let mut writer = PackWriter::new(kind, target);
+        for (_, id, loc) in blobs.iter().filter(|b| b.0 == kind) {
+            let name = loc.pack.to_hex();
+            let stored = match repo.backend().read_range(
+                kind.file_kind(),
+                &name,
+                u64::from(loc.offset),
+                u64::from(loc.length),
+            ) {
+                Ok(stored) => stored,
+                Err(e) if e.kind() == arca_backend::ErrorKind::NotFound => {
+                    return Err(removed_under_us(repo, &format!("{kind} {id}")));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            crate::blob::open(
+                repo.key(),
+                kind,
+                id,
+                loc.compression,
+                loc.raw_length,
+                &stored,
+                &|| format!("{} {name}", kind.file_kind()),
+            )?;
+            writer.add(*id, loc.raw_length, loc.compression, &stored);
+            if writer.len() >= target {
+                let full = std::mem::replace(&mut writer, PackWriter::new(kind, target));
+                out.push(store_pack(repo, full)?);
+            }
+        }
+        if !writer.is_empty() {
+            out.push(store_pack(repo, writer)?);
+        }
+    }
+    Ok(out)
+}
+
 fn seal_worker(repo: &Repository, jobs: Receiver<Job>, out: Sender<Sealed>) {
     let mut sealer = Sealer::default();
     let level = repo.config().compression;
@@ -378,6 +543,8 @@ struct Packed {
     all: Vec<IndexPack>,
     /// Packs not yet in an index file (the rest went into checkpoints).
     unsaved: Vec<IndexPack>,
+    /// The checkpoint index files saved.
+    checkpoints: Vec<IndexId>,
     stored_bytes: u64,
 }
 
@@ -392,6 +559,7 @@ fn pack_blobs(repo: &Repository, sealed: Receiver<Sealed>, checkpoint: Duration)
     let mut packed = Packed {
         all: Vec::new(),
         unsaved: Vec::new(),
+        checkpoints: Vec::new(),
         stored_bytes: 0,
     };
     let mut last_checkpoint = Instant::now();
@@ -405,10 +573,11 @@ fn pack_blobs(repo: &Repository, sealed: Receiver<Sealed>, checkpoint: Duration)
             packed.all.push(pack.clone());
             packed.unsaved.push(pack);
             if last_checkpoint.elapsed() >= checkpoint {
-                repo.save_index(&IndexFile {
+                let id = repo.save_index(&IndexFile {
                     supersedes: Vec::new(),
                     packs: std::mem::take(&mut packed.unsaved),
                 })?;
+                packed.checkpoints.push(id);
                 last_checkpoint = Instant::now();
             }
         }
@@ -431,6 +600,7 @@ fn store_pack(repo: &Repository, writer: PackWriter) -> Result<IndexPack> {
         kind: pack.kind.to_byte(),
         size: pack.bytes.len() as u64,
         blobs: pack.entries,
+        marked: None,
     })
 }
 
@@ -709,7 +879,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             && p.device == node.device;
         let present = || {
             p.content.iter().all(|id| {
-                self.shared.repo.index().contains(BlobKind::Data, &id.id())
+                self.shared.repo.index().usable(BlobKind::Data, &id.id())
                     || lock(&self.shared.queued).contains(&(BlobKind::Data, id.id()))
             })
         };
@@ -804,8 +974,7 @@ impl<'s, 'a> Walker<'s, 'a> {
 
     /// True (once) for a blob neither the index nor this run has.
     fn is_new(&self, kind: BlobKind, id: Id) -> bool {
-        !self.shared.repo.index().contains(kind, &id)
-            && lock(&self.shared.queued).insert((kind, id))
+        !self.shared.repo.index().usable(kind, &id) && lock(&self.shared.queued).insert((kind, id))
     }
 
     /// Sends a new blob to the sealing workers (none in a dry run) and

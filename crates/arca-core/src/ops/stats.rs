@@ -56,9 +56,9 @@ pub fn stats(repo: &Repository, snapshots: &[(SnapshotId, Snapshot)]) -> Result<
             s.stored_bytes += u64::from(loc.length);
         }
     }
-    for (_, _, size) in repo.index().packs() {
+    for pack in repo.index().packs() {
         s.packs += 1;
-        s.repository_bytes += size;
+        s.repository_bytes += pack.size;
     }
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     s.compression_ratio = ratio(s.unique_bytes, s.stored_bytes);

@@ -1,0 +1,730 @@
+//! Prune: give back the space of blobs no snapshot uses, without blocking
+//! snapshots and without ever risking a snapshot that is kept.
+//!
+//! Deletion is two-phase. A prune finds every blob reachable from every
+//! snapshot, then *marks* the packs holding none (recording the time in its
+//! new index) instead of deleting them. Writers do not deduplicate against
+//! marked packs, so a snapshot that starts after the mark never comes to
+//! depend on one. A later prune deletes a marked pack once the mark is older
+//! than the grace period — unless a snapshot written meanwhile uses a blob
+//! in it, in which case the pack is unmarked and kept. A snapshot that was
+//! already running when the mark was made, and finishes within the grace
+//! period, is therefore safe; one that runs longer re-checks its blobs
+//! before it saves its snapshot file (see `ops::snapshot`).
+//!
+//! Packs whose unused share exceeds `max_unused`, and small packs, are
+//! repacked: their used blobs are copied, still sealed, into new packs, and
+//! the old packs are marked like unused ones. Packs no index lists (left by
+//! an interrupted or still-running snapshot) are listed as marked once they
+//! are older than the grace period, and so deleted one grace period later.
+//!
+//! Order of writes: new packs, then one new index file superseding every
+//! index file read, then the old index files are removed, then the packs.
+//! An interruption anywhere leaves a repository whose index lists every
+//! blob any snapshot needs.
+//!
+//! Planning and carrying out are separate: [`plan_prune`] returns a
+//! [`PrunePlan`] that `--dry-run` prints and tests inspect, and
+//! [`execute_prune`] carries it out.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arca_backend::{ErrorKind as BackendErrorKind, FileKind};
+
+use crate::blob::BlobKind;
+use crate::error::{Error, Result};
+use crate::id::{Id, IndexId, PackId, SnapshotId, TreeId};
+use crate::index::{self, Index, IndexFile, IndexPack};
+use crate::lock::{Lock, unix_seconds};
+use crate::pack::{PackEntry, PackWriter};
+use crate::repository::Repository;
+use crate::snapshot::Snapshot;
+use crate::time::{Time, Timestamp};
+
+/// How prune decides.
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// Repack a pack when more than this share of its bytes is unused.
+    pub max_unused: f64,
+    /// How long a marked pack (or an unindexed one) is kept before deletion.
+    pub keep_marked: Duration,
+    /// Delete unused packs now instead of marking them: only safe when no
+    /// other process writes to the repository.
+    pub instant_delete: bool,
+}
+
+/// Default share of unused bytes above which a pack is repacked.
+pub const MAX_UNUSED_DEFAULT: f64 = 0.05;
+
+/// Default grace period of marked packs.
+pub const KEEP_MARKED_DEFAULT: Duration = Duration::from_secs(24 * 3600);
+
+impl Default for PruneOptions {
+    fn default() -> PruneOptions {
+        PruneOptions {
+            max_unused: MAX_UNUSED_DEFAULT,
+            keep_marked: KEEP_MARKED_DEFAULT,
+            instant_delete: false,
+        }
+    }
+}
+
+/// What happens to one pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PackAction {
+    /// In use; stays as it is.
+    Keep,
+    /// Was marked, but a snapshot uses it again: unmarked and kept.
+    Unmark,
+    /// Marked and unused, but its grace period is not over.
+    KeepMarked,
+    /// Unused: marked now, deleted by a later prune.
+    Mark,
+    /// Its used blobs are copied to new packs; then it is marked (or
+    /// deleted at once with `instant_delete`).
+    Repack,
+    /// Deleted by this prune.
+    Delete,
+    /// No index lists it and it is older than the grace period: listed as
+    /// marked, deleted by a later prune.
+    Adopt,
+    /// No index lists it, and it is younger than the grace period (perhaps
+    /// a running snapshot's): left alone.
+    Wait,
+}
+
+impl PackAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackAction::Keep => "keep",
+            PackAction::Unmark => "unmark",
+            PackAction::KeepMarked => "keep-marked",
+            PackAction::Mark => "mark",
+            PackAction::Repack => "repack",
+            PackAction::Delete => "delete",
+            PackAction::Adopt => "adopt",
+            PackAction::Wait => "wait",
+        }
+    }
+}
+
+/// One pack in a plan.
+#[derive(Clone, Debug)]
+pub struct PackPlan {
+    pub id: PackId,
+    pub kind: BlobKind,
+    /// Stored size in bytes.
+    pub size: u64,
+    pub blobs: u64,
+    pub used_blobs: u64,
+    /// Stored bytes of the used blobs.
+    pub used_bytes: u64,
+    /// When it was marked, if it was.
+    pub marked: Option<Timestamp>,
+    /// Whether an index file lists it.
+    pub indexed: bool,
+    pub action: PackAction,
+    /// The blobs to copy when repacking.
+    copy: Vec<PackEntry>,
+}
+
+/// Counts of a plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneStats {
+    pub snapshots: u64,
+    pub blobs: u64,
+    pub used_blobs: u64,
+    /// Stored bytes of all packs (indexed or not).
+    pub pack_bytes: u64,
+    pub packs: u64,
+    /// Packs and bytes this run deletes.
+    pub delete_packs: u64,
+    pub delete_bytes: u64,
+    /// Packs and bytes this run marks (a later prune deletes them).
+    pub mark_packs: u64,
+    pub mark_bytes: u64,
+    pub unmark_packs: u64,
+    /// Packs repacked, their bytes, and the used bytes copied out of them.
+    pub repack_packs: u64,
+    pub repack_bytes: u64,
+    pub copy_bytes: u64,
+    /// Marked packs still in their grace period.
+    pub waiting_packs: u64,
+    pub waiting_bytes: u64,
+}
+
+/// What a prune will do.
+#[derive(Clone, Debug)]
+pub struct PrunePlan {
+    /// Taken before the snapshots were listed; grace periods count to it.
+    pub started: Timestamp,
+    pub packs: Vec<PackPlan>,
+    /// Every index file present; the new index supersedes them all.
+    pub index_files: Vec<IndexId>,
+    pub stats: PruneStats,
+    /// Whether carrying the plan out changes anything.
+    pub changes: bool,
+    /// The blobs of every indexed or adopted pack.
+    listings: HashMap<PackId, Vec<PackEntry>>,
+}
+
+/// What a prune did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneSummary {
+    /// Repository size (packs, index files, snapshots, keys) before and after.
+    pub size_before: u64,
+    pub size_after: u64,
+    pub packs_written: u64,
+    pub packs_deleted: u64,
+    pub index_files_written: u64,
+    pub index_files_deleted: u64,
+}
+
+/// Live counters for a progress display.
+#[derive(Debug, Default)]
+pub struct PruneProgress {
+    pub trees: AtomicU64,
+    pub copied_bytes: AtomicU64,
+    pub deleted: AtomicU64,
+}
+
+/// One bit per distinct blob of an index.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(len: usize) -> Bits {
+        Bits(vec![0; len.div_ceil(64)])
+    }
+    fn get(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+    /// Sets the bit; returns whether it was clear.
+    fn set(&mut self, i: usize) -> bool {
+        let was = self.get(i);
+        self.0[i / 64] |= 1 << (i % 64);
+        !was
+    }
+}
+
+/// Visits every blob reachable from `roots` once, through `repo`'s index:
+/// `found(kind, id, position)` with `None` for a blob the index lacks.
+/// Trees the index lacks are not descended into.
+pub(crate) fn visit_blobs(
+    repo: &Repository,
+    roots: impl IntoIterator<Item = TreeId>,
+    progress: Option<&PruneProgress>,
+    mut found: impl FnMut(BlobKind, Id, Option<usize>) -> Result<()>,
+) -> Result<()> {
+    let index = repo.index();
+    let mut seen = Bits::new(index.len());
+    let mut stack: Vec<TreeId> = roots.into_iter().collect();
+    while let Some(tree_id) = stack.pop() {
+        let position = index.position(BlobKind::Tree, &tree_id.id());
+        found(BlobKind::Tree, tree_id.id(), position)?;
+        let Some(position) = position else { continue };
+        if !seen.set(position) {
+            continue;
+        }
+        let tree = repo.read_tree(&tree_id)?;
+        if let Some(p) = progress {
+            p.trees.fetch_add(1, Ordering::Relaxed);
+        }
+        for node in tree.nodes {
+            for blob in node.content {
+                found(
+                    BlobKind::Data,
+                    blob.id(),
+                    index.position(BlobKind::Data, &blob.id()),
+                )?;
+            }
+            if let Some(subtree) = node.subtree {
+                stack.push(subtree);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Loads the index and every snapshot and decides what to do with each
+/// pack. Nothing is written.
+pub fn plan_prune(
+    repo: &mut Repository,
+    options: &PruneOptions,
+    progress: Option<&PruneProgress>,
+) -> Result<PrunePlan> {
+    let started = Time::now().at;
+    // Snapshots before the index: a snapshot saved after this listing
+    // either had its index read below, or uses packs too young to touch.
+    let snapshots = repo.snapshots()?;
+    let files = repo.read_index_files()?;
+    let index_files: Vec<IndexId> = files.iter().map(|(id, _)| *id).collect();
+    let (live, _) = index::effective(files);
+    let mut index = Index::default();
+    let mut listings: HashMap<PackId, IndexPack> = HashMap::new();
+    for (_, file) in live {
+        index.add_file(&file);
+        for pack in file.packs {
+            let entry = listings.entry(pack.id).or_insert_with(|| IndexPack {
+                marked: None,
+                ..pack.clone()
+            });
+            // Marked if any listing marks it, as of its latest mark.
+            entry.marked = entry.marked.max(pack.marked);
+        }
+    }
+    index.finish();
+    *repo.index_mut() = index;
+    let used = used_blobs(repo, &snapshots, progress)?;
+
+    let mut plan = PrunePlan {
+        started,
+        packs: Vec::new(),
+        index_files,
+        stats: PruneStats {
+            snapshots: snapshots.len() as u64,
+            blobs: repo.index().len() as u64,
+            ..PruneStats::default()
+        },
+        changes: false,
+        listings: HashMap::new(),
+    };
+    plan.stats.used_blobs = (0..repo.index().len()).filter(|&i| used.get(i)).count() as u64;
+    let stored = stored_packs(repo)?;
+    for pack in listings.values() {
+        let pack_plan = classify(repo, pack, &used, &stored, started, options)?;
+        plan.packs.push(pack_plan);
+    }
+    for (id, (kind, size, modified)) in &stored {
+        if !listings.contains_key(id) {
+            plan.packs.push(classify_unindexed(
+                *id, *kind, *size, *modified, started, options,
+            ));
+        }
+    }
+    merge_small(&mut plan.packs, u64::from(repo.config().pack_size));
+    for pack in &mut plan.packs {
+        if pack.action != PackAction::Repack {
+            pack.copy = Vec::new();
+        }
+    }
+    if options.instant_delete {
+        for pack in &mut plan.packs {
+            if matches!(pack.action, PackAction::Mark | PackAction::KeepMarked) {
+                pack.action = PackAction::Delete;
+            }
+        }
+    }
+    plan.packs.sort_by_key(|p| (p.kind, p.id));
+    for pack in &plan.packs {
+        if pack.action == PackAction::Adopt {
+            continue;
+        }
+        if let Some(listing) = listings.get(&pack.id) {
+            plan.listings.insert(pack.id, listing.blobs.clone());
+        }
+    }
+    adopt(repo, &mut plan)?;
+    plan.stats = count(&plan);
+    plan.changes = plan.packs.iter().any(|p| {
+        !matches!(
+            p.action,
+            PackAction::Keep | PackAction::KeepMarked | PackAction::Wait
+        )
+    }) || plan.index_files.len() > 1;
+    Ok(plan)
+}
+
+/// Marks every blob reachable from a snapshot; a blob missing from the
+/// index stops the prune, since deleting anything then could make it worse.
+fn used_blobs(
+    repo: &Repository,
+    snapshots: &[(SnapshotId, Snapshot)],
+    progress: Option<&PruneProgress>,
+) -> Result<Bits> {
+    let mut used = Bits::new(repo.index().len());
+    for (id, snapshot) in snapshots {
+        visit_blobs(
+            repo,
+            [snapshot.tree],
+            progress,
+            |kind, blob, position| match position {
+                Some(p) => {
+                    used.set(p);
+                    Ok(())
+                }
+                None => Err(Error::corrupt(
+                    format!("snapshot {id}"),
+                    format!(
+                        "it uses {kind} {blob}, which no index lists; prune stops so nothing more is lost (run `arca check`, then `arca repair index`)"
+                    ),
+                )),
+            },
+        )?;
+    }
+    Ok(used)
+}
+
+type Stored = HashMap<PackId, (BlobKind, u64, Option<std::time::SystemTime>)>;
+
+/// Every pack in storage, with kind, size and time.
+fn stored_packs(repo: &Repository) -> Result<Stored> {
+    let mut stored = HashMap::new();
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        for entry in repo.backend().list(kind.file_kind())? {
+            if let Some(id) = Id::from_hex(&entry.name) {
+                stored.insert(PackId(id), (kind, entry.size, entry.modified));
+            }
+        }
+    }
+    Ok(stored)
+}
+
+fn classify(
+    repo: &Repository,
+    pack: &IndexPack,
+    used: &Bits,
+    stored: &Stored,
+    started: Timestamp,
+    options: &PruneOptions,
+) -> Result<PackPlan> {
+    let kind = BlobKind::from_byte(pack.kind).unwrap_or(BlobKind::Data);
+    let index = repo.index();
+    let mut plan = PackPlan {
+        id: pack.id,
+        kind,
+        size: pack.size,
+        blobs: pack.blobs.len() as u64,
+        used_blobs: 0,
+        used_bytes: 0,
+        marked: pack.marked,
+        indexed: true,
+        action: PackAction::Keep,
+        copy: Vec::new(),
+    };
+    for entry in &pack.blobs {
+        let id = entry.id();
+        let here = index.position(kind, &id).is_some_and(|p| used.get(p))
+            && index
+                .get(kind, &id)
+                .is_some_and(|loc| loc.pack == pack.id && loc.offset == entry.offset());
+        if here {
+            plan.used_blobs += 1;
+            plan.used_bytes += u64::from(entry.length());
+            plan.copy.push(*entry);
+        }
+    }
+    let unused_bytes = pack
+        .blobs
+        .iter()
+        .map(|b| u64::from(b.length()))
+        .sum::<u64>()
+        .saturating_sub(plan.used_bytes);
+    plan.action = if !stored.contains_key(&pack.id) {
+        if plan.used_blobs > 0 {
+            return Err(Error::corrupt(
+                format!("{} {}", kind.file_kind(), pack.id),
+                "the index lists it and snapshots use it, but it is missing from storage; prune stops (run `arca check`)",
+            ));
+        }
+        PackAction::Delete
+    } else if plan.used_blobs == 0 {
+        match pack.marked {
+            Some(at) if grace_over(at, started, options) => PackAction::Delete,
+            Some(_) => PackAction::KeepMarked,
+            None => PackAction::Mark,
+        }
+    } else if unused_bytes as f64 > options.max_unused * pack.size as f64 {
+        PackAction::Repack
+    } else if pack.marked.is_some() {
+        PackAction::Unmark
+    } else {
+        PackAction::Keep
+    };
+    Ok(plan)
+}
+
+fn grace_over(at: Timestamp, started: Timestamp, options: &PruneOptions) -> bool {
+    let age = started.seconds.saturating_sub(at.seconds);
+    options.instant_delete || age >= options.keep_marked.as_secs() as i64
+}
+
+fn classify_unindexed(
+    id: PackId,
+    kind: BlobKind,
+    size: u64,
+    modified: Option<std::time::SystemTime>,
+    started: Timestamp,
+    options: &PruneOptions,
+) -> PackPlan {
+    // Without a time from storage the pack's age is unknown: treat it as
+    // young, so only `instant_delete` removes it.
+    let old = modified.is_some_and(|m| {
+        let at = Timestamp::new(unix_seconds(m), 0);
+        grace_over(at, started, options)
+    });
+    let action = if options.instant_delete {
+        PackAction::Delete
+    } else if old {
+        PackAction::Adopt
+    } else {
+        PackAction::Wait
+    };
+    PackPlan {
+        id,
+        kind,
+        size,
+        blobs: 0,
+        used_blobs: 0,
+        used_bytes: 0,
+        marked: None,
+        indexed: false,
+        action,
+        copy: Vec::new(),
+    }
+}
+
+/// Repacks small kept packs of one kind together when there are several.
+fn merge_small(packs: &mut [PackPlan], target: u64) {
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        let small: Vec<usize> = packs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.kind == kind
+                    && matches!(p.action, PackAction::Keep | PackAction::Unmark)
+                    && p.size < target / 2
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if small.len() < 2 {
+            continue;
+        }
+        for i in small {
+            packs[i].action = PackAction::Repack;
+        }
+    }
+}
+
+/// Reads the headers of the packs to adopt; one that cannot be read is
+/// deleted instead, since no index can ever list it.
+fn adopt(repo: &Repository, plan: &mut PrunePlan) -> Result<()> {
+    for pack in &mut plan.packs {
+        if pack.action != PackAction::Adopt {
+            continue;
+        }
+        let file_kind = pack.kind.file_kind();
+        let name = pack.id.to_hex();
+        match crate::pack::read_header_ranged(
+            repo.backend(),
+            repo.key(),
+            file_kind,
+            &name,
+            pack.size,
+        ) {
+            Ok(blobs) if blobs.iter().all(|b| b.kind() == Some(pack.kind)) => {
+                pack.blobs = blobs.len() as u64;
+                plan.listings.insert(pack.id, blobs);
+            }
+            Ok(_) => pack.action = PackAction::Delete,
+            Err(Error::Storage(e)) if e.kind() != BackendErrorKind::NotFound => {
+                return Err(Error::Storage(e));
+            }
+            Err(_) => pack.action = PackAction::Delete,
+        }
+    }
+    Ok(())
+}
+
+fn count(plan: &PrunePlan) -> PruneStats {
+    let mut s = PruneStats {
+        snapshots: plan.stats.snapshots,
+        blobs: plan.stats.blobs,
+        used_blobs: plan.stats.used_blobs,
+        ..PruneStats::default()
+    };
+    for p in &plan.packs {
+        s.packs += 1;
+        s.pack_bytes += p.size;
+        match p.action {
+            PackAction::Delete => {
+                s.delete_packs += 1;
+                s.delete_bytes += p.size;
+            }
+            PackAction::Mark | PackAction::Adopt => {
+                s.mark_packs += 1;
+                s.mark_bytes += p.size;
+            }
+            PackAction::Unmark => s.unmark_packs += 1,
+            PackAction::Repack => {
+                s.repack_packs += 1;
+                s.repack_bytes += p.size;
+                s.copy_bytes += p.used_bytes;
+            }
+            PackAction::KeepMarked => {
+                s.waiting_packs += 1;
+                s.waiting_bytes += p.size;
+            }
+            PackAction::Keep | PackAction::Wait => {}
+        }
+    }
+    s
+}
+
+/// Carries out a plan: new packs, new index, then deletions. `lock` (when
+/// given) is checked before each destructive step.
+pub fn execute_prune(
+    repo: &Repository,
+    plan: &PrunePlan,
+    options: &PruneOptions,
+    lock: Option<&Lock>,
+    progress: Option<&PruneProgress>,
+) -> Result<PruneSummary> {
+    let mut summary = PruneSummary {
+        size_before: repository_size(repo)?,
+        ..PruneSummary::default()
+    };
+    if !plan.changes {
+        summary.size_after = summary.size_before;
+        return Ok(summary);
+    }
+    let ensure = || lock.map_or(Ok(()), Lock::ensure);
+    let repacked = repack(repo, plan, progress)?;
+    summary.packs_written = repacked.len() as u64;
+    let mut packs = repacked;
+    for pack in &plan.packs {
+        let marked = match pack.action {
+            PackAction::Keep | PackAction::Unmark => None,
+            PackAction::KeepMarked => pack.marked,
+            PackAction::Mark | PackAction::Adopt => Some(plan.started),
+            PackAction::Repack if options.instant_delete => continue,
+            PackAction::Repack => Some(plan.started),
+            PackAction::Delete | PackAction::Wait => continue,
+        };
+        let Some(blobs) = plan.listings.get(&pack.id) else {
+            continue;
+        };
+        packs.push(IndexPack {
+            id: pack.id,
+            kind: pack.kind.to_byte(),
+            size: pack.size,
+            blobs: blobs.clone(),
+            marked,
+        });
+    }
+    ensure()?;
+    repo.save_index(&IndexFile {
+        supersedes: plan.index_files.clone(),
+        packs,
+    })?;
+    summary.index_files_written = 1;
+    for id in &plan.index_files {
+        ensure()?;
+        remove(repo, FileKind::Index, &id.to_hex())?;
+        summary.index_files_deleted += 1;
+    }
+    for pack in &plan.packs {
+        let delete = pack.action == PackAction::Delete
+            || (pack.action == PackAction::Repack && options.instant_delete);
+        if delete {
+            ensure()?;
+            remove(repo, pack.kind.file_kind(), &pack.id.to_hex())?;
+            summary.packs_deleted += 1;
+            if let Some(p) = progress {
+                p.deleted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    summary.size_after = repository_size(repo)?;
+    Ok(summary)
+}
+
+/// Removes one object; one already gone is fine (an earlier, interrupted
+/// run got that far).
+fn remove(repo: &Repository, kind: FileKind, name: &str) -> Result<()> {
+    match repo.backend().remove(kind, name) {
+        Err(e) if e.kind() != BackendErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Copies the used blobs of the packs to repack into new packs, still
+/// sealed, and stores them; returns their index listings.
+fn repack(
+    repo: &Repository,
+    plan: &PrunePlan,
+    progress: Option<&PruneProgress>,
+) -> Result<Vec<IndexPack>> {
+    let target = repo.config().pack_size as usize;
+    let mut stored = Vec::new();
+    let mut copied: HashSet<(BlobKind, Id)> = HashSet::new();
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        let mut writer = PackWriter::new(kind, target);
+        for pack in plan.packs.iter().filter(|p| p.kind == kind) {
+            if pack.action != PackAction::Repack || pack.copy.is_empty() {
+                continue;
+            }
+            let bytes = repo.read_pack(kind, &pack.id)?;
+            for entry in &pack.copy {
+                if !copied.insert((kind, entry.id())) {
+                    continue;
+                }
+                let start = entry.offset() as usize;
+                let end = start + entry.length() as usize;
+                let Some(blob) = bytes.get(start..end) else {
+                    return Err(Error::corrupt(
+                        format!("{} {}", kind.file_kind(), pack.id),
+                        "an index entry lies outside the pack",
+                    ));
+                };
+                writer.add(entry.id(), entry.raw_length(), entry.compression(), blob);
+                if let Some(p) = progress {
+                    p.copied_bytes
+                        .fetch_add(blob.len() as u64, Ordering::Relaxed);
+                }
+                if writer.len() >= target {
+                    let full = std::mem::replace(&mut writer, PackWriter::new(kind, target));
+                    stored.push(store(repo, full)?);
+                }
+            }
+        }
+        if !writer.is_empty() {
+            stored.push(store(repo, writer)?);
+        }
+    }
+    Ok(stored)
+}
+
+fn store(repo: &Repository, writer: PackWriter) -> Result<IndexPack> {
+    let pack = writer.finish(repo.key());
+    repo.write_pack(&pack)?;
+    Ok(IndexPack {
+        id: pack.id,
+        kind: pack.kind.to_byte(),
+        size: pack.bytes.len() as u64,
+        blobs: pack.entries,
+        marked: None,
+    })
+}
+
+/// Bytes stored in the config, packs, index files, snapshots and keys.
+pub fn repository_size(repo: &Repository) -> Result<u64> {
+    let mut total = 0;
+    for kind in [
+        FileKind::Config,
+        FileKind::Data,
+        FileKind::Tree,
+        FileKind::Index,
+        FileKind::Snapshot,
+        FileKind::Key,
+    ] {
+        total += repo
+            .backend()
+            .list(kind)?
+            .iter()
+            .map(|e| e.size)
+            .sum::<u64>();
+    }
+    Ok(total)
+}

@@ -1,0 +1,409 @@
+//! Prune: interrupted at every write or delete it makes, the repository
+//! still checks clean and every kept snapshot restores; a snapshot that ran
+//! across prunes either saves data that is really there or fails cleanly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arca_backend::{Backend, Entry, Error, FileKind, MemoryBackend};
+use arca_core::{
+    CheckOptions, CheckProgress, ChunkerParams, ErrorKind, InitOptions, KdfParams, Owner,
+    PackAction, Progress, PruneOptions, Repository, RestoreOptions, RestoreProgress, SnapshotId,
+    SnapshotOptions, Subset,
+};
+
+/// Fails the `fail_at`-th write or remove (1-based) and every one after,
+/// like a machine that dies at that point.
+struct Faulty {
+    inner: MemoryBackend,
+    fail_at: usize,
+    changes: AtomicUsize,
+}
+
+impl Faulty {
+    fn fails(&self) -> bool {
+        self.changes.fetch_add(1, Ordering::SeqCst) + 1 >= self.fail_at
+    }
+}
+
+impl Backend for Faulty {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> Result<(), Error> {
+        self.inner.create()
+    }
+    fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
+        self.inner.list(kind)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
+        self.inner.read(kind, name)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, Error> {
+        self.inner.read_range(kind, name, offset, len)
+    }
+    fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error> {
+        if self.fails() {
+            // An invalid name makes the inner backend fail the way storage would.
+            return self.inner.write(kind, "not hex", bytes);
+        }
+        self.inner.write(kind, name, bytes)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), Error> {
+        if self.fails() {
+            return self.inner.remove(kind, "not hex");
+        }
+        self.inner.remove(kind, name)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64, Error> {
+        self.inner.size(kind, name)
+    }
+}
+
+fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn new_repo() -> MemoryBackend {
+    let memory = MemoryBackend::new();
+    let options = InitOptions {
+        kdf: KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        pack_size: 1 << 20,
+        chunker: ChunkerParams {
+            min_size: 4 << 10,
+            avg_size: 16 << 10,
+            max_size: 64 << 10,
+        },
+        ..InitOptions::default()
+    };
+    Repository::init(Arc::new(memory.clone()), b"pw", &options, &Owner::default()).unwrap();
+    memory
+}
+
+fn open(backend: Arc<dyn Backend>) -> Repository {
+    let mut repo = Repository::open(backend, b"pw").unwrap();
+    repo.load_index().unwrap();
+    repo
+}
+
+/// The files of one version of the source: (name, content).
+type Version = Vec<(String, Vec<u8>)>;
+
+/// Writes `version` into `dir` (replacing what was there).
+fn write_version(dir: &Path, version: &Version) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    for (name, content) in version {
+        std::fs::write(dir.join(name), content).unwrap();
+    }
+}
+
+fn take(memory: &MemoryBackend, dir: &Path, version: &Version) -> SnapshotId {
+    write_version(dir, version);
+    let mut repo = open(Arc::new(memory.clone()));
+    let options = SnapshotOptions {
+        paths: vec![dir.to_path_buf()],
+        hostname: "h".into(),
+        no_parent: true,
+        ..SnapshotOptions::default()
+    };
+    arca_core::snapshot(&mut repo, &options, &Progress::default())
+        .unwrap()
+        .id
+        .unwrap()
+}
+
+/// Four versions of three files; each version rewrites one file.
+fn versions() -> Vec<Version> {
+    let mut files: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| (format!("f{i}"), random(400 << 10, i)))
+        .collect();
+    let mut out = vec![files.clone()];
+    for v in 1..4u64 {
+        files[(v % 3) as usize].1 = random(400 << 10, 100 + v);
+        out.push(files.clone());
+    }
+    out
+}
+
+/// `check --read-data` passes and every kept snapshot restores exactly.
+fn assert_sound(
+    memory: &MemoryBackend,
+    kept: &[(SnapshotId, &Version)],
+    dir: &Path,
+    context: &str,
+) {
+    let mut repo = open(Arc::new(memory.clone()));
+    let report = arca_core::check(
+        &mut repo,
+        &CheckOptions {
+            read_data: Some(Subset::All),
+        },
+        &CheckProgress::default(),
+    )
+    .unwrap();
+    assert!(report.ok(), "{context}: check failed: {:?}", report.errors);
+    for (id, version) in kept {
+        let snapshot = repo.load_snapshot(id).unwrap();
+        let target = tempfile::tempdir().unwrap();
+        arca_core::restore(
+            &repo,
+            &snapshot,
+            target.path(),
+            &RestoreOptions::default(),
+            &RestoreProgress::default(),
+        )
+        .unwrap_or_else(|e| panic!("{context}: restore of {id} failed: {e}"));
+        let root = target.path().join(dir.strip_prefix("/").unwrap());
+        for (name, content) in *version {
+            let restored = std::fs::read(root.join(name)).unwrap();
+            assert!(restored == *content, "{context}: {name} of {id} differs");
+        }
+    }
+}
+
+/// Runs `prune` on a copy of `memory` failing at change `fail_at`; returns
+/// the copy and whether the prune failed.
+fn prune_failing_at(
+    memory: &MemoryBackend,
+    options: &PruneOptions,
+    fail_at: usize,
+) -> (MemoryBackend, bool, usize) {
+    let copy = memory.duplicate();
+    let faulty = Arc::new(Faulty {
+        inner: copy.clone(),
+        fail_at,
+        changes: AtomicUsize::new(0),
+    });
+    let mut repo = open(faulty.clone());
+    let outcome = arca_core::plan_prune(&mut repo, options, None)
+        .and_then(|plan| arca_core::execute_prune(&repo, &plan, options, None, None));
+    (
+        copy,
+        outcome.is_err(),
+        faulty.changes.load(Ordering::SeqCst),
+    )
+}
+
+/// Sets up four snapshots, forgets the first two, and returns the
+/// repository, the kept snapshots, the versions and the source directory.
+fn history() -> (
+    MemoryBackend,
+    Vec<SnapshotId>,
+    Vec<Version>,
+    tempfile::TempDir,
+) {
+    let memory = new_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let versions = versions();
+    let ids: Vec<SnapshotId> = versions
+        .iter()
+        .map(|v| take(&memory, dir.path(), v))
+        .collect();
+    for id in &ids[..2] {
+        memory.remove(FileKind::Snapshot, &id.to_hex()).unwrap();
+    }
+    (memory, ids, versions, dir)
+}
+
+fn interrupt_everywhere(
+    memory: &MemoryBackend,
+    options: &PruneOptions,
+    kept: &[(SnapshotId, &Version)],
+    dir: &Path,
+) {
+    let (_, failed, total) = prune_failing_at(memory, options, usize::MAX);
+    assert!(!failed);
+    assert!(total >= 3, "the prune made only {total} changes");
+    for k in 1..=total {
+        let (copy, failed, _) = prune_failing_at(memory, options, k);
+        assert!(failed, "a failure at change {k} of {total} went unnoticed");
+        assert_sound(
+            &copy,
+            kept,
+            dir,
+            &format!("interrupted at change {k} of {total}"),
+        );
+        // And a prune run afterwards finishes the job.
+        let (copy, failed, _) = prune_failing_at(&copy, options, usize::MAX);
+        assert!(!failed);
+        assert_sound(
+            &copy,
+            kept,
+            dir,
+            &format!("prune after interruption at {k}"),
+        );
+    }
+}
+
+#[test]
+fn instant_prune_interrupted_at_every_change_leaves_a_sound_repository() {
+    let (memory, ids, versions, dir) = history();
+    let kept = [(ids[2], &versions[2]), (ids[3], &versions[3])];
+    let options = PruneOptions {
+        instant_delete: true,
+        ..PruneOptions::default()
+    };
+    interrupt_everywhere(&memory, &options, &kept, dir.path());
+}
+
+#[test]
+fn two_phase_prune_interrupted_at_every_change_leaves_a_sound_repository() {
+    let (memory, ids, versions, dir) = history();
+    let kept = [(ids[2], &versions[2]), (ids[3], &versions[3])];
+    let marking = PruneOptions::default();
+    // Phase one: marking.
+    interrupt_everywhere(&memory, &marking, &kept, dir.path());
+    let (marked, failed, _) = prune_failing_at(&memory, &marking, usize::MAX);
+    assert!(!failed);
+    // Phase two, past the grace period: deleting.
+    let deleting = PruneOptions {
+        keep_marked: Duration::ZERO,
+        ..PruneOptions::default()
+    };
+    interrupt_everywhere(&marked, &deleting, &kept, dir.path());
+}
+
+#[test]
+fn marked_packs_wait_for_the_grace_period_and_come_back_when_used() {
+    let (memory, ids, versions, dir) = history();
+    let size =
+        |m: &MemoryBackend| -> u64 { m.list(FileKind::Data).unwrap().iter().map(|e| e.size).sum() };
+    let before = size(&memory);
+    let mut repo = open(Arc::new(memory.clone()));
+    let options = PruneOptions::default();
+    let plan = arca_core::plan_prune(&mut repo, &options, None).unwrap();
+    assert!(
+        plan.stats.mark_packs + plan.stats.repack_packs > 0,
+        "{:?}",
+        plan.stats
+    );
+    assert_eq!(plan.stats.delete_packs, 0);
+    arca_core::execute_prune(&repo, &plan, &options, None, None).unwrap();
+    assert!(size(&memory) >= before, "a marking prune deleted data");
+
+    // Within the grace period a second prune deletes nothing.
+    let mut repo = open(Arc::new(memory.clone()));
+    let plan = arca_core::plan_prune(&mut repo, &options, None).unwrap();
+    assert_eq!(plan.stats.delete_packs, 0);
+    assert!(plan.stats.waiting_packs > 0);
+
+    // A snapshot of the first version again uses blobs only marked packs
+    // hold: it stores them anew rather than depend on those packs.
+    let again = take(&memory, dir.path(), &versions[0]);
+    let mut repo = open(Arc::new(memory.clone()));
+    let deleting = PruneOptions {
+        keep_marked: Duration::ZERO,
+        ..PruneOptions::default()
+    };
+    let plan = arca_core::plan_prune(&mut repo, &deleting, None).unwrap();
+    assert!(plan.stats.delete_packs > 0, "{:?}", plan.stats);
+    arca_core::execute_prune(&repo, &plan, &deleting, None, None).unwrap();
+    let kept = [
+        (ids[2], &versions[2]),
+        (ids[3], &versions[3]),
+        (again, &versions[0]),
+    ];
+    assert_sound(&memory, &kept, dir.path(), "after the deleting prune");
+}
+
+#[test]
+fn a_snapshot_that_ran_across_a_marking_prune_copies_what_it_needs() {
+    let (memory, ids, versions, dir) = history();
+    // This handle loads the index before the prune: like a snapshot that
+    // started before it, it will deduplicate against packs the prune marks.
+    let mut early = open(Arc::new(memory.clone()));
+    let mut repo = open(Arc::new(memory.clone()));
+    let options = PruneOptions::default();
+    let plan = arca_core::plan_prune(&mut repo, &options, None).unwrap();
+    arca_core::execute_prune(&repo, &plan, &options, None, None).unwrap();
+
+    write_version(dir.path(), &versions[0]);
+    let snap = SnapshotOptions {
+        paths: vec![dir.path().to_path_buf()],
+        hostname: "h".into(),
+        no_parent: true,
+        ..SnapshotOptions::default()
+    };
+    let outcome = arca_core::snapshot(&mut early, &snap, &Progress::default()).unwrap();
+    let late = outcome.id.unwrap();
+    // It depends on no marked pack: a prune finds nothing to unmark.
+    let mut repo = open(Arc::new(memory.clone()));
+    let plan = arca_core::plan_prune(&mut repo, &PruneOptions::default(), None).unwrap();
+    let unmarked: Vec<_> = plan
+        .packs
+        .iter()
+        .filter(|p| p.action == PackAction::Unmark)
+        .collect();
+    assert!(unmarked.is_empty(), "{unmarked:?}");
+    assert!(plan.stats.waiting_packs > 0);
+    // Now delete everything still marked: the late snapshot must not need it.
+    let deleting = PruneOptions {
+        keep_marked: Duration::ZERO,
+        ..PruneOptions::default()
+    };
+    let mut repo = open(Arc::new(memory.clone()));
+    let plan = arca_core::plan_prune(&mut repo, &deleting, None).unwrap();
+    assert!(plan.packs.iter().any(|p| p.action == PackAction::Delete));
+    arca_core::execute_prune(&repo, &plan, &deleting, None, None).unwrap();
+    let kept = [
+        (ids[2], &versions[2]),
+        (ids[3], &versions[3]),
+        (late, &versions[0]),
+    ];
+    assert_sound(&memory, &kept, dir.path(), "after a snapshot across prunes");
+}
+
+#[test]
+fn a_snapshot_whose_data_was_deleted_meanwhile_fails_cleanly() {
+    let (memory, ids, versions, dir) = history();
+    let mut early = open(Arc::new(memory.clone()));
+    let deleting = PruneOptions {
+        instant_delete: true,
+        ..PruneOptions::default()
+    };
+    let mut repo = open(Arc::new(memory.clone()));
+    let plan = arca_core::plan_prune(&mut repo, &deleting, None).unwrap();
+    arca_core::execute_prune(&repo, &plan, &deleting, None, None).unwrap();
+
+    let snapshots_before = memory.list(FileKind::Snapshot).unwrap().len();
+    write_version(dir.path(), &versions[0]);
+    let snap = SnapshotOptions {
+        paths: vec![dir.path().to_path_buf()],
+        hostname: "h".into(),
+        no_parent: true,
+        ..SnapshotOptions::default()
+    };
+    let err = arca_core::snapshot(&mut early, &snap, &Progress::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("run the snapshot again"), "{err}");
+    assert_eq!(
+        memory.list(FileKind::Snapshot).unwrap().len(),
+        snapshots_before
+    );
+    let kept = [(ids[2], &versions[2]), (ids[3], &versions[3])];
+    assert_sound(&memory, &kept, dir.path(), "after the failed snapshot");
+}
