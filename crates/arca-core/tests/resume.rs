@@ -85,7 +85,11 @@ fn an_interrupted_snapshot_is_resumed_without_resending() {
     // Eight distinct MiB: whatever the (key-seeded) chunk boundaries, they
     // need at least five 1 MiB packs, so the fifth write always fails.
     for i in 0..8 {
-        std::fs::write(source.path().join(format!("f{i}")), random(1 << 20, 2 * i + 1)).unwrap();
+        std::fs::write(
+            source.path().join(format!("f{i}")),
+            random(1 << 20, 2 * i + 1),
+        )
+        .unwrap();
     }
     let snap_options = SnapshotOptions {
         paths: vec![source.path().to_path_buf()],
