@@ -3,6 +3,7 @@
 pub mod browse;
 pub mod check;
 pub mod ls;
+mod packer;
 pub mod prune;
 pub mod repair;
 pub mod restore;

@@ -38,7 +38,8 @@ use crate::error::{Error, Result};
 use crate::id::{Id, IndexId, PackId, SnapshotId, TreeId};
 use crate::index::{self, Index, IndexFile, IndexPack};
 use crate::lock::{Lock, unix_seconds};
-use crate::pack::{PackEntry, PackWriter};
+use crate::ops::packer::Packer;
+use crate::pack::PackEntry;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
 use crate::time::{Time, Timestamp};
@@ -656,56 +657,44 @@ fn repack(
     plan: &PrunePlan,
     progress: Option<&PruneProgress>,
 ) -> Result<Vec<IndexPack>> {
-    let target = repo.config().pack_size as usize;
+    let mut packer = Packer::new(repo);
     let mut stored = Vec::new();
     let mut copied: HashSet<(BlobKind, Id)> = HashSet::new();
-    for kind in [BlobKind::Data, BlobKind::Tree] {
-        let mut writer = PackWriter::new(kind, target);
-        for pack in plan.packs.iter().filter(|p| p.kind == kind) {
-            if pack.action != PackAction::Repack || pack.copy.is_empty() {
+    for pack in &plan.packs {
+        if pack.action != PackAction::Repack || pack.copy.is_empty() {
+            continue;
+        }
+        let kind = pack.kind;
+        // The whole pack, its name checked: nothing damaged is copied.
+        let bytes = repo.read_pack(kind, &pack.id)?;
+        for entry in &pack.copy {
+            if !copied.insert((kind, entry.id())) {
                 continue;
             }
-            let bytes = repo.read_pack(kind, &pack.id)?;
-            for entry in &pack.copy {
-                if !copied.insert((kind, entry.id())) {
-                    continue;
-                }
-                let start = entry.offset() as usize;
-                let end = start + entry.length() as usize;
-                let Some(blob) = bytes.get(start..end) else {
-                    return Err(Error::corrupt(
-                        format!("{} {}", kind.file_kind(), pack.id),
-                        "an index entry lies outside the pack",
-                    ));
-                };
-                writer.add(entry.id(), entry.raw_length(), entry.compression(), blob);
-                if let Some(p) = progress {
-                    p.copied_bytes
-                        .fetch_add(blob.len() as u64, Ordering::Relaxed);
-                }
-                if writer.len() >= target {
-                    let full = std::mem::replace(&mut writer, PackWriter::new(kind, target));
-                    stored.push(store(repo, full)?);
-                }
+            let start = entry.offset() as usize;
+            let end = start + entry.length() as usize;
+            let Some(blob) = bytes.get(start..end) else {
+                return Err(Error::corrupt(
+                    format!("{} {}", kind.file_kind(), pack.id),
+                    "an index entry lies outside the pack",
+                ));
+            };
+            let full = packer.add(
+                kind,
+                entry.id(),
+                entry.raw_length(),
+                entry.compression(),
+                blob,
+            )?;
+            stored.extend(full);
+            if let Some(p) = progress {
+                p.copied_bytes
+                    .fetch_add(blob.len() as u64, Ordering::Relaxed);
             }
         }
-        if !writer.is_empty() {
-            stored.push(store(repo, writer)?);
-        }
     }
+    stored.extend(packer.finish()?);
     Ok(stored)
-}
-
-fn store(repo: &Repository, writer: PackWriter) -> Result<IndexPack> {
-    let pack = writer.finish(repo.key());
-    repo.write_pack(&pack)?;
-    Ok(IndexPack {
-        id: pack.id,
-        kind: pack.kind.to_byte(),
-        size: pack.bytes.len() as u64,
-        blobs: pack.entries,
-        marked: None,
-    })
 }
 
 /// Bytes stored in the config, packs, index files, snapshots and keys.

@@ -43,7 +43,7 @@ use crate::chunker::Chunker;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, Id, IndexId, SnapshotId, TreeId};
 use crate::index::{self, Index, IndexFile, IndexPack};
-use crate::pack::PackWriter;
+use crate::ops::packer::Packer;
 use crate::repository::Repository;
 use crate::snapshot::{Snapshot, Summary};
 use crate::source::{self, ExcludeOptions, Filter, Names, SourceNode};
@@ -471,43 +471,34 @@ fn copy_blobs(
     repo: &Repository,
     blobs: &[(BlobKind, Id, crate::index::Location)],
 ) -> Result<Vec<IndexPack>> {
-    let target = repo.config().pack_size as usize;
+    let mut packer = Packer::new(repo);
     let mut out = Vec::new();
-    for kind in [BlobKind::Data, BlobKind::Tree] {
-        let mut writer = PackWriter::new(kind, target);
-        for (_, id, loc) in blobs.iter().filter(|b| b.0 == kind) {
-            let name = loc.pack.to_hex();
-            let stored = match repo.backend().read_range(
-                kind.file_kind(),
-                &name,
-                u64::from(loc.offset),
-                u64::from(loc.length),
-            ) {
-                Ok(stored) => stored,
-                Err(e) if e.kind() == arca_backend::ErrorKind::NotFound => {
-                    return Err(removed_under_us(repo, &format!("{kind} {id}")));
-                }
-                Err(e) => return Err(e.into()),
-            };
-            crate::blob::open(
-                repo.key(),
-                kind,
-                id,
-                loc.compression,
-                loc.raw_length,
-                &stored,
-                &|| format!("{} {name}", kind.file_kind()),
-            )?;
-            writer.add(*id, loc.raw_length, loc.compression, &stored);
-            if writer.len() >= target {
-                let full = std::mem::replace(&mut writer, PackWriter::new(kind, target));
-                out.push(store_pack(repo, full)?);
+    for &(kind, id, loc) in blobs {
+        let name = loc.pack.to_hex();
+        let stored = match repo.backend().read_range(
+            kind.file_kind(),
+            &name,
+            u64::from(loc.offset),
+            u64::from(loc.length),
+        ) {
+            Ok(stored) => stored,
+            Err(e) if e.kind() == arca_backend::ErrorKind::NotFound => {
+                return Err(removed_under_us(repo, &format!("{kind} {id}")));
             }
-        }
-        if !writer.is_empty() {
-            out.push(store_pack(repo, writer)?);
-        }
+            Err(e) => return Err(e.into()),
+        };
+        crate::blob::open(
+            repo.key(),
+            kind,
+            &id,
+            loc.compression,
+            loc.raw_length,
+            &stored,
+            &|| format!("{} {name}", kind.file_kind()),
+        )?;
+        out.extend(packer.add(kind, id, loc.raw_length, loc.compression, &stored)?);
     }
+    out.extend(packer.finish()?);
     Ok(out)
 }
 
@@ -551,11 +542,7 @@ struct Packed {
 /// Fills one pack per kind, storing each as it reaches the target size, and
 /// saves a checkpoint index of the stored packs every `checkpoint`.
 fn pack_blobs(repo: &Repository, sealed: Receiver<Sealed>, checkpoint: Duration) -> Result<Packed> {
-    let target = repo.config().pack_size as usize;
-    let mut writers = [
-        PackWriter::new(BlobKind::Data, target),
-        PackWriter::new(BlobKind::Tree, target),
-    ];
+    let mut packer = Packer::new(repo);
     let mut packed = Packed {
         all: Vec::new(),
         unsaved: Vec::new(),
@@ -564,12 +551,15 @@ fn pack_blobs(repo: &Repository, sealed: Receiver<Sealed>, checkpoint: Duration)
     };
     let mut last_checkpoint = Instant::now();
     for blob in sealed {
-        let slot = usize::from(blob.kind == BlobKind::Tree);
         packed.stored_bytes += blob.stored.len() as u64;
-        writers[slot].add(blob.id, blob.raw_len, blob.compression, &blob.stored);
-        if writers[slot].len() >= target {
-            let full = std::mem::replace(&mut writers[slot], PackWriter::new(blob.kind, target));
-            let pack = store_pack(repo, full)?;
+        let full = packer.add(
+            blob.kind,
+            blob.id,
+            blob.raw_len,
+            blob.compression,
+            &blob.stored,
+        )?;
+        if let Some(pack) = full {
             packed.all.push(pack.clone());
             packed.unsaved.push(pack);
             if last_checkpoint.elapsed() >= checkpoint {
@@ -582,26 +572,11 @@ fn pack_blobs(repo: &Repository, sealed: Receiver<Sealed>, checkpoint: Duration)
             }
         }
     }
-    for writer in writers {
-        if !writer.is_empty() {
-            let pack = store_pack(repo, writer)?;
-            packed.all.push(pack.clone());
-            packed.unsaved.push(pack);
-        }
+    for pack in packer.finish()? {
+        packed.all.push(pack.clone());
+        packed.unsaved.push(pack);
     }
     Ok(packed)
-}
-
-fn store_pack(repo: &Repository, writer: PackWriter) -> Result<IndexPack> {
-    let pack = writer.finish(repo.key());
-    repo.write_pack(&pack)?;
-    Ok(IndexPack {
-        id: pack.id,
-        kind: pack.kind.to_byte(),
-        size: pack.bytes.len() as u64,
-        blobs: pack.entries,
-        marked: None,
-    })
 }
 
 /// What every walker of one run shares.
