@@ -15,7 +15,7 @@
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use arca_backend::{Backend, ErrorKind as BackendErrorKind, FileKind};
 use crossbeam_channel::{Sender, bounded};
@@ -359,14 +359,6 @@ fn conflict(repo: &Repository, own: &str, record: &LockRecord) -> Result<Option<
         }
     }
     Ok(None)
-}
-
-/// Seconds since the Unix epoch of a system time (for backend listings).
-pub(crate) fn unix_seconds(t: SystemTime) -> i64 {
-    match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,15 @@ impl Timestamp {
         }
     }
 
+    /// From a system time, to the second (for storage listings).
+    pub fn from_system(t: std::time::SystemTime) -> Timestamp {
+        let seconds = match t.duration_since(std::time::SystemTime::UNIX_EPOCH) {
+            Ok(d) => d.as_secs() as i64,
+            Err(e) => -(e.duration().as_secs() as i64),
+        };
+        Timestamp { seconds, nanos: 0 }
+    }
+
     fn to_jiff(self) -> Option<jiff::Timestamp> {
         jiff::Timestamp::new(self.seconds, self.nanos as i32).ok()
     }

@@ -9,78 +9,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use arca_backend::{Backend, Entry, Error, FileKind, MemoryBackend};
+mod common;
+
+use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::{
     CheckOptions, CheckProgress, ChunkerParams, ErrorKind, InitOptions, KdfParams, Owner,
-    PackAction, Progress, PruneOptions, Repository, RestoreOptions, RestoreProgress, SnapshotId,
-    SnapshotOptions, Subset,
+    PackAction, Progress, PruneOptions, PrunePlan, Repository, RestoreOptions, RestoreProgress,
+    SnapshotId, SnapshotOptions, Subset,
 };
-
-/// Fails the `fail_at`-th write or remove (1-based) and every one after,
-/// like a machine that dies at that point.
-struct Faulty {
-    inner: MemoryBackend,
-    fail_at: usize,
-    changes: AtomicUsize,
-}
-
-impl Faulty {
-    fn fails(&self) -> bool {
-        self.changes.fetch_add(1, Ordering::SeqCst) + 1 >= self.fail_at
-    }
-}
-
-impl Backend for Faulty {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn create(&self) -> Result<(), Error> {
-        self.inner.create()
-    }
-    fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
-        self.inner.list(kind)
-    }
-    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
-        self.inner.read(kind, name)
-    }
-    fn read_range(
-        &self,
-        kind: FileKind,
-        name: &str,
-        offset: u64,
-        len: u64,
-    ) -> Result<Vec<u8>, Error> {
-        self.inner.read_range(kind, name, offset, len)
-    }
-    fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error> {
-        if self.fails() {
-            // An invalid name makes the inner backend fail the way storage would.
-            return self.inner.write(kind, "not hex", bytes);
-        }
-        self.inner.write(kind, name, bytes)
-    }
-    fn remove(&self, kind: FileKind, name: &str) -> Result<(), Error> {
-        if self.fails() {
-            return self.inner.remove(kind, "not hex");
-        }
-        self.inner.remove(kind, name)
-    }
-    fn size(&self, kind: FileKind, name: &str) -> Result<u64, Error> {
-        self.inner.size(kind, name)
-    }
-}
-
-fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use common::{Failing, random};
 
 fn new_repo() -> MemoryBackend {
     let memory = MemoryBackend::new();
@@ -124,13 +61,7 @@ fn write_version(dir: &Path, version: &Version) {
 fn take(memory: &MemoryBackend, dir: &Path, version: &Version) -> SnapshotId {
     write_version(dir, version);
     let mut repo = open(Arc::new(memory.clone()));
-    let options = SnapshotOptions {
-        paths: vec![dir.to_path_buf()],
-        hostname: "h".into(),
-        no_parent: true,
-        ..SnapshotOptions::default()
-    };
-    arca_core::snapshot(&mut repo, &options, &Progress::default())
+    arca_core::snapshot(&mut repo, &snapshot_options(dir), &Progress::default())
         .unwrap()
         .id
         .unwrap()
@@ -185,28 +116,52 @@ fn assert_sound(
     }
 }
 
-/// Runs `prune` on a copy of `memory` failing at change `fail_at`; returns
-/// the copy and whether the prune failed.
+/// Plans and carries out a prune of `backend`; returns the plan.
+fn prune(backend: Arc<dyn Backend>, options: &PruneOptions) -> arca_core::Result<PrunePlan> {
+    let mut repo = open(backend);
+    let plan = arca_core::plan_prune(&mut repo, options, None)?;
+    arca_core::execute_prune(&repo, &plan, options, None, None)?;
+    Ok(plan)
+}
+
+/// Plans a prune of `memory` without carrying it out.
+fn plan(memory: &MemoryBackend, options: &PruneOptions) -> PrunePlan {
+    let mut repo = open(Arc::new(memory.clone()));
+    arca_core::plan_prune(&mut repo, options, None).unwrap()
+}
+
+/// Runs `prune` on a copy of `memory` whose `fail_at`-th write or remove
+/// (1-based) and every later one fail; returns the copy, whether the prune
+/// failed, and how many changes it attempted.
 fn prune_failing_at(
     memory: &MemoryBackend,
     options: &PruneOptions,
     fail_at: usize,
 ) -> (MemoryBackend, bool, usize) {
     let copy = memory.duplicate();
-    let faulty = Arc::new(Faulty {
-        inner: copy.clone(),
-        fail_at,
-        changes: AtomicUsize::new(0),
+    let changes = Arc::new(AtomicUsize::new(0));
+    let counter = changes.clone();
+    let failing = Failing::new(copy.clone(), move |_, _| {
+        counter.fetch_add(1, Ordering::SeqCst) + 1 >= fail_at
     });
-    let mut repo = open(faulty.clone());
-    let outcome = arca_core::plan_prune(&mut repo, options, None)
-        .and_then(|plan| arca_core::execute_prune(&repo, &plan, options, None, None));
-    (
-        copy,
-        outcome.is_err(),
-        faulty.changes.load(Ordering::SeqCst),
-    )
+    let failed = prune(Arc::new(failing), options).is_err();
+    (copy, failed, changes.load(Ordering::SeqCst))
 }
+
+fn snapshot_options(dir: &Path) -> SnapshotOptions {
+    SnapshotOptions {
+        paths: vec![dir.to_path_buf()],
+        hostname: "h".into(),
+        no_parent: true,
+        ..SnapshotOptions::default()
+    }
+}
+
+const DELETING: PruneOptions = PruneOptions {
+    max_unused: arca_core::MAX_UNUSED_DEFAULT,
+    keep_marked: Duration::ZERO,
+    instant_delete: false,
+};
 
 /// Sets up four snapshots, forgets the first two, and returns the
 /// repository, the kept snapshots, the versions and the source directory.
@@ -280,11 +235,7 @@ fn two_phase_prune_interrupted_at_every_change_leaves_a_sound_repository() {
     let (marked, failed, _) = prune_failing_at(&memory, &marking, usize::MAX);
     assert!(!failed);
     // Phase two, past the grace period: deleting.
-    let deleting = PruneOptions {
-        keep_marked: Duration::ZERO,
-        ..PruneOptions::default()
-    };
-    interrupt_everywhere(&marked, &deleting, &kept, dir.path());
+    interrupt_everywhere(&marked, &DELETING, &kept, dir.path());
 }
 
 #[test]
@@ -293,35 +244,22 @@ fn marked_packs_wait_for_the_grace_period_and_come_back_when_used() {
     let size =
         |m: &MemoryBackend| -> u64 { m.list(FileKind::Data).unwrap().iter().map(|e| e.size).sum() };
     let before = size(&memory);
-    let mut repo = open(Arc::new(memory.clone()));
-    let options = PruneOptions::default();
-    let plan = arca_core::plan_prune(&mut repo, &options, None).unwrap();
-    assert!(
-        plan.stats.mark_packs + plan.stats.repack_packs > 0,
-        "{:?}",
-        plan.stats
-    );
-    assert_eq!(plan.stats.delete_packs, 0);
-    arca_core::execute_prune(&repo, &plan, &options, None, None).unwrap();
+    let marking = prune(Arc::new(memory.clone()), &PruneOptions::default()).unwrap();
+    let stats = &marking.stats;
+    assert!(stats.mark_packs + stats.repack_packs > 0, "{stats:?}");
+    assert_eq!(stats.delete_packs, 0);
     assert!(size(&memory) >= before, "a marking prune deleted data");
 
     // Within the grace period a second prune deletes nothing.
-    let mut repo = open(Arc::new(memory.clone()));
-    let plan = arca_core::plan_prune(&mut repo, &options, None).unwrap();
-    assert_eq!(plan.stats.delete_packs, 0);
-    assert!(plan.stats.waiting_packs > 0);
+    let waiting = plan(&memory, &PruneOptions::default());
+    assert_eq!(waiting.stats.delete_packs, 0);
+    assert!(waiting.stats.waiting_packs > 0);
 
     // A snapshot of the first version again uses blobs only marked packs
     // hold: it stores them anew rather than depend on those packs.
     let again = take(&memory, dir.path(), &versions[0]);
-    let mut repo = open(Arc::new(memory.clone()));
-    let deleting = PruneOptions {
-        keep_marked: Duration::ZERO,
-        ..PruneOptions::default()
-    };
-    let plan = arca_core::plan_prune(&mut repo, &deleting, None).unwrap();
-    assert!(plan.stats.delete_packs > 0, "{:?}", plan.stats);
-    arca_core::execute_prune(&repo, &plan, &deleting, None, None).unwrap();
+    let deleted = prune(Arc::new(memory.clone()), &DELETING).unwrap();
+    assert!(deleted.stats.delete_packs > 0, "{:?}", deleted.stats);
     let kept = [
         (ids[2], &versions[2]),
         (ids[3], &versions[3]),
@@ -336,39 +274,28 @@ fn a_snapshot_that_ran_across_a_marking_prune_copies_what_it_needs() {
     // This handle loads the index before the prune: like a snapshot that
     // started before it, it will deduplicate against packs the prune marks.
     let mut early = open(Arc::new(memory.clone()));
-    let mut repo = open(Arc::new(memory.clone()));
-    let options = PruneOptions::default();
-    let plan = arca_core::plan_prune(&mut repo, &options, None).unwrap();
-    arca_core::execute_prune(&repo, &plan, &options, None, None).unwrap();
+    prune(Arc::new(memory.clone()), &PruneOptions::default()).unwrap();
 
     write_version(dir.path(), &versions[0]);
-    let snap = SnapshotOptions {
-        paths: vec![dir.path().to_path_buf()],
-        hostname: "h".into(),
-        no_parent: true,
-        ..SnapshotOptions::default()
-    };
-    let outcome = arca_core::snapshot(&mut early, &snap, &Progress::default()).unwrap();
+    let outcome = arca_core::snapshot(
+        &mut early,
+        &snapshot_options(dir.path()),
+        &Progress::default(),
+    )
+    .unwrap();
     let late = outcome.id.unwrap();
     // It depends on no marked pack: a prune finds nothing to unmark.
-    let mut repo = open(Arc::new(memory.clone()));
-    let plan = arca_core::plan_prune(&mut repo, &PruneOptions::default(), None).unwrap();
-    let unmarked: Vec<_> = plan
+    let next = plan(&memory, &PruneOptions::default());
+    let unmarked: Vec<_> = next
         .packs
         .iter()
         .filter(|p| p.action == PackAction::Unmark)
         .collect();
     assert!(unmarked.is_empty(), "{unmarked:?}");
-    assert!(plan.stats.waiting_packs > 0);
+    assert!(next.stats.waiting_packs > 0);
     // Now delete everything still marked: the late snapshot must not need it.
-    let deleting = PruneOptions {
-        keep_marked: Duration::ZERO,
-        ..PruneOptions::default()
-    };
-    let mut repo = open(Arc::new(memory.clone()));
-    let plan = arca_core::plan_prune(&mut repo, &deleting, None).unwrap();
-    assert!(plan.packs.iter().any(|p| p.action == PackAction::Delete));
-    arca_core::execute_prune(&repo, &plan, &deleting, None, None).unwrap();
+    let deleted = prune(Arc::new(memory.clone()), &DELETING).unwrap();
+    assert!(deleted.packs.iter().any(|p| p.action == PackAction::Delete));
     let kept = [
         (ids[2], &versions[2]),
         (ids[3], &versions[3]),
@@ -381,23 +308,20 @@ fn a_snapshot_that_ran_across_a_marking_prune_copies_what_it_needs() {
 fn a_snapshot_whose_data_was_deleted_meanwhile_fails_cleanly() {
     let (memory, ids, versions, dir) = history();
     let mut early = open(Arc::new(memory.clone()));
-    let deleting = PruneOptions {
+    let instant = PruneOptions {
         instant_delete: true,
         ..PruneOptions::default()
     };
-    let mut repo = open(Arc::new(memory.clone()));
-    let plan = arca_core::plan_prune(&mut repo, &deleting, None).unwrap();
-    arca_core::execute_prune(&repo, &plan, &deleting, None, None).unwrap();
+    prune(Arc::new(memory.clone()), &instant).unwrap();
 
     let snapshots_before = memory.list(FileKind::Snapshot).unwrap().len();
     write_version(dir.path(), &versions[0]);
-    let snap = SnapshotOptions {
-        paths: vec![dir.path().to_path_buf()],
-        hostname: "h".into(),
-        no_parent: true,
-        ..SnapshotOptions::default()
-    };
-    let err = arca_core::snapshot(&mut early, &snap, &Progress::default()).unwrap_err();
+    let err = arca_core::snapshot(
+        &mut early,
+        &snapshot_options(dir.path()),
+        &Progress::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
     assert!(err.to_string().contains("run the snapshot again"), "{err}");
     assert_eq!(

@@ -7,66 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use arca_backend::{Backend, Entry, Error, FileKind, MemoryBackend};
+mod common;
+
+use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::{InitOptions, KdfParams, Owner, Progress, Repository, SnapshotOptions};
-
-/// Fails every data pack write after the first `allowed`, like a network
-/// that goes away.
-struct Flaky {
-    inner: MemoryBackend,
-    allowed: usize,
-    data_writes: AtomicUsize,
-}
-
-impl Backend for Flaky {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn create(&self) -> Result<(), Error> {
-        self.inner.create()
-    }
-    fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
-        self.inner.list(kind)
-    }
-    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
-        self.inner.read(kind, name)
-    }
-    fn read_range(
-        &self,
-        kind: FileKind,
-        name: &str,
-        offset: u64,
-        length: u64,
-    ) -> Result<Vec<u8>, Error> {
-        self.inner.read_range(kind, name, offset, length)
-    }
-    fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error> {
-        if kind == FileKind::Data && self.data_writes.fetch_add(1, Ordering::SeqCst) >= self.allowed
-        {
-            // An invalid name makes the inner backend fail the way storage would.
-            return self.inner.write(kind, "not hex", bytes);
-        }
-        self.inner.write(kind, name, bytes)
-    }
-    fn remove(&self, kind: FileKind, name: &str) -> Result<(), Error> {
-        self.inner.remove(kind, name)
-    }
-    fn size(&self, kind: FileKind, name: &str) -> Result<u64, Error> {
-        self.inner.size(kind, name)
-    }
-}
-
-fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use common::{Failing, random};
 
 #[test]
 fn an_interrupted_snapshot_is_resumed_without_resending() {
@@ -97,11 +42,12 @@ fn an_interrupted_snapshot_is_resumed_without_resending() {
         ..SnapshotOptions::default()
     };
 
-    let flaky = Arc::new(Flaky {
-        inner: memory.clone(),
-        allowed: 4,
-        data_writes: AtomicUsize::new(0),
-    });
+    // Every data pack write after the first four fails, like a network that
+    // goes away.
+    let data_writes = AtomicUsize::new(0);
+    let flaky = Arc::new(Failing::new(memory.clone(), move |kind, write| {
+        write && kind == FileKind::Data && data_writes.fetch_add(1, Ordering::SeqCst) >= 4
+    }));
     let mut repo = Repository::open(flaky, b"pw").unwrap();
     repo.load_index().unwrap();
     let err = arca_core::snapshot(&mut repo, &snap_options, &Progress::default()).unwrap_err();

@@ -14,6 +14,9 @@ struct SnapJson {
     id: String,
     short_id: String,
     time: String,
+    /// The time in the local zone, for the table.
+    #[serde(skip)]
+    local_time: String,
     hostname: String,
     paths: Vec<String>,
     tags: Vec<String>,
@@ -158,6 +161,7 @@ fn snap_json(id: &SnapshotId, snap: &Snapshot, reasons: Vec<String>) -> SnapJson
         id: id.to_hex(),
         short_id: id.short(),
         time: snap.time.to_rfc3339(),
+        local_time: snap.time.to_local_string(),
         hostname: snap.hostname.clone(),
         paths: snap.path_strings(),
         tags: snap.tags.clone(),
@@ -232,21 +236,15 @@ fn print(config: &Config, report: &ForgetJson) {
 
 fn table(rows: &[SnapJson], reasons: bool) {
     for s in rows {
-        let time = jiff::Timestamp::strptime("%Y-%m-%dT%H:%M:%S%.f%:z", &s.time)
-            .map(|t| {
-                t.to_zoned(jiff::tz::TimeZone::system())
-                    .strftime("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            })
-            .unwrap_or_else(|_| s.time.clone());
         let tags = if s.tags.is_empty() {
             "-".to_string()
         } else {
             s.tags.join(",")
         };
         let mut line = format!(
-            "  {}  {time}  {:<12} {:<16}",
+            "  {}  {}  {:<12} {:<16}",
             s.short_id,
+            s.local_time,
             output::sanitize(&s.hostname),
             output::sanitize(&tags)
         );

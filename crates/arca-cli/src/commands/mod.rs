@@ -188,7 +188,7 @@ fn lock(
         eprintln!(
             "arca: repository {} is locked by {}; waiting up to {} s",
             repo.location(),
-            output_holder(holder),
+            crate::output::sanitize(holder),
             config.retry_lock.as_secs()
         );
     };
@@ -198,10 +198,6 @@ fn lock(
         config.retry_lock,
         &waiting,
     )?)
-}
-
-fn output_holder(holder: &str) -> String {
-    crate::output::sanitize(holder)
 }
 
 /// Opens the configured repository without loading its index: for the

@@ -37,7 +37,7 @@ use crate::blob::BlobKind;
 use crate::error::{Error, Result};
 use crate::id::{Id, IndexId, PackId, SnapshotId, TreeId};
 use crate::index::{self, Index, IndexFile, IndexPack};
-use crate::lock::{Lock, unix_seconds};
+use crate::lock::Lock;
 use crate::ops::packer::Packer;
 use crate::pack::PackEntry;
 use crate::repository::Repository;
@@ -318,14 +318,11 @@ pub fn plan_prune(
         }
     }
     plan.packs.sort_by_key(|p| (p.kind, p.id));
-    for pack in &plan.packs {
-        if pack.action == PackAction::Adopt {
-            continue;
-        }
-        if let Some(listing) = listings.get(&pack.id) {
-            plan.listings.insert(pack.id, listing.blobs.clone());
-        }
-    }
+    // Only indexed packs have listings (adopted ones get theirs below).
+    plan.listings = listings
+        .into_iter()
+        .map(|(id, pack)| (id, pack.blobs))
+        .collect();
     adopt(repo, &mut plan)?;
     plan.stats = count(&plan);
     plan.changes = plan.packs.iter().any(|p| {
@@ -461,10 +458,7 @@ fn classify_unindexed(
 ) -> PackPlan {
     // Without a time from storage the pack's age is unknown: treat it as
     // young, so only `instant_delete` removes it.
-    let old = modified.is_some_and(|m| {
-        let at = Timestamp::new(unix_seconds(m), 0);
-        grace_over(at, started, options)
-    });
+    let old = modified.is_some_and(|m| grace_over(Timestamp::from_system(m), started, options));
     let action = if options.instant_delete {
         PackAction::Delete
     } else if old {

@@ -1,0 +1,83 @@
+//! What the engine's integration tests share.
+
+#![allow(dead_code)] // each test crate uses its own part
+
+use arca_backend::{Backend, Entry, Error, FileKind, MemoryBackend};
+
+/// A memory backend whose writes and removes fail when `fails(kind,
+/// is_write)` says so (asked once per change, in order), like storage that
+/// goes away or a machine that dies.
+pub struct Failing {
+    pub inner: MemoryBackend,
+    fails: Box<dyn Fn(FileKind, bool) -> bool + Send + Sync>,
+}
+
+impl Failing {
+    pub fn new(
+        inner: MemoryBackend,
+        fails: impl Fn(FileKind, bool) -> bool + Send + Sync + 'static,
+    ) -> Failing {
+        Failing {
+            inner,
+            fails: Box::new(fails),
+        }
+    }
+}
+
+impl Backend for Failing {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> Result<(), Error> {
+        self.inner.create()
+    }
+    fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
+        self.inner.list(kind)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
+        self.inner.read(kind, name)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, Error> {
+        self.inner.read_range(kind, name, offset, len)
+    }
+    fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error> {
+        // An invalid name makes the inner backend fail the way storage would.
+        let name = if (self.fails)(kind, true) {
+            "not hex"
+        } else {
+            name
+        };
+        self.inner.write(kind, name, bytes)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), Error> {
+        let name = if (self.fails)(kind, false) {
+            "not hex"
+        } else {
+            name
+        };
+        self.inner.remove(kind, name)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64, Error> {
+        self.inner.size(kind, name)
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift); distinct seeds give
+/// distinct bytes.
+pub fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
