@@ -12,17 +12,43 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const MIN_CHUNK: usize = 512 * 1024;
 pub const MAX_CHUNK: usize = 8 * 1024 * 1024;
 
-/// A scratch directory with a repository path inside it.
+/// A scratch directory with a repository path inside it (or, for remote
+/// storage, a repository address and the environment that reaches it).
 pub struct Env {
     pub dir: TempDir,
     pub repo: PathBuf,
+    /// A remote repository's address, used instead of `repo`.
+    pub address: Option<String>,
+    /// Extra environment for every command.
+    pub vars: Vec<(String, String)>,
 }
 
 impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo");
-        Env { dir, repo }
+        Env {
+            dir,
+            repo,
+            address: None,
+            vars: Vec::new(),
+        }
+    }
+
+    /// An Env whose repository is `address`, reached with `vars`.
+    pub fn remote(address: String, vars: Vec<(String, String)>) -> Env {
+        Env {
+            address: Some(address),
+            vars,
+            ..Env::new()
+        }
+    }
+
+    /// The repository address commands get.
+    pub fn address(&self) -> String {
+        self.address
+            .clone()
+            .unwrap_or_else(|| self.repo.display().to_string())
     }
 
     /// An Env with an initialised repository.
@@ -42,8 +68,10 @@ impl Env {
         cmd.args(args)
             .env_remove("ARCA_PASSWORD_FILE")
             .env_remove("ARCA_PASSWORD_COMMAND")
-            .env("ARCA_REPOSITORY", &self.repo)
+            .env("ARCA_REPOSITORY", self.address())
             .env("ARCA_PASSWORD", PASSWORD)
+            .env("ARCA_CACHE_DIR", self.dir.path().join("cache"))
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         cmd
     }

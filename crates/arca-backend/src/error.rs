@@ -14,6 +14,9 @@ pub enum ErrorKind {
     InvalidName,
     /// A range read past the end of an object.
     OutOfRange,
+    /// A failure that may pass when the request is made again: a timeout, a
+    /// reset connection, throttling, a server error (5xx).
+    Transient,
     /// Any other failure of the storage.
     Io,
 }
@@ -28,12 +31,8 @@ pub struct Error {
 }
 
 impl Error {
-    pub(crate) fn new(
-        kind: ErrorKind,
-        file: FileKind,
-        name: &str,
-        source: Option<io::Error>,
-    ) -> Error {
+    /// An error of `kind` about one object, with its cause.
+    pub fn new(kind: ErrorKind, file: FileKind, name: &str, source: Option<io::Error>) -> Error {
         let object = match file {
             FileKind::Config => "config".to_string(),
             _ => format!("{file} {name}"),
@@ -65,6 +64,18 @@ impl Error {
         Error::new(kind, file, name, Some(source))
     }
 
+    /// The same failure, reclassified (a retry wrapper gives up on a
+    /// transient failure by reporting it as what it now is).
+    pub fn with_kind(mut self, kind: ErrorKind) -> Error {
+        self.kind = kind;
+        self
+    }
+
+    /// Whether trying the same request again may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+
     /// The class of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -83,10 +94,10 @@ impl fmt::Display for Error {
             ErrorKind::AlreadyExists => "already exists",
             ErrorKind::InvalidName => "has an invalid name",
             ErrorKind::OutOfRange => "is shorter than the range asked for",
-            ErrorKind::Io => "could not be accessed",
+            ErrorKind::Transient | ErrorKind::Io => "could not be accessed",
         };
         write!(f, "{} {what}", self.object)?;
-        if let (Some(source), ErrorKind::Io) = (&self.source, self.kind) {
+        if let (Some(source), ErrorKind::Io | ErrorKind::Transient) = (&self.source, self.kind) {
             write!(f, ": {source}")?;
         }
         Ok(())

@@ -8,6 +8,12 @@
 //! - [`Backend`]: the trait and its contract.
 //! - [`LocalBackend`]: a directory on a local filesystem.
 //! - [`MemoryBackend`]: an in-process map, for tests.
+//! - `RemoteBackend`: S3-compatible object stores and SFTP hosts through
+//!   Apache OpenDAL (cargo features `s3` and `sftp`, both on by default).
+//! - [`RetryBackend`]: wraps any backend; retries transient failures with
+//!   exponential backoff and counts requests and bytes.
+//! - [`fault::FaultBackend`]: wraps any backend; fails on a schedule, for
+//!   tests.
 //!
 //! ```
 //! use arca_backend::{Backend, FileKind, MemoryBackend};
@@ -19,14 +25,25 @@
 //! ```
 
 mod error;
+pub mod fault;
 mod kind;
 mod local;
 mod memory;
+#[cfg(feature = "remote")]
+mod remote;
+mod retry;
 
 pub use error::{Error, ErrorKind};
 pub use kind::FileKind;
 pub use local::LocalBackend;
 pub use memory::MemoryBackend;
+#[cfg(feature = "remote")]
+pub use remote::RemoteBackend;
+#[cfg(feature = "s3")]
+pub use remote::S3Config;
+#[cfg(feature = "sftp")]
+pub use remote::SftpConfig;
+pub use retry::{Log, RetryBackend, RetryPolicy, TransferCounts, TransferStats};
 
 /// One stored object as [`Backend::list`] reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,8 +78,12 @@ pub struct Entry {
 ///   temporary files are never listed.
 /// - **Reads** return exactly the bytes written, or an error; a range read
 ///   past the end of the object is an error, not a short read.
-/// - **Remove** deletes one object; removing a missing object is
-///   [`ErrorKind::NotFound`].
+/// - **Remove** deletes one object. Removing a missing object is
+///   [`ErrorKind::NotFound`] where the storage can tell; object stores
+///   cannot, and report success.
+/// - **Transient failures** (timeouts, dropped connections, throttling,
+///   server errors) are reported as [`ErrorKind::Transient`], so that
+///   [`RetryBackend`] knows what is worth trying again.
 /// - **Thread safety.** All methods take `&self`; callers may use one backend
 ///   from many threads at once.
 pub trait Backend: Send + Sync {
@@ -99,6 +120,11 @@ pub trait Backend: Send + Sync {
     /// Callers use it to bound what they are about to read.
     fn size(&self, kind: FileKind, name: &str) -> Result<u64, Error>;
 
+    /// How many requests are worth having in flight at once.
+    fn connections(&self) -> usize {
+        2
+    }
+
     /// Whether an object exists.
     fn exists(&self, kind: FileKind, name: &str) -> Result<bool, Error> {
         match self.size(kind, name) {
@@ -106,6 +132,46 @@ pub trait Backend: Send + Sync {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A shared backend is a backend, so wrappers can hold one.
+impl<T: Backend + ?Sized> Backend for std::sync::Arc<T> {
+    fn location(&self) -> String {
+        (**self).location()
+    }
+    fn create(&self) -> Result<(), Error> {
+        (**self).create()
+    }
+    fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
+        (**self).list(kind)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
+        (**self).read(kind, name)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, Error> {
+        (**self).read_range(kind, name, offset, length)
+    }
+    fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error> {
+        (**self).write(kind, name, bytes)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), Error> {
+        (**self).remove(kind, name)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64, Error> {
+        (**self).size(kind, name)
+    }
+    fn exists(&self, kind: FileKind, name: &str) -> Result<bool, Error> {
+        (**self).exists(kind, name)
+    }
+    fn connections(&self) -> usize {
+        (**self).connections()
     }
 }
 

@@ -34,7 +34,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Repository: a path, or local:PATH.
+    /// Repository: a path or local:PATH; s3:ENDPOINT/BUCKET/PREFIX;
+    /// sftp:[USER@]HOST:/PATH or sftp://[USER@]HOST[:PORT]/PATH.
     #[arg(
         short = 'r',
         long = "repo",
@@ -78,6 +79,21 @@ pub struct GlobalArgs {
     /// for up to DURATION (e.g. 30s, 10m, 2h) instead of failing at once.
     #[arg(long, global = true, value_name = "DURATION")]
     pub retry_lock: Option<String>,
+
+    /// Do not use the local metadata cache of a remote repository.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
+    /// Keep the metadata cache here [default: $XDG_CACHE_HOME/arca or
+    /// ~/.cache/arca].
+    #[arg(long, env = "ARCA_CACHE_DIR", global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Transfers in flight at once [default: 8 for S3, 4 for SFTP, 2 for a
+    /// local path].
+    #[arg(long, env = "ARCA_CONNECTIONS", global = true, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub connections: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]

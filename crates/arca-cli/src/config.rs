@@ -3,10 +3,11 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
-use arca_backend::{Backend, LocalBackend};
+use arca_backend::{Backend, LocalBackend, RetryBackend, RetryPolicy, TransferStats};
+use arca_core::Repository;
 
 use crate::cli::GlobalArgs;
 use crate::password::PasswordSource;
@@ -23,6 +24,13 @@ pub struct Config {
     pub progress: bool,
     /// How long to wait for a lock held by another process.
     pub retry_lock: std::time::Duration,
+    /// Where remote repositories' metadata is cached; `None` with
+    /// `--no-cache` or when no cache directory can be found.
+    pub cache_dir: Option<PathBuf>,
+    /// `--connections`: overrides the backend's own number.
+    pub connections: Option<usize>,
+    /// What each opened repository moved, for `-v`'s closing summary.
+    transfers: Mutex<Vec<(String, Arc<TransferStats>)>>,
 }
 
 impl Config {
@@ -39,6 +47,13 @@ impl Config {
                 .with_context(|| "invalid --retry-lock".to_string())?,
             None => std::time::Duration::ZERO,
         };
+        let cache_dir = if args.no_cache {
+            None
+        } else {
+            args.cache_dir
+                .filter(|d| !d.as_os_str().is_empty())
+                .or_else(arca_core::default_cache_dir)
+        };
         Ok(Config {
             retry_lock,
             repo: args.repo,
@@ -50,6 +65,9 @@ impl Config {
                 && !args.quiet
                 && !args.json
                 && std::io::stderr().is_terminal(),
+            cache_dir,
+            connections: args.connections.map(usize::from),
+            transfers: Mutex::default(),
         })
     }
 
@@ -58,7 +76,45 @@ impl Config {
         let Some(repo) = self.repo.as_deref() else {
             bail!("no repository given: use -r REPO or set ARCA_REPOSITORY");
         };
-        open_backend(repo)
+        self.open_backend(repo)
+    }
+
+    /// The backend for a repository address, retrying transient failures
+    /// (each retry reported at `-v`, each request at `-vv`).
+    pub fn open_backend(&self, address: &str) -> Result<Arc<dyn Backend>> {
+        let raw = open_backend(address)?;
+        let mut backend = RetryBackend::new(raw, RetryPolicy::default());
+        if let Some(n) = self.connections {
+            backend = backend.with_connections(n);
+        }
+        if self.verbose > 0 {
+            backend = backend.with_log(
+                Arc::new(|line: &str| eprintln!("arca: {}", crate::output::sanitize(line))),
+                self.verbose > 1,
+            );
+        }
+        self.transfers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((backend.location(), backend.stats()));
+        Ok(Arc::new(backend))
+    }
+
+    /// Opens the repository at `address` with `password`, with the metadata
+    /// cache for a remote one.
+    pub fn open_repository(&self, address: &str, password: &[u8]) -> Result<Repository> {
+        let backend = self.open_backend(address)?;
+        let mut repo = Repository::open(backend, password)?;
+        if is_remote(address)
+            && let Some(dir) = &self.cache_dir
+            && let Err(e) = repo.use_cache(dir)
+        {
+            self.note(format!(
+                "arca: warning: cannot use the cache directory {}: {e}; going on without it",
+                dir.display()
+            ));
+        }
+        Ok(repo)
     }
 
     /// Prints a human message on stderr unless quiet.
@@ -67,16 +123,60 @@ impl Config {
             eprintln!("{message}");
         }
     }
+
+    /// At `-v`, what each repository's storage moved during the command.
+    pub fn report_transfers(&self) {
+        if self.verbose == 0 {
+            return;
+        }
+        for (location, stats) in self
+            .transfers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let c = stats.counts();
+            eprintln!(
+                "arca: {}: {} requests, {} retries, {} data pack reads, {} bytes read, {} bytes written",
+                crate::output::sanitize(location),
+                c.requests,
+                c.retries,
+                c.data_pack_reads,
+                c.read_bytes,
+                c.written_bytes
+            );
+        }
+    }
+
+    /// How many threads reading and writing may keep busy: at least the
+    /// cores, more for a remote repository whose requests mostly wait.
+    pub fn io_threads(&self) -> Option<usize> {
+        let remote = self.repo.as_deref().is_some_and(is_remote);
+        let wanted = self.connections.or(remote.then_some(8))?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Some(wanted.max(cores))
+    }
+}
+
+/// Whether an address names remote storage.
+pub fn is_remote(address: &str) -> bool {
+    address.starts_with("s3:") || address.starts_with("sftp:")
 }
 
 /// Parses a repository address into a backend.
 pub fn open_backend(repo: &str) -> Result<Arc<dyn Backend>> {
-    if let Some(scheme) = ["s3:", "sftp:", "rest:", "b2:"]
+    if let Some(rest) = repo.strip_prefix("s3:") {
+        return open_s3(repo, rest);
+    }
+    if let Some(rest) = repo.strip_prefix("sftp:") {
+        return open_sftp(repo, rest);
+    }
+    if let Some(scheme) = ["rest:", "b2:", "azure:", "gs:"]
         .iter()
         .find(|s| repo.starts_with(**s))
     {
         bail!(
-            "repository {repo}: {} repositories are not supported by this build; use a local path",
+            "repository {repo}: {} repositories are not supported; use a local path, s3: or sftp:",
             scheme.trim_end_matches(':')
         );
     }
@@ -93,4 +193,28 @@ pub fn open_backend(repo: &str) -> Result<Arc<dyn Backend>> {
             .join(path)
     };
     Ok(Arc::new(LocalBackend::new(path)))
+}
+
+#[cfg(feature = "s3")]
+fn open_s3(repo: &str, rest: &str) -> Result<Arc<dyn Backend>> {
+    let config = arca_backend::S3Config::from_address(rest)
+        .map_err(|e| anyhow::anyhow!("repository {repo}: {e}"))?;
+    Ok(Arc::new(arca_backend::RemoteBackend::s3(&config)?))
+}
+
+#[cfg(not(feature = "s3"))]
+fn open_s3(repo: &str, _: &str) -> Result<Arc<dyn Backend>> {
+    bail!("repository {repo}: this build of arca has no S3 support (cargo feature s3)")
+}
+
+#[cfg(feature = "sftp")]
+fn open_sftp(repo: &str, rest: &str) -> Result<Arc<dyn Backend>> {
+    let config = arca_backend::SftpConfig::from_address(rest)
+        .map_err(|e| anyhow::anyhow!("repository {repo}: {e}"))?;
+    Ok(Arc::new(arca_backend::RemoteBackend::sftp(&config)?))
+}
+
+#[cfg(not(feature = "sftp"))]
+fn open_sftp(repo: &str, _: &str) -> Result<Arc<dyn Backend>> {
+    bail!("repository {repo}: this build of arca has no SFTP support (cargo feature sftp)")
 }

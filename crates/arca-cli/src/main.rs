@@ -31,6 +31,13 @@ fn main() {
             std::process::exit(exit::USAGE);
         }
     };
+    if let Some(threads) = config.io_threads() {
+        // Reads for restore and check run on rayon's pool; against remote
+        // storage its threads mostly wait, so it gets one per connection.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global();
+    }
     let code = match commands::run(&config, cli.command) {
         Ok(code) => code,
         Err(error) => {
@@ -38,6 +45,7 @@ fn main() {
             exit::for_error(&error)
         }
     };
+    config.report_transfers();
     std::process::exit(code);
 }
 

@@ -27,6 +27,7 @@
 //! ```
 
 mod blob;
+mod cache;
 mod chunker;
 mod config;
 mod crypto;
@@ -48,6 +49,7 @@ mod time;
 mod tree;
 
 pub use blob::{BlobKind, Sealer, open as open_blob};
+pub use cache::{CachedBackend, default_cache_dir};
 pub use chunker::Chunker;
 pub use config::{ChunkerParams, Config, InitOptions};
 pub use crypto::MasterKey;

@@ -107,6 +107,16 @@ impl Repository {
         })
     }
 
+    /// Keeps a local cache of this repository's metadata under
+    /// `root/<repository id>` (see [`crate::CachedBackend`]). Fails only if
+    /// the cache directory cannot be created.
+    pub fn use_cache(&mut self, root: &std::path::Path) -> std::io::Result<()> {
+        let cached =
+            crate::cache::CachedBackend::new(self.backend.clone(), root, &self.config.id.to_hex())?;
+        self.backend = Arc::new(cached);
+        Ok(())
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -327,13 +337,8 @@ impl Repository {
         Ok(SnapshotId(id))
     }
 
-    /// Writes a content-named object; an existing one with that name already
-    /// holds these very bytes, so that is success.
     fn write_new(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<()> {
-        match self.backend.write(kind, name, bytes) {
-            Err(e) if e.kind() == BackendErrorKind::AlreadyExists => Ok(()),
-            other => Ok(other?),
-        }
+        write_new(&*self.backend, kind, name, bytes)
     }
 
     /// Ids of the key files.
@@ -349,6 +354,20 @@ impl Repository {
     /// Reads a whole pack, checking its name.
     pub fn read_pack(&self, kind: BlobKind, id: &PackId) -> Result<Vec<u8>> {
         self.read_verified(kind.file_kind(), &id.to_hex(), u64::MAX)
+    }
+}
+
+/// Writes a content-named object; an existing one with that name already
+/// holds these very bytes, so that is success.
+pub(crate) fn write_new(
+    backend: &dyn Backend,
+    kind: FileKind,
+    name: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    match backend.write(kind, name, bytes) {
+        Err(e) if e.kind() == BackendErrorKind::AlreadyExists => Ok(()),
+        other => Ok(other?),
     }
 }
 

@@ -203,9 +203,11 @@ fn lock(
 /// Opens the configured repository without loading its index: for the
 /// commands that check or rebuild the index itself.
 fn open_unindexed(config: &Config) -> Result<Repository> {
-    let backend = config.backend()?;
+    let Some(address) = config.repo.as_deref() else {
+        anyhow::bail!("no repository given: use -r REPO or set ARCA_REPOSITORY");
+    };
     let password = zeroize::Zeroizing::new(config.password.get()?);
-    Ok(Repository::open(backend, &password)?)
+    config.open_repository(address, &password)
 }
 
 /// The machine's host name.

@@ -1,20 +1,32 @@
 //! Filling packs with sealed blobs: one pack per kind being filled, each
-//! stored as soon as it reaches the repository's target size. Snapshots
-//! feed it freshly sealed blobs; prune and a snapshot that outlived a prune
-//! feed it blobs copied, still sealed, out of other packs.
+//! handed to an upload worker as soon as it reaches the repository's target
+//! size. Snapshots feed it freshly sealed blobs; prune and a snapshot that
+//! outlived a prune feed it blobs copied, still sealed, out of other packs.
+//!
+//! Uploads run on [`Backend::connections`] worker threads, so remote
+//! storage has several packs in flight while the next ones fill. A full pack
+//! waits until a worker is free: at most one pack per worker is in memory
+//! beyond the two being filled.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arca_backend::Backend;
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use crate::blob::BlobKind;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::IndexPack;
-use crate::pack::PackWriter;
-use crate::repository::Repository;
+use crate::pack::{FinishedPack, PackWriter};
+use crate::repository::{Repository, write_new};
 
 pub(crate) struct Packer<'r> {
     repo: &'r Repository,
     target: usize,
     /// Data, tree.
     writers: [PackWriter; 2],
+    uploads: Uploads,
 }
 
 impl<'r> Packer<'r> {
@@ -27,10 +39,12 @@ impl<'r> Packer<'r> {
                 PackWriter::new(BlobKind::Data, target),
                 PackWriter::new(BlobKind::Tree, target),
             ],
+            uploads: Uploads::start(repo.shared_backend()),
         }
     }
 
-    /// Adds one sealed blob; returns the pack it completed, once stored.
+    /// Adds one sealed blob; returns the packs whose upload finished since
+    /// the last call.
     pub fn add(
         &mut self,
         kind: BlobKind,
@@ -38,36 +52,152 @@ impl<'r> Packer<'r> {
         raw_length: u32,
         compression: u8,
         stored: &[u8],
-    ) -> Result<Option<IndexPack>> {
+    ) -> Result<Vec<IndexPack>> {
         let slot = usize::from(kind == BlobKind::Tree);
         self.writers[slot].add(id, raw_length, compression, stored);
-        if self.writers[slot].len() < self.target {
-            return Ok(None);
+        if self.writers[slot].len() >= self.target {
+            let full =
+                std::mem::replace(&mut self.writers[slot], PackWriter::new(kind, self.target));
+            self.uploads.send(full.finish(self.repo.key()))?;
         }
-        let full = std::mem::replace(&mut self.writers[slot], PackWriter::new(kind, self.target));
-        store(self.repo, full).map(Some)
+        self.uploads.take_finished()
     }
 
-    /// Stores the packs still being filled.
-    pub fn finish(self) -> Result<Vec<IndexPack>> {
-        let mut out = Vec::new();
-        for writer in self.writers {
+    /// After a failure: waits for the uploads in flight and returns every
+    /// pack stored and not yet returned, so the caller can still index
+    /// them (the next run then reuses them instead of sending them again).
+    pub fn abandon(mut self) -> Vec<IndexPack> {
+        self.uploads.close();
+        self.uploads.drain();
+        std::mem::take(&mut self.uploads.finished)
+    }
+
+    /// Stores the packs still being filled and waits for every upload;
+    /// returns the packs not yet returned by [`Packer::add`].
+    pub fn finish(mut self) -> Result<Vec<IndexPack>> {
+        let writers = std::mem::replace(
+            &mut self.writers,
+            [
+                PackWriter::new(BlobKind::Data, 0),
+                PackWriter::new(BlobKind::Tree, 0),
+            ],
+        );
+        for writer in writers {
             if !writer.is_empty() {
-                out.push(store(self.repo, writer)?);
+                self.uploads.send(writer.finish(self.repo.key()))?;
             }
         }
-        Ok(out)
+        if self.uploads.close() {
+            return Err(Error::InvalidInput("a pack upload worker panicked".into()));
+        }
+        self.uploads.take_finished()
     }
 }
 
-fn store(repo: &Repository, writer: PackWriter) -> Result<IndexPack> {
-    let pack = writer.finish(repo.key());
-    repo.write_pack(&pack)?;
-    Ok(IndexPack {
-        id: pack.id,
-        kind: pack.kind.to_byte(),
-        size: pack.bytes.len() as u64,
-        blobs: pack.entries,
-        marked: None,
-    })
+/// The upload workers and their channels.
+struct Uploads {
+    jobs: Option<Sender<FinishedPack>>,
+    done: Receiver<Result<IndexPack>>,
+    workers: Vec<JoinHandle<()>>,
+    /// Stored, not yet returned.
+    finished: Vec<IndexPack>,
+    /// The first failed upload, not yet returned.
+    failed: Option<Error>,
+}
+
+impl Uploads {
+    fn start(backend: Arc<dyn Backend>) -> Uploads {
+        let count = backend.connections().max(1);
+        // A rendezvous channel: a full pack is handed over only when a
+        // worker is free to take it.
+        let (jobs, job_rx) = bounded::<FinishedPack>(0);
+        let (done_tx, done) = unbounded();
+        let workers = (0..count)
+            .map(|_| {
+                let backend = backend.clone();
+                let job_rx = job_rx.clone();
+                let done_tx = done_tx.clone();
+                std::thread::spawn(move || {
+                    for pack in job_rx {
+                        let stored = write_new(
+                            &*backend,
+                            pack.kind.file_kind(),
+                            &pack.id.to_hex(),
+                            &pack.bytes,
+                        )
+                        .map(|()| IndexPack {
+                            id: pack.id,
+                            kind: pack.kind.to_byte(),
+                            size: pack.bytes.len() as u64,
+                            blobs: pack.entries,
+                            marked: None,
+                        });
+                        if done_tx.send(stored).is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Uploads {
+            jobs: Some(jobs),
+            done,
+            workers,
+            finished: Vec::new(),
+            failed: None,
+        }
+    }
+
+    fn send(&mut self, pack: FinishedPack) -> Result<()> {
+        self.drain();
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        match self.jobs.as_ref().map(|jobs| jobs.send(pack)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(Error::InvalidInput(
+                "the pack upload workers stopped".into(),
+            )),
+        }
+    }
+
+    /// Moves the workers' reports into `finished` and `failed`.
+    fn drain(&mut self) {
+        for report in self.done.try_iter() {
+            match report {
+                Ok(pack) => self.finished.push(pack),
+                Err(e) => {
+                    self.failed.get_or_insert(e);
+                }
+            }
+        }
+    }
+
+    /// The packs stored since the last call; the first failed upload as an
+    /// error.
+    fn take_finished(&mut self) -> Result<Vec<IndexPack>> {
+        self.drain();
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(std::mem::take(&mut self.finished)),
+        }
+    }
+
+    /// Closes the queue and waits for the workers; true if one panicked.
+    fn close(&mut self) -> bool {
+        self.jobs = None;
+        let mut panicked = false;
+        for worker in self.workers.drain(..) {
+            panicked |= worker.join().is_err();
+        }
+        panicked
+    }
+}
+
+impl Drop for Uploads {
+    /// Lets running uploads end, so no worker outlives the command that
+    /// started it.
+    fn drop(&mut self) {
+        self.close();
+    }
 }

@@ -552,24 +552,38 @@ fn pack_blobs(repo: &Repository, sealed: Receiver<Sealed>, checkpoint: Duration)
     let mut last_checkpoint = Instant::now();
     for blob in sealed {
         packed.stored_bytes += blob.stored.len() as u64;
-        let full = packer.add(
+        let full = match packer.add(
             blob.kind,
             blob.id,
             blob.raw_len,
             blob.compression,
             &blob.stored,
-        )?;
-        if let Some(pack) = full {
+        ) {
+            Ok(full) => full,
+            Err(e) => {
+                // Index what did get stored, so a rerun reuses it.
+                packed.unsaved.extend(packer.abandon());
+                if !packed.unsaved.is_empty() {
+                    let _ = repo.save_index(&IndexFile {
+                        supersedes: Vec::new(),
+                        packs: packed.unsaved,
+                    });
+                }
+                return Err(e);
+            }
+        };
+        let any = !full.is_empty();
+        for pack in full {
             packed.all.push(pack.clone());
             packed.unsaved.push(pack);
-            if last_checkpoint.elapsed() >= checkpoint {
-                let id = repo.save_index(&IndexFile {
-                    supersedes: Vec::new(),
-                    packs: std::mem::take(&mut packed.unsaved),
-                })?;
-                packed.checkpoints.push(id);
-                last_checkpoint = Instant::now();
-            }
+        }
+        if any && last_checkpoint.elapsed() >= checkpoint {
+            let id = repo.save_index(&IndexFile {
+                supersedes: Vec::new(),
+                packs: std::mem::take(&mut packed.unsaved),
+            })?;
+            packed.checkpoints.push(id);
+            last_checkpoint = Instant::now();
         }
     }
     for pack in packer.finish()? {

@@ -1,0 +1,313 @@
+//! A local cache of a remote repository's metadata.
+//!
+//! Index files, snapshot files and tree packs are small next to the data and
+//! are read by nearly every command; keeping copies on local disk lets
+//! `snapshots`, `ls`, `find`, `diff` and a snapshot of an unchanged tree run
+//! without downloading them again. Data packs are never cached.
+//!
+//! The cache is a [`Backend`] wrapper, so the engine does not know it is
+//! there. Its rules:
+//! - Every cached object is content-named, so a cached file is used only if
+//!   its BLAKE3 hash is its name (checked once per file and process); a file
+//!   that fails is deleted and fetched again.
+//! - A listing of a cached kind drops the cached files the repository no
+//!   longer has.
+//! - A tree pack is fetched whole on its first ranged read, so reading many
+//!   trees of one pack costs one request.
+//! - The cache is an optimisation only: any failure to read or write it
+//!   falls back to the repository.
+//!
+//! Layout: `<cache dir>/<repository id>/{index,snapshots,tree/<2 hex>}/<name>`,
+//! directories 0700, and a `CACHEDIR.TAG` in the cache dir so backup tools
+//! skip it.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arca_backend::{Backend, Entry, Error as BackendError, FileKind};
+
+use crate::id::Id;
+
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file marks the directory as a cache (see https://bford.info/cachedir/).\n";
+
+/// A backend whose metadata is cached in a local directory.
+pub struct CachedBackend {
+    inner: Arc<dyn Backend>,
+    dir: PathBuf,
+    /// Cached files whose hash was checked in this process.
+    verified: Mutex<HashSet<(FileKind, String)>>,
+}
+
+impl std::fmt::Debug for CachedBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedBackend")
+            .field("location", &self.inner.location())
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether objects of this kind are cached.
+fn cached(kind: FileKind) -> bool {
+    matches!(kind, FileKind::Index | FileKind::Snapshot | FileKind::Tree)
+}
+
+impl CachedBackend {
+    /// Caches `inner`'s metadata under `root/<repository id>`, creating the
+    /// directories (0700) as needed.
+    pub fn new(
+        inner: Arc<dyn Backend>,
+        root: &Path,
+        repository: &str,
+    ) -> std::io::Result<CachedBackend> {
+        make_dir(root)?;
+        let tag = root.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            let _ = fs::write(&tag, CACHEDIR_TAG);
+        }
+        let dir = root.join(repository);
+        make_dir(&dir)?;
+        for kind in [FileKind::Index, FileKind::Snapshot, FileKind::Tree] {
+            make_dir(&dir.join(kind.dir()))?;
+        }
+        Ok(CachedBackend {
+            inner,
+            dir,
+            verified: Mutex::default(),
+        })
+    }
+
+    /// Where the cached copy of an object lives.
+    fn path(&self, kind: FileKind, name: &str) -> Option<PathBuf> {
+        if !cached(kind) || name.len() < 2 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let base = self.dir.join(kind.dir());
+        Some(if kind.fanned_out() {
+            base.join(&name[..2]).join(name)
+        } else {
+            base.join(name)
+        })
+    }
+
+    fn is_verified(&self, kind: FileKind, name: &str) -> bool {
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&(kind, name.to_string()))
+    }
+
+    fn set_verified(&self, kind: FileKind, name: &str, yes: bool) {
+        let mut set = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if yes {
+            set.insert((kind, name.to_string()));
+        } else {
+            set.remove(&(kind, name.to_string()));
+        }
+    }
+
+    /// The cached bytes of an object, if present and intact.
+    fn load(&self, kind: FileKind, name: &str) -> Option<Vec<u8>> {
+        let path = self.path(kind, name)?;
+        let bytes = fs::read(&path).ok()?;
+        if Id::of_stored(&bytes).to_hex() == name {
+            self.set_verified(kind, name, true);
+            Some(bytes)
+        } else {
+            self.forget(kind, name);
+            None
+        }
+    }
+
+    /// Makes sure a cached file is intact before ranges are read from it.
+    fn ensure_verified(&self, kind: FileKind, name: &str) -> bool {
+        self.is_verified(kind, name) || self.load(kind, name).is_some()
+    }
+
+    /// Stores a copy (best effort): written to a temporary file, then
+    /// renamed into place so a reader never sees half a file.
+    fn store(&self, kind: FileKind, name: &str, bytes: &[u8]) {
+        let Some(path) = self.path(kind, name) else {
+            return;
+        };
+        if Id::of_stored(bytes).to_hex() != name {
+            return;
+        }
+        let Some(parent) = path.parent() else {
+            return;
+        };
+        let stored = make_dir(parent).and_then(|()| {
+            let mut file = tempfile::Builder::new()
+                .prefix(".tmp-")
+                .tempfile_in(parent)?;
+            file.write_all(bytes)?;
+            file.persist(&path).map_err(|e| e.error)?;
+            Ok(())
+        });
+        if stored.is_ok() {
+            self.set_verified(kind, name, true);
+        }
+    }
+
+    fn forget(&self, kind: FileKind, name: &str) {
+        if let Some(path) = self.path(kind, name) {
+            let _ = fs::remove_file(path);
+        }
+        self.set_verified(kind, name, false);
+    }
+
+    /// A range of a cached, verified file.
+    fn load_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> Option<Vec<u8>> {
+        let path = self.path(kind, name)?;
+        if !self.ensure_verified(kind, name) {
+            return None;
+        }
+        let mut file = fs::File::open(path).ok()?;
+        let size = file.metadata().ok()?.len();
+        if offset.checked_add(length)? > size {
+            return None;
+        }
+        file.seek(SeekFrom::Start(offset)).ok()?;
+        let mut out = vec![0; usize::try_from(length).ok()?];
+        file.read_exact(&mut out).ok()?;
+        Some(out)
+    }
+
+    /// Drops cached files of `kind` that are not in `present`.
+    fn drop_missing(&self, kind: FileKind, present: &[Entry]) {
+        let names: HashSet<&str> = present.iter().map(|e| e.name.as_str()).collect();
+        let base = self.dir.join(kind.dir());
+        let dirs: Vec<PathBuf> = if kind.fanned_out() {
+            fs::read_dir(&base)
+                .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default()
+        } else {
+            vec![base]
+        };
+        for dir in dirs {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let file_name = entry.file_name();
+                let Some(name) = file_name.to_str() else {
+                    continue;
+                };
+                if name.starts_with(".tmp-") || !names.contains(name) {
+                    let _ = fs::remove_file(entry.path());
+                    self.set_verified(kind, name, false);
+                }
+            }
+        }
+    }
+}
+
+impl Backend for CachedBackend {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn create(&self) -> Result<(), BackendError> {
+        self.inner.create()
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<Entry>, BackendError> {
+        let entries = self.inner.list(kind)?;
+        if cached(kind) {
+            self.drop_missing(kind, &entries);
+        }
+        Ok(entries)
+    }
+
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, BackendError> {
+        if let Some(bytes) = self.load(kind, name) {
+            return Ok(bytes);
+        }
+        let bytes = self.inner.read(kind, name)?;
+        self.store(kind, name, &bytes);
+        Ok(bytes)
+    }
+
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, BackendError> {
+        if kind != FileKind::Tree {
+            return self.inner.read_range(kind, name, offset, length);
+        }
+        if let Some(bytes) = self.load_range(kind, name, offset, length) {
+            return Ok(bytes);
+        }
+        // Fetch the whole pack: its other trees are likely wanted next.
+        let whole = self.inner.read(kind, name)?;
+        self.store(kind, name, &whole);
+        let start = usize::try_from(offset).ok();
+        let end = offset
+            .checked_add(length)
+            .and_then(|e| usize::try_from(e).ok());
+        match (start, end) {
+            (Some(start), Some(end)) if end <= whole.len() => Ok(whole[start..end].to_vec()),
+            _ => Err(BackendError::new(
+                arca_backend::ErrorKind::OutOfRange,
+                kind,
+                name,
+                None,
+            )),
+        }
+    }
+
+    fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), BackendError> {
+        self.inner.write(kind, name, bytes)?;
+        self.store(kind, name, bytes);
+        Ok(())
+    }
+
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), BackendError> {
+        self.forget(kind, name);
+        self.inner.remove(kind, name)
+    }
+
+    /// Index and snapshot files are sized from the cache (their readers list
+    /// them first, which drops what the repository no longer has). Packs
+    /// are asked about at the repository: a snapshot checks with `exists`
+    /// that a concurrent prune left its new packs alone.
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64, BackendError> {
+        if kind != FileKind::Tree
+            && let Some(path) = self.path(kind, name)
+            && self.ensure_verified(kind, name)
+            && let Ok(meta) = fs::metadata(path)
+        {
+            return Ok(meta.len());
+        }
+        self.inner.size(kind, name)
+    }
+
+    fn connections(&self) -> usize {
+        self.inner.connections()
+    }
+}
+
+fn make_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// The cache directory to use: `ARCA_CACHE_DIR`, else `$XDG_CACHE_HOME/arca`,
+/// else `$HOME/.cache/arca`; `None` when none of them is set.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    env("ARCA_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("arca")))
+        .or_else(|| env("HOME").map(|d| PathBuf::from(d).join(".cache").join("arca")))
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the storage servers the remote-repository tests run against:
+#   - s3s-fs, an S3 server over a local directory (crates.io), built into
+#     target/test-servers/bin. It speaks the S3 protocol (SigV4 auth, ranged
+#     GET, list-objects-v2) as a real process on loopback, builds in about a
+#     minute, and needs no download beyond crates.io.
+#   - OpenSSH's sshd and ssh from Debian's openssh-server/openssh-client.
+# The tests start and stop their own instances on free loopback ports.
+# Safe to run again: what is present is not installed twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+S3S_VERSION=0.14.1
+root="$PWD/target/test-servers"
+
+if [ ! -x "$root/bin/s3s-fs" ]; then
+  echo "installing s3s-fs $S3S_VERSION into $root"
+  cargo install --quiet --locked --root "$root" --features binary "s3s-fs@$S3S_VERSION"
+fi
+
+if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing openssh-server and openssh-client"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      openssh-server openssh-client
+  else
+    echo "OpenSSH's server is missing; as root run: apt-get install openssh-server" >&2
+  fi
+fi
