@@ -424,6 +424,8 @@ fn open_key(backend: &dyn Backend, password: &[u8]) -> Result<(KeyId, MasterKey)
         match attempt {
             Ok(Some(found)) => return Ok(found),
             Ok(None) => {}
+            // Removed since the listing (a key change): as if never listed.
+            Err(Error::Storage(e)) if e.kind() == BackendErrorKind::NotFound => {}
             Err(e) => {
                 first_error.get_or_insert(e);
             }

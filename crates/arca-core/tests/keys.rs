@@ -9,8 +9,8 @@ use std::time::Duration;
 
 mod common;
 
-use arca_backend::{Backend, FileKind, MemoryBackend};
-use arca_core::{InitOptions, KdfParams, Lock, LockMode, Owner, Repository};
+use arca_backend::{Backend, Entry, Error, FileKind, MemoryBackend};
+use arca_core::{ErrorKind, InitOptions, KdfParams, Lock, LockMode, Owner, Repository};
 use common::Failing;
 
 const KDF: KdfParams = KdfParams {
@@ -77,4 +77,51 @@ fn an_interrupted_password_change_leaves_a_working_key() {
         // Failing at the removal (the second change) leaves both working.
         assert_eq!(opens(&copy, b"new"), k == 2, "failure at {k}");
     }
+}
+
+/// Lists one key file more than it holds: one removed by a key change
+/// between another process's listing and its reading.
+struct Vanished(MemoryBackend);
+
+impl Backend for Vanished {
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    fn create(&self) -> Result<(), Error> {
+        self.0.create()
+    }
+    fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
+        let mut entries = self.0.list(kind)?;
+        if kind == FileKind::Key {
+            entries.push(Entry {
+                name: "0".repeat(64),
+                size: 100,
+                modified: None,
+            });
+        }
+        Ok(entries)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
+        self.0.read(kind, name)
+    }
+    fn read_range(&self, kind: FileKind, name: &str, at: u64, len: u64) -> Result<Vec<u8>, Error> {
+        self.0.read_range(kind, name, at, len)
+    }
+    fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error> {
+        self.0.write(kind, name, bytes)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), Error> {
+        self.0.remove(kind, name)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64, Error> {
+        self.0.size(kind, name)
+    }
+}
+
+#[test]
+fn a_key_removed_while_opening_counts_as_absent() {
+    let backend = Arc::new(Vanished(new_repo()));
+    Repository::open(backend.clone(), b"old").unwrap();
+    let err = Repository::open(backend, b"other").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongPassword, "{err}");
 }
