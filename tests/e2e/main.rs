@@ -12,6 +12,7 @@ mod concurrency;
 mod damage;
 mod dedup;
 mod fidelity;
+mod keys;
 mod prune;
 mod remote;
 mod repair;

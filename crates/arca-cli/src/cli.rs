@@ -75,7 +75,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_progress: bool,
 
-    /// When the repository is locked (prune, repair, check), keep trying
+    /// When the repository is locked (prune, repair, check, key changes), keep trying
     /// for up to DURATION (e.g. 30s, 10m, 2h) instead of failing at once.
     #[arg(long, global = true, value_name = "DURATION")]
     pub retry_lock: Option<String>,
@@ -161,6 +161,12 @@ pub enum Command {
         after_help = "Examples:\n  arca unlock\n  arca unlock --remove-all   # only when no arca process uses the repository\n\nA lock is stale when it was not refreshed for 30 minutes, or when its holder\nran on this host and has exited."
     )]
     Unlock(UnlockArgs),
+    /// List, add and remove the passwords (keys) that open the repository.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  arca key list\n  arca key add --new-password-file /etc/arca/password.ops --user ops\n  arca key passwd   # asks for the new password twice\n  arca key remove 1a2b3c4d\n\nEvery key wraps the same master key under its own password, so key changes\nrewrite no data. Key changes take the exclusive lock: exit 11 while a prune,\nrepair or check holds the repository (--retry-lock waits)."
+    )]
+    Key(KeyCommand),
     /// Restore a snapshot into a directory.
     #[command(
         after_help = "Examples:\n  arca restore latest --target /tmp/restore\n  arca restore 1a2b3c4d --target /srv/recovered\n\nFiles are restored under their full original path below the target."
@@ -487,6 +493,54 @@ pub struct PruneArgs {
 
     #[command(flatten)]
     pub options: PruneOptionsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the keys, oldest first; the one that opened the repository is marked.
+    #[command(after_help = "Examples:\n  arca key list\n  arca key list --json")]
+    List,
+    /// Add a key: another password for the same repository.
+    #[command(
+        after_help = "Examples:\n  arca key add   # asks for the new password twice\n  arca key add --new-password-file /etc/arca/password.ops --host db2 --user ops\n\nThe new password comes from --new-password-file, else ARCA_NEW_PASSWORD, else a\nprompt on the terminal; with none of them arca exits 2."
+    )]
+    Add(NewKeyArgs),
+    /// Remove a key, by id or unique id prefix (see `arca key list`).
+    #[command(
+        after_help = "Examples:\n  arca key remove 5e6f7a8b\n  arca key remove 1a2b3c4d --force   # the key in use: another must remain\n\nThe last key is never removed, not even with --force: without a key the data\ncannot be read."
+    )]
+    Remove(KeyRemoveArgs),
+    /// Change the password: add a key for the new password, then remove the key in use.
+    #[command(
+        after_help = "Examples:\n  arca key passwd   # asks for the new password twice\n  arca key passwd --new-password-file /etc/arca/password.new\n\nThe new key is written and checked before the old one is removed: an interrupted\nchange leaves both passwords working, never neither. Other keys are left alone."
+    )]
+    Passwd(NewKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewKeyArgs {
+    /// Read the new password from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    pub new_password_file: Option<PathBuf>,
+
+    /// Record this host name in the key instead of the machine's.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Record this user name in the key instead of the current user's.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyRemoveArgs {
+    /// The key: an id or unique id prefix.
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    /// Remove the key even if it is the one in use (never the last key).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

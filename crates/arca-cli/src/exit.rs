@@ -12,8 +12,25 @@ pub const NO_REPOSITORY: i32 = 10;
 pub const LOCKED: i32 = 11;
 pub const WRONG_PASSWORD: i32 = 12;
 
-/// The exit code for an error: decided by the engine error in its chain.
+/// A command line that cannot work as given, found only once the command
+/// runs (a missing new password, say): exit code 2, like clap's own errors.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// The exit code for an error: a [`Usage`] error, or else the engine error
+/// in its chain, decides.
 pub fn for_error(error: &anyhow::Error) -> i32 {
+    if error.chain().any(|e| e.is::<Usage>()) {
+        return USAGE;
+    }
     let kind = error
         .chain()
         .find_map(|e| e.downcast_ref::<arca_core::Error>())

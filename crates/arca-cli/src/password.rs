@@ -1,12 +1,16 @@
 //! Where the repository password comes from: `--password-file`,
 //! `--password-command`, `ARCA_PASSWORD`, or a prompt without echo on the
-//! terminal. Passwords never travel in process arguments.
+//! terminal; and where a new one (`key add`, `key passwd`) comes from:
+//! `--new-password-file`, `ARCA_NEW_PASSWORD`, or a prompt asked twice.
+//! Passwords never travel in process arguments.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
+
+use crate::exit::Usage;
 
 #[derive(Debug)]
 pub enum PasswordSource {
@@ -36,7 +40,7 @@ impl PasswordSource {
             PasswordSource::Command(cmd) => run_command(cmd)?,
             PasswordSource::EnvOrPrompt => match std::env::var_os("ARCA_PASSWORD") {
                 Some(pw) => std::os::unix::ffi::OsStringExt::into_vec(pw),
-                None => prompt(confirm)?,
+                None => prompt("enter repository password: ", confirm)?,
             },
         };
         if password.is_empty() {
@@ -70,7 +74,55 @@ fn run_command(cmd: &str) -> Result<Vec<u8>> {
     Ok(first_line(output.stdout))
 }
 
-fn prompt(confirm: bool) -> Result<Vec<u8>> {
+/// Where a new password comes from, settled before the repository is
+/// opened so that a script without one fails at once.
+#[derive(Debug)]
+pub enum NewPasswordSource {
+    File(PathBuf),
+    Env,
+    Prompt,
+}
+
+impl NewPasswordSource {
+    /// `--new-password-file`, else `ARCA_NEW_PASSWORD`, else the terminal;
+    /// with none of them, a usage error.
+    pub fn resolve(file: Option<PathBuf>) -> Result<NewPasswordSource> {
+        if let Some(file) = file {
+            Ok(NewPasswordSource::File(file))
+        } else if std::env::var_os(NEW_PASSWORD_ENV).is_some() {
+            Ok(NewPasswordSource::Env)
+        } else if std::io::stdin().is_terminal() {
+            Ok(NewPasswordSource::Prompt)
+        } else {
+            Err(Usage(format!(
+                "no new password given: use --new-password-file FILE, set {NEW_PASSWORD_ENV}, or run on a terminal"
+            ))
+            .into())
+        }
+    }
+
+    /// The new password; an empty one is refused.
+    pub fn get(&self) -> Result<Vec<u8>> {
+        let password = match self {
+            NewPasswordSource::File(path) => first_line(
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read new password file {}", path.display()))?,
+            ),
+            NewPasswordSource::Env => std::env::var_os(NEW_PASSWORD_ENV)
+                .map(std::os::unix::ffi::OsStringExt::into_vec)
+                .unwrap_or_default(),
+            NewPasswordSource::Prompt => prompt("enter the new password: ", true)?,
+        };
+        if password.is_empty() {
+            return Err(Usage("the new password is empty".into()).into());
+        }
+        Ok(password)
+    }
+}
+
+const NEW_PASSWORD_ENV: &str = "ARCA_NEW_PASSWORD";
+
+fn prompt(question: &str, confirm: bool) -> Result<Vec<u8>> {
     // Only prompt when a person is plausibly there: a cron job or a script
     // with no password source must fail at once, not wait on /dev/tty.
     if !std::io::stdin().is_terminal() {
@@ -78,7 +130,7 @@ fn prompt(confirm: bool) -> Result<Vec<u8>> {
             "no password given: set ARCA_PASSWORD_FILE, ARCA_PASSWORD_COMMAND or ARCA_PASSWORD, or run on a terminal"
         );
     }
-    let first = rpassword::prompt_password("enter repository password: ")
+    let first = rpassword::prompt_password(question)
         .context("cannot read the password from the terminal")?;
     if confirm {
         let again = rpassword::prompt_password("enter the password again: ")

@@ -6,6 +6,8 @@
 //! - [`snapshot()`]: take a snapshot of local paths ([`SnapshotOptions`]).
 //! - [`restore()`]: write a snapshot back to a directory.
 //! - [`list()`] and [`walk()`]: browse a snapshot's trees.
+//! - [`list_keys()`], [`add_key()`], [`remove_key()`],
+//!   [`change_password()`]: the passwords that open a repository.
 //! - The format objects: [`Config`], [`KeyFile`], [`PackWriter`],
 //!   [`IndexFile`], [`Tree`], [`Snapshot`]; their constants live in
 //!   [`format`].
@@ -64,6 +66,7 @@ pub use ops::browse::{Change, Difference, Finder, Pattern, diff, write_content};
 pub use ops::check::{
     Affected, CheckOptions, CheckProgress, CheckReport, Problem, Subset, bucket_of, check,
 };
+pub use ops::keys::{KeyInfo, add_key, change_password, list_keys, remove_key};
 pub use ops::ls::{find as find_node, list, walk};
 pub use ops::prune::{
     KEEP_MARKED_DEFAULT, MAX_UNUSED_DEFAULT, PackAction, PackPlan, PruneOptions, PrunePlan,

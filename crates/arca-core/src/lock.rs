@@ -308,6 +308,11 @@ impl Lock {
         }
     }
 
+    /// Whether this is an exclusive lock.
+    pub fn is_exclusive(&self) -> bool {
+        lock(&self.held.current).1.exclusive
+    }
+
     /// Fails if the lock may have been lost: a refresh failed, or none
     /// succeeded for so long that others may consider it stale. Call it
     /// before each destructive step.

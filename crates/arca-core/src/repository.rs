@@ -28,6 +28,8 @@ pub struct Owner {
 pub struct Repository {
     backend: Arc<dyn Backend>,
     key: MasterKey,
+    /// The key file that opened the repository (or that `init` wrote).
+    key_id: KeyId,
     config: Config,
     index: Index,
     /// The index files present when the index was loaded.
@@ -65,13 +67,13 @@ impl Repository {
             &owner.hostname,
             &owner.username,
         )?;
-        let bytes = key_file.encode();
-        backend.write(FileKind::Key, &Id::of_stored(&bytes).to_hex(), &bytes)?;
+        let key_id = write_key(&*backend, &key_file)?;
         // The config goes last: its presence is what makes a repository.
         backend.write(FileKind::Config, "config", &config.encode(&key))?;
         Ok(Repository {
             backend,
             key,
+            key_id,
             config,
             index: Index::default(),
             index_files: Vec::new(),
@@ -96,11 +98,12 @@ impl Repository {
                 supported: FORMAT_VERSION,
             });
         }
-        let key = open_key(&*backend, password)?;
+        let (key_id, key) = open_key(&*backend, password)?;
         let config = Config::decode(&config_bytes, &key)?;
         Ok(Repository {
             backend,
             key,
+            key_id,
             config,
             index: Index::default(),
             index_files: Vec::new(),
@@ -123,6 +126,17 @@ impl Repository {
 
     pub fn key(&self) -> &MasterKey {
         &self.key
+    }
+
+    /// The key file this repository was opened with (for a new one: its
+    /// only key).
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// Records that `id` is now the key in use (after a password change).
+    pub(crate) fn set_key_id(&mut self, id: KeyId) {
+        self.key_id = id;
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -351,6 +365,16 @@ impl Repository {
             .collect())
     }
 
+    /// Reads, verifies and decodes one key file.
+    pub(crate) fn read_key(&self, id: &KeyId) -> Result<KeyFile> {
+        read_key(&*self.backend, &id.to_hex()).map(|(_, file)| file)
+    }
+
+    /// Stores a key file; returns its id.
+    pub(crate) fn save_key(&self, file: &KeyFile) -> Result<KeyId> {
+        write_key(&*self.backend, file)
+    }
+
     /// Reads a whole pack, checking its name.
     pub fn read_pack(&self, kind: BlobKind, id: &PackId) -> Result<Vec<u8>> {
         self.read_verified(kind.file_kind(), &id.to_hex(), u64::MAX)
@@ -383,8 +407,28 @@ fn read_bounded(backend: &dyn Backend, kind: FileKind, name: &str, max: u64) -> 
     Ok(backend.read(kind, name)?)
 }
 
-/// Tries the password against every key file.
-fn open_key(backend: &dyn Backend, password: &[u8]) -> Result<MasterKey> {
+/// Reads the key file `name`, checks that its name is the hash of its bytes,
+/// and decodes it.
+fn read_key(backend: &dyn Backend, name: &str) -> Result<(KeyId, KeyFile)> {
+    let object = format!("key {name}");
+    let bytes = read_bounded(backend, FileKind::Key, name, MAX_KEY_FILE_LEN)?;
+    let id = Id::of_stored(&bytes);
+    if id.to_hex() != name {
+        return Err(Error::corrupt(&object, "contents do not match the name"));
+    }
+    Ok((KeyId(id), KeyFile::decode(&bytes, &object)?))
+}
+
+/// Stores a key file under the hash of its bytes.
+fn write_key(backend: &dyn Backend, file: &KeyFile) -> Result<KeyId> {
+    let bytes = file.encode();
+    let id = Id::of_stored(&bytes);
+    backend.write(FileKind::Key, &id.to_hex(), &bytes)?;
+    Ok(KeyId(id))
+}
+
+/// Tries the password against every key file; returns the one that fits.
+fn open_key(backend: &dyn Backend, password: &[u8]) -> Result<(KeyId, MasterKey)> {
     let mut names: Vec<String> = backend
         .list(FileKind::Key)?
         .into_iter()
@@ -394,17 +438,13 @@ fn open_key(backend: &dyn Backend, password: &[u8]) -> Result<MasterKey> {
     let mut first_error = None;
     for name in names {
         let object = format!("key {name}");
-        let attempt = read_bounded(backend, FileKind::Key, &name, MAX_KEY_FILE_LEN)
-            .and_then(|bytes| {
-                if Id::of_stored(&bytes).to_hex() != name {
-                    return Err(Error::corrupt(&object, "contents do not match the name"));
-                }
-                KeyFile::decode(&bytes, &object)
-            })
-            .and_then(|file| file.open(password, &object));
+        let attempt = read_key(backend, &name)
+            .and_then(|(id, file)| Ok(file.open(password, &object)?.map(|key| (id, key))));
         match attempt {
-            Ok(Some(key)) => return Ok(key),
+            Ok(Some(found)) => return Ok(found),
             Ok(None) => {}
+            // Removed since the listing (a key change): as if never listed.
+            Err(Error::Storage(e)) if e.kind() == BackendErrorKind::NotFound => {}
             Err(e) => {
                 first_error.get_or_insert(e);
             }

@@ -6,6 +6,7 @@ mod dump;
 mod find;
 mod forget;
 mod init;
+mod key;
 pub(crate) mod ls;
 mod prune;
 mod repair;
@@ -39,6 +40,7 @@ pub fn run(config: &Config, command: Command) -> Result<i32> {
         Command::Forget(args) => forget::run(config, *args),
         Command::Prune(args) => prune::run(config, args),
         Command::Unlock(args) => unlock::run(config, args),
+        Command::Key(command) => key::run(config, command),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod browse;
 pub mod check;
+pub mod keys;
 pub mod ls;
 mod packer;
 pub mod prune;
