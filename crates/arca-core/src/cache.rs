@@ -311,3 +311,98 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .or_else(|| env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("arca")))
         .or_else(|| env("HOME").map(|d| PathBuf::from(d).join(".cache").join("arca")))
 }
+
+#[cfg(test)]
+mod tests {
+    use arca_backend::{MemoryBackend, RetryBackend, RetryPolicy};
+
+    use super::*;
+
+    fn setup() -> (
+        MemoryBackend,
+        Arc<arca_backend::TransferStats>,
+        CachedBackend,
+        tempfile::TempDir,
+    ) {
+        let memory = MemoryBackend::new();
+        memory.create().unwrap();
+        let counted = RetryBackend::new(memory.clone(), RetryPolicy::default());
+        let stats = counted.stats();
+        let dir = tempfile::tempdir().unwrap();
+        let cached = CachedBackend::new(Arc::new(counted), dir.path(), "repo").unwrap();
+        (memory, stats, cached, dir)
+    }
+
+    fn named(bytes: &[u8]) -> String {
+        Id::of_stored(bytes).to_hex()
+    }
+
+    #[test]
+    fn a_second_read_comes_from_disk_and_a_damaged_copy_is_fetched_again() {
+        let (memory, stats, cached, dir) = setup();
+        let bytes = b"an index file".to_vec();
+        let name = named(&bytes);
+        memory.write(FileKind::Index, &name, &bytes).unwrap();
+        assert_eq!(cached.read(FileKind::Index, &name).unwrap(), bytes);
+        let after_first = stats.counts().requests;
+        assert_eq!(cached.read(FileKind::Index, &name).unwrap(), bytes);
+        assert_eq!(
+            stats.counts().requests,
+            after_first,
+            "served from the cache"
+        );
+
+        let file = dir.path().join("repo/index").join(&name);
+        std::fs::write(&file, b"damaged").unwrap();
+        let fresh = CachedBackend::new(cached.inner.clone(), dir.path(), "repo").unwrap();
+        assert_eq!(fresh.read(FileKind::Index, &name).unwrap(), bytes);
+        assert_eq!(stats.counts().requests, after_first + 1, "refetched");
+        assert_eq!(std::fs::read(&file).unwrap(), bytes, "repaired");
+    }
+
+    #[test]
+    fn tree_ranges_cost_one_download_per_pack() {
+        let (memory, stats, cached, _dir) = setup();
+        let pack: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        let name = named(&pack);
+        memory.write(FileKind::Tree, &name, &pack).unwrap();
+        for (offset, length) in [(0, 10), (500, 1000), (9_990, 10)] {
+            let got = cached
+                .read_range(FileKind::Tree, &name, offset, length)
+                .unwrap();
+            assert_eq!(got, pack[offset as usize..(offset + length) as usize]);
+        }
+        assert_eq!(stats.counts().requests, 1);
+        assert!(cached.read_range(FileKind::Tree, &name, 9_995, 10).is_err());
+    }
+
+    #[test]
+    fn listing_drops_what_the_repository_no_longer_has() {
+        let (memory, _stats, cached, dir) = setup();
+        let (a, b) = (b"snapshot a".to_vec(), b"snapshot b".to_vec());
+        for bytes in [&a, &b] {
+            cached
+                .write(FileKind::Snapshot, &named(bytes), bytes)
+                .unwrap();
+        }
+        let dir = dir.path().join("repo/snapshots");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+        memory.remove(FileKind::Snapshot, &named(&a)).unwrap();
+        assert_eq!(cached.list(FileKind::Snapshot).unwrap().len(), 1);
+        assert!(!dir.join(named(&a)).exists());
+        assert!(dir.join(named(&b)).exists());
+    }
+
+    #[test]
+    fn data_packs_are_never_cached() {
+        let (memory, stats, cached, _dir) = setup();
+        let bytes = b"data".to_vec();
+        memory
+            .write(FileKind::Data, &named(&bytes), &bytes)
+            .unwrap();
+        for _ in 0..2 {
+            cached.read(FileKind::Data, &named(&bytes)).unwrap();
+        }
+        assert_eq!(stats.counts().data_pack_reads, 2);
+    }
+}
