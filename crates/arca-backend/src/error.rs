@@ -53,6 +53,26 @@ impl Error {
         }
     }
 
+    /// A failure to list the objects of one kind.
+    pub fn listing(
+        kind: ErrorKind,
+        file: FileKind,
+        location: &str,
+        source: Option<io::Error>,
+    ) -> Error {
+        Error {
+            kind,
+            object: format!("the {} of repository {location}", file.dir()),
+            source,
+        }
+    }
+
+    /// The same error, naming the repository the object belongs to.
+    pub fn within(mut self, location: &str) -> Error {
+        self.object = format!("{} of repository {location}", self.object);
+        self
+    }
+
     /// An I/O error, classified by its [`io::ErrorKind`].
     pub(crate) fn io(file: FileKind, name: &str, source: io::Error) -> Error {
         let kind = match source.kind() {

@@ -188,7 +188,10 @@ impl RemoteBackend {
     /// A repository in a directory on an SFTP host.
     #[cfg(feature = "sftp")]
     pub fn sftp(config: &SftpConfig) -> Result<RemoteBackend, Error> {
-        let location = format!("sftp:{}:{}", config.destination, config.path);
+        let location = match config.destination.strip_prefix("ssh://") {
+            Some(authority) => format!("sftp://{authority}{}", config.path),
+            None => format!("sftp:{}:{}", config.destination, config.path),
+        };
         let mut builder = opendal::services::Sftp::default()
             .endpoint(&config.destination)
             .root(&config.path)
@@ -241,7 +244,7 @@ impl RemoteBackend {
         match self.block_on(self.operator.stat(&path(kind, name))) {
             Ok(meta) => Ok(Some(meta)),
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(object_error(kind, name, e)),
+            Err(e) => Err(object_error(&self.location, kind, name, e)),
         }
     }
 }
@@ -292,11 +295,11 @@ impl Backend for RemoteBackend {
             Ok(entries) => entries,
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
-                return Err(Error::new(
+                return Err(Error::listing(
                     classify(&e),
                     kind,
-                    "(listing)",
-                    Some(io::Error::other(e)),
+                    &self.location,
+                    Some(io::Error::other(describe(&e))),
                 ));
             }
         };
@@ -316,7 +319,7 @@ impl Backend for RemoteBackend {
         check_name(kind, name)?;
         self.block_on(self.operator.read(&path(kind, name)))
             .map(|buffer| buffer.to_vec())
-            .map_err(|e| object_error(kind, name, e))
+            .map_err(|e| object_error(&self.location, kind, name, e))
     }
 
     fn read_range(
@@ -340,7 +343,7 @@ impl Backend for RemoteBackend {
                     .range(offset..end),
             )
             .map(|buffer| buffer.to_vec())
-            .map_err(|e| object_error(kind, name, e))?;
+            .map_err(|e| object_error(&self.location, kind, name, e))?;
         if bytes.len() as u64 != length {
             return Err(Error::new(ErrorKind::OutOfRange, kind, name, None));
         }
@@ -369,7 +372,7 @@ impl Backend for RemoteBackend {
             self.block_on(self.operator.write(&target, bytes.to_vec()))
                 .map(|_| ())
         };
-        written.map_err(|e| object_error(kind, name, e))?;
+        written.map_err(|e| object_error(&self.location, kind, name, e))?;
         // Verify what landed: a short upload is a failure to retry.
         match self.stat(kind, name)? {
             Some(meta) if meta.content_length() == bytes.len() as u64 => Ok(()),
@@ -395,7 +398,7 @@ impl Backend for RemoteBackend {
     fn remove(&self, kind: FileKind, name: &str) -> Result<(), Error> {
         check_name(kind, name)?;
         self.block_on(self.operator.delete(&path(kind, name)))
-            .map_err(|e| object_error(kind, name, e))
+            .map_err(|e| object_error(&self.location, kind, name, e))
     }
 
     fn size(&self, kind: FileKind, name: &str) -> Result<u64, Error> {
@@ -451,16 +454,67 @@ fn classify(e: &opendal::Error) -> ErrorKind {
     }
 }
 
-fn object_error(kind: FileKind, name: &str, e: opendal::Error) -> Error {
-    Error::new(classify(&e), kind, name, Some(io::Error::other(e)))
+/// What went wrong, in a few words: the storage's own message and cause,
+/// without OpenDAL's request context (which `-vv` users can get from the
+/// request log instead).
+fn describe(e: &opendal::Error) -> String {
+    use opendal::ErrorKind as K;
+    let mut text = match e.kind() {
+        K::PermissionDenied => {
+            "access denied (check the credentials and the permissions)".to_string()
+        }
+        K::RateLimited => "the server is throttling requests".to_string(),
+        _ => String::new(),
+    };
+    let message = e.message();
+    // S3 error bodies arrive as `S3Error { code: "NoSuchBucket", ... }`.
+    let message = match message.split_once("code: \"") {
+        Some((_, rest)) => rest.split('"').next().unwrap_or(message),
+        None => message,
+    };
+    if text.is_empty() && !message.is_empty() {
+        text = message.to_string();
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(part.trim());
+        }
+        source = cause.source();
+    }
+    if text.is_empty() {
+        text = e.kind().to_string();
+    }
+    if e.is_temporary() {
+        text.push_str(" (temporary)");
+    }
+    text
+}
+
+fn object_error(location: &str, kind: FileKind, name: &str, e: opendal::Error) -> Error {
+    Error::new(
+        classify(&e),
+        kind,
+        name,
+        Some(io::Error::other(describe(&e))),
+    )
+    .within(location)
 }
 
 fn repository_error(location: &str, e: opendal::Error) -> Error {
-    Error::repository(classify(&e), location, Some(io::Error::other(e)))
+    Error::repository(classify(&e), location, Some(io::Error::other(describe(&e))))
 }
 
 fn setup_error(location: &str, e: opendal::Error) -> Error {
-    Error::repository(ErrorKind::Io, location, Some(io::Error::other(e)))
+    Error::repository(
+        ErrorKind::Io,
+        location,
+        Some(io::Error::other(describe(&e))),
+    )
 }
 
 #[cfg(test)]

@@ -80,14 +80,14 @@ impl Config {
     }
 
     /// The backend for a repository address, retrying transient failures
-    /// (each retry reported at `-v`, each request at `-vv`).
+    /// (each retry reported unless `-q`, each request at `-vv`).
     pub fn open_backend(&self, address: &str) -> Result<Arc<dyn Backend>> {
         let raw = open_backend(address)?;
         let mut backend = RetryBackend::new(raw, RetryPolicy::default());
         if let Some(n) = self.connections {
             backend = backend.with_connections(n);
         }
-        if self.verbose > 0 {
+        if !self.quiet {
             backend = backend.with_log(
                 Arc::new(|line: &str| eprintln!("arca: {}", crate::output::sanitize(line))),
                 self.verbose > 1,
