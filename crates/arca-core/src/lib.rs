@@ -78,7 +78,7 @@ pub use ops::snapshot::{
 pub use ops::stats::{Stats, stats};
 pub use pack::{FinishedPack, PackEntry, PackWriter, read_header};
 pub use repository::{Owner, Repository};
-pub use snapshot::{Snapshot, Summary};
+pub use snapshot::{Origin, Snapshot, Summary};
 pub use source::{ExcludeOptions, absolute};
 pub use time::{Time, Timestamp};
 pub use tree::{Node, NodeKind, Tree, Xattr};

@@ -242,6 +242,15 @@ struct SnapshotJson<'a> {
     summary: Option<&'a arca_core::Summary>,
     /// For a repaired snapshot: the damaged original.
     original: Option<String>,
+    /// For a copied snapshot: the repository and snapshot it came from.
+    copied_from: Option<OriginJson>,
+}
+
+/// `{"repository": hex, "snapshot": hex}`.
+#[derive(Serialize)]
+struct OriginJson {
+    repository: String,
+    snapshot: String,
 }
 
 impl<'a> SnapshotJson<'a> {
@@ -260,6 +269,10 @@ impl<'a> SnapshotJson<'a> {
             program_version: &snap.program_version,
             summary: snap.summary.as_ref(),
             original: snap.original.map(|o| o.to_hex()),
+            copied_from: snap.copied_from.map(|o| OriginJson {
+                repository: o.repository.to_hex(),
+                snapshot: o.snapshot.to_hex(),
+            }),
         }
     }
 }

@@ -315,6 +315,7 @@ impl Run<'_> {
             program_version: format!("arca {}", env!("CARGO_PKG_VERSION")),
             summary: Some(summary),
             original: None,
+            copied_from: None,
         };
         let id = if options.dry_run {
             None
