@@ -5,6 +5,8 @@
 //!   [`arca_backend::Backend`]; read snapshots, trees and blobs.
 //! - [`snapshot()`]: take a snapshot of local paths ([`SnapshotOptions`]).
 //! - [`restore()`]: write a snapshot back to a directory.
+//! - [`plan_copy()`] and [`copy_snapshots()`]: copy snapshots to another
+//!   repository.
 //! - [`list()`] and [`walk()`]: browse a snapshot's trees.
 //! - The format objects: [`Config`], [`KeyFile`], [`PackWriter`],
 //!   [`IndexFile`], [`Tree`], [`Snapshot`]; their constants live in
@@ -61,6 +63,9 @@ pub use lock::{
 pub use ops::browse::{Change, Difference, Finder, Pattern, diff, write_content};
 pub use ops::check::{
     Affected, CheckOptions, CheckProgress, CheckReport, Problem, Subset, bucket_of, check,
+};
+pub use ops::copy::{
+    CopiedSnapshot, CopyOptions, CopyPlan, CopyProgress, CopyReport, copy_snapshots, plan_copy,
 };
 pub use ops::ls::{find as find_node, list, walk};
 pub use ops::prune::{
