@@ -1,6 +1,8 @@
-//! Where the repository password comes from: `--password-file`,
+//! Where a repository password comes from: `--password-file`,
 //! `--password-command`, `ARCA_PASSWORD`, or a prompt without echo on the
-//! terminal. Passwords never travel in process arguments.
+//! terminal (for `copy`'s destination: `--to-password-file`,
+//! `--to-password-command`, `ARCA_TO_PASSWORD`, or a prompt). Passwords
+//! never travel in process arguments.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,7 +14,35 @@ use anyhow::{Context, Result, bail};
 pub enum PasswordSource {
     File(PathBuf),
     Command(String),
-    EnvOrPrompt,
+    /// The environment variable of `Role`, else a prompt on the terminal.
+    EnvOrPrompt(Role),
+}
+
+/// Which repository a password opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The repository of `-r` (for `copy`, the source).
+    Repository,
+    /// `copy`'s destination (`--to`).
+    Destination,
+}
+
+impl Role {
+    /// The prefix of its environment variables.
+    fn env_prefix(self) -> &'static str {
+        match self {
+            Role::Repository => "ARCA_",
+            Role::Destination => "ARCA_TO_",
+        }
+    }
+
+    /// How messages name it, before "password".
+    fn label(self) -> &'static str {
+        match self {
+            Role::Repository => "",
+            Role::Destination => "destination ",
+        }
+    }
 }
 
 impl PasswordSource {
@@ -34,10 +64,12 @@ impl PasswordSource {
                 first_line(text)
             }
             PasswordSource::Command(cmd) => run_command(cmd)?,
-            PasswordSource::EnvOrPrompt => match std::env::var_os("ARCA_PASSWORD") {
-                Some(pw) => std::os::unix::ffi::OsStringExt::into_vec(pw),
-                None => prompt(confirm)?,
-            },
+            PasswordSource::EnvOrPrompt(role) => {
+                match std::env::var_os(format!("{}PASSWORD", role.env_prefix())) {
+                    Some(pw) => std::os::unix::ffi::OsStringExt::into_vec(pw),
+                    None => prompt(confirm, *role)?,
+                }
+            }
         };
         if password.is_empty() {
             bail!("the password is empty");
@@ -70,15 +102,17 @@ fn run_command(cmd: &str) -> Result<Vec<u8>> {
     Ok(first_line(output.stdout))
 }
 
-fn prompt(confirm: bool) -> Result<Vec<u8>> {
+fn prompt(confirm: bool, role: Role) -> Result<Vec<u8>> {
     // Only prompt when a person is plausibly there: a cron job or a script
     // with no password source must fail at once, not wait on /dev/tty.
     if !std::io::stdin().is_terminal() {
+        let p = role.env_prefix();
         bail!(
-            "no password given: set ARCA_PASSWORD_FILE, ARCA_PASSWORD_COMMAND or ARCA_PASSWORD, or run on a terminal"
+            "no {}password given: set {p}PASSWORD_FILE, {p}PASSWORD_COMMAND or {p}PASSWORD, or run on a terminal",
+            role.label()
         );
     }
-    let first = rpassword::prompt_password("enter repository password: ")
+    let first = rpassword::prompt_password(format!("enter {}repository password: ", role.label()))
         .context("cannot read the password from the terminal")?;
     if confirm {
         let again = rpassword::prompt_password("enter the password again: ")

@@ -1,6 +1,7 @@
 //! One file per command; this module dispatches and holds what they share.
 
 mod check;
+mod copy;
 mod diff;
 mod dump;
 mod find;
@@ -39,6 +40,7 @@ pub fn run(config: &Config, command: Command) -> Result<i32> {
         Command::Forget(args) => forget::run(config, *args),
         Command::Prune(args) => prune::run(config, args),
         Command::Unlock(args) => unlock::run(config, args),
+        Command::Copy(args) => copy::run(config, args),
     }
 }
 
