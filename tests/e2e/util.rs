@@ -42,8 +42,14 @@ impl Env {
         cmd.args(args)
             .env_remove("ARCA_PASSWORD_FILE")
             .env_remove("ARCA_PASSWORD_COMMAND")
+            .env_remove("ARCA_TO_REPOSITORY")
+            .env_remove("ARCA_TO_PASSWORD")
+            .env_remove("ARCA_TO_PASSWORD_FILE")
+            .env_remove("ARCA_TO_PASSWORD_COMMAND")
             .env("ARCA_REPOSITORY", &self.repo)
             .env("ARCA_PASSWORD", PASSWORD)
+            // Caches stay inside the test's scratch directory.
+            .env("ARCA_CACHE_DIR", self.dir.path().join("cache"))
             .stdin(Stdio::null());
         cmd
     }

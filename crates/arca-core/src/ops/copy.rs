@@ -101,7 +101,8 @@ pub struct CopyReport {
     pub blobs_read: u64,
     /// Stored bytes read from the source.
     pub bytes_read: u64,
-    /// Data blobs whose destination id came from the map, not read.
+    /// Blobs (data and trees) whose destination id came from the map of
+    /// earlier copies: not read from the source.
     pub blobs_remembered: u64,
     /// Blobs stored in the destination.
     pub blobs_stored: u64,
@@ -451,10 +452,6 @@ impl Translator<'_> {
     /// The destination id of a data blob: remembered, or read and queued.
     fn translate_data(&mut self, source: Id) -> Result<Id> {
         if let Some(known) = self.known(BlobKind::Data, source) {
-            if !self.pending.data.contains_key(&source) {
-                self.counts.blobs_remembered += 1;
-                self.pending.insert(BlobKind::Data, source, known);
-            }
             return Ok(known);
         }
         let plain = self.read(BlobKind::Data, source)?;
@@ -466,13 +463,19 @@ impl Translator<'_> {
 
     /// The destination id of a source blob translated before, if the
     /// destination has that blob usable or this snapshot queued it.
-    fn known(&self, kind: BlobKind, source: Id) -> Option<Id> {
-        let id = *self
-            .pending
-            .of(kind)
-            .get(&source)
-            .or_else(|| self.map.of(kind).get(&source))?;
-        (self.dst.index().usable(kind, &id) || self.queued.contains(&(kind, id))).then_some(id)
+    fn known(&mut self, kind: BlobKind, source: Id) -> Option<Id> {
+        let present =
+            |t: &Self, id: Id| t.dst.index().usable(kind, &id) || t.queued.contains(&(kind, id));
+        if let Some(&id) = self.pending.of(kind).get(&source) {
+            return present(self, id).then_some(id);
+        }
+        let id = *self.map.of(kind).get(&source)?;
+        if !present(self, id) {
+            return None;
+        }
+        self.counts.blobs_remembered += 1;
+        self.pending.insert(kind, source, id);
+        Some(id)
     }
 
     /// Reads and checks one blob of the source.
