@@ -33,9 +33,10 @@ done
 
 timed() {
   local label=$1; shift
-  local wall
-  wall=$( { /usr/bin/time -f '%e' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
-  python3 -c "b=$bytes; w=$wall; print(f'  $label: {w:.2f} s, {b/w/1e6:.0f} MB/s')"
+  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>"$work/stderr" \
+    || { cat "$work/stderr" >&2; exit 1; }
+  read -r wall rss <"$work/time"
+  python3 -c "b=$bytes; w=$wall; print(f'  $label: {w:.2f} s, {b/w/1e6:.0f} MB/s, peak RSS {$rss // 1024} MiB')"
 }
 
 echo "data: $((bytes / 1048576)) MiB in $(find "$data" -type f | wc -l) files"

@@ -9,6 +9,7 @@ mod basics;
 mod browse;
 mod check;
 mod concurrency;
+mod copy;
 mod damage;
 mod dedup;
 mod fidelity;

@@ -223,3 +223,56 @@ fn s3_wrong_credentials_fail_cleanly() {
     let stderr = crate::util::expect_failure(&out, 1);
     assert!(stderr.contains(&server.address("denied")), "{stderr}");
 }
+
+/// A snapshot travels local → S3 → SFTP → local, re-encrypted at each hop;
+/// the last copy checks and restores to the original bytes, and running a
+/// hop again copies nothing.
+#[test]
+fn copies_between_local_s3_and_sftp() {
+    let (Some(s3), Some(sftp)) = (Server::s3(), Server::sftp()) else {
+        return;
+    };
+    let mut vars = s3.vars.clone();
+    vars.extend(sftp.vars.clone());
+    let origin = Env::with_repo();
+    let src = make_source(origin.dir.path(), 5);
+    let snap = origin.snapshot(&[&src]);
+    let on_s3 = Env::remote(s3.address("copies"), vars.clone());
+    let on_sftp = Env::remote(sftp.address("copies"), vars.clone());
+    let back = Env::with_repo();
+    on_s3.ok(&["init"]);
+    on_sftp.ok(&["init"]);
+
+    let copy = |from: &Env, to: &Env| -> serde_json::Value {
+        let out = from
+            .cmd(&["--json", "copy", "--to", &to.address()])
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .env("ARCA_TO_PASSWORD", crate::util::PASSWORD)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "copy to {}: {}",
+            to.address(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let mut source_id = snap["id"].clone();
+    for (from, to) in [(&origin, &on_s3), (&on_s3, &on_sftp), (&on_sftp, &back)] {
+        let report = copy(from, to);
+        assert_eq!(report["snapshots_copied"], 1, "{report}");
+        assert_eq!(report["copied"][0]["source"], source_id);
+        let again = copy(from, to);
+        assert_eq!(again["snapshots_copied"], 0, "{again}");
+        assert_eq!(again["snapshots_skipped"], 1, "{again}");
+        let listed = to.json(&["snapshots"]);
+        assert_eq!(listed.as_array().unwrap().len(), 1);
+        assert_eq!(listed[0]["copied_from"]["snapshot"], source_id);
+        source_id = listed[0]["id"].clone();
+    }
+    back.ok(&["check", "--read-data"]);
+    let target = back.path("restore");
+    back.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_same_tree(&src, &restored(&target, &src));
+}

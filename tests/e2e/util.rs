@@ -68,8 +68,13 @@ impl Env {
         cmd.args(args)
             .env_remove("ARCA_PASSWORD_FILE")
             .env_remove("ARCA_PASSWORD_COMMAND")
+            .env_remove("ARCA_TO_REPOSITORY")
+            .env_remove("ARCA_TO_PASSWORD")
+            .env_remove("ARCA_TO_PASSWORD_FILE")
+            .env_remove("ARCA_TO_PASSWORD_COMMAND")
             .env("ARCA_REPOSITORY", self.address())
             .env("ARCA_PASSWORD", PASSWORD)
+            // Caches stay inside the test's scratch directory.
             .env("ARCA_CACHE_DIR", self.dir.path().join("cache"))
             .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());

@@ -172,6 +172,11 @@ pub enum Command {
         after_help = "Examples:\n  arca restore latest --target /tmp/restore\n  arca restore 1a2b3c4d --target /srv/recovered\n\nFiles are restored under their full original path below the target."
     )]
     Restore(RestoreArgs),
+    /// Copy snapshots to another repository (offsite), re-encrypted under its key.
+    #[command(
+        after_help = "Examples:\n  arca copy --to /mnt/offsite/arca --to-password-file /etc/arca/offsite.password\n  arca copy latest --to /mnt/offsite/arca\n  arca copy --host db1 --tag nightly --to /mnt/offsite/arca --dry-run\n  ARCA_TO_REPOSITORY=/mnt/offsite/arca ARCA_TO_PASSWORD_FILE=/etc/arca/offsite.password arca copy\n\nWithout SNAP, every snapshot matching --host/--tag/--path is copied. Snapshots the\ndestination already holds a copy of are skipped, so the same command run nightly\ncopies only new ones. Exit code 10 when the destination does not exist, 12 when\nits password is wrong."
+    )]
+    Copy(CopyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +271,46 @@ pub struct SnapshotsArgs {
     /// Only snapshots that include this path (repeatable).
     #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Snapshots to copy: ids, unique id prefixes or "latest" (default: all).
+    #[arg(value_name = "SNAP")]
+    pub snapshots: Vec<String>,
+
+    /// The destination repository: a path, or local:PATH.
+    #[arg(long = "to", env = "ARCA_TO_REPOSITORY", value_name = "REPO")]
+    pub to: String,
+
+    /// Read the destination's password from the first line of FILE.
+    #[arg(long, env = "ARCA_TO_PASSWORD_FILE", value_name = "FILE")]
+    pub to_password_file: Option<PathBuf>,
+
+    /// Run CMD with `sh -c` and use its output as the destination's password.
+    #[arg(
+        long,
+        env = "ARCA_TO_PASSWORD_COMMAND",
+        hide_env_values = true,
+        value_name = "CMD"
+    )]
+    pub to_password_command: Option<String>,
+
+    /// Only snapshots of this host (all snapshots, or "latest").
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Only snapshots with this tag (repeatable: all must match).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// Only snapshots that include this path (repeatable).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+
+    /// Show which snapshots would be copied and which are already there; copy nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use arca_backend::{Backend, LocalBackend, RetryBackend, RetryPolicy, TransferSta
 use arca_core::Repository;
 
 use crate::cli::GlobalArgs;
-use crate::password::PasswordSource;
+use crate::password::{PasswordSource, Role};
 
 /// Settled global options.
 #[derive(Debug)]
@@ -24,8 +24,11 @@ pub struct Config {
     pub progress: bool,
     /// How long to wait for a lock held by another process.
     pub retry_lock: std::time::Duration,
-    /// Where remote repositories' metadata is cached; `None` with
-    /// `--no-cache` or when no cache directory can be found.
+    /// `--no-cache`: keep nothing in the local cache directory.
+    pub no_cache: bool,
+    /// Where remote repositories' metadata (and `copy`'s map) is cached:
+    /// `--cache-dir`/`ARCA_CACHE_DIR`, else `$XDG_CACHE_HOME/arca`, else
+    /// `~/.cache/arca`; `None` with `--no-cache` or when none is known.
     pub cache_dir: Option<PathBuf>,
     /// `--connections`: overrides the backend's own number.
     pub connections: Option<usize>,
@@ -40,22 +43,24 @@ impl Config {
         } else if let Some(cmd) = args.password_command {
             PasswordSource::Command(cmd)
         } else {
-            PasswordSource::EnvOrPrompt
+            PasswordSource::EnvOrPrompt(Role::Repository)
         };
         let retry_lock = match args.retry_lock.as_deref() {
             Some(text) => crate::commands::parse_duration(text)
                 .with_context(|| "invalid --retry-lock".to_string())?,
             None => std::time::Duration::ZERO,
         };
+        // --cache-dir also arrives from ARCA_CACHE_DIR through clap.
         let cache_dir = if args.no_cache {
             None
         } else {
             args.cache_dir
                 .filter(|d| !d.as_os_str().is_empty())
-                .or_else(arca_core::default_cache_dir)
+                .or_else(|| cache_dir(|name| std::env::var_os(name)))
         };
         Ok(Config {
             retry_lock,
+            no_cache: args.no_cache,
             repo: args.repo,
             password,
             json: args.json,
@@ -163,6 +168,20 @@ pub fn is_remote(address: &str) -> bool {
     address.starts_with("s3:") || address.starts_with("sftp:")
 }
 
+/// The cache directory from the environment: `ARCA_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/arca`, else `$HOME/.cache/arca`. Empty and (for the XDG
+/// variable, as its specification says) relative values are ignored.
+fn cache_dir(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let set = |name: &str| var(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = set("ARCA_CACHE_DIR") {
+        return Some(dir);
+    }
+    if let Some(xdg) = set("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
+        return Some(xdg.join("arca"));
+    }
+    set("HOME").map(|home| home.join(".cache").join("arca"))
+}
+
 /// Parses a repository address into a backend.
 pub fn open_backend(repo: &str) -> Result<Arc<dyn Backend>> {
     if let Some(rest) = repo.strip_prefix("s3:") {
@@ -217,4 +236,35 @@ fn open_sftp(repo: &str, rest: &str) -> Result<Arc<dyn Backend>> {
 #[cfg(not(feature = "sftp"))]
 fn open_sftp(repo: &str, _: &str) -> Result<Arc<dyn Backend>> {
     bail!("repository {repo}: this build of arca has no SFTP support (cargo feature sftp)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache_dir;
+    use std::path::PathBuf;
+
+    fn from(vars: &[(&str, &str)]) -> Option<PathBuf> {
+        cache_dir(|name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.into()))
+    }
+
+    #[test]
+    fn the_cache_directory_follows_the_environment() {
+        let all = [
+            ("ARCA_CACHE_DIR", "/var/cache/arca"),
+            ("XDG_CACHE_HOME", "/home/u/.xdg"),
+            ("HOME", "/home/u"),
+        ];
+        assert_eq!(from(&all), Some("/var/cache/arca".into()));
+        assert_eq!(from(&all[1..]), Some("/home/u/.xdg/arca".into()));
+        assert_eq!(from(&all[2..]), Some("/home/u/.cache/arca".into()));
+        assert_eq!(
+            from(&[
+                ("ARCA_CACHE_DIR", ""),
+                ("XDG_CACHE_HOME", "rel"),
+                ("HOME", "/h")
+            ]),
+            Some("/h/.cache/arca".into())
+        );
+        assert_eq!(from(&[]), None);
+    }
 }

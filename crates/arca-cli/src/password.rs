@@ -1,8 +1,10 @@
-//! Where the repository password comes from: `--password-file`,
+//! Where a repository password comes from: `--password-file`,
 //! `--password-command`, `ARCA_PASSWORD`, or a prompt without echo on the
-//! terminal; and where a new one (`key add`, `key passwd`) comes from:
-//! `--new-password-file`, `ARCA_NEW_PASSWORD`, or a prompt asked twice.
-//! Passwords never travel in process arguments.
+//! terminal (for `copy`'s destination: `--to-password-file`,
+//! `--to-password-command`, `ARCA_TO_PASSWORD`, or a prompt); and where a
+//! new one (`key add`, `key passwd`) comes from: `--new-password-file`,
+//! `ARCA_NEW_PASSWORD`, or a prompt asked twice. Passwords never travel in
+//! process arguments.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -16,7 +18,35 @@ use crate::exit::Usage;
 pub enum PasswordSource {
     File(PathBuf),
     Command(String),
-    EnvOrPrompt,
+    /// The environment variable of `Role`, else a prompt on the terminal.
+    EnvOrPrompt(Role),
+}
+
+/// Which repository a password opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The repository of `-r` (for `copy`, the source).
+    Repository,
+    /// `copy`'s destination (`--to`).
+    Destination,
+}
+
+impl Role {
+    /// The prefix of its environment variables.
+    fn env_prefix(self) -> &'static str {
+        match self {
+            Role::Repository => "ARCA_",
+            Role::Destination => "ARCA_TO_",
+        }
+    }
+
+    /// How messages name it, before "password".
+    fn label(self) -> &'static str {
+        match self {
+            Role::Repository => "",
+            Role::Destination => "destination ",
+        }
+    }
 }
 
 impl PasswordSource {
@@ -38,10 +68,16 @@ impl PasswordSource {
                 first_line(text)
             }
             PasswordSource::Command(cmd) => run_command(cmd)?,
-            PasswordSource::EnvOrPrompt => match std::env::var_os("ARCA_PASSWORD") {
-                Some(pw) => std::os::unix::ffi::OsStringExt::into_vec(pw),
-                None => prompt("enter repository password: ", confirm)?,
-            },
+            PasswordSource::EnvOrPrompt(role) => {
+                match std::env::var_os(format!("{}PASSWORD", role.env_prefix())) {
+                    Some(pw) => std::os::unix::ffi::OsStringExt::into_vec(pw),
+                    None => prompt(
+                        &format!("enter {}repository password: ", role.label()),
+                        confirm,
+                        *role,
+                    )?,
+                }
+            }
         };
         if password.is_empty() {
             bail!("the password is empty");
@@ -111,7 +147,9 @@ impl NewPasswordSource {
             NewPasswordSource::Env => std::env::var_os(NEW_PASSWORD_ENV)
                 .map(std::os::unix::ffi::OsStringExt::into_vec)
                 .unwrap_or_default(),
-            NewPasswordSource::Prompt => prompt("enter the new password: ", true)?,
+            NewPasswordSource::Prompt => {
+                prompt("enter the new password: ", true, Role::Repository)?
+            }
         };
         if password.is_empty() {
             return Err(Usage("the new password is empty".into()).into());
@@ -122,12 +160,14 @@ impl NewPasswordSource {
 
 const NEW_PASSWORD_ENV: &str = "ARCA_NEW_PASSWORD";
 
-fn prompt(question: &str, confirm: bool) -> Result<Vec<u8>> {
+fn prompt(question: &str, confirm: bool, role: Role) -> Result<Vec<u8>> {
     // Only prompt when a person is plausibly there: a cron job or a script
     // with no password source must fail at once, not wait on /dev/tty.
     if !std::io::stdin().is_terminal() {
+        let p = role.env_prefix();
         bail!(
-            "no password given: set ARCA_PASSWORD_FILE, ARCA_PASSWORD_COMMAND or ARCA_PASSWORD, or run on a terminal"
+            "no {}password given: set {p}PASSWORD_FILE, {p}PASSWORD_COMMAND or {p}PASSWORD, or run on a terminal",
+            role.label()
         );
     }
     let first = rpassword::prompt_password(question)

@@ -302,16 +302,6 @@ fn make_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
-/// The cache directory to use: `ARCA_CACHE_DIR`, else `$XDG_CACHE_HOME/arca`,
-/// else `$HOME/.cache/arca`; `None` when none of them is set.
-pub fn default_cache_dir() -> Option<PathBuf> {
-    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    env("ARCA_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("arca")))
-        .or_else(|| env("HOME").map(|d| PathBuf::from(d).join(".cache").join("arca")))
-}
-
 #[cfg(test)]
 mod tests {
     use arca_backend::{MemoryBackend, RetryBackend, RetryPolicy};

@@ -68,6 +68,14 @@ pub enum Error {
     LockLost { location: String, reason: String },
     #[error("{0}")]
     Conflict(String),
+    /// An error of one of the two repositories an operation works on
+    /// (`copy`'s source and destination).
+    #[error("{role} repository {location}: {source}")]
+    InRepository {
+        role: &'static str,
+        location: String,
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -87,6 +95,7 @@ impl Error {
             Error::Locked { .. } => ErrorKind::Locked,
             Error::LockLost { .. } => ErrorKind::Locked,
             Error::Conflict(_) => ErrorKind::Conflict,
+            Error::InRepository { source, .. } => source.kind(),
         }
     }
 
@@ -95,6 +104,16 @@ impl Error {
         Error::Corrupt {
             object: object.into(),
             reason: reason.into(),
+        }
+    }
+
+    /// Says which repository (`role`: "source", "destination") `self`
+    /// concerns; its kind stays the same.
+    pub(crate) fn in_repository(self, role: &'static str, location: &str) -> Error {
+        Error::InRepository {
+            role,
+            location: location.to_string(),
+            source: Box::new(self),
         }
     }
 

@@ -21,6 +21,10 @@ pub const AAD_INDEX: &[u8] = b"arca.v1.index";
 pub const AAD_SNAPSHOT: &[u8] = b"arca.v1.snapshot";
 pub const AAD_LOCK: &[u8] = b"arca.v1.lock";
 pub const AAD_PACK_HEADER: &[u8] = b"arca.v1.pack-header";
+/// Associated data of a copy's translation map: a local cache file, kept
+/// outside every repository but sealed with the destination's key, so its
+/// label must differ from every object's.
+pub const AAD_COPY_MAP: &[u8] = b"arca.v1.copy-map";
 
 /// BLAKE3 `derive_key` contexts splitting the 32-byte master secret.
 pub const CONTEXT_ENCRYPTION: &str = "arca v1 encryption key";
@@ -90,9 +94,39 @@ pub const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
 pub const MAX_SNAPSHOT_LEN: u64 = 64 * 1024 * 1024;
 pub const MAX_INDEX_LEN: u64 = 1024 * 1024 * 1024;
 pub const MAX_LOCK_LEN: u64 = 64 * 1024;
+/// A copy map larger than this is ignored (about 16 million blobs).
+pub const MAX_COPY_MAP_LEN: u64 = 1024 * 1024 * 1024;
 /// A pack header may not exceed this many stored bytes.
 pub const MAX_PACK_HEADER_LEN: u32 = 64 * 1024 * 1024;
 /// Largest raw (uncompressed) data blob: the chunker's highest maximum.
 pub const MAX_DATA_BLOB_LEN: u32 = CHUNK_MAX_HIGHEST;
 /// Largest raw tree blob: one directory's listing.
 pub const MAX_TREE_BLOB_LEN: u32 = 512 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_label_sealed_with_the_encryption_key_is_distinct() {
+        // A blob's associated data is its kind byte (0 or 1) and its id;
+        // every other value sealed with K_enc has its own text label, so no
+        // sealed value can pass for another kind.
+        let labels = [
+            AAD_CONFIG,
+            AAD_INDEX,
+            AAD_SNAPSHOT,
+            AAD_LOCK,
+            AAD_PACK_HEADER,
+            AAD_COPY_MAP,
+        ];
+        for (i, a) in labels.iter().enumerate() {
+            assert!(a.starts_with(b"arca.v1."), "{a:?}");
+            assert!(![BLOB_DATA, BLOB_TREE].contains(&a[0]));
+            for b in &labels[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(AAD_COPY_MAP, b"arca.v1.copy-map");
+    }
+}

@@ -5,6 +5,8 @@
 //!   [`arca_backend::Backend`]; read snapshots, trees and blobs.
 //! - [`snapshot()`]: take a snapshot of local paths ([`SnapshotOptions`]).
 //! - [`restore()`]: write a snapshot back to a directory.
+//! - [`plan_copy()`] and [`copy_snapshots()`]: copy snapshots to another
+//!   repository.
 //! - [`list()`] and [`walk()`]: browse a snapshot's trees.
 //! - [`list_keys()`], [`add_key()`], [`remove_key()`],
 //!   [`change_password()`]: the passwords that open a repository.
@@ -51,7 +53,7 @@ mod time;
 mod tree;
 
 pub use blob::{BlobKind, Sealer, open as open_blob};
-pub use cache::{CachedBackend, default_cache_dir};
+pub use cache::CachedBackend;
 pub use chunker::Chunker;
 pub use config::{ChunkerParams, Config, InitOptions};
 pub use crypto::MasterKey;
@@ -65,6 +67,9 @@ pub use lock::{
 pub use ops::browse::{Change, Difference, Finder, Pattern, diff, write_content};
 pub use ops::check::{
     Affected, CheckOptions, CheckProgress, CheckReport, Problem, Subset, bucket_of, check,
+};
+pub use ops::copy::{
+    CopiedSnapshot, CopyOptions, CopyPlan, CopyProgress, CopyReport, copy_snapshots, plan_copy,
 };
 pub use ops::keys::{KeyInfo, add_key, change_password, list_keys, remove_key};
 pub use ops::ls::{find as find_node, list, walk};
@@ -83,7 +88,7 @@ pub use ops::snapshot::{
 pub use ops::stats::{Stats, stats};
 pub use pack::{FinishedPack, PackEntry, PackWriter, read_header};
 pub use repository::{Owner, Repository};
-pub use snapshot::{Snapshot, Summary};
+pub use snapshot::{Origin, Snapshot, Summary};
 pub use source::{ExcludeOptions, absolute};
 pub use time::{Time, Timestamp};
 pub use tree::{Node, NodeKind, Tree, Xattr};

@@ -207,9 +207,21 @@ impl Repository {
         Ok((IndexId(id), IndexFile::decode(&bytes, &self.key, &object)?))
     }
 
-    /// The index files present when [`Repository::load_index`] ran.
+    /// The index files present when [`Repository::load_index`] ran (and
+    /// those this process wrote since).
     pub fn loaded_index_files(&self) -> &[IndexId] {
         &self.index_files
+    }
+
+    /// Records index files whose packs are already in the in-memory index.
+    pub(crate) fn note_index_files(&mut self, ids: &[IndexId]) {
+        self.index_files.extend_from_slice(ids);
+    }
+
+    /// Replaces the in-memory index with one built from `files`.
+    pub(crate) fn replace_index(&mut self, index: Index, files: Vec<IndexId>) {
+        self.index = index;
+        self.index_files = files;
     }
 
     /// Reads an object whose name must be the BLAKE3 of its bytes.

@@ -1699,6 +1699,7 @@ mod tests {
             program_version: "arca test".into(),
             summary: None,
             original: None,
+            copied_from: None,
         }
     }
 

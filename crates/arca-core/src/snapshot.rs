@@ -7,8 +7,18 @@ use crate::crypto::MasterKey;
 use crate::error::Result;
 use crate::file;
 use crate::format::{AAD_SNAPSHOT, COMPRESSION_DEFAULT, MAX_SNAPSHOT_LEN};
-use crate::id::{SnapshotId, TreeId};
+use crate::id::{Id, SnapshotId, TreeId};
 use crate::time::Time;
+
+/// Where a copied snapshot came from: the snapshot of another repository
+/// that `copy` wrote it from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    /// The source repository's id (from its config).
+    pub repository: Id,
+    /// The snapshot's id in the source repository.
+    pub snapshot: SnapshotId,
+}
 
 /// What one snapshot run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +84,9 @@ pub struct Snapshot {
     /// For a snapshot made by `repair snapshots`: the damaged original.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<SnapshotId>,
+    /// For a snapshot written by `copy`: the snapshot it is a copy of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<Origin>,
 }
 
 impl Snapshot {
@@ -117,10 +130,123 @@ mod tests {
                 ..Summary::default()
             }),
             original: Some(SnapshotId(Id([6; 32]))),
+            copied_from: Some(Origin {
+                repository: Id([7; 32]),
+                snapshot: SnapshotId(Id([8; 32])),
+            }),
         };
         let bytes = snap.encode(&key);
         assert_eq!(Snapshot::decode(&bytes, &key, "snapshot").unwrap(), snap);
         let err = Snapshot::decode(&bytes, &MasterKey::generate(), "snapshot 1234").unwrap_err();
         assert!(err.to_string().contains("snapshot 1234"), "{err}");
+    }
+
+    fn minimal() -> Snapshot {
+        Snapshot {
+            time: Time::now(),
+            tree: TreeId(Id([4; 32])),
+            paths: vec![serde_bytes::ByteBuf::from(b"/srv".to_vec())],
+            hostname: "db1".into(),
+            username: "root".into(),
+            tags: vec![],
+            description: String::new(),
+            parent: None,
+            program_version: "arca 0.1.0".into(),
+            summary: None,
+            original: None,
+            copied_from: None,
+        }
+    }
+
+    #[test]
+    fn copied_from_is_omitted_when_absent_and_encodes_as_a_record() {
+        let mut snap = minimal();
+        let plain = rmp_serde::to_vec_named(&snap).unwrap();
+        assert!(
+            !plain.windows(11).any(|w| w == b"copied_from"),
+            "an absent origin writes no key"
+        );
+        snap.copied_from = Some(Origin {
+            repository: Id([7; 32]),
+            snapshot: SnapshotId(Id([8; 32])),
+        });
+        let with = rmp_serde::to_vec_named(&snap).unwrap();
+        // "copied_from" → map of 2: "repository" → bin 32, "snapshot" → bin 32.
+        let mut expected = vec![0xab];
+        expected.extend_from_slice(b"copied_from");
+        expected.push(0x82);
+        expected.push(0xaa);
+        expected.extend_from_slice(b"repository");
+        expected.extend_from_slice(&[0xc4, 0x20]);
+        expected.extend_from_slice(&[7; 32]);
+        expected.push(0xa8);
+        expected.extend_from_slice(b"snapshot");
+        expected.extend_from_slice(&[0xc4, 0x20]);
+        expected.extend_from_slice(&[8; 32]);
+        assert!(
+            with.ends_with(&expected),
+            "canonical encoding of the origin"
+        );
+    }
+
+    #[test]
+    fn snapshots_without_an_origin_still_decode() {
+        // A snapshot written before `copied_from` existed: the same record
+        // without the key, and one with an explicit nil.
+        #[derive(Serialize)]
+        struct Older<'a> {
+            time: Time,
+            tree: TreeId,
+            paths: &'a [serde_bytes::ByteBuf],
+            hostname: &'a str,
+            username: &'a str,
+            program_version: &'a str,
+            /// `None`: no key; `Some(None)`: nil.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            copied_from: Option<Option<()>>,
+        }
+        let snap = minimal();
+        let key = MasterKey::generate();
+        for copied_from in [None, Some(None)] {
+            let older = Older {
+                time: snap.time,
+                tree: snap.tree,
+                paths: &snap.paths,
+                hostname: &snap.hostname,
+                username: &snap.username,
+                program_version: &snap.program_version,
+                copied_from,
+            };
+            let bytes = file::seal(&key, AAD_SNAPSHOT, &older, 0);
+            assert_eq!(Snapshot::decode(&bytes, &key, "snapshot").unwrap(), snap);
+        }
+    }
+
+    #[test]
+    fn a_malformed_origin_is_rejected() {
+        #[derive(Serialize)]
+        struct Bad<'a> {
+            time: Time,
+            tree: TreeId,
+            paths: &'a [serde_bytes::ByteBuf],
+            hostname: &'a str,
+            username: &'a str,
+            program_version: &'a str,
+            copied_from: (serde_bytes::ByteBuf,),
+        }
+        let snap = minimal();
+        let bad = Bad {
+            time: snap.time,
+            tree: snap.tree,
+            paths: &snap.paths,
+            hostname: &snap.hostname,
+            username: &snap.username,
+            program_version: &snap.program_version,
+            copied_from: (serde_bytes::ByteBuf::from(vec![1; 31]),),
+        };
+        let key = MasterKey::generate();
+        let bytes = file::seal(&key, AAD_SNAPSHOT, &bad, 0);
+        let err = Snapshot::decode(&bytes, &key, "snapshot 99").unwrap_err();
+        assert!(err.to_string().contains("snapshot 99"), "{err}");
     }
 }

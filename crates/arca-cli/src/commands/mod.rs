@@ -1,6 +1,7 @@
 //! One file per command; this module dispatches and holds what they share.
 
 mod check;
+mod copy;
 mod diff;
 mod dump;
 mod find;
@@ -41,6 +42,7 @@ pub fn run(config: &Config, command: Command) -> Result<i32> {
         Command::Prune(args) => prune::run(config, args),
         Command::Unlock(args) => unlock::run(config, args),
         Command::Key(command) => key::run(config, command),
+        Command::Copy(args) => copy::run(config, args),
     }
 }
 
@@ -246,6 +248,15 @@ struct SnapshotJson<'a> {
     summary: Option<&'a arca_core::Summary>,
     /// For a repaired snapshot: the damaged original.
     original: Option<String>,
+    /// For a copied snapshot: the repository and snapshot it came from.
+    copied_from: Option<OriginJson>,
+}
+
+/// `{"repository": hex, "snapshot": hex}`.
+#[derive(Serialize)]
+struct OriginJson {
+    repository: String,
+    snapshot: String,
 }
 
 impl<'a> SnapshotJson<'a> {
@@ -264,6 +275,10 @@ impl<'a> SnapshotJson<'a> {
             program_version: &snap.program_version,
             summary: snap.summary.as_ref(),
             original: snap.original.map(|o| o.to_hex()),
+            copied_from: snap.copied_from.map(|o| OriginJson {
+                repository: o.repository.to_hex(),
+                snapshot: o.snapshot.to_hex(),
+            }),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod browse;
 pub mod check;
+pub mod copy;
 pub mod keys;
 pub mod ls;
 mod packer;

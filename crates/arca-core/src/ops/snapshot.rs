@@ -116,10 +116,10 @@ pub struct SnapshotOutcome {
 }
 
 /// A new blob on its way to the workers.
-struct Job {
-    kind: BlobKind,
-    id: Id,
-    plain: Vec<u8>,
+pub(crate) struct Job {
+    pub kind: BlobKind,
+    pub id: Id,
+    pub plain: Vec<u8>,
 }
 
 /// A sealed blob on its way to the packer.
@@ -241,63 +241,31 @@ impl Run<'_> {
             options.threads
         };
         let checkpoint = options.checkpoint_interval.unwrap_or(CHECKPOINT_INTERVAL);
-        let (job_tx, job_rx) = bounded::<Job>(threads * 2);
-        let (sealed_tx, sealed_rx) = bounded::<Sealed>(threads * 2);
-
         let repo_ref: &Repository = repo;
         let progress = self.progress;
         let filter = self.filter;
-        let (walked, packed) = std::thread::scope(|scope| {
-            for _ in 0..threads {
-                let job_rx = job_rx.clone();
-                let sealed_tx = sealed_tx.clone();
-                scope.spawn(move || seal_worker(repo_ref, job_rx, sealed_tx));
-            }
-            drop(job_rx);
-            drop(sealed_tx);
-            let packer = scope.spawn(move || pack_blobs(repo_ref, sealed_rx, checkpoint));
+        let (walked, packed) = pipeline(repo_ref, threads, checkpoint, |jobs| {
             let shared = Shared {
                 repo: repo_ref,
                 queued: Mutex::new(HashSet::new()),
-                jobs: (!options.dry_run).then_some(job_tx),
+                jobs: (!options.dry_run).then_some(jobs),
                 progress,
                 filter,
                 names: Mutex::new(Names::default()),
                 chunkers: Mutex::new(Vec::new()),
             };
             let mut walker = Walker::new(&shared);
-            let walked = walk(&mut walker).map(|tree| (tree, walker.summary, walker.warnings));
-            // Closing the job channel lets the workers and the packer finish.
-            drop(shared);
-            let packed = packer
-                .join()
-                .unwrap_or_else(|_| Err(Error::InvalidInput("packer thread panicked".into())));
-            (walked, packed)
+            walk(&mut walker).map(|tree| (tree, walker.summary, walker.warnings))
         });
         // A failed store stops the walker too; report the store's error,
         // which is the cause, rather than the walker's closed channel.
-        let mut packed = packed?;
+        let packed = packed?;
         let (tree, mut summary, warnings) = walked?;
-
+        let stored_bytes = packed.stored_bytes;
         if !options.dry_run {
-            let rescued = confirm_references(repo, tree, &packed.checkpoints, &packed.unsaved)?;
-            packed.unsaved.extend(rescued.iter().cloned());
-            packed.all.extend(rescued);
+            index_packs(repo, tree, packed, "snapshot")?;
         }
-        if !packed.unsaved.is_empty() {
-            repo.save_index(&IndexFile {
-                supersedes: Vec::new(),
-                packs: packed.unsaved,
-            })?;
-        }
-        if !packed.all.is_empty() {
-            let index = repo.index_mut();
-            for pack in &packed.all {
-                index.add(pack);
-            }
-            index.finish();
-        }
-        summary.bytes_stored = packed.stored_bytes;
+        summary.bytes_stored = stored_bytes;
         summary.errors = warnings
             .iter()
             .filter(|w| w.kind == WarningKind::Unreadable)
@@ -315,6 +283,7 @@ impl Run<'_> {
             program_version: format!("arca {}", env!("CARGO_PKG_VERSION")),
             summary: Some(summary),
             original: None,
+            copied_from: None,
         };
         let id = if options.dry_run {
             None
@@ -327,6 +296,70 @@ impl Run<'_> {
             warnings,
         })
     }
+}
+
+/// Runs `produce` on this thread with the sending end of a job queue,
+/// while `threads` sealing workers compress and seal the blobs it sends and
+/// a packer thread stores them in packs of `repo`, saving a checkpoint index
+/// of the packs stored so far every `checkpoint`. The queue closes when
+/// `produce` returns (it owns the sender); then the packer stores its last
+/// packs. Returns what `produce` returned and what the packer stored.
+pub(crate) fn pipeline<T>(
+    repo: &Repository,
+    threads: usize,
+    checkpoint: Duration,
+    produce: impl FnOnce(Sender<Job>) -> T,
+) -> (T, Result<Packed>) {
+    let threads = threads.max(1);
+    let (job_tx, job_rx) = bounded::<Job>(threads * 2);
+    let (sealed_tx, sealed_rx) = bounded::<Sealed>(threads * 2);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let job_rx = job_rx.clone();
+            let sealed_tx = sealed_tx.clone();
+            scope.spawn(move || seal_worker(repo, job_rx, sealed_tx));
+        }
+        drop(job_rx);
+        drop(sealed_tx);
+        let packer = scope.spawn(move || pack_blobs(repo, sealed_rx, checkpoint));
+        let produced = produce(job_tx);
+        let packed = packer
+            .join()
+            .unwrap_or_else(|_| Err(Error::InvalidInput("packer thread panicked".into())));
+        (produced, packed)
+    })
+}
+
+/// Indexes the packs a run stored for a snapshot whose root tree is
+/// `root`, once no concurrent prune endangers what it references
+/// ([`confirm_references`]); after this the snapshot file may be written
+/// (§7.6 of the format). `rerun` names the command to repeat if a prune
+/// removed data it needs. Returns the index files the run wrote.
+pub(crate) fn index_packs(
+    repo: &mut Repository,
+    root: TreeId,
+    mut packed: Packed,
+    rerun: &str,
+) -> Result<Vec<IndexId>> {
+    let rescued = confirm_references(repo, root, &packed.checkpoints, &packed.unsaved, rerun)?;
+    packed.unsaved.extend(rescued.iter().cloned());
+    packed.all.extend(rescued);
+    let mut written = packed.checkpoints;
+    if !packed.unsaved.is_empty() {
+        written.push(repo.save_index(&IndexFile {
+            supersedes: Vec::new(),
+            packs: packed.unsaved,
+        })?);
+    }
+    if !packed.all.is_empty() {
+        let index = repo.index_mut();
+        for pack in &packed.all {
+            index.add(pack);
+        }
+        index.finish();
+    }
+    repo.note_index_files(&written);
+    Ok(written)
 }
 
 /// The parent: the one asked for, or the newest snapshot of the same host
@@ -370,6 +403,7 @@ fn confirm_references(
     root: TreeId,
     checkpoints: &[IndexId],
     unsaved: &[IndexPack],
+    rerun: &str,
 ) -> Result<Vec<IndexPack>> {
     let mut known: HashSet<IndexId> = repo.loaded_index_files().iter().copied().collect();
     known.extend(checkpoints.iter().copied());
@@ -391,24 +425,31 @@ fn confirm_references(
                 return Err(removed_under_us(
                     repo,
                     &format!("{} {}", kind.file_kind(), pack.id),
+                    rerun,
                 ));
             }
         }
+        let files = repo.read_index_files()?;
+        let read: Vec<IndexId> = files.iter().map(|(id, _)| *id).collect();
         let mut index = Index::default();
-        for (_, file) in index::effective(repo.read_index_files()?).0 {
+        for (_, file) in index::effective(files).0 {
             index.add_file(&file);
         }
         for pack in ours {
             index.add(pack);
         }
         index.finish();
-        *repo.index_mut() = index;
+        repo.replace_index(index, read);
         let mut endangered = Vec::new();
         let mut seen = HashSet::new();
         let location = repo.location();
         crate::ops::prune::visit_blobs(repo, [root], None, |kind, id, position| {
             if position.is_none() {
-                return Err(removed_under_us_at(&location, &format!("{kind} {id}")));
+                return Err(removed_under_us_at(
+                    &location,
+                    &format!("{kind} {id}"),
+                    rerun,
+                ));
             }
             if let Some(loc) = repo.index().get(kind, &id)
                 && loc.marked
@@ -421,18 +462,19 @@ fn confirm_references(
         if endangered.is_empty() {
             return Ok(rescued);
         }
-        rescued.extend(copy_blobs(repo, &endangered)?);
+        rescued.extend(copy_blobs(repo, &endangered, rerun)?);
         known = listed;
     }
     Err(Error::Conflict(format!(
-        "snapshot not saved: a concurrent prune of repository {} kept marking data it needs; run the snapshot again",
+        "snapshot not saved: a concurrent prune of repository {} kept marking data it needs; run the {rerun} again",
         repo.location()
     )))
 }
 
 /// Whether every index file in `listed` that is not `known` only adds
-/// packs, and every known one is still there.
-fn only_additions(
+/// packs, and every known one is still there: then no prune or repair has
+/// marked, replaced or deleted anything since `known` was listed.
+pub(crate) fn only_additions(
     repo: &Repository,
     known: &HashSet<IndexId>,
     listed: &HashSet<IndexId>,
@@ -456,13 +498,13 @@ fn only_additions(
     Ok(true)
 }
 
-fn removed_under_us(repo: &Repository, what: &str) -> Error {
-    removed_under_us_at(&repo.location(), what)
+fn removed_under_us(repo: &Repository, what: &str, rerun: &str) -> Error {
+    removed_under_us_at(&repo.location(), what, rerun)
 }
 
-fn removed_under_us_at(location: &str, what: &str) -> Error {
+fn removed_under_us_at(location: &str, what: &str, rerun: &str) -> Error {
     Error::Conflict(format!(
-        "snapshot not saved: {what}, which it needs, was deleted by a concurrent prune of repository {location}; run the snapshot again"
+        "snapshot not saved: {what}, which it needs, was deleted by a concurrent prune of repository {location}; run the {rerun} again"
     ))
 }
 
@@ -470,6 +512,7 @@ fn removed_under_us_at(location: &str, what: &str) -> Error {
 fn copy_blobs(
     repo: &Repository,
     blobs: &[(BlobKind, Id, crate::index::Location)],
+    rerun: &str,
 ) -> Result<Vec<IndexPack>> {
     let mut packer = Packer::new(repo);
     let mut out = Vec::new();
@@ -483,7 +526,7 @@ fn copy_blobs(
         ) {
             Ok(stored) => stored,
             Err(e) if e.kind() == arca_backend::ErrorKind::NotFound => {
-                return Err(removed_under_us(repo, &format!("{kind} {id}")));
+                return Err(removed_under_us(repo, &format!("{kind} {id}"), rerun));
             }
             Err(e) => return Err(e.into()),
         };
@@ -529,14 +572,15 @@ fn seal_worker(repo: &Repository, jobs: Receiver<Job>, out: Sender<Sealed>) {
 }
 
 /// What the packer stored.
-struct Packed {
+pub(crate) struct Packed {
     /// Every pack stored by this run.
     all: Vec<IndexPack>,
     /// Packs not yet in an index file (the rest went into checkpoints).
     unsaved: Vec<IndexPack>,
     /// The checkpoint index files saved.
     checkpoints: Vec<IndexId>,
-    stored_bytes: u64,
+    /// Stored (compressed, sealed) bytes of the blobs packed.
+    pub stored_bytes: u64,
 }
 
 /// Fills one pack per kind, storing each as it reaches the target size, and

@@ -81,3 +81,71 @@ pub fn random(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A memory backend that records every range read (kind, name, offset),
+/// to tell which blobs an operation fetched.
+pub struct Counting {
+    pub inner: MemoryBackend,
+    pub reads: std::sync::Mutex<Vec<(FileKind, String, u64)>>,
+}
+
+impl Counting {
+    pub fn new(inner: MemoryBackend) -> Counting {
+        Counting {
+            inner,
+            reads: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Range reads of one kind so far.
+    pub fn reads_of(&self, kind: FileKind) -> Vec<(String, u64)> {
+        self.reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|r| r.0 == kind)
+            .map(|r| (r.1.clone(), r.2))
+            .collect()
+    }
+
+    pub fn clear(&self) {
+        self.reads.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+impl Backend for Counting {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> Result<(), Error> {
+        self.inner.create()
+    }
+    fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
+        self.inner.list(kind)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
+        self.inner.read(kind, name)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, Error> {
+        self.reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((kind, name.to_string(), offset));
+        self.inner.read_range(kind, name, offset, len)
+    }
+    fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error> {
+        self.inner.write(kind, name, bytes)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), Error> {
+        self.inner.remove(kind, name)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64, Error> {
+        self.inner.size(kind, name)
+    }
+}
