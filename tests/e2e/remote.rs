@@ -222,6 +222,13 @@ fn s3_wrong_credentials_fail_cleanly() {
     let out = env.run(&["init"]);
     let stderr = crate::util::expect_failure(&out, 1);
     assert!(stderr.contains(&server.address("denied")), "{stderr}");
+    assert!(stderr.contains("access denied"), "{stderr}");
+
+    let address = format!("s3:http://127.0.0.1:{}/no-such-bucket/x", server.port);
+    let env = Env::remote(address.clone(), server.vars.clone());
+    let stderr = crate::util::expect_failure(&env.run(&["init"]), 1);
+    assert!(stderr.contains(&address), "{stderr}");
+    assert!(stderr.contains("bucket does not exist"), "{stderr}");
 }
 
 /// A snapshot travels local → S3 → SFTP → local, re-encrypted at each hop;

@@ -473,7 +473,13 @@ fn describe(e: &opendal::Error) -> String {
         None => message,
     };
     if text.is_empty() && !message.is_empty() {
-        text = message.to_string();
+        text = match message {
+            "NoSuchBucket" => "the bucket does not exist (create it first)".to_string(),
+            "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
+                format!("access denied ({message}): check the credentials")
+            }
+            other => other.to_string(),
+        };
     }
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
