@@ -12,45 +12,23 @@ mod common;
 
 use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::{
-    BlobKind, CheckOptions, CheckProgress, ChunkerParams, CopyOptions, CopyProgress, CopyReport,
-    ErrorKind, Id, InitOptions, KdfParams, Owner, Progress, Repository, RestoreOptions,
-    RestoreProgress, SnapshotId, SnapshotOptions, Subset,
+    BlobKind, CheckOptions, CheckProgress, CopyOptions, CopyProgress, CopyReport, ErrorKind, Id,
+    InitOptions, Progress, Repository, RestoreOptions, RestoreProgress, SnapshotId,
+    SnapshotOptions, Subset,
 };
-use common::{Counting, random};
+use common::{Counting, open, random};
 
 const SOURCE_PW: &[u8] = b"source password";
 const DEST_PW: &[u8] = b"offsite password";
 
 fn init(password: &[u8]) -> MemoryBackend {
-    let memory = MemoryBackend::new();
-    let options = InitOptions {
-        kdf: KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        },
-        pack_size: 1 << 20,
-        chunker: ChunkerParams {
-            min_size: 4 << 10,
-            avg_size: 16 << 10,
-            max_size: 64 << 10,
-        },
-        ..InitOptions::default()
-    };
-    Repository::init(
-        Arc::new(memory.clone()),
+    common::init_memory(
         password,
-        &options,
-        &Owner::default(),
+        &InitOptions {
+            chunker: common::small_chunks(),
+            ..common::test_options()
+        },
     )
-    .unwrap();
-    memory
-}
-
-fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Repository {
-    let mut repo = Repository::open(backend, password).unwrap();
-    repo.load_index().unwrap();
-    repo
 }
 
 /// The files of a source tree and their contents, as a snapshot of it

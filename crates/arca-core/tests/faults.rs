@@ -13,24 +13,13 @@ mod common;
 use arca_backend::fault::{Fault, FaultBackend, Schedule};
 use arca_backend::{Backend, FileKind, MemoryBackend, RetryBackend, RetryPolicy};
 use arca_core::{
-    CheckOptions, CheckProgress, InitOptions, KdfParams, Owner, Progress, Repository,
-    RestoreOptions, RestoreProgress, SnapshotOptions, Subset,
+    CheckOptions, CheckProgress, Progress, Repository, RestoreOptions, RestoreProgress,
+    SnapshotOptions, Subset,
 };
 use common::random;
 
 fn init() -> MemoryBackend {
-    let memory = MemoryBackend::new();
-    let options = InitOptions {
-        kdf: KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        },
-        pack_size: 1 << 20,
-        ..InitOptions::default()
-    };
-    Repository::init(Arc::new(memory.clone()), b"pw", &options, &Owner::default()).unwrap();
-    memory
+    common::init_memory(b"pw", &common::test_options())
 }
 
 fn source(seed: u64) -> tempfile::TempDir {
@@ -48,9 +37,7 @@ fn source(seed: u64) -> tempfile::TempDir {
 }
 
 fn open(backend: Arc<dyn Backend>) -> Repository {
-    let mut repo = Repository::open(backend, b"pw").unwrap();
-    repo.load_index().unwrap();
-    repo
+    common::open(backend, b"pw")
 }
 
 fn snapshot(

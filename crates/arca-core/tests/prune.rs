@@ -13,30 +13,19 @@ mod common;
 
 use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::{
-    CheckOptions, CheckProgress, ChunkerParams, ErrorKind, InitOptions, KdfParams, Owner,
-    PackAction, Progress, PruneOptions, PrunePlan, Repository, RestoreOptions, RestoreProgress,
-    SnapshotId, SnapshotOptions, Subset,
+    CheckOptions, CheckProgress, ErrorKind, InitOptions, PackAction, Progress, PruneOptions,
+    PrunePlan, Repository, RestoreOptions, RestoreProgress, SnapshotId, SnapshotOptions, Subset,
 };
 use common::{Failing, random};
 
 fn new_repo() -> MemoryBackend {
-    let memory = MemoryBackend::new();
-    let options = InitOptions {
-        kdf: KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
+    common::init_memory(
+        b"pw",
+        &InitOptions {
+            chunker: common::small_chunks(),
+            ..common::test_options()
         },
-        pack_size: 1 << 20,
-        chunker: ChunkerParams {
-            min_size: 4 << 10,
-            avg_size: 16 << 10,
-            max_size: 64 << 10,
-        },
-        ..InitOptions::default()
-    };
-    Repository::init(Arc::new(memory.clone()), b"pw", &options, &Owner::default()).unwrap();
-    memory
+    )
 }
 
 fn open(backend: Arc<dyn Backend>) -> Repository {

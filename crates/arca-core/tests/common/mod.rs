@@ -2,7 +2,52 @@
 
 #![allow(dead_code)] // each test crate uses its own part
 
+use std::sync::Arc;
+
 use arca_backend::{Backend, Entry, Error, FileKind, MemoryBackend};
+use arca_core::{ChunkerParams, InitOptions, KdfParams, Owner, Repository};
+
+/// Options for a test repository: a KDF that costs nothing, 1 MiB packs.
+pub fn test_options() -> InitOptions {
+    InitOptions {
+        kdf: KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        pack_size: 1 << 20,
+        ..InitOptions::default()
+    }
+}
+
+/// Chunks of 4 to 64 KiB, so that small test files make many blobs.
+pub fn small_chunks() -> ChunkerParams {
+    ChunkerParams {
+        min_size: 4 << 10,
+        avg_size: 16 << 10,
+        max_size: 64 << 10,
+    }
+}
+
+/// A new repository in memory.
+pub fn init_memory(password: &[u8], options: &InitOptions) -> MemoryBackend {
+    let memory = MemoryBackend::new();
+    Repository::init(
+        Arc::new(memory.clone()),
+        password,
+        options,
+        &Owner::default(),
+    )
+    .expect("a test repository initialises");
+    memory
+}
+
+/// Opens a repository and loads its index.
+pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Repository {
+    let mut repo = Repository::open(backend, password).expect("the test repository opens");
+    repo.load_index().expect("its index loads");
+    repo
+}
 
 /// A memory backend whose writes and removes fail when `fails(kind,
 /// is_write)` says so (asked once per change, in order), like storage that
