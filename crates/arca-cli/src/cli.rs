@@ -80,7 +80,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DURATION")]
     pub retry_lock: Option<String>,
 
-    /// Do not use the local metadata cache of a remote repository.
+    /// Keep nothing in the local cache (a remote repository's metadata,
+    /// copy's map of what it already copied).
     #[arg(long, global = true)]
     pub no_cache: bool,
 
@@ -99,7 +100,9 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a new repository.
-    #[command(after_help = "Example:\n  arca -r /srv/backup/arca init --compression 6")]
+    #[command(
+        after_help = "Examples:\n  arca -r /srv/backup/arca init --compression 6\n  arca -r s3:s3.eu-west-1.amazonaws.com/acme-backups/db1 init\n  arca -r sftp:backup@vault:/srv/arca/db1 init\n\nS3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or ~/.aws); SFTP uses ssh's own config and agent. docs/backends.md has the details."
+    )]
     Init(InitArgs),
     /// Take a snapshot of files and directories.
     #[command(
@@ -174,7 +177,7 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Copy snapshots to another repository (offsite), re-encrypted under its key.
     #[command(
-        after_help = "Examples:\n  arca copy --to /mnt/offsite/arca --to-password-file /etc/arca/offsite.password\n  arca copy latest --to /mnt/offsite/arca\n  arca copy --host db1 --tag nightly --to /mnt/offsite/arca --dry-run\n  ARCA_TO_REPOSITORY=/mnt/offsite/arca ARCA_TO_PASSWORD_FILE=/etc/arca/offsite.password arca copy\n\nWithout SNAP, every snapshot matching --host/--tag/--path is copied. Snapshots the\ndestination already holds a copy of are skipped, so the same command run nightly\ncopies only new ones. Exit code 10 when the destination does not exist, 12 when\nits password is wrong."
+        after_help = "Examples:\n  arca copy --to /mnt/offsite/arca --to-password-file /etc/arca/offsite.password\n  arca copy latest --to s3:https://s3.eu-west-1.amazonaws.com/acme-backups/db1\n  arca copy --host db1 --tag nightly --to /mnt/offsite/arca --dry-run\n  ARCA_TO_REPOSITORY=/mnt/offsite/arca ARCA_TO_PASSWORD_FILE=/etc/arca/offsite.password arca copy\n\nWithout SNAP, every snapshot matching --host/--tag/--path is copied. Snapshots the\ndestination already holds a copy of are skipped, so the same command run nightly\ncopies only new ones. Exit code 10 when the destination does not exist, 12 when\nits password is wrong."
     )]
     Copy(CopyArgs),
 }
