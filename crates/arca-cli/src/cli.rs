@@ -13,6 +13,7 @@ Examples:
   arca snapshots
   arca ls latest /var/lib/trades
   arca restore latest --target /tmp/restore
+  arca status --max-age 26h
   arca forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --prune
 
 Exit codes: 0 success, 1 error, 2 usage, 3 snapshot saved but some files could
@@ -180,6 +181,16 @@ pub enum Command {
         after_help = "Examples:\n  arca copy --to /mnt/offsite/arca --to-password-file /etc/arca/offsite.password\n  arca copy latest --to s3:https://s3.eu-west-1.amazonaws.com/acme-backups/db1\n  arca copy --host db1 --tag nightly --to /mnt/offsite/arca --dry-run\n  ARCA_TO_REPOSITORY=/mnt/offsite/arca ARCA_TO_PASSWORD_FILE=/etc/arca/offsite.password arca copy\n\nWithout SNAP, every snapshot matching --host/--tag/--path is copied. Snapshots the\ndestination already holds a copy of are skipped, so the same command run nightly\ncopies only new ones. Exit code 10 when the destination does not exist, 12 when\nits password is wrong."
     )]
     Copy(CopyArgs),
+    /// Show the newest snapshot of each host and path set, and its age (RPO).
+    #[command(
+        after_help = "Examples:\n  arca status\n  arca status --max-age 26h   # from cron or a monitoring check\n  arca status --host db1 --path /var/lib/trades --max-age 26h --json\n\nSnapshots are grouped by host and paths. Exit code 1 with --max-age when the newest\nsnapshot of any group is older than DURATION, or when no snapshot matches at all.\nReads only snapshot files and takes no lock."
+    )]
+    Status(StatusArgs),
+    /// Restore a snapshot into a temporary directory, verify it, report RTO and RPO.
+    #[command(
+        after_help = "Examples:\n  arca drill\n  arca drill --host db1 --path /var/lib/trades --json\n  arca drill 1a2b3c4d --target-dir /srv/scratch   # room for a full restore\n\nEvery restored file is re-read and checked against the snapshot. The temporary\ndirectory is removed afterwards, also when the drill fails. Exit code 1 when any\ndata could not be read or does not match."
+    )]
+    Drill(DrillArgs),
 }
 
 #[derive(Debug, Args)]
@@ -602,4 +613,48 @@ pub struct UnlockArgs {
 pub struct StatsArgs {
     /// Only this snapshot (default: all).
     pub snapshot: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Exit 1 when the newest snapshot of a group is older than DURATION
+    /// (e.g. 30s, 10m, 26h, 2d) or no snapshot matches.
+    #[arg(long, value_name = "DURATION")]
+    pub max_age: Option<String>,
+
+    /// Only snapshots of this host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Only snapshots with this tag (repeatable: all must match).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// Only snapshots that include this path (repeatable).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Snapshot: an id, a unique id prefix, or "latest" (the default: the
+    /// newest matching --host/--tag/--path).
+    #[arg(value_name = "SNAP")]
+    pub snapshot: Option<String>,
+
+    /// With latest: only snapshots of this host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// With latest: only snapshots with this tag (repeatable: all must match).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// With latest: only snapshots that include this path (repeatable).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+
+    /// Create the temporary directory in DIR [default: the system's temp directory].
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
 }

@@ -3,6 +3,7 @@
 mod check;
 mod copy;
 mod diff;
+mod drill;
 mod dump;
 mod find;
 mod forget;
@@ -15,6 +16,7 @@ mod restore;
 pub(crate) mod snapshot;
 mod snapshots;
 mod stats;
+mod status;
 mod unlock;
 
 use anyhow::Result;
@@ -43,6 +45,8 @@ pub fn run(config: &Config, command: Command) -> Result<i32> {
         Command::Unlock(args) => unlock::run(config, args),
         Command::Key(command) => key::run(config, command),
         Command::Copy(args) => copy::run(config, args),
+        Command::Status(args) => status::run(config, args),
+        Command::Drill(args) => drill::run(config, args),
     }
 }
 
@@ -172,6 +176,31 @@ pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration> {
     Ok(std::time::Duration::from_secs(total))
 }
 
+/// How long ago `time` was, in whole seconds; 0 for a time in the future
+/// (a clock that was ahead when the snapshot was taken).
+fn age_seconds(time: arca_core::Time) -> u64 {
+    let now = arca_core::Time::now().at.seconds;
+    u64::try_from(now.saturating_sub(time.at.seconds)).unwrap_or(0)
+}
+
+/// A duration for people, largest unit hours: `45s`, `10m 5s`, `27h 3m`,
+/// `26h`.
+fn format_age(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let parts: Vec<String> = if h > 0 {
+        vec![format!("{h}h"), format!("{m}m")]
+    } else if m > 0 {
+        vec![format!("{m}m"), format!("{s}s")]
+    } else {
+        return format!("{s}s");
+    };
+    let kept: Vec<&String> = parts.iter().filter(|p| !p.starts_with('0')).collect();
+    kept.iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Who this process is, as locks and key files record it.
 fn owner() -> arca_core::Owner {
     arca_core::Owner {
@@ -280,5 +309,21 @@ impl<'a> SnapshotJson<'a> {
                 snapshot: o.snapshot.to_hex(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_naturally() {
+        assert_eq!(format_age(0), "0s");
+        assert_eq!(format_age(45), "45s");
+        assert_eq!(format_age(605), "10m 5s");
+        assert_eq!(format_age(600), "10m");
+        assert_eq!(format_age(26 * 3600), "26h");
+        assert_eq!(format_age(27 * 3600 + 3 * 60 + 59), "27h 3m");
+        assert_eq!(format_age(2 * 86_400), "48h");
     }
 }
