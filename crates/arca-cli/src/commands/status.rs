@@ -84,10 +84,16 @@ pub fn run(config: &Config, args: StatusArgs) -> Result<i32> {
         print_table(&groups);
     }
     if groups.is_empty() {
-        eprintln!(
+        let message = format!(
             "arca: repository {} has no matching snapshots",
             output::sanitize(&repo.location())
         );
+        // Only a failure under --max-age; otherwise just information.
+        if max_age.is_some() {
+            eprintln!("{message}");
+        } else {
+            config.note(message);
+        }
     }
     for g in groups.iter().filter(|g| is_stale(g)) {
         eprintln!(
