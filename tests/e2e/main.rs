@@ -15,6 +15,7 @@ mod dedup;
 mod drill;
 mod fidelity;
 mod keys;
+mod metrics;
 mod prune;
 mod remote;
 mod repair;

@@ -96,6 +96,12 @@ pub struct GlobalArgs {
     #[arg(long, env = "ARCA_CONNECTIONS", global = true, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub connections: Option<u16>,
+
+    /// After snapshot, forget, prune and check, write Prometheus metrics
+    /// into FILE (for node_exporter's textfile collector), keeping the
+    /// other commands' series in it.
+    #[arg(long, env = "ARCA_METRICS_FILE", global = true, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

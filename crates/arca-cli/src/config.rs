@@ -32,6 +32,14 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// `--connections`: overrides the backend's own number.
     pub connections: Option<usize>,
+    /// `--metrics-file`: where snapshot, forget, prune and check write
+    /// their Prometheus metrics.
+    pub metrics_file: Option<PathBuf>,
+    /// The profile the command runs for (the `profile` label of metrics);
+    /// `None` until profiles exist.
+    pub profile: Option<String>,
+    /// Values the command reports for the metrics file.
+    pub metrics: crate::metrics::Recorder,
     /// What each opened repository moved, for `-v`'s closing summary.
     transfers: Mutex<Vec<(String, Arc<TransferStats>)>>,
 }
@@ -72,6 +80,9 @@ impl Config {
                 && std::io::stderr().is_terminal(),
             cache_dir,
             connections: args.connections.map(usize::from),
+            metrics_file: args.metrics_file.filter(|f| !f.as_os_str().is_empty()),
+            profile: None,
+            metrics: crate::metrics::Recorder::default(),
             transfers: Mutex::default(),
         })
     }

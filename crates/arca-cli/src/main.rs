@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod config;
 mod exit;
+mod metrics;
 mod output;
 mod password;
 mod progress;

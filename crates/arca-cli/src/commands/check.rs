@@ -34,6 +34,18 @@ pub fn run(config: &Config, args: CheckArgs) -> Result<i32> {
         || arca_core::check(&mut repo, &CheckOptions { read_data }, &counters),
     )?;
     let seconds = started.elapsed().as_secs_f64();
+    {
+        use crate::metrics::*;
+        config
+            .metrics
+            .set(&CHECK_ERRORS, report.errors.len() as f64);
+        config
+            .metrics
+            .set(&CHECK_WARNINGS, report.warnings.len() as f64);
+        config
+            .metrics
+            .set(&CHECK_SUCCESS, if report.ok() { 1.0 } else { 0.0 });
+    }
     if config.json {
         output::json(&report);
     } else {

@@ -97,6 +97,16 @@ pub fn run(config: &Config, args: ForgetArgs) -> Result<i32> {
                 .context("snapshot id")?;
             repo.remove_snapshot(&id)?;
         }
+        let m = &config.metrics;
+        m.set(
+            &crate::metrics::SNAPSHOTS_REMOVED,
+            report.removed.len() as f64,
+        );
+        // Snapshots named by id are removed without a policy keeping any.
+        if report.policy.is_some() {
+            let kept: usize = report.groups.iter().map(|g| g.keep.len()).sum();
+            m.set(&crate::metrics::SNAPSHOTS_KEPT, kept as f64);
+        }
         if !config.json && !report.removed.is_empty() {
             config.note(format!("removed {} snapshot(s)", report.removed.len()));
         }

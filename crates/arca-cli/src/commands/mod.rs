@@ -26,8 +26,35 @@ use serde::Serialize;
 use crate::cli::Command;
 use crate::config::Config;
 
-/// Runs one command; returns the exit code.
+/// Runs one command; returns the exit code. Snapshot, forget, prune and
+/// check then write `--metrics-file`, also when they fail.
 pub fn run(config: &Config, command: Command) -> Result<i32> {
+    let metered = crate::metrics::command_name(&command);
+    let started = std::time::Instant::now();
+    let result = dispatch(config, command);
+    if let (Some(name), Some(path)) = (metered, &config.metrics_file) {
+        let run = crate::metrics::Run {
+            command: name,
+            profile: config.profile.as_deref().unwrap_or(""),
+            repository: config.repo.as_deref().unwrap_or(""),
+            exit_code: match &result {
+                Ok(code) => *code,
+                Err(e) => crate::exit::for_error(e),
+            },
+            duration: started.elapsed(),
+            finished: jiff::Timestamp::now().as_duration().as_secs_f64(),
+        };
+        if let Err(e) = crate::metrics::write(path, &run, &config.metrics) {
+            eprintln!(
+                "arca: warning: {}",
+                crate::output::sanitize(&format!("{e:#}"))
+            );
+        }
+    }
+    result
+}
+
+fn dispatch(config: &Config, command: Command) -> Result<i32> {
     match command {
         Command::Init(args) => init::run(config, args),
         Command::Snapshot(args) => snapshot::run(config, *args),

@@ -150,6 +150,12 @@ pub(crate) fn prune(
     report.size_before = summary.size_before;
     report.size_after = summary.size_after;
     report.bytes_freed = summary.size_before.saturating_sub(summary.size_after);
+    let m = &config.metrics;
+    m.set(&crate::metrics::REPOSITORY_SIZE, report.size_after as f64);
+    m.set(
+        &crate::metrics::PRUNE_BYTES_FREED,
+        report.bytes_freed as f64,
+    );
     Ok(report)
 }
 

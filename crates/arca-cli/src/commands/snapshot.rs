@@ -113,6 +113,9 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
             w.message
         );
     }
+    if outcome.id.is_some() {
+        record(config, &outcome.snapshot);
+    }
     let unreadable = outcome
         .warnings
         .iter()
@@ -164,6 +167,23 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
             "arca: {unreadable} source entries could not be read; the snapshot holds everything else"
         ));
         Ok(exit::PARTIAL)
+    }
+}
+
+/// The saved snapshot's figures for `--metrics-file`.
+fn record(config: &Config, snapshot: &arca_core::Snapshot) {
+    use crate::metrics::*;
+    let m = &config.metrics;
+    let time = snapshot.time.at;
+    m.set(
+        &SNAPSHOT_TIME,
+        time.seconds as f64 + f64::from(time.nanos) / 1e9,
+    );
+    if let Some(s) = &snapshot.summary {
+        m.set(&SNAPSHOT_BYTES_ADDED, s.bytes_added as f64);
+        m.set(&SNAPSHOT_BYTES_PROCESSED, s.total_bytes as f64);
+        m.set(&SNAPSHOT_FILES_PROCESSED, s.total_files as f64);
+        m.set(&SNAPSHOT_ERRORS, s.errors as f64);
     }
 }
 

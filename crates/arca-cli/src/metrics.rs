@@ -1,0 +1,497 @@
+//! `--metrics-file`: Prometheus text-format gauges for node_exporter's
+//! textfile collector.
+//!
+//! Several commands (snapshot, forget, prune, check; later `run` with
+//! profiles) write the same file, so each write is a merge: the existing file
+//! is read, every series this command writes replaces the series with the
+//! same name and labels, every other line survives, and the result is
+//! written to a temporary file in the same directory, fsynced and renamed
+//! over the old one, so the collector never sees half a file. Writers are
+//! serialised by an advisory lock on the directory, so two arca processes
+//! finishing at once do not lose each other's series.
+//!
+//! A series is identified by its name and its label text exactly as written;
+//! arca always writes labels in the same order and escaping, so its own
+//! series match. Format: <https://prometheus.io/docs/instrumenting/exposition_formats/>.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+
+use crate::cli::Command;
+
+/// One gauge arca can write.
+#[derive(Debug)]
+pub struct Gauge {
+    pub name: &'static str,
+    help: &'static str,
+}
+
+const fn gauge(name: &'static str, help: &'static str) -> Gauge {
+    Gauge { name, help }
+}
+
+pub const LAST_RUN: Gauge = gauge(
+    "arca_last_run_timestamp_seconds",
+    "When the command last finished, successful or not (Unix time).",
+);
+pub const LAST_SUCCESS: Gauge = gauge(
+    "arca_last_success_timestamp_seconds",
+    "When the command last finished with exit code 0 (Unix time).",
+);
+pub const DURATION: Gauge = gauge(
+    "arca_run_duration_seconds",
+    "How long the command's last run took.",
+);
+pub const EXIT_CODE: Gauge = gauge(
+    "arca_run_exit_code",
+    "Exit code of the command's last run (0 success).",
+);
+pub const SNAPSHOT_BYTES_ADDED: Gauge = gauge(
+    "arca_snapshot_bytes_added",
+    "Plaintext bytes of new data the last snapshot added to the repository.",
+);
+pub const SNAPSHOT_BYTES_PROCESSED: Gauge = gauge(
+    "arca_snapshot_bytes_processed",
+    "Total size of the files in the last snapshot.",
+);
+pub const SNAPSHOT_FILES_PROCESSED: Gauge = gauge(
+    "arca_snapshot_files_processed",
+    "Number of files in the last snapshot.",
+);
+pub const SNAPSHOT_ERRORS: Gauge = gauge(
+    "arca_snapshot_errors",
+    "Source entries the last snapshot could not read and left out.",
+);
+pub const SNAPSHOT_TIME: Gauge = gauge(
+    "arca_snapshot_timestamp_seconds",
+    "Time recorded in the last snapshot (Unix time).",
+);
+pub const CHECK_ERRORS: Gauge = gauge("arca_check_errors", "Errors the last check found.");
+pub const CHECK_WARNINGS: Gauge = gauge("arca_check_warnings", "Warnings the last check found.");
+pub const CHECK_SUCCESS: Gauge = gauge(
+    "arca_check_success",
+    "1 when the last check found no error, else 0.",
+);
+pub const REPOSITORY_SIZE: Gauge = gauge(
+    "arca_repository_size_bytes",
+    "Stored size of the repository after the last prune.",
+);
+pub const PRUNE_BYTES_FREED: Gauge =
+    gauge("arca_prune_bytes_freed", "Bytes the last prune deleted.");
+pub const SNAPSHOTS_REMOVED: Gauge = gauge(
+    "arca_snapshots_removed",
+    "Snapshots the last forget removed.",
+);
+pub const SNAPSHOTS_KEPT: Gauge = gauge(
+    "arca_snapshots_kept",
+    "Snapshots the last forget's policy kept.",
+);
+
+/// The name under which a command's runs are recorded, for the commands
+/// that write metrics; dry runs change nothing and record nothing.
+pub fn command_name(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Snapshot(a) if !a.dry_run => Some("snapshot"),
+        Command::Forget(a) if !a.dry_run => Some("forget"),
+        Command::Prune(a) if !a.dry_run => Some("prune"),
+        Command::Check(_) => Some("check"),
+        _ => None,
+    }
+}
+
+/// The values a command reports while it runs; written once it ends.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    values: Mutex<Vec<(&'static Gauge, f64)>>,
+}
+
+impl Recorder {
+    /// Records `gauge` (the latest value wins).
+    pub fn set(&self, gauge: &'static Gauge, value: f64) {
+        let mut values = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        values.retain(|(g, _)| g.name != gauge.name);
+        values.push((gauge, value));
+    }
+
+    fn take(&self) -> Vec<(&'static Gauge, f64)> {
+        std::mem::take(&mut *self.values.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// How a command run ended.
+#[derive(Debug)]
+pub struct Run<'a> {
+    pub command: &'static str,
+    pub profile: &'a str,
+    pub repository: &'a str,
+    pub exit_code: i32,
+    pub duration: std::time::Duration,
+    /// When it ended, as Unix time.
+    pub finished: f64,
+}
+
+/// Merges the run and the values recorded for it into the file at `path`.
+pub fn write(path: &Path, run: &Run, recorder: &Recorder) -> Result<()> {
+    let ours = render(run, &recorder.take());
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir_handle = std::fs::File::open(dir)
+        .with_context(|| format!("cannot open the metrics directory {}", dir.display()))?;
+    dir_handle
+        .lock()
+        .with_context(|| format!("cannot lock the metrics directory {}", dir.display()))?;
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read metrics file {}", path.display()));
+        }
+    };
+    let text = merge(&existing, &ours);
+    replace(path, dir, text.as_bytes())?;
+    dir_handle
+        .sync_all()
+        .with_context(|| format!("cannot sync the metrics directory {}", dir.display()))
+}
+
+/// Writes `bytes` to a temporary file in `dir` and renames it over `path`.
+fn replace(path: &Path, dir: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let context = || format!("cannot write metrics file {}", path.display());
+    // The textfile collector reads only `*.prom`, so it skips the temp file.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".arca-metrics-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(context)?;
+    // node_exporter runs as its own user: the file must be readable to it,
+    // not 0600 as temporary files are created.
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .with_context(context)?;
+    tmp.write_all(bytes).with_context(context)?;
+    tmp.as_file().sync_all().with_context(context)?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(context)?;
+    Ok(())
+}
+
+/// The run's series and the recorded values as text, labelled alike.
+fn render(run: &Run, values: &[(&'static Gauge, f64)]) -> String {
+    let base = format!(
+        "profile=\"{}\",repository=\"{}\"",
+        escape(run.profile),
+        escape(run.repository)
+    );
+    let with_command = format!("command=\"{}\",{base}", escape(run.command));
+    let mut series: Vec<(&Gauge, &str, f64)> = vec![(&LAST_RUN, &with_command, run.finished)];
+    if run.exit_code == 0 {
+        series.push((&LAST_SUCCESS, &with_command, run.finished));
+    }
+    series.push((&DURATION, &with_command, run.duration.as_secs_f64()));
+    series.push((&EXIT_CODE, &with_command, f64::from(run.exit_code)));
+    series.extend(values.iter().map(|(g, v)| (*g, base.as_str(), *v)));
+    let mut text = String::new();
+    for (g, labels, value) in series {
+        let _ = writeln!(text, "# HELP {} {}", g.name, g.help);
+        let _ = writeln!(text, "# TYPE {} gauge", g.name);
+        let _ = writeln!(text, "{}{{{labels}}} {}", g.name, number(value));
+    }
+    text
+}
+
+/// A sample value: Rust's shortest exact form (never an exponent), or the
+/// exposition format's spelling of the non-finite ones.
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A label value escaped as the text format requires.
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One metric family: its HELP and TYPE lines and its samples, each with
+/// the key (name and label text) that identifies its series.
+#[derive(Debug, Default)]
+struct Family {
+    help: Option<String>,
+    kind: Option<String>,
+    samples: Vec<(String, String)>,
+}
+
+/// Families in the order they first appear.
+#[derive(Debug, Default)]
+struct Exposition {
+    order: Vec<String>,
+    families: BTreeMap<String, Family>,
+}
+
+impl Exposition {
+    fn parse(text: &str) -> Exposition {
+        let mut out = Exposition::default();
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            let line = line.trim_end();
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let name = first_word(rest);
+                out.family(name).help = Some(line.to_string());
+                current = Some(name.to_string());
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = first_word(rest);
+                out.family(name).kind = Some(line.to_string());
+                current = Some(name.to_string());
+            } else if line.starts_with('#') {
+                // Other comments carry nothing the collector reads.
+            } else {
+                let key = series_key(line);
+                let name = &key[..key.find('{').unwrap_or(key.len())];
+                // `_bucket`, `_sum`, `_count` of a histogram or summary stay
+                // with the family declared above them.
+                let family = match &current {
+                    Some(c) if belongs(name, c) => c.clone(),
+                    _ => name.to_string(),
+                };
+                out.family(&family)
+                    .samples
+                    .push((key.to_string(), line.to_string()));
+            }
+        }
+        out
+    }
+
+    fn family(&mut self, name: &str) -> &mut Family {
+        if !self.families.contains_key(name) {
+            self.order.push(name.to_string());
+        }
+        self.families.entry(name.to_string()).or_default()
+    }
+
+    /// Takes `ours`' HELP/TYPE lines and samples, replacing samples of the
+    /// same series.
+    fn update(&mut self, ours: Exposition) {
+        for name in ours.order {
+            let Some(new) = ours.families.get(&name) else {
+                continue;
+            };
+            let family = self.family(&name);
+            family.help = new.help.clone().or(family.help.take());
+            family.kind = new.kind.clone().or(family.kind.take());
+            for (key, line) in &new.samples {
+                match family.samples.iter_mut().find(|(k, _)| k == key) {
+                    Some(sample) => sample.1 = line.clone(),
+                    None => family.samples.push((key.clone(), line.clone())),
+                }
+            }
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut text = String::new();
+        for name in &self.order {
+            let Some(f) = self.families.get(name) else {
+                continue;
+            };
+            for line in f.help.iter().chain(&f.kind) {
+                text.push_str(line);
+                text.push('\n');
+            }
+            for (_, line) in &f.samples {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
+
+/// The existing file's text with the series in `ours` replaced or added.
+fn merge(existing: &str, ours: &str) -> String {
+    let mut all = Exposition::parse(existing);
+    all.update(Exposition::parse(ours));
+    all.render()
+}
+
+/// Whether a sample named `name` is part of the family `family`.
+fn belongs(name: &str, family: &str) -> bool {
+    name.strip_prefix(family).is_some_and(|suffix| {
+        ["", "_bucket", "_sum", "_count", "_total", "_created"].contains(&suffix)
+    })
+}
+
+fn first_word(text: &str) -> &str {
+    text.split_whitespace().next().unwrap_or("")
+}
+
+/// A sample line's name and label set, up to the closing brace (quotes and
+/// escapes inside label values respected); the whole line if it is broken.
+fn series_key(line: &str) -> &str {
+    let end_of_name = line
+        .find(|c: char| c == '{' || c.is_whitespace())
+        .unwrap_or(line.len());
+    if !line[end_of_name..].starts_with('{') {
+        return &line[..end_of_name];
+    }
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in line.char_indices().skip_while(|(i, _)| *i <= end_of_name) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '}' if !quoted => return &line[..=i],
+            _ => {}
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn run(command: &'static str, exit_code: i32, finished: f64) -> Run<'static> {
+        Run {
+            command,
+            profile: "",
+            repository: "/srv/arca",
+            exit_code,
+            duration: std::time::Duration::from_millis(1500),
+            finished,
+        }
+    }
+
+    fn value(text: &str, key: &str) -> Option<String> {
+        text.lines()
+            .find(|l| series_key(l) == key)
+            .map(|l| l[key.len()..].trim().to_string())
+    }
+
+    const SNAP: &str = "{command=\"snapshot\",profile=\"\",repository=\"/srv/arca\"}";
+    const CHECK: &str = "{command=\"check\",profile=\"\",repository=\"/srv/arca\"}";
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape(r#"a\b"c"#), r#"a\\b\"c"#);
+        assert_eq!(escape("two\nlines"), "two\\nlines");
+        assert_eq!(escape("s3:h/b/p"), "s3:h/b/p");
+    }
+
+    #[test]
+    fn series_keys_respect_quotes_and_escapes() {
+        assert_eq!(series_key("up 1"), "up");
+        assert_eq!(series_key("up{a=\"}\"} 1"), "up{a=\"}\"}");
+        assert_eq!(
+            series_key(r#"up{a="x\"}",b="y"} 1 123"#),
+            r#"up{a="x\"}",b="y"}"#
+        );
+        assert_eq!(series_key("up{a=\"broken"), "up{a=\"broken");
+    }
+
+    #[test]
+    fn a_write_keeps_other_commands_series_and_replaces_its_own() {
+        let recorder = Recorder::default();
+        recorder.set(&SNAPSHOT_BYTES_ADDED, 100.0);
+        let first = merge("", &render(&run("snapshot", 0, 1000.0), &recorder.take()));
+        let second = merge(&first, &render(&run("check", 0, 2000.0), &[]));
+        recorder.set(&SNAPSHOT_BYTES_ADDED, 7.0);
+        let third = merge(
+            &second,
+            &render(&run("snapshot", 0, 3000.0), &recorder.take()),
+        );
+        let last_success = format!("{}{CHECK}", LAST_SUCCESS.name);
+        assert_eq!(value(&third, &last_success).as_deref(), Some("2000"));
+        let last_success = format!("{}{SNAP}", LAST_SUCCESS.name);
+        assert_eq!(value(&third, &last_success).as_deref(), Some("3000"));
+        let added = "arca_snapshot_bytes_added{profile=\"\",repository=\"/srv/arca\"}";
+        assert_eq!(value(&third, added).as_deref(), Some("7"));
+        assert_eq!(third.matches(added).count(), 1, "{third}");
+        // One HELP and one TYPE per family, before its samples.
+        for name in [LAST_RUN.name, LAST_SUCCESS.name, SNAPSHOT_BYTES_ADDED.name] {
+            assert_eq!(third.matches(&format!("# HELP {name} ")).count(), 1);
+            assert_eq!(third.matches(&format!("# TYPE {name} ")).count(), 1);
+            let lines: Vec<&str> = third.lines().collect();
+            let help = lines
+                .iter()
+                .position(|l| l.starts_with(&format!("# HELP {name} ")))
+                .unwrap();
+            let samples: Vec<usize> = (0..lines.len())
+                .filter(|&i| series_key(lines[i]).starts_with(&format!("{name}{{")))
+                .collect();
+            assert!(!samples.is_empty() && samples.iter().all(|&i| i > help + 1));
+            // Samples of a family are contiguous.
+            assert_eq!(samples.last().unwrap() - samples[0] + 1, samples.len());
+        }
+    }
+
+    #[test]
+    fn a_failure_keeps_the_last_success_and_sets_the_exit_code() {
+        let ok = merge("", &render(&run("check", 0, 1000.0), &[]));
+        let failed = merge(&ok, &render(&run("check", 1, 2000.0), &[]));
+        let key = |g: &Gauge| format!("{}{CHECK}", g.name);
+        assert_eq!(value(&failed, &key(&LAST_SUCCESS)).as_deref(), Some("1000"));
+        assert_eq!(value(&failed, &key(&LAST_RUN)).as_deref(), Some("2000"));
+        assert_eq!(value(&failed, &key(&EXIT_CODE)).as_deref(), Some("1"));
+        assert_eq!(value(&failed, &key(&DURATION)).as_deref(), Some("1.5"));
+    }
+
+    #[test]
+    fn foreign_lines_survive_a_merge() {
+        let existing = "# HELP other_seconds Something else.\n# TYPE other_seconds gauge\nother_seconds{job=\"x\"} 5\n# HELP h A histogram.\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 3\nh_sum 4\nh_count 3\n";
+        let merged = merge(existing, &render(&run("prune", 0, 1.0), &[]));
+        assert!(merged.starts_with(existing), "{merged}");
+        assert!(merged.contains("arca_run_exit_code{command=\"prune\""));
+    }
+
+    #[test]
+    fn the_file_is_replaced_with_the_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("arca.prom");
+        std::fs::write(&path, "other 1\n").unwrap();
+        let recorder = Recorder::default();
+        recorder.set(&CHECK_SUCCESS, 1.0);
+        let mut r = run("check", 0, 5.0);
+        r.repository = "odd \"repo\"\nname";
+        write(&path, &r, &recorder).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("other 1\n"), "{text}");
+        assert!(
+            text.contains(
+                "arca_check_success{profile=\"\",repository=\"odd \\\"repo\\\"\\nname\"} 1\n"
+            ),
+            "{text}"
+        );
+        // Nothing but the file itself is left in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
+}
