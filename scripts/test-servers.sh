@@ -5,6 +5,8 @@
 #     GET, list-objects-v2) as a real process on loopback, builds in about a
 #     minute, and needs no download beyond crates.io.
 #   - OpenSSH's sshd and ssh from Debian's openssh-server/openssh-client.
+#   - promtool from Debian's prometheus package, which the metrics tests run
+#     on the files --metrics-file writes.
 # The tests start and stop their own instances on free loopback ports.
 # Safe to run again: what is present is not installed twice.
 set -euo pipefail
@@ -26,5 +28,16 @@ if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ssh-ke
       openssh-server openssh-client
   else
     echo "OpenSSH's server is missing; as root run: apt-get install openssh-server" >&2
+  fi
+fi
+
+if [ ! -x /usr/bin/promtool ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing prometheus (for promtool)"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      prometheus
+  else
+    echo "promtool is missing; as root run: apt-get install prometheus" >&2
   fi
 fi

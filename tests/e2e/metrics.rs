@@ -39,16 +39,12 @@ fn source(env: &Env) -> std::path::PathBuf {
     src
 }
 
-/// Runs `promtool check metrics` on the file, when promtool is installed.
+/// Runs `promtool check metrics` on the file, when promtool is installed
+/// (scripts/test-servers.sh installs it).
 fn promtool_accepts(path: &Path) {
-    let promtool = Path::new("/usr/bin/promtool");
-    if !promtool.exists() {
-        if std::env::var_os("ARCA_TEST_REQUIRE_SERVERS").is_some() {
-            panic!("promtool is not installed (scripts/test-servers.sh installs it)");
-        }
-        eprintln!("skipping: promtool is not installed");
+    let Some(promtool) = crate::servers::find("promtool", &["/usr/bin/promtool".into()]) else {
         return;
-    }
+    };
     let out = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(fs::File::open(path).unwrap())

@@ -21,8 +21,8 @@ pub const S3_ACCESS_KEY: &str = "arca-test-access";
 pub const S3_SECRET_KEY: &str = "arca-test-secret-key";
 pub const S3_BUCKET: &str = "arca-bucket";
 
-/// Finds a server binary, or explains why the test cannot run.
-fn find(what: &str, candidates: &[PathBuf]) -> Option<PathBuf> {
+/// Finds a server (or tool) binary, or explains why the test cannot run.
+pub fn find(what: &str, candidates: &[PathBuf]) -> Option<PathBuf> {
     if let Some(found) = candidates.iter().find(|p| p.is_file()) {
         return Some(found.clone());
     }
