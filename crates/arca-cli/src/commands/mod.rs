@@ -13,6 +13,7 @@ pub(crate) mod ls;
 mod prune;
 mod repair;
 mod restore;
+mod run;
 pub(crate) mod snapshot;
 mod snapshots;
 mod stats;
@@ -47,6 +48,7 @@ pub fn run(config: &Config, command: Command) -> Result<i32> {
         Command::Copy(args) => copy::run(config, args),
         Command::Status(args) => status::run(config, args),
         Command::Drill(args) => drill::run(config, args),
+        Command::Run(args) => run::run(config, args),
     }
 }
 
