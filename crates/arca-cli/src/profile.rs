@@ -222,6 +222,15 @@ on_failure = ["logger arca failed"]
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../../../docs/profile-example.toml");
+        let p = Profile::parse(text, Path::new("profile-example.toml")).unwrap();
+        assert_eq!(p.snapshot.sources.len(), 3);
+        assert_eq!(p.forget.keep_yearly, Some(-1));
+        assert_eq!(p.hooks.before.len(), 1);
+    }
+
+    #[test]
     fn an_empty_profile_is_valid() {
         let p = Profile::parse("", Path::new("empty.toml")).unwrap();
         assert!(p.repository.is_none() && p.snapshot.sources.is_empty());
