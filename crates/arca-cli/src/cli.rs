@@ -102,6 +102,19 @@ pub struct GlobalArgs {
     /// other commands' series in it.
     #[arg(long, env = "ARCA_METRICS_FILE", global = true, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
+
+    /// Use the profile NAME: $XDG_CONFIG_HOME/arca/NAME.toml or
+    /// ~/.config/arca/NAME.toml (flags and environment win over it).
+    #[arg(long, global = true, value_name = "NAME", conflicts_with = "config")]
+    pub profile: Option<String>,
+
+    /// Use the profile in FILE (see --profile).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Append a timestamped line with the command and its outcome to FILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +210,18 @@ pub enum Command {
         after_help = "Examples:\n  arca drill\n  arca drill --host db1 --path /var/lib/trades --json\n  arca drill 1a2b3c4d --target-dir /srv/scratch   # room for a full restore\n\nEvery restored file is re-read and checked against the snapshot. The temporary\ndirectory is removed afterwards, also when the drill fails. Exit code 1 when any\ndata could not be read or does not match."
     )]
     Drill(DrillArgs),
+    /// The nightly routine of a profile: hooks, snapshot, forget, prune when due, check.
+    #[command(
+        after_help = "Examples:\n  arca run --profile nightly\n  arca run --config /etc/arca/db1.toml --json --log-file /var/log/arca.log\n\nSteps: before-hooks, snapshot of [snapshot] sources, forget by [forget] (skipped\nwithout keep_*), prune when due ([prune] every), check (structure plus\n[check] read_data_subset), then after-hooks, or on_failure hooks when a step\nfailed. The exit code is the worst step's; docs/usage.md has the details."
+    )]
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Record this time in the snapshot instead of now (RFC 3339, or "YYYY-MM-DD HH:MM:SS" local).
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
 }
 
 #[derive(Debug, Args)]

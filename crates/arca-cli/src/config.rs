@@ -11,6 +11,7 @@ use arca_core::Repository;
 
 use crate::cli::GlobalArgs;
 use crate::password::{PasswordSource, Role};
+use crate::profile::{self, Loaded, Profile};
 
 /// Settled global options.
 #[derive(Debug)]
@@ -32,27 +33,32 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// `--connections`: overrides the backend's own number.
     pub connections: Option<usize>,
-    /// `--metrics-file`: where snapshot, forget, prune and check write
-    /// their Prometheus metrics.
+    /// The profile of `--profile`/`--config`, if any.
+    pub profile: Option<Loaded>,
+    /// `--metrics-file` (or the profile's `metrics_file`): where snapshot,
+    /// forget, prune, check and run write their Prometheus metrics.
     pub metrics_file: Option<PathBuf>,
-    /// The profile the command runs for (the `profile` label of metrics);
-    /// `None` until profiles exist.
-    pub profile: Option<String>,
     /// Values the command reports for the metrics file.
     pub metrics: crate::metrics::Recorder,
+    /// `--log-file`, when it could be opened.
+    log: Option<Mutex<std::fs::File>>,
     /// What each opened repository moved, for `-v`'s closing summary.
     transfers: Mutex<Vec<(String, Arc<TransferStats>)>>,
 }
 
 impl Config {
+    /// Settles the global options: flags and environment first, then the
+    /// profile, then defaults.
     pub fn resolve(args: GlobalArgs) -> Result<Config> {
-        let password = if let Some(file) = args.password_file {
-            PasswordSource::File(file)
-        } else if let Some(cmd) = args.password_command {
-            PasswordSource::Command(cmd)
-        } else {
-            PasswordSource::EnvOrPrompt(Role::Repository)
-        };
+        let loaded = profile::select(args.profile.as_deref(), args.config.as_deref())?;
+        let empty = Profile::default();
+        let p = loaded.as_ref().map_or(&empty, |l| &l.profile);
+        let password = password_source(
+            args.password_file,
+            args.password_command,
+            std::env::var_os("ARCA_PASSWORD").is_some(),
+            p,
+        );
         let retry_lock = match args.retry_lock.as_deref() {
             Some(text) => crate::commands::parse_duration(text)
                 .with_context(|| "invalid --retry-lock".to_string())?,
@@ -64,12 +70,14 @@ impl Config {
         } else {
             args.cache_dir
                 .filter(|d| !d.as_os_str().is_empty())
+                .or_else(|| p.cache_dir.clone())
                 .or_else(|| cache_dir(|name| std::env::var_os(name)))
         };
+        let log = args.log_file.as_deref().and_then(open_log);
         Ok(Config {
             retry_lock,
             no_cache: args.no_cache,
-            repo: args.repo,
+            repo: args.repo.or_else(|| p.repository.clone()),
             password,
             json: args.json,
             quiet: args.quiet,
@@ -79,12 +87,26 @@ impl Config {
                 && !args.json
                 && std::io::stderr().is_terminal(),
             cache_dir,
-            connections: args.connections.map(usize::from),
-            metrics_file: args.metrics_file.filter(|f| !f.as_os_str().is_empty()),
-            profile: None,
+            connections: args.connections.or(p.connections).map(usize::from),
+            metrics_file: args
+                .metrics_file
+                .filter(|f| !f.as_os_str().is_empty())
+                .or_else(|| p.metrics_file.clone()),
+            profile: loaded,
             metrics: crate::metrics::Recorder::default(),
+            log,
             transfers: Mutex::default(),
         })
+    }
+
+    /// Appends `line` to `--log-file`, after the local time (RFC 3339).
+    pub fn log(&self, line: &str) {
+        let Some(file) = &self.log else { return };
+        let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+        let text = format!("{} {line}\n", arca_core::Time::now().to_rfc3339());
+        if let Err(e) = std::io::Write::write_all(&mut *file, text.as_bytes()) {
+            eprintln!("arca: warning: cannot write to the log file: {e}");
+        }
     }
 
     /// The backend for `-r`/`ARCA_REPOSITORY`.
@@ -174,6 +196,48 @@ impl Config {
     }
 }
 
+/// The password source: `--password-file`, `--password-command` (flags or
+/// their variables), `ARCA_PASSWORD`, then the profile's, then a prompt.
+fn password_source(
+    file: Option<PathBuf>,
+    command: Option<String>,
+    env_password: bool,
+    profile: &Profile,
+) -> PasswordSource {
+    if let Some(file) = file {
+        PasswordSource::File(file)
+    } else if let Some(cmd) = command {
+        PasswordSource::Command(cmd)
+    } else if env_password {
+        PasswordSource::EnvOrPrompt(Role::Repository)
+    } else if let Some(file) = &profile.password_file {
+        PasswordSource::File(file.clone())
+    } else if let Some(cmd) = &profile.password_command {
+        PasswordSource::Command(cmd.clone())
+    } else {
+        PasswordSource::EnvOrPrompt(Role::Repository)
+    }
+}
+
+/// Opens `--log-file` for appending; a failure is a warning, not an error,
+/// so that a full log disk never stops a backup.
+fn open_log(path: &std::path::Path) -> Option<Mutex<std::fs::File>> {
+    match std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+    {
+        Ok(file) => Some(Mutex::new(file)),
+        Err(e) => {
+            eprintln!(
+                "arca: warning: cannot open log file {}: {e}; going on without it",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
 /// Whether an address names remote storage.
 pub fn is_remote(address: &str) -> bool {
     address.starts_with("s3:") || address.starts_with("sftp:")
@@ -251,8 +315,94 @@ fn open_sftp(repo: &str, _: &str) -> Result<Arc<dyn Backend>> {
 
 #[cfg(test)]
 mod tests {
-    use super::cache_dir;
-    use std::path::PathBuf;
+    use super::{Config, Profile, cache_dir, password_source};
+    use crate::cli::Cli;
+    use crate::password::PasswordSource;
+    use clap::Parser;
+    use std::path::{Path, PathBuf};
+
+    fn profile(text: &str) -> Profile {
+        Profile::parse(text, Path::new("p.toml")).unwrap()
+    }
+
+    #[test]
+    fn flags_and_environment_win_over_the_profile_password() {
+        let p = profile("password_file = \"/p\"\npassword_command = \"pass show arca\"\n");
+        let file = |s: &PasswordSource| match s {
+            PasswordSource::File(f) => Some(f.clone()),
+            _ => None,
+        };
+        let flag = password_source(Some("/flag".into()), None, true, &p);
+        assert_eq!(file(&flag), Some("/flag".into()));
+        let cmd = password_source(None, Some("cmd".into()), false, &p);
+        assert!(matches!(cmd, PasswordSource::Command(c) if c == "cmd"));
+        let env = password_source(None, None, true, &p);
+        assert!(matches!(env, PasswordSource::EnvOrPrompt(_)));
+        let from_profile = password_source(None, None, false, &p);
+        assert_eq!(file(&from_profile), Some("/p".into()));
+        let only_command = profile("password_command = \"pass show arca\"\n");
+        let c = password_source(None, None, false, &only_command);
+        assert!(matches!(c, PasswordSource::Command(c) if c == "pass show arca"));
+    }
+
+    #[test]
+    fn flags_win_over_the_profile_and_the_profile_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db1.toml");
+        std::fs::write(
+            &path,
+            "repository = \"/from/profile\"\ncache_dir = \"/cache/profile\"\nconnections = 3\n",
+        )
+        .unwrap();
+        let config_arg = path.display().to_string();
+        let resolve = |extra: &[&str]| {
+            let mut argv = vec!["arca", "--config", &config_arg];
+            argv.extend_from_slice(extra);
+            argv.push("snapshots");
+            Config::resolve(Cli::try_parse_from(argv).unwrap().global).unwrap()
+        };
+        let from_profile = resolve(&[]);
+        assert_eq!(from_profile.connections, Some(3));
+        assert_eq!(from_profile.profile.as_ref().unwrap().name, "db1");
+        let flags = resolve(&[
+            "-r",
+            "/from/flag",
+            "--connections",
+            "5",
+            "--cache-dir",
+            "/c",
+        ]);
+        assert_eq!(flags.repo.as_deref(), Some("/from/flag"));
+        assert_eq!(flags.connections, Some(5));
+        assert_eq!(flags.cache_dir, Some(PathBuf::from("/c")));
+        // Unless the environment sets them, the profile's values apply.
+        if std::env::var_os("ARCA_REPOSITORY").is_none() {
+            assert_eq!(from_profile.repo.as_deref(), Some("/from/profile"));
+        }
+        if std::env::var_os("ARCA_CACHE_DIR").is_none() {
+            assert_eq!(
+                from_profile.cache_dir,
+                Some(PathBuf::from("/cache/profile"))
+            );
+        }
+    }
+
+    #[test]
+    fn a_broken_profile_stops_resolution_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "repositry = \"/x\"\n").unwrap();
+        let argv = ["arca", "--config", path.to_str().unwrap(), "snapshots"];
+        let e = Config::resolve(Cli::try_parse_from(argv).unwrap().global).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("bad.toml") && text.contains("repositry"),
+            "{text}"
+        );
+        let missing = ["arca", "--config", "/nonexistent/arca.toml", "snapshots"];
+        let e = Config::resolve(Cli::try_parse_from(missing).unwrap().global).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/arca.toml"), "{e}");
+    }
 
     fn from(vars: &[(&str, &str)]) -> Option<PathBuf> {
         cache_dir(|name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.into()))

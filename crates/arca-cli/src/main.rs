@@ -8,13 +8,17 @@ mod exit;
 mod metrics;
 mod output;
 mod password;
+mod profile;
 mod progress;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() {
-    let cli = match cli::Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = cli::Cli::command()
+        .try_get_matches()
+        .and_then(|m| cli::Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let code = if e.use_stderr() {
                 exit::USAGE
@@ -39,20 +43,29 @@ fn main() {
             .num_threads(threads)
             .build_global();
     }
+    let name = matches.subcommand_name().unwrap_or("arca").to_string();
     let code = match commands::run(&config, cli.command) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("arca: {}", output::sanitize(&message(&error)));
+            let text = message(&error);
+            eprintln!("arca: {}", output::sanitize(&text));
+            config.log(&format!("{name}: error: {text}"));
             exit::for_error(&error)
         }
     };
+    let outcome = if code == exit::SUCCESS {
+        "ok"
+    } else {
+        "failed"
+    };
+    config.log(&format!("{name}: {outcome}, exit code {code}"));
     config.report_transfers();
     std::process::exit(code);
 }
 
 /// The error and its causes in one line, leaving out causes whose text the
 /// message before them already includes.
-fn message(error: &anyhow::Error) -> String {
+pub(crate) fn message(error: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in error.chain() {
         let part = cause.to_string();

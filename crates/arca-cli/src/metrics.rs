@@ -100,6 +100,7 @@ pub fn command_name(command: &Command) -> Option<&'static str> {
         Command::Forget(a) if !a.dry_run => Some("forget"),
         Command::Prune(a) if !a.dry_run => Some("prune"),
         Command::Check(_) => Some("check"),
+        Command::Run(_) => Some("run"),
         _ => None,
     }
 }

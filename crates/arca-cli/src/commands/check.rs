@@ -1,7 +1,7 @@
 use std::sync::atomic::Ordering;
 
 use anyhow::{Result, bail};
-use arca_core::{CheckOptions, CheckProgress, Subset};
+use arca_core::{CheckOptions, CheckProgress, CheckReport, Repository, Subset};
 use indicatif::HumanBytes;
 
 use crate::cli::CheckArgs;
@@ -17,22 +17,8 @@ pub fn run(config: &Config, args: CheckArgs) -> Result<i32> {
     // The index is rebuilt by the check itself from what decodes, so a
     // damaged index file is reported rather than stopping the command.
     let mut repo = super::open_unindexed(config)?;
-    // A prune deleting packs mid-check would look like damage.
-    let _lock = super::lock(config, &repo, arca_core::LockMode::Shared, "check")?;
-    let counters = CheckProgress::default();
-    let bar = progress::spinner(
-        "{spinner} {elapsed} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta}",
-    );
     let started = std::time::Instant::now();
-    let report = progress::with_bar(
-        config.progress,
-        bar,
-        |bar| {
-            bar.set_length(counters.bytes_total.load(Ordering::Relaxed));
-            bar.set_position(counters.bytes_read.load(Ordering::Relaxed));
-        },
-        || arca_core::check(&mut repo, &CheckOptions { read_data }, &counters),
-    )?;
+    let report = check(config, &mut repo, read_data)?;
     let seconds = started.elapsed().as_secs_f64();
     {
         use crate::metrics::*;
@@ -101,8 +87,31 @@ pub fn run(config: &Config, args: CheckArgs) -> Result<i32> {
     })
 }
 
+/// Checks `repo` under a shared lock (a prune deleting packs mid-check
+/// would look like damage), reading `read_data` of the packs.
+pub(crate) fn check(
+    config: &Config,
+    repo: &mut Repository,
+    read_data: Option<Subset>,
+) -> Result<CheckReport> {
+    let _lock = super::lock(config, repo, arca_core::LockMode::Shared, "check")?;
+    let counters = CheckProgress::default();
+    let bar = progress::spinner(
+        "{spinner} {elapsed} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta}",
+    );
+    Ok(progress::with_bar(
+        config.progress,
+        bar,
+        |bar| {
+            bar.set_length(counters.bytes_total.load(Ordering::Relaxed));
+            bar.set_position(counters.bytes_read.load(Ordering::Relaxed));
+        },
+        || arca_core::check(repo, &CheckOptions { read_data }, &counters),
+    )?)
+}
+
 /// `N/M`, `P%` or a size.
-fn parse_subset(spec: &str) -> Result<Subset> {
+pub(crate) fn parse_subset(spec: &str) -> Result<Subset> {
     if let Some((n, m)) = spec.split_once('/') {
         let (n, m): (u32, u32) = match (n.trim().parse(), m.trim().parse()) {
             (Ok(n), Ok(m)) => (n, m),

@@ -25,7 +25,7 @@ struct SnapJson {
 }
 
 #[derive(Serialize)]
-struct GroupJson {
+pub(crate) struct GroupJson {
     key: GroupKey,
     keep: Vec<SnapJson>,
     remove: Vec<SnapJson>,
@@ -64,22 +64,11 @@ pub fn run(config: &Config, args: ForgetArgs) -> Result<i32> {
             paths: &args.paths,
             tags: &args.tags,
         };
-        let considered: Vec<(SnapshotId, Snapshot)> = snapshots
-            .iter()
-            .filter(|(_, s)| filter.matches(s))
-            .cloned()
-            .collect();
-        retention::apply(&considered, &policy, group_by, &jiff::Zoned::now())
-            .into_iter()
-            .map(|g| group_json(&g, &snapshots))
-            .collect()
+        by_policy(&snapshots, &policy, group_by, &filter)
     } else {
         by_id(&repo, &args.ids)?
     };
-    let removed: Vec<String> = groups
-        .iter()
-        .flat_map(|g| g.remove.iter().map(|s| s.id.clone()))
-        .collect();
+    let removed = removed(&groups);
     let mut report = ForgetJson {
         dry_run: args.dry_run,
         policy: args.ids.is_empty().then(|| policy.to_string()),
@@ -91,12 +80,7 @@ pub fn run(config: &Config, args: ForgetArgs) -> Result<i32> {
         print(config, &report);
     }
     if !args.dry_run {
-        for id in &report.removed {
-            let id = arca_core::Id::from_hex(id)
-                .map(SnapshotId)
-                .context("snapshot id")?;
-            repo.remove_snapshot(&id)?;
-        }
+        remove(&repo, &report.removed)?;
         let m = &config.metrics;
         m.set(
             &crate::metrics::SNAPSHOTS_REMOVED,
@@ -126,6 +110,48 @@ pub fn run(config: &Config, args: ForgetArgs) -> Result<i32> {
         output::json(&report);
     }
     Ok(exit::SUCCESS)
+}
+
+/// What `policy` decides for the snapshots `filter` selects, group by group.
+pub(crate) fn by_policy(
+    snapshots: &[(SnapshotId, Snapshot)],
+    policy: &Policy,
+    group_by: GroupBy,
+    filter: &SnapshotFilter,
+) -> Vec<GroupJson> {
+    let considered: Vec<(SnapshotId, Snapshot)> = snapshots
+        .iter()
+        .filter(|(_, s)| filter.matches(s))
+        .cloned()
+        .collect();
+    retention::apply(&considered, policy, group_by, &jiff::Zoned::now())
+        .iter()
+        .map(|g| group_json(g, snapshots))
+        .collect()
+}
+
+/// The ids (hex) of the snapshots the groups remove.
+pub(crate) fn removed(groups: &[GroupJson]) -> Vec<String> {
+    groups
+        .iter()
+        .flat_map(|g| g.remove.iter().map(|s| s.id.clone()))
+        .collect()
+}
+
+/// How many snapshots the groups keep.
+pub(crate) fn kept(groups: &[GroupJson]) -> usize {
+    groups.iter().map(|g| g.keep.len()).sum()
+}
+
+/// Removes the snapshots with these ids (hex).
+pub(crate) fn remove(repo: &arca_core::Repository, ids: &[String]) -> Result<()> {
+    for id in ids {
+        let id = arca_core::Id::from_hex(id)
+            .map(SnapshotId)
+            .with_context(|| format!("snapshot id {id:?}"))?;
+        repo.remove_snapshot(&id)?;
+    }
+    Ok(())
 }
 
 /// The policy from the `--keep-*` options.

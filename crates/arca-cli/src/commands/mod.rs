@@ -13,6 +13,7 @@ pub(crate) mod ls;
 mod prune;
 mod repair;
 mod restore;
+mod run;
 pub(crate) mod snapshot;
 mod snapshots;
 mod stats;
@@ -35,7 +36,7 @@ pub fn run(config: &Config, command: Command) -> Result<i32> {
     if let (Some(name), Some(path)) = (metered, &config.metrics_file) {
         let run = crate::metrics::Run {
             command: name,
-            profile: config.profile.as_deref().unwrap_or(""),
+            profile: config.profile.as_ref().map_or("", |p| p.name.as_str()),
             repository: config.repo.as_deref().unwrap_or(""),
             exit_code: match &result {
                 Ok(code) => *code,
@@ -74,6 +75,7 @@ fn dispatch(config: &Config, command: Command) -> Result<i32> {
         Command::Copy(args) => copy::run(config, args),
         Command::Status(args) => status::run(config, args),
         Command::Drill(args) => drill::run(config, args),
+        Command::Run(args) => run::run(config, args),
     }
 }
 

@@ -23,12 +23,21 @@ pub fn run(config: &Config, args: PruneArgs) -> Result<i32> {
 
 /// The prune options from the command line.
 pub(crate) fn resolve(args: &PruneOptionsArgs) -> Result<PruneOptions> {
-    let max_unused = parse_percent(&args.max_unused)?;
-    let keep_marked = super::parse_duration(&args.keep_marked).context("invalid --keep-marked")?;
+    options(&args.max_unused, &args.keep_marked, args.instant_delete)
+}
+
+/// Prune options from their texts (`5%`, `24h`).
+pub(crate) fn options(
+    max_unused: &str,
+    keep_marked: &str,
+    instant_delete: bool,
+) -> Result<PruneOptions> {
+    let max_unused = parse_percent(max_unused)?;
+    let keep_marked = super::parse_duration(keep_marked).context("invalid --keep-marked")?;
     Ok(PruneOptions {
         max_unused,
         keep_marked,
-        instant_delete: args.instant_delete,
+        instant_delete,
     })
 }
 
@@ -63,9 +72,9 @@ pub(crate) struct PruneJson {
     blobs: u64,
     used_blobs: u64,
     packs: u64,
-    delete_packs: u64,
+    pub(crate) delete_packs: u64,
     delete_bytes: u64,
-    mark_packs: u64,
+    pub(crate) mark_packs: u64,
     mark_bytes: u64,
     unmark_packs: u64,
     repack_packs: u64,
@@ -74,12 +83,12 @@ pub(crate) struct PruneJson {
     waiting_packs: u64,
     waiting_bytes: u64,
     /// Bytes this run frees (for a dry run: would free).
-    bytes_freed: u64,
+    pub(crate) bytes_freed: u64,
     /// Bytes a later prune frees once the marks are older than the grace period.
     bytes_freed_later: u64,
     size_before: u64,
     /// For a dry run: an estimate.
-    size_after: u64,
+    pub(crate) size_after: u64,
     changes: Vec<PackJson>,
 }
 

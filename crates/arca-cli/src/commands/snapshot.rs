@@ -64,24 +64,8 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         checkpoint_interval: None,
     };
     let counters = Progress::default();
-    let bar = progress::spinner("{spinner} {elapsed} {msg}");
-    let started = std::time::Instant::now();
-    let outcome = progress::with_bar(
-        config.progress,
-        bar,
-        |bar| {
-            let read = counters.bytes_read.load(Ordering::Relaxed);
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            bar.set_message(format!(
-                "{} files, {} read ({}/s), {} new",
-                counters.files.load(Ordering::Relaxed),
-                HumanBytes(read),
-                HumanBytes((read as f64 / secs) as u64),
-                HumanBytes(counters.bytes_added.load(Ordering::Relaxed)),
-            ));
-            bar.tick();
-        },
-        || match (&args.stdin_from_command, args.stdin) {
+    let outcome = with_progress(config, &counters, || {
+        match (&args.stdin_from_command, args.stdin) {
             (Some(cmd), _) => {
                 snapshot_command(&mut repo, &options, &args.stdin_name, cmd, &counters)
             }
@@ -100,27 +84,12 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
             (None, false) => {
                 arca_core::snapshot(&mut repo, &options, &counters).map_err(anyhow::Error::from)
             }
-        },
-    )?;
-    for w in &outcome.warnings {
-        let what = match w.kind {
-            WarningKind::Unreadable => "cannot read",
-            WarningKind::Changed => "file changed",
-        };
-        eprintln!(
-            "arca: warning: {what} {}: {}",
-            output::sanitize(&w.path.display().to_string()),
-            w.message
-        );
-    }
+        }
+    })?;
+    let unreadable = warn(&outcome);
     if outcome.id.is_some() {
         record(config, &outcome.snapshot);
     }
-    let unreadable = outcome
-        .warnings
-        .iter()
-        .filter(|w| w.kind == WarningKind::Unreadable)
-        .count();
     if config.json {
         output::json(&SnapshotResultJson {
             snapshot: SnapshotJson::new(outcome.id.as_ref(), &outcome.snapshot),
@@ -171,7 +140,7 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
 }
 
 /// The saved snapshot's figures for `--metrics-file`.
-fn record(config: &Config, snapshot: &arca_core::Snapshot) {
+pub(crate) fn record(config: &Config, snapshot: &arca_core::Snapshot) {
     use crate::metrics::*;
     let m = &config.metrics;
     let time = snapshot.time.at;
@@ -185,6 +154,55 @@ fn record(config: &Config, snapshot: &arca_core::Snapshot) {
         m.set(&SNAPSHOT_FILES_PROCESSED, s.total_files as f64);
         m.set(&SNAPSHOT_ERRORS, s.errors as f64);
     }
+}
+
+/// Runs `work` (one of the engine's snapshot calls, reporting to
+/// `counters`) under a progress spinner.
+pub(crate) fn with_progress(
+    config: &Config,
+    counters: &Progress,
+    work: impl FnOnce() -> Result<arca_core::SnapshotOutcome>,
+) -> Result<arca_core::SnapshotOutcome> {
+    let bar = progress::spinner("{spinner} {elapsed} {msg}");
+    let started = std::time::Instant::now();
+    progress::with_bar(
+        config.progress,
+        bar,
+        |bar| {
+            let read = counters.bytes_read.load(Ordering::Relaxed);
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            bar.set_message(format!(
+                "{} files, {} read ({}/s), {} new",
+                counters.files.load(Ordering::Relaxed),
+                HumanBytes(read),
+                HumanBytes((read as f64 / secs) as u64),
+                HumanBytes(counters.bytes_added.load(Ordering::Relaxed)),
+            ));
+            bar.tick();
+        },
+        work,
+    )
+}
+
+/// Prints the outcome's warnings on stderr; returns how many source
+/// entries could not be read.
+pub(crate) fn warn(outcome: &arca_core::SnapshotOutcome) -> usize {
+    for w in &outcome.warnings {
+        let what = match w.kind {
+            WarningKind::Unreadable => "cannot read",
+            WarningKind::Changed => "file changed",
+        };
+        eprintln!(
+            "arca: warning: {what} {}: {}",
+            output::sanitize(&w.path.display().to_string()),
+            w.message
+        );
+    }
+    outcome
+        .warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::Unreadable)
+        .count()
 }
 
 /// Stores the output of `sh -c CMD`; a failing command saves nothing.
