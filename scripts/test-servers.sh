@@ -7,6 +7,10 @@
 #   - OpenSSH's sshd and ssh from Debian's openssh-server/openssh-client.
 #   - promtool from Debian's prometheus package, which the metrics tests run
 #     on the files --metrics-file writes.
+#   - systemd-analyze from Debian's systemd package, which verifies the units
+#     under contrib/systemd. `systemd-analyze verify` reads unit files only and
+#     needs no running systemd, so it works in a container; the test passes
+#     --man=no so that it never looks up man pages, which slim images lack.
 # The tests start and stop their own instances on free loopback ports.
 # Safe to run again: what is present is not installed twice.
 set -euo pipefail
@@ -39,5 +43,16 @@ if [ ! -x /usr/bin/promtool ]; then
       prometheus
   else
     echo "promtool is missing; as root run: apt-get install prometheus" >&2
+  fi
+fi
+
+if ! command -v systemd-analyze >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing systemd (for systemd-analyze)"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      systemd
+  else
+    echo "systemd-analyze is missing; as root run: apt-get install systemd" >&2
   fi
 fi

@@ -9,6 +9,7 @@ mod basics;
 mod browse;
 mod check;
 mod concurrency;
+mod contrib;
 mod copy;
 mod damage;
 mod dedup;

@@ -11,7 +11,7 @@ use crate::util::*;
 
 /// The value of the one sample of `name` whose labels include `command`
 /// (when given); panics when there is none or more than one.
-fn sample(text: &str, name: &str, command: Option<&str>) -> f64 {
+pub(crate) fn sample(text: &str, name: &str, command: Option<&str>) -> f64 {
     let found: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with(&format!("{name}{{")))
@@ -24,7 +24,7 @@ fn sample(text: &str, name: &str, command: Option<&str>) -> f64 {
         .unwrap_or_else(|e| panic!("{value:?}: {e}\n{text}"))
 }
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -41,7 +41,7 @@ fn source(env: &Env) -> std::path::PathBuf {
 
 /// Runs `promtool check metrics` on the file, when promtool is installed
 /// (scripts/test-servers.sh installs it).
-fn promtool_accepts(path: &Path) {
+pub(crate) fn promtool_accepts(path: &Path) {
     let Some(promtool) = crate::servers::find("promtool", &["/usr/bin/promtool".into()]) else {
         return;
     };

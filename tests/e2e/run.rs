@@ -278,3 +278,90 @@ fn a_named_profile_gives_every_command_its_repository() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
 }
+
+/// The unattended setup of docs/operations.md: a profile with a retention
+/// policy and a metrics file, run nightly. Each night's run succeeds, the
+/// policy keeps the last two days, and the metrics file tells a monitor when
+/// the run last succeeded and what its snapshot was, in a form promtool
+/// accepts.
+#[test]
+fn nightly_runs_keep_the_policy_and_leave_metrics_for_monitoring() {
+    use crate::metrics::{now, promtool_accepts, sample};
+
+    let env = Env::with_repo();
+    let source = env.path("src");
+    fs::create_dir_all(&source).unwrap();
+    fs::write(source.join("positions.csv"), b"AAPL,100\n").unwrap();
+    let metrics = env.path("textfile/arca.prom");
+    fs::create_dir_all(metrics.parent().unwrap()).unwrap();
+    let hooks = format!(
+        "before = [\"date +%N > {dump}\"]\n",
+        dump = source.join("dump.sql").display()
+    );
+    let profile = write_profile(&env, "trading", &source, &hooks);
+    // metrics_file is a top-level key, so it goes before the first table.
+    let text = fs::read_to_string(&profile).unwrap();
+    fs::write(
+        &profile,
+        format!("metrics_file = {:?}\n{text}", metrics.display().to_string()),
+    )
+    .unwrap();
+
+    let labels = format!("profile=\"trading\",repository=\"{}\"", env.address());
+    let mut ids = Vec::new();
+    let mut taken = Vec::new();
+    for (n, day) in ["2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"]
+        .iter()
+        .enumerate()
+    {
+        let started = now();
+        let (code, json, stderr) = run_json(&env, &profile, &format!("{day} 23:30:00"));
+        assert_eq!(code, Some(0), "night {n}: {json}\n{stderr}");
+        assert_eq!(json["exit_code"], 0);
+        let prune = if n >= 2 { "ok" } else { "skipped" };
+        assert_eq!(
+            steps(&json),
+            pairs(&[
+                ("hook:before", "ok"),
+                ("snapshot", "ok"),
+                ("forget", "ok"),
+                ("prune", prune),
+                ("check", "ok"),
+            ]),
+            "night {n}: {json}"
+        );
+        ids.push(step(&json, "snapshot")["id"].as_str().unwrap().to_string());
+
+        let text = fs::read_to_string(&metrics).unwrap();
+        let success = sample(&text, "arca_last_success_timestamp_seconds", Some("run"));
+        assert!(
+            success >= started - 1.0 && success <= now() + 1.0,
+            "night {n}: {success} not within this run\n{text}"
+        );
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!(
+                "arca_last_success_timestamp_seconds{{command=\"run\",{labels}}} "
+            ))),
+            "{text}"
+        );
+        assert_eq!(sample(&text, "arca_run_exit_code", Some("run")), 0.0);
+        // The snapshot series describe this night's snapshot.
+        taken.push(sample(&text, "arca_snapshot_timestamp_seconds", None));
+        assert_eq!(sample(&text, "arca_snapshot_errors", None), 0.0);
+        assert_eq!(sample(&text, "arca_snapshot_files_processed", None), 2.0);
+        assert!(sample(&text, "arca_snapshot_bytes_added", None) > 0.0);
+        promtool_accepts(&metrics);
+    }
+    // The recorded times are the fabricated nights, a day apart.
+    let gaps: Vec<f64> = taken.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(gaps, [86400.0; 3], "{taken:?}");
+    // The policy kept the last two nights.
+    let kept: Vec<String> = env
+        .json(&["snapshots"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kept, ids[2..]);
+}
