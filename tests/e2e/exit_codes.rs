@@ -24,8 +24,14 @@ fn exit_1_for_an_error() {
 #[test]
 fn exit_2_for_usage_errors() {
     let env = Env::with_repo();
-    let err = expect_failure(&env.run(&["snapshots", "--no-such-flag"]), 2);
-    assert!(err.contains("--no-such-flag"), "{err}");
+    // clap adds a usage hint after its one-line error.
+    let out = env.run(&["snapshots", "--no-such-flag"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.lines().next().unwrap().contains("--no-such-flag"),
+        "{err}"
+    );
     let err = expect_failure(&env.run(&["forget", "--keep-last", "x"]), 2);
     assert!(err.contains("--keep-last"), "{err}");
 }

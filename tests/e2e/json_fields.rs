@@ -190,19 +190,11 @@ fn key_and_unlock_documents_have_the_documented_fields() {
     }
     let removed = env.json(&["key", "remove", added["added"].as_str().unwrap()]);
     assert_fields(&removed, &doc("key add"), "key remove");
-    assert_fields(&with_new(&["key", "passwd"]), &doc("key add"), "key passwd");
-
     std::mem::forget(plant_lock(&env));
-    let cmd = env
-        .cmd(&["--json", "unlock", "--remove-all"])
-        .env("ARCA_PASSWORD", "another password")
-        .output()
-        .unwrap();
-    assert_eq!(cmd.status.code(), Some(0), "{cmd:?}");
-    let unlocked: Value = serde_json::from_slice(&cmd.stdout).unwrap();
-    for l in items(&unlocked, "unlock") {
+    for l in items(&env.json(&["unlock", "--remove-all"]), "unlock") {
         assert_fields(l, &doc("unlock"), "unlock item");
     }
+    assert_fields(&with_new(&["key", "passwd"]), &doc("key add"), "key passwd");
 }
 
 #[test]
@@ -245,7 +237,10 @@ fn forget_prune_copy_check_and_repair_documents_have_the_documented_fields() {
     for g in items(&forget["groups"], "forget groups") {
         assert_fields(g, &doc("forget.groups[]"), "forget group");
         assert_fields(&g["key"], &doc("forget.groups[].key"), "group key");
-        for s in items(&g["keep"], "keep").iter().chain(items(&g["remove"], "remove")) {
+        for s in items(&g["keep"], "keep")
+            .iter()
+            .chain(items(&g["remove"], "remove"))
+        {
             assert_fields(s, &doc("forget.groups[].keep[]"), "forget snapshot");
         }
     }
@@ -264,13 +259,16 @@ fn forget_prune_copy_check_and_repair_documents_have_the_documented_fields() {
     // Damage: a data pack under a wrong name is both missing (an error
     // that hurts files) and unindexed (a warning).
     let data = env.repo.join("data");
-    let pack = fs::read_dir(&data)
+    let packs: Vec<_> = fs::read_dir(&data)
         .unwrap()
         .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
         .map(|e| e.unwrap().path())
-        .next()
-        .unwrap();
-    fs::rename(&pack, pack.with_file_name("ab".repeat(32))).unwrap();
+        .collect();
+    for pack in packs {
+        let name = pack.file_name().unwrap().to_str().unwrap();
+        let reversed: String = name.chars().rev().collect();
+        fs::rename(&pack, pack.with_file_name(reversed)).unwrap();
+    }
     let out = env.run(&["--json", "check"]);
     assert_eq!(out.status.code(), Some(1));
     let check: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -292,6 +290,9 @@ fn forget_prune_copy_check_and_repair_documents_have_the_documented_fields() {
     for w in items(&check["warnings"], "warnings") {
         assert_fields(w, &without_affects, "check warning");
     }
+    // Repair works from the index: drop the packs, then the index entries.
+    fs::remove_dir_all(&data).unwrap();
+    env.json(&["repair", "index"]);
     let repaired = env.json(&["repair", "snapshots", "--dry-run"]);
     for r in items(&repaired, "repair snapshots") {
         assert_fields(r, &doc("repair snapshots"), "repaired snapshot");
