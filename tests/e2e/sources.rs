@@ -100,33 +100,6 @@ fn explicit_parent_and_force() {
     assert_eq!(with["summary"]["bytes_read"], 0);
 }
 
-/// Runs arca without the capabilities that let root read any file, so a
-/// mode-000 file is unreadable whoever runs the tests.
-fn without_dac_override(env: &Env, args: &[&str]) -> std::process::Output {
-    use std::os::unix::fs::MetadataExt;
-    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    let mut cmd = env.cmd(args);
-    if !root {
-        return cmd.output().unwrap();
-    }
-    let mut wrapped = std::process::Command::new("setpriv");
-    wrapped
-        .args([
-            "--inh-caps=-dac_override,-dac_read_search",
-            "--bounding-set=-dac_override,-dac_read_search",
-        ])
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .stdin(std::process::Stdio::null());
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(value) => wrapped.env(key, value),
-            None => wrapped.env_remove(key),
-        };
-    }
-    wrapped.output().unwrap()
-}
-
 #[test]
 fn an_unreadable_file_is_named_and_gives_exit_3_with_the_snapshot_saved() {
     let env = Env::with_repo();

@@ -216,3 +216,29 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Runs arca without the capabilities that let root read any file, so a
+/// mode-000 file is unreadable whoever runs the tests.
+pub fn without_dac_override(env: &Env, args: &[&str]) -> Output {
+    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let mut cmd = env.cmd(args);
+    if !root {
+        return cmd.output().unwrap();
+    }
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .args([
+            "--inh-caps=-dac_override,-dac_read_search",
+            "--bounding-set=-dac_override,-dac_read_search",
+        ])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(Stdio::null());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    wrapped.output().unwrap()
+}

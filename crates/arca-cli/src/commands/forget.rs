@@ -45,7 +45,8 @@ struct ForgetJson {
 
 pub fn run(config: &Config, args: ForgetArgs) -> Result<i32> {
     let prune_options = super::prune::resolve(&args.prune_options)?;
-    let policy = policy(&args)?;
+    // A bad --keep-* value is a usage error (exit 2), like clap's own.
+    let policy = policy(&args).map_err(|e| exit::Usage(format!("{e:#}")))?;
     if args.ids.is_empty() && policy.is_empty() {
         eprintln!(
             "arca: no policy given: name snapshot ids or give at least one --keep-* option (an empty policy would forget every snapshot)"
