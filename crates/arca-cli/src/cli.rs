@@ -303,19 +303,36 @@ pub struct SnapshotArgs {
     pub dry_run: bool,
 }
 
+/// Which snapshots a command considers: `--host`, `--tag`, `--path`.
 #[derive(Debug, Args)]
-pub struct SnapshotsArgs {
-    /// Only snapshots with this tag (repeatable: all must match).
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-
+pub struct FilterArgs {
     /// Only snapshots of this host.
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
 
-    /// Only snapshots that include this path (repeatable).
+    /// Only snapshots with this tag (repeatable: all must match).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// Only snapshots that include this path (repeatable: all must match).
     #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<String>,
+}
+
+impl FilterArgs {
+    pub fn filter(&self) -> crate::commands::SnapshotFilter<'_> {
+        crate::commands::SnapshotFilter {
+            host: self.host.as_deref(),
+            paths: &self.paths,
+            tags: &self.tags,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -324,7 +341,7 @@ pub struct CopyArgs {
     #[arg(value_name = "SNAP")]
     pub snapshots: Vec<String>,
 
-    /// The destination repository: a path, or local:PATH.
+    /// The destination repository: any address -r takes (path, s3:, sftp:).
     #[arg(long = "to", env = "ARCA_TO_REPOSITORY", value_name = "REPO")]
     pub to: String,
 
@@ -341,17 +358,8 @@ pub struct CopyArgs {
     )]
     pub to_password_command: Option<String>,
 
-    /// Only snapshots of this host (all snapshots, or "latest").
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
-
-    /// Only snapshots with this tag (repeatable: all must match).
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-
-    /// Only snapshots that include this path (repeatable).
-    #[arg(long = "path", value_name = "PATH")]
-    pub paths: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 
     /// Show which snapshots would be copied and which are already there; copy nothing.
     #[arg(short = 'n', long)]
@@ -653,17 +661,8 @@ pub struct StatusArgs {
     #[arg(long, value_name = "DURATION")]
     pub max_age: Option<String>,
 
-    /// Only snapshots of this host.
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
-
-    /// Only snapshots with this tag (repeatable: all must match).
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-
-    /// Only snapshots that include this path (repeatable).
-    #[arg(long = "path", value_name = "PATH")]
-    pub paths: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -673,17 +672,8 @@ pub struct DrillArgs {
     #[arg(value_name = "SNAP")]
     pub snapshot: Option<String>,
 
-    /// With latest: only snapshots of this host.
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
-
-    /// With latest: only snapshots with this tag (repeatable: all must match).
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-
-    /// With latest: only snapshots that include this path (repeatable).
-    #[arg(long = "path", value_name = "PATH")]
-    pub paths: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 
     /// Create the temporary directory in DIR [default: the system's temp directory].
     #[arg(long, value_name = "DIR")]

@@ -47,11 +47,7 @@ pub fn run(config: &Config, args: CopyArgs) -> Result<i32> {
         None => "source repository".to_string(),
     })?;
     let mut dst = open_destination(config, &args)?;
-    let filter = super::SnapshotFilter {
-        host: args.host.as_deref(),
-        paths: &args.paths,
-        tags: &args.tags,
-    };
+    let filter = args.filter.filter();
     let chosen = choose(&src, &args.snapshots, &filter)?;
     let plan = arca_core::plan_copy(&src, &dst, chosen)?;
     let dst_location = dst.location();

@@ -35,11 +35,7 @@ struct DrillJson {
 
 pub fn run(config: &Config, args: DrillArgs) -> Result<i32> {
     let repo = super::open_repository(config)?;
-    let filter = super::SnapshotFilter {
-        host: args.host.as_deref(),
-        paths: &args.paths,
-        tags: &args.tags,
-    };
+    let filter = args.filter.filter();
     let (id, snapshot) = super::select_snapshot(&repo, args.snapshot.as_deref(), None, &filter)?;
     let parent = args.target_dir.unwrap_or_else(std::env::temp_dir);
     let scratch = tempfile::Builder::new()

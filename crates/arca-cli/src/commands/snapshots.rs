@@ -8,11 +8,7 @@ use crate::output;
 
 pub fn run(config: &Config, args: SnapshotsArgs) -> Result<i32> {
     let repo = super::open_repository(config)?;
-    let filter = super::SnapshotFilter {
-        host: args.host.as_deref(),
-        paths: &args.paths,
-        tags: &args.tags,
-    };
+    let filter = args.filter.filter();
     let snapshots: Vec<_> = repo
         .snapshots()?
         .into_iter()

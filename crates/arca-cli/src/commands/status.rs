@@ -52,11 +52,7 @@ pub fn run(config: &Config, args: StatusArgs) -> Result<i32> {
         .transpose()?
         .map(|d| d.as_secs());
     let repo = super::open_unindexed(config)?;
-    let filter = super::SnapshotFilter {
-        host: args.host.as_deref(),
-        paths: &args.paths,
-        tags: &args.tags,
-    };
+    let filter = args.filter.filter();
     let groups = newest_per_group(repo.snapshots()?, &filter);
     let is_stale = |g: &Group| max_age.is_some_and(|max| g.age_seconds > max);
     let ok = !groups.iter().any(is_stale) && (max_age.is_none() || !groups.is_empty());
