@@ -4,12 +4,21 @@
 //! it supersedes (so a later prune can replace many files with one). A pack
 //! can be *marked*: prune found nothing using it and will delete it in a
 //! later run, after a grace period. Marked packs stay readable, but writers
-//! do not deduplicate against them. In
-//! memory every blob costs one fixed-size [`Entry`] of 48 bytes in a sorted
-//! array: the 32-byte id, the pack's number in a pack table, offset, stored
-//! length, and raw length with the kind and compression in its top bits.
-//! Lookups are binary searches; there is no per-entry allocation or hash-map
+//! do not deduplicate against them.
+//!
+//! In memory every blob costs one fixed-size [`Entry`] of 40 bytes in a
+//! sorted array: the first 24 bytes of its id, the pack's number in a pack
+//! table, offset, stored length, and raw length with the kind and
+//! compression in its top bits. Lookups are binary searches within a bucket
+//! of the first two id bytes; there is no per-entry allocation or hash-map
 //! overhead.
+//!
+//! Keying on 192 of the id's 256 bits is safe: ids are keyed BLAKE3, which
+//! nobody without the repository key can steer, and two distinct blobs of
+//! one repository share their first 24 bytes with probability below
+//! n²/2¹⁹³ (about 10⁻³⁸ for ten billion blobs). Every read still checks
+//! the blob against its full id, so even such a match would surface as an
+//! error, never as wrong data.
 
 use std::collections::HashSet;
 
@@ -91,29 +100,40 @@ const TREE_BIT: u32 = 1 << 31;
 const ZSTD_BIT: u32 = 1 << 30;
 const RAW_MASK: u32 = ZSTD_BIT - 1;
 
-/// One blob in memory: 48 bytes.
+/// Leading id bytes an in-memory entry keeps.
+const KEY_LEN: usize = 24;
+
+type Key = ([u8; KEY_LEN], bool);
+
+fn key_of(id: &Id, kind: BlobKind) -> Key {
+    let mut k = [0; KEY_LEN];
+    k.copy_from_slice(&id.0[..KEY_LEN]);
+    (k, kind == BlobKind::Tree)
+}
+
+/// One blob in memory: 40 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 struct Entry {
-    id: [u8; ID_LEN],
+    id: [u8; KEY_LEN],
     pack: u32,
     offset: u32,
     length: u32,
     raw_and_flags: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<Entry>() == 48);
+const _: () = assert!(std::mem::size_of::<Entry>() == 40);
 
 impl Entry {
-    fn key(&self) -> ([u8; ID_LEN], bool) {
+    fn key(&self) -> Key {
         (self.id, self.raw_and_flags & TREE_BIT != 0)
     }
 }
 
 /// Orders by (id, kind) like `Entry::key`, deciding on the first eight id
 /// bytes as one integer when they differ (almost always: ids are uniform).
-fn cmp_key(a: &([u8; ID_LEN], bool), b: &([u8; ID_LEN], bool)) -> std::cmp::Ordering {
-    let prefix = |k: &([u8; ID_LEN], bool)| {
+fn cmp_key(a: &Key, b: &Key) -> std::cmp::Ordering {
+    let prefix = |k: &Key| {
         let mut p = [0; 8];
         p.copy_from_slice(&k.0[..8]);
         u64::from_be_bytes(p)
@@ -151,11 +171,19 @@ pub struct Index {
     /// two bytes `p`: a lookup bisects a handful of entries, not all of them.
     /// Empty until [`Index::finish`].
     buckets: Vec<u32>,
+    /// Index files added by [`Index::add_file_from`], with the files each
+    /// supersedes; cleared by [`Index::finish`].
+    files: Vec<(IndexId, Vec<IndexId>)>,
+    /// Per pack, parallel to `packs`: the number of the file in `files`
+    /// that listed it, or [`NO_FILE`].
+    sources: Vec<u32>,
 }
+
+const NO_FILE: u32 = u32::MAX;
 
 const BUCKETS: usize = 1 << 16;
 
-fn bucket(id: &[u8; ID_LEN]) -> usize {
+fn bucket(id: &[u8]) -> usize {
     usize::from(u16::from_be_bytes([id[0], id[1]]))
 }
 
@@ -168,6 +196,32 @@ impl Index {
         for pack in &file.packs {
             self.add(pack);
         }
+    }
+
+    /// Adds every pack of the index file `id`, remembering what it
+    /// supersedes: [`Index::finish`] drops the packs of every added file
+    /// that another added file supersedes, as [`effective`] does for whole
+    /// files. Files can so be added one by one as they are decoded, in any
+    /// order, without holding them all.
+    pub fn add_file_from(&mut self, id: IndexId, file: &IndexFile) {
+        let number = self.files.len() as u32;
+        self.files.push((id, file.supersedes.clone()));
+        for pack in &file.packs {
+            let before = self.packs.len();
+            self.add(pack);
+            if self.packs.len() > before
+                && let Some(source) = self.sources.last_mut()
+            {
+                *source = number;
+            }
+        }
+    }
+
+    /// Bytes of memory the index holds (capacity, not just length).
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.packs.capacity() * std::mem::size_of::<PackInfo>()
+            + (self.buckets.capacity() + self.sources.capacity()) * std::mem::size_of::<u32>()
     }
 
     /// Adds one pack as an index file lists it.
@@ -188,9 +242,10 @@ impl Index {
         let number = self.packs.len() as u32;
         let kind = info.kind;
         self.packs.push(info);
+        self.sources.push(NO_FILE);
         let tree = if kind == BlobKind::Tree { TREE_BIT } else { 0 };
         self.entries.extend(blobs.iter().map(|b| Entry {
-            id: b.id().0,
+            id: key_of(&b.id(), kind).0,
             pack: number,
             offset: b.offset(),
             length: b.length(),
@@ -208,6 +263,7 @@ impl Index {
     /// in an unmarked pack is kept. A pack that any index file marks is
     /// marked.
     pub fn finish(&mut self) {
+        self.drop_superseded();
         let marked: HashSet<PackId> = self
             .packs
             .iter()
@@ -239,9 +295,38 @@ impl Index {
         self.buckets.push(at as u32);
     }
 
+    /// Drops the packs listed by added files that another added file
+    /// supersedes, renumbering the rest.
+    fn drop_superseded(&mut self) {
+        let files = std::mem::take(&mut self.files);
+        let superseded: HashSet<IndexId> =
+            files.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+        let gone =
+            |source: u32| source != NO_FILE && superseded.contains(&files[source as usize].0);
+        if !self.sources.iter().any(|&s| gone(s)) {
+            self.sources.fill(NO_FILE);
+            return;
+        }
+        let mut renumber = vec![u32::MAX; self.packs.len()];
+        let mut kept = 0;
+        for (i, &source) in self.sources.iter().enumerate() {
+            if !gone(source) {
+                self.packs[kept] = self.packs[i];
+                renumber[i] = kept as u32;
+                kept += 1;
+            }
+        }
+        self.packs.truncate(kept);
+        self.sources = vec![NO_FILE; kept];
+        self.entries.retain_mut(|e| {
+            e.pack = renumber[e.pack as usize];
+            e.pack != u32::MAX
+        });
+    }
+
     /// The position of a blob among the distinct blobs (`0..len()`).
     pub fn position(&self, kind: BlobKind, id: &Id) -> Option<usize> {
-        let key = (id.0, kind == BlobKind::Tree);
+        let key = key_of(id, kind);
         let b = bucket(&id.0);
         let (lo, hi) = match self.buckets.get(b..b + 2) {
             Some(&[lo, hi]) => (lo as usize, hi as usize),
@@ -361,6 +446,78 @@ mod tests {
     }
 
     #[test]
+    fn files_added_one_by_one_drop_what_another_supersedes() {
+        let file = |supersedes: Vec<u8>, packs: Vec<(u8, Vec<u8>)>| IndexFile {
+            supersedes: supersedes
+                .into_iter()
+                .map(|n| IndexId(Id([n; 32])))
+                .collect(),
+            packs: packs
+                .into_iter()
+                .map(|(pack, blobs)| IndexPack {
+                    id: PackId(Id([pack; 32])),
+                    kind: BLOB_DATA,
+                    size: 1000,
+                    blobs: blobs
+                        .into_iter()
+                        .map(|b| entry(BlobKind::Data, b, u32::from(b)))
+                        .collect(),
+                    marked: None,
+                })
+                .collect(),
+        };
+        // File 2 supersedes file 1: pack 10 (only in file 1) is gone, and
+        // blob 3 is found where file 2 says. File 2's own mark stands;
+        // file 1's mark of pack 30 does not count.
+        let one = file(vec![], vec![(10, vec![3, 4]), (30, vec![6])]);
+        let mut one_marked = one.clone();
+        one_marked.packs[1].marked = Some(Timestamp::new(1, 0));
+        let two = file(vec![1], vec![(20, vec![3]), (30, vec![6])]);
+        let three = file(vec![], vec![(40, vec![5])]);
+        for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2]] {
+            let files = [
+                (IndexId(Id([1; 32])), &one_marked),
+                (IndexId(Id([2; 32])), &two),
+                (IndexId(Id([3; 32])), &three),
+            ];
+            let mut index = Index::default();
+            for i in order {
+                index.add_file_from(files[i].0, files[i].1);
+            }
+            index.finish();
+            assert_eq!(index.len(), 3, "{order:?}");
+            let three_at = index.get(BlobKind::Data, &Id([3; 32])).unwrap();
+            assert_eq!(three_at.pack, PackId(Id([20; 32])));
+            assert!(index.get(BlobKind::Data, &Id([4; 32])).is_none());
+            assert!(index.usable(BlobKind::Data, &Id([6; 32])));
+            assert!(index.contains(BlobKind::Data, &Id([5; 32])));
+            let mut packs: Vec<u8> = index.packs().map(|p| p.id.0.0[0]).collect();
+            packs.sort_unstable();
+            assert_eq!(packs, vec![20, 30, 40]);
+        }
+    }
+
+    #[test]
+    fn memory_stays_within_forty_bytes_a_blob() {
+        let mut index = Index::default();
+        let n = 200_000u32;
+        let blobs: Vec<PackEntry> = (0..n)
+            .map(|i| PackEntry(BLOB_DATA, Id::of_stored(&i.to_le_bytes()), i, 100, 60, 0))
+            .collect();
+        // Packs of 1,000 blobs, as small packs of ~1 KiB chunks would hold.
+        for (p, chunk) in blobs.chunks(1000).enumerate() {
+            index.add_pack(
+                info(p as u8, BlobKind::Data, u64::from(n) * 100, false),
+                chunk,
+            );
+        }
+        index.finish();
+        let per_blob = index.memory_bytes() as f64 / f64::from(n);
+        assert!(per_blob <= 42.0, "{per_blob} bytes a blob");
+        assert!(index.memory_bytes() >= n as usize * Index::BYTES_PER_BLOB);
+    }
+
+    #[test]
     fn superseded_files_are_dropped() {
         let file = |supersedes: Vec<u8>| IndexFile {
             supersedes: supersedes
@@ -441,7 +598,7 @@ mod tests {
         );
         assert!(index.get(BlobKind::Tree, &Id([8; 32])).is_none());
         assert!(index.get(BlobKind::Tree, &Id([3; 32])).is_none());
-        assert_eq!(Index::BYTES_PER_BLOB, 48);
+        assert_eq!(Index::BYTES_PER_BLOB, 40);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::id::{Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
-use crate::index::{self, Index, IndexFile};
+use crate::index::{Index, IndexFile};
 use crate::key::KeyFile;
 use crate::pack::FinishedPack;
 use crate::snapshot::Snapshot;
@@ -164,31 +164,55 @@ impl Repository {
     /// Reads every index file into the in-memory index (skipping files
     /// that another present file supersedes).
     pub fn load_index(&mut self) -> Result<()> {
-        let files = self.read_index_files()?;
-        self.index_files = files.iter().map(|(id, _)| *id).collect();
-        let (live, _) = index::effective(files);
-        let mut index = Index::default();
-        for (_, file) in &live {
-            index.add_file(file);
-        }
+        let (mut index, files) = self.read_index()?;
         index.finish();
         self.index = index;
+        self.index_files = files;
         Ok(())
     }
 
-    /// Reads and decodes every index file present. A file that vanishes
-    /// between listing and reading was superseded by one written before it
-    /// was removed (§7.8 of the format): the listing is then read again, so
-    /// that the superseding file is included.
-    pub fn read_index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
-        let mut attempt = 0;
-        loop {
+    /// Reads every index file present into a new, unfinished index (the
+    /// caller may add packs of its own before [`Index::finish`], which
+    /// leaves out what superseded files list). Files are decoded in
+    /// parallel and added one by one, so memory holds the index and a few
+    /// decoded files, never all of them. Returns the files read.
+    pub(crate) fn read_index(&self) -> Result<(Index, Vec<IndexId>)> {
+        self.retry_vanished(|| {
             let entries = self.backend.list(FileKind::Index)?;
-            let read: Result<Vec<_>> = entries
+            let index = std::sync::Mutex::new(Index::default());
+            let read: Vec<IndexId> = entries
+                .par_iter()
+                .map(|entry| {
+                    let (id, file) = self.read_index_file(&entry.name)?;
+                    index
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .add_file_from(id, &file);
+                    Ok(id)
+                })
+                .collect::<Result<_>>()?;
+            Ok((index.into_inner().unwrap_or_else(|e| e.into_inner()), read))
+        })
+    }
+
+    /// Reads and decodes every index file present.
+    pub fn read_index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
+        self.retry_vanished(|| {
+            let entries = self.backend.list(FileKind::Index)?;
+            entries
                 .par_iter()
                 .map(|entry| self.read_index_file(&entry.name))
-                .collect();
-            match read {
+                .collect()
+        })
+    }
+
+    /// Runs `read` over the index files again when one vanished between
+    /// listing and reading: it was superseded by one written before it was
+    /// removed (§7.8 of the format), so a new listing includes that one.
+    fn retry_vanished<T>(&self, read: impl Fn() -> Result<T>) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            match read() {
                 Err(Error::Storage(e))
                     if e.kind() == BackendErrorKind::NotFound && attempt < 10 =>
                 {

@@ -42,7 +42,7 @@ use crate::blob::{BlobKind, Sealer};
 use crate::chunker::Chunker;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, Id, IndexId, SnapshotId, TreeId};
-use crate::index::{self, Index, IndexFile, IndexPack};
+use crate::index::{IndexFile, IndexPack};
 use crate::ops::packer::Packer;
 use crate::repository::Repository;
 use crate::snapshot::{Snapshot, Summary};
@@ -429,12 +429,7 @@ fn confirm_references(
                 ));
             }
         }
-        let files = repo.read_index_files()?;
-        let read: Vec<IndexId> = files.iter().map(|(id, _)| *id).collect();
-        let mut index = Index::default();
-        for (_, file) in index::effective(files).0 {
-            index.add_file(&file);
-        }
+        let (mut index, read) = repo.read_index()?;
         for pack in ours {
             index.add(pack);
         }
