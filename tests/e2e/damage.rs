@@ -104,11 +104,18 @@ fn a_key_file_asking_for_absurd_kdf_memory_is_refused_before_use() {
     let (env, _) = repo_with_snapshot();
     let key = objects(&env.repo, "keys").pop().unwrap();
     let mut bytes = fs::read(&key).unwrap();
-    // memory_kib is a msgpack uint32 (0xce + 4 bytes) after its key name.
+    // memory_kib follows its key name as a msgpack uint16 (0xcd + 2 bytes)
+    // or uint32 (0xce + 4 bytes); make it the largest uint32.
     let field = b"memory_kib";
     let at = bytes.windows(field.len()).position(|w| w == field).unwrap() + field.len();
-    assert_eq!(bytes[at], 0xce);
-    bytes[at + 1..at + 5].copy_from_slice(&u32::MAX.to_be_bytes());
+    let width = match bytes[at] {
+        0xcd => 2,
+        0xce => 4,
+        other => panic!("memory_kib encoded with marker {other:#x}"),
+    };
+    let mut huge = vec![0xce];
+    huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    bytes.splice(at..at + 1 + width, huge);
     // Keep the name matching the content, so only the cap can refuse it.
     let name = blake3_hex(&bytes);
     fs::remove_file(&key).unwrap();

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::blob::{self, BlobKind};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::MAX_INDEX_LEN;
 use crate::id::{Id, PackId, SnapshotId, TreeId};
 use crate::index::{Index, IndexFile};
@@ -405,7 +405,13 @@ fn read_data(
     Ok(())
 }
 
-/// Reads one pack in full and checks everything about it.
+/// Bytes of a pack read at a time by a data check: with the largest blob,
+/// about what one checking thread holds, whatever the pack size.
+const READ_WINDOW: u64 = 1 << 20;
+
+/// Reads one pack in full, window by window, and checks everything about
+/// it: its hash against its name, its header against the index, and every
+/// blob it should hold.
 fn check_pack(
     repo: &Repository,
     id: &PackId,
@@ -419,23 +425,73 @@ fn check_pack(
         let blobs = expected.blobs.iter().map(PackEntry::id).collect();
         (vec![problem(&object, message)], blobs)
     };
-    let bytes = match repo.backend().read(file_kind, &name) {
-        Ok(bytes) => bytes,
+    let size = match repo.backend().size(file_kind, &name) {
+        Ok(size) => size,
         Err(e) => return all(e.to_string()),
     };
-    progress
-        .bytes_read
-        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-    if Id::of_stored(&bytes) != id.id() {
+    let mut blobs = expected.blobs.clone();
+    blobs.sort_by_key(PackEntry::offset);
+    let mut problems = Vec::new();
+    let mut damaged = Vec::new();
+    let mut hasher = blake3::Hasher::new();
+    // Bytes from `held_from` on: the window just read and any blob begun
+    // in an earlier one.
+    let mut held: Vec<u8> = Vec::new();
+    let mut held_from = 0u64;
+    let mut next = 0;
+    let mut pos = 0u64;
+    while pos < size {
+        let want = READ_WINDOW.min(size - pos);
+        let bytes = match repo.backend().read_range(file_kind, &name, pos, want) {
+            Ok(bytes) if bytes.len() as u64 == want => bytes,
+            Ok(_) => return all("shorter than its listed size".into()),
+            Err(e) => return all(e.to_string()),
+        };
+        progress.bytes_read.fetch_add(want, Ordering::Relaxed);
+        hasher.update(&bytes);
+        held.extend_from_slice(&bytes);
+        pos += want;
+        while let Some(entry) = blobs.get(next) {
+            let (start, end) = (
+                u64::from(entry.offset()),
+                u64::from(entry.offset()) + u64::from(entry.length()),
+            );
+            if end > pos {
+                break;
+            }
+            let stored = &held[(start - held_from) as usize..(end - held_from) as usize];
+            let opened = blob::open(
+                repo.key(),
+                expected.kind,
+                &entry.id(),
+                entry.compression(),
+                entry.raw_length(),
+                stored,
+                &|| object.clone(),
+            );
+            if let Err(e) = opened {
+                problems.push(problem(&object, e.to_string()));
+                damaged.push(entry.id());
+            }
+            next += 1;
+        }
+        let keep_from = blobs
+            .get(next)
+            .map_or(pos, |e| u64::from(e.offset()).min(pos));
+        held.drain(..(keep_from - held_from) as usize);
+        held_from = keep_from;
+    }
+    if Id(*hasher.finalize().as_bytes()) != id.id() {
         return all("contents do not match the name (storage corruption)".into());
     }
-    let mut problems = Vec::new();
-    match pack::read_header(repo.key(), &bytes, &object) {
+    for entry in &blobs[next..] {
+        problems.push(problem(&object, "blob extends past the end"));
+        damaged.push(entry.id());
+    }
+    match pack::read_header_ranged(repo.backend(), repo.key(), file_kind, &name, size) {
         Ok(mut header) => {
-            let mut indexed = expected.blobs.clone();
             header.sort_by_key(PackEntry::offset);
-            indexed.sort_by_key(PackEntry::offset);
-            if header != indexed {
+            if header != blobs {
                 problems.push(problem(
                     &object,
                     "its header and the index disagree about its blobs",
@@ -443,28 +499,6 @@ fn check_pack(
             }
         }
         Err(e) => problems.push(problem(&object, e.to_string())),
-    }
-    let mut damaged = Vec::new();
-    for entry in &expected.blobs {
-        let start = entry.offset() as usize;
-        let stored = bytes.get(start..start + entry.length() as usize);
-        let opened = stored
-            .ok_or_else(|| Error::corrupt(&object, "blob extends past the end"))
-            .and_then(|stored| {
-                blob::open(
-                    repo.key(),
-                    expected.kind,
-                    &entry.id(),
-                    entry.compression(),
-                    entry.raw_length(),
-                    stored,
-                    &|| object.clone(),
-                )
-            });
-        if let Err(e) = opened {
-            problems.push(problem(&object, e.to_string()));
-            damaged.push(entry.id());
-        }
     }
     (problems, damaged)
 }

@@ -103,6 +103,10 @@ type Targets = Vec<(usize, u64)>;
 /// Reads of one pack closer than this are merged into one range.
 const MERGE_GAP: u32 = 1 << 20;
 
+/// Merged ranges stop growing at this size (a single blob may exceed it):
+/// with the blob being written, about what one restoring thread holds.
+const MAX_RANGE: u32 = 4 << 20;
+
 #[derive(Default)]
 struct Plan {
     /// Restored entries in walk order, with their node.
@@ -492,7 +496,10 @@ fn restore_pack(
         let start = order[i].1.0.offset;
         let mut end = start + order[i].1.0.length;
         let mut j = i + 1;
-        while j < order.len() && order[j].1.0.offset <= end.saturating_add(MERGE_GAP) {
+        while j < order.len()
+            && order[j].1.0.offset <= end.saturating_add(MERGE_GAP)
+            && order[j].1.0.offset + order[j].1.0.length - start <= MAX_RANGE
+        {
             end = end.max(order[j].1.0.offset + order[j].1.0.length);
             j += 1;
         }
