@@ -17,6 +17,8 @@
 #                           [--scale F] [--work DIR] [--out FILE.md] [--quick]
 #
 #   --quick        = --scale 0.05 --rounds 1 (a smoke run of a few minutes)
+#   --scale F      multiplies every dataset's size; below 0.5 the history
+#                  dataset uses only the first 3 of its 10 releases
 #   ARCA=/path     use this arca binary instead of building one
 #
 # Peers are installed with apt-get when running as root and missing (restic,
