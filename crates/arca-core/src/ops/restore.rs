@@ -105,14 +105,16 @@ const MERGE_GAP: u32 = 1 << 20;
 
 /// Merged ranges stop growing at this size (a single blob may exceed it):
 /// with the blob being written, about what one restoring thread holds.
-const MAX_RANGE: u32 = 4 << 20;
+const MAX_RANGE: u32 = 2 << 20;
 
 #[derive(Default)]
 struct Plan {
     /// Restored entries in walk order, with their node.
     entries: Vec<(PathBuf, Node)>,
-    /// Regular files by number: path and node.
-    files: Vec<(PathBuf, Node)>,
+    /// Regular files by number: their place in `entries`.
+    files: Vec<usize>,
+    /// Keep each file's chunk list after planning (to verify it).
+    keep_content: bool,
     /// Per pack: blob, location, and where it goes.
     packs: HashMap<PackId, HashMap<BlobId, (Location, Targets)>>,
     /// First restored path of each multiply linked file, by (device, inode).
@@ -157,6 +159,7 @@ pub fn restore(
         exclude: matcher(&options.exclude, "exclude")?,
         overwrite: options.overwrite,
         delete: options.delete,
+        keep_content: options.verify,
         ..Plan::default()
     };
     plan.summary.owners_restored = as_root;
@@ -193,30 +196,42 @@ pub fn restore(
     progress.bytes_total.store(total, Ordering::Relaxed);
 
     let packs: Vec<_> = plan.packs.iter().collect();
-    let paths: Vec<PathBuf> = plan.files.iter().map(|(p, _)| p.clone()).collect();
-    packs
-        .par_iter()
-        .try_for_each(|(pack, blobs)| restore_pack(repo, pack, blobs, &paths, progress))?;
+    let paths: Vec<&Path> = plan
+        .files
+        .iter()
+        .map(|&e| plan.entries[e].0.as_path())
+        .collect();
+    write_packs(repo, &packs, &paths, progress)?;
+    drop(paths);
     let mut summary = plan.summary;
     summary.bytes_written = progress.bytes_written.load(Ordering::Relaxed);
 
-    let non_dirs = plan
+    // Files and symlinks in parallel (each is its own inode), then
+    // directories deepest first, one by one.
+    let non_dirs: Vec<&(PathBuf, Node)> = plan
         .entries
         .iter()
         .rev()
-        .filter(|(_, n)| n.kind != NodeKind::Dir);
+        .filter(|(_, n)| n.kind != NodeKind::Dir)
+        .collect();
+    let applied: Vec<Vec<String>> = non_dirs
+        .par_iter()
+        .map(|(path, node)| target::apply_metadata(path, node, as_root))
+        .collect::<Result<_>>()?;
+    summary.warnings.extend(applied.into_iter().flatten());
     let dirs = plan
         .entries
         .iter()
         .rev()
         .filter(|(_, n)| n.kind == NodeKind::Dir);
-    for (path, node) in non_dirs.chain(dirs) {
+    for (path, node) in dirs {
         summary
             .warnings
             .extend(target::apply_metadata(path, node, as_root)?);
     }
     if options.verify {
-        summary.verified = verify(repo, &plan.files)?;
+        let files: Vec<&(PathBuf, Node)> = plan.files.iter().map(|&e| &plan.entries[e]).collect();
+        summary.verified = verify(repo, &files)?;
     }
     Ok(summary)
 }
@@ -363,6 +378,10 @@ fn plan_node(
         }
         NodeKind::Dir => {}
     }
+    let mut node = node;
+    if !plan.keep_content {
+        node.content = Vec::new();
+    }
     plan.entries.push((path, node));
     Ok(true)
 }
@@ -386,7 +405,8 @@ fn plan_file(
         target::create_file(path, node.size)?;
     }
     let number = plan.files.len();
-    plan.files.push((path.to_path_buf(), node.clone()));
+    // plan_node adds the file's entry right after this.
+    plan.files.push(plan.entries.len());
     let mut offset = 0u64;
     let mut all_present = true;
     let mut buf = Vec::new();
@@ -439,7 +459,7 @@ fn plan_file(
 
 /// Re-reads every restored file and checks each chunk against its id;
 /// returns how many files were checked.
-fn verify(repo: &Repository, files: &[(PathBuf, Node)]) -> Result<u64> {
+fn verify(repo: &Repository, files: &[&(PathBuf, Node)]) -> Result<u64> {
     let bad: Vec<String> = files
         .par_iter()
         .filter_map(|(path, node)| match verify_file(repo, path, node) {
@@ -478,18 +498,87 @@ fn verify_file(repo: &Repository, path: &Path, node: &Node) -> std::io::Result<b
     Ok(true)
 }
 
+/// Writer threads. Each file is written by one of them only, so two
+/// threads never contend for one file's lock in the kernel, while the
+/// decoding of blobs runs on every core.
+const WRITERS: usize = 2;
+
+/// Decoded blobs waiting for each writer.
+const WRITE_QUEUE: usize = 2;
+
+/// One blob's bytes for one place in a file.
+struct WriteJob {
+    file: usize,
+    offset: u64,
+    data: std::sync::Arc<Vec<u8>>,
+}
+
+/// Reads and opens the packs' blobs in parallel and hands them to the
+/// writer threads, file by file.
+fn write_packs(
+    repo: &Repository,
+    packs: &[(&PackId, &HashMap<BlobId, (Location, Targets)>)],
+    files: &[&Path],
+    progress: &RestoreProgress,
+) -> Result<()> {
+    std::thread::scope(|scope| {
+        let (senders, writers): (Vec<_>, Vec<_>) = (0..WRITERS)
+            .map(|_| {
+                let (tx, rx) = crossbeam_channel::bounded::<WriteJob>(WRITE_QUEUE);
+                let writer = scope.spawn(move || write_blobs(rx, files, progress));
+                (tx, writer)
+            })
+            .collect();
+        let read = packs
+            .par_iter()
+            .try_for_each(|(pack, blobs)| restore_pack(repo, pack, blobs, &senders, progress));
+        drop(senders);
+        // A writer's own error explains why sending to it failed.
+        for writer in writers {
+            writer
+                .join()
+                .unwrap_or_else(|_| Err(Error::InvalidInput("a restore writer panicked".into())))?;
+        }
+        read
+    })
+}
+
+/// Writes blobs into their files until the senders are gone.
+fn write_blobs(
+    jobs: crossbeam_channel::Receiver<WriteJob>,
+    files: &[&Path],
+    progress: &RestoreProgress,
+) -> Result<()> {
+    let mut open_files: HashMap<usize, File> = HashMap::new();
+    for job in jobs {
+        let path = files[job.file];
+        if !open_files.contains_key(&job.file) {
+            if open_files.len() >= 64 {
+                open_files.clear();
+            }
+            open_files.insert(job.file, target::open_for_write(path)?);
+        }
+        if let Some(handle) = open_files.get(&job.file) {
+            target::write_sparse(handle, path, job.offset, &job.data)?;
+        }
+        progress
+            .bytes_written
+            .fetch_add(job.data.len() as u64, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 fn restore_pack(
     repo: &Repository,
     pack: &PackId,
     blobs: &HashMap<BlobId, (Location, Targets)>,
-    files: &[PathBuf],
+    writers: &[crossbeam_channel::Sender<WriteJob>],
     progress: &RestoreProgress,
 ) -> Result<()> {
     let mut order: Vec<_> = blobs.iter().collect();
     order.sort_by_key(|(_, (loc, _))| loc.offset);
     let file_kind = BlobKind::Data.file_kind();
     let name = pack.to_hex();
-    let mut open_files: HashMap<usize, File> = HashMap::new();
     let mut i = 0;
     while i < order.len() {
         // Extend the range while the next blob starts close enough.
@@ -521,25 +610,24 @@ fn restore_pack(
                 stored,
                 &|| format!("{file_kind} {name}"),
             )?;
-            let zero = plain.iter().all(|&b| b == 0);
-            for &(file, offset) in targets {
-                if !zero {
-                    let path = &files[file];
-                    let handle = match open_files.entry(file) {
-                        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(v) => {
-                            v.insert(target::open_for_write(path)?)
-                        }
-                    };
-                    target::write_sparse(handle, path, offset, &plain)?;
-                }
+            if plain.iter().all(|&b| b == 0) {
+                // The file was created as a hole: nothing to write.
                 progress
                     .bytes_written
-                    .fetch_add(plain.len() as u64, Ordering::Relaxed);
+                    .fetch_add((plain.len() * targets.len()) as u64, Ordering::Relaxed);
+                continue;
             }
-        }
-        if open_files.len() > 64 {
-            open_files.clear();
+            let data = std::sync::Arc::new(plain);
+            for &(file, offset) in targets {
+                let job = WriteJob {
+                    file,
+                    offset,
+                    data: data.clone(),
+                };
+                writers[file % writers.len()]
+                    .send(job)
+                    .map_err(|_| Error::InvalidInput("the restore writers stopped".into()))?;
+            }
         }
         i = j;
     }
@@ -582,7 +670,7 @@ mod tests {
         );
         std::fs::write(&file, vec![7u8; 99_999]).unwrap();
         assert!(!verify_file(&repo, &file, &node).unwrap(), "shorter");
-        let err = verify(&repo, &[(file.clone(), node)]).unwrap_err();
+        let err = verify(&repo, &[&(file.clone(), node)]).unwrap_err();
         assert!(err.to_string().contains(file.to_str().unwrap()), "{err}");
     }
 }
