@@ -100,6 +100,9 @@ pub struct RestoreSummary {
 /// Where a blob goes: (file number, offset).
 type Targets = Vec<(usize, u64)>;
 
+/// One pack's blobs to restore: where each is and where it goes.
+type PackBlobs = HashMap<BlobId, (Location, Targets)>;
+
 /// Reads of one pack closer than this are merged into one range.
 const MERGE_GAP: u32 = 1 << 20;
 
@@ -116,7 +119,7 @@ struct Plan {
     /// Keep each file's chunk list after planning (to verify it).
     keep_content: bool,
     /// Per pack: blob, location, and where it goes.
-    packs: HashMap<PackId, HashMap<BlobId, (Location, Targets)>>,
+    packs: HashMap<PackId, PackBlobs>,
     /// First restored path of each multiply linked file, by (device, inode).
     links: HashMap<(u64, u64), PathBuf>,
     as_root: bool,
@@ -517,7 +520,7 @@ struct WriteJob {
 /// writer threads, file by file.
 fn write_packs(
     repo: &Repository,
-    packs: &[(&PackId, &HashMap<BlobId, (Location, Targets)>)],
+    packs: &[(&PackId, &PackBlobs)],
     files: &[&Path],
     progress: &RestoreProgress,
 ) -> Result<()> {
@@ -571,7 +574,7 @@ fn write_blobs(
 fn restore_pack(
     repo: &Repository,
     pack: &PackId,
-    blobs: &HashMap<BlobId, (Location, Targets)>,
+    blobs: &PackBlobs,
     writers: &[crossbeam_channel::Sender<WriteJob>],
     progress: &RestoreProgress,
 ) -> Result<()> {
