@@ -13,7 +13,21 @@ mod progress;
 
 use clap::{CommandFactory, FromArgMatches};
 
+/// Buffers of at least this size (large chunks, packs) are mapped and
+/// unmapped on their own rather than carved out of glibc's arenas. glibc
+/// otherwise raises this threshold as large buffers are freed and then
+/// keeps freed chunk and pack memory in its per-thread arenas: on a 1 GB
+/// snapshot that grew the peak resident set by half. Below it (typical
+/// chunks, read windows) arena memory is reused, sparing page faults.
+const MMAP_THRESHOLD: libc::c_int = 2 << 20;
+
 fn main() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
     let parsed = cli::Cli::command()
         .try_get_matches()
         .and_then(|m| cli::Cli::from_arg_matches(&m).map(|cli| (cli, m)));

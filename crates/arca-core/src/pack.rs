@@ -106,9 +106,16 @@ pub struct FinishedPack {
 
 impl PackWriter {
     pub fn new(kind: BlobKind, capacity: usize) -> PackWriter {
+        PackWriter::with_buffer(kind, Vec::with_capacity(capacity))
+    }
+
+    /// A writer filling `buffer` (cleared first), so that the memory of a
+    /// stored pack serves the next one.
+    pub fn with_buffer(kind: BlobKind, mut buffer: Vec<u8>) -> PackWriter {
+        buffer.clear();
         PackWriter {
             kind,
-            bytes: Vec::with_capacity(capacity),
+            bytes: buffer,
             entries: Vec::new(),
         }
     }

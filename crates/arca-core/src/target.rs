@@ -10,7 +10,8 @@ use std::path::Path;
 use filetime::FileTime;
 
 use crate::error::{Error, Result};
-use crate::tree::{Node, NodeKind};
+use crate::time::Timestamp;
+use crate::tree::{Node, NodeKind, Xattr};
 
 /// Creates a directory (private until its metadata is applied at the end).
 pub(crate) fn create_dir(path: &Path) -> Result<()> {
@@ -33,6 +34,11 @@ pub(crate) fn create_dir(path: &Path) -> Result<()> {
 /// path is replaced, never written through (it may be a hard link or a
 /// symlink to something outside the target).
 pub(crate) fn create_file(path: &Path, size: u64) -> Result<()> {
+    create_open(path, size).map(drop)
+}
+
+/// [`create_file`], keeping the file open for writing its chunks.
+pub(crate) fn create_open(path: &Path, size: u64) -> Result<File> {
     remove_existing(path)?;
     let file = OpenOptions::new()
         .write(true)
@@ -40,7 +46,8 @@ pub(crate) fn create_file(path: &Path, size: u64) -> Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(|e| Error::target(path, e))?;
-    file.set_len(size).map_err(|e| Error::target(path, e))
+    file.set_len(size).map_err(|e| Error::target(path, e))?;
+    Ok(file)
 }
 
 /// Opens a created file for writing chunks.
@@ -132,11 +139,38 @@ fn remove_existing(path: &Path) -> Result<()> {
     removed.map_err(|e| Error::target(path, e))
 }
 
+/// What applying an entry's metadata needs of its node: a restore keeps
+/// this for every entry until the data is written, not the whole node.
+#[derive(Debug)]
+pub(crate) struct Meta {
+    pub kind: NodeKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: Timestamp,
+    pub atime: Timestamp,
+    pub xattrs: Vec<Xattr>,
+}
+
+impl From<Node> for Meta {
+    fn from(node: Node) -> Meta {
+        Meta {
+            kind: node.kind,
+            mode: node.mode,
+            uid: node.uid,
+            gid: node.gid,
+            mtime: node.mtime,
+            atime: node.atime,
+            xattrs: node.xattrs,
+        }
+    }
+}
+
 /// Applies owner (when running as root), extended attributes, mode and
 /// times, in that order: a chown clears setuid bits, and setting xattrs may
 /// need write permission the final mode takes away. Extended attributes the
 /// target file system refuses are returned as warnings, not errors.
-pub(crate) fn apply_metadata(path: &Path, node: &Node, as_root: bool) -> Result<Vec<String>> {
+pub(crate) fn apply_metadata(path: &Path, node: &Meta, as_root: bool) -> Result<Vec<String>> {
     let err = |e| Error::target(path, e);
     let mut warnings = Vec::new();
     if as_root {

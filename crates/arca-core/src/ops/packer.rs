@@ -6,7 +6,9 @@
 //! Uploads run on [`Backend::connections`] worker threads, so remote
 //! storage has several packs in flight while the next ones fill. A full pack
 //! waits until a worker is free: at most one pack per worker is in memory
-//! beyond the two being filled.
+//! beyond the two being filled. A stored pack's buffer comes back to the
+//! packer for the next pack, so the same few buffers serve a whole run
+//! instead of fresh memory (and fresh page faults) for every pack.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -56,8 +58,11 @@ impl<'r> Packer<'r> {
         let slot = usize::from(kind == BlobKind::Tree);
         self.writers[slot].add(id, raw_length, compression, stored);
         if self.writers[slot].len() >= self.target {
-            let full =
-                std::mem::replace(&mut self.writers[slot], PackWriter::new(kind, self.target));
+            let next = match self.uploads.spare.try_recv() {
+                Ok(buffer) => PackWriter::with_buffer(kind, buffer),
+                Err(_) => PackWriter::new(kind, self.target),
+            };
+            let full = std::mem::replace(&mut self.writers[slot], next);
             self.uploads.send(full.finish(self.repo.key()))?;
         }
         self.uploads.take_finished()
@@ -98,6 +103,8 @@ impl<'r> Packer<'r> {
 struct Uploads {
     jobs: Option<Sender<FinishedPack>>,
     done: Receiver<Result<IndexPack>>,
+    /// Buffers of stored packs, for the next ones.
+    spare: Receiver<Vec<u8>>,
     workers: Vec<JoinHandle<()>>,
     /// Stored, not yet returned.
     finished: Vec<IndexPack>,
@@ -112,11 +119,14 @@ impl Uploads {
         // worker is free to take it.
         let (jobs, job_rx) = bounded::<FinishedPack>(0);
         let (done_tx, done) = unbounded();
+        // At most one buffer per worker is ever in flight back.
+        let (spare_tx, spare) = bounded::<Vec<u8>>(count);
         let workers = (0..count)
             .map(|_| {
                 let backend = backend.clone();
                 let job_rx = job_rx.clone();
                 let done_tx = done_tx.clone();
+                let spare_tx = spare_tx.clone();
                 std::thread::spawn(move || {
                     for pack in job_rx {
                         let stored = write_new(
@@ -132,6 +142,8 @@ impl Uploads {
                             blobs: pack.entries,
                             marked: None,
                         });
+                        // A full spare queue drops the buffer instead.
+                        let _ = spare_tx.try_send(pack.bytes);
                         if done_tx.send(stored).is_err() {
                             break;
                         }
@@ -142,6 +154,7 @@ impl Uploads {
         Uploads {
             jobs: Some(jobs),
             done,
+            spare,
             workers,
             finished: Vec::new(),
             failed: None,

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +32,7 @@ use crate::id::{BlobId, PackId, TreeId};
 use crate::index::Location;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
-use crate::target;
+use crate::target::{self, Meta};
 use crate::tree::{Node, NodeKind};
 
 /// What to do with a file that already exists in the target.
@@ -97,11 +97,60 @@ pub struct RestoreSummary {
     pub warnings: Vec<String>,
 }
 
+/// One restored entry: where it is and what its metadata needs.
+struct Entry {
+    dir: u32,
+    name: Box<OsStr>,
+    meta: Meta,
+}
+
+impl Entry {
+    fn path(&self, dirs: &[PathBuf]) -> PathBuf {
+        dirs[self.dir as usize].join(&*self.name)
+    }
+}
+
 /// Where a blob goes: (file number, offset).
-type Targets = Vec<(usize, u64)>;
+/// Most blobs have one place, kept inline; more go to a vector.
+struct Targets {
+    first: (u32, u64),
+    more: Vec<(u32, u64)>,
+}
+
+impl Targets {
+    fn len(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        std::iter::once(&self.first)
+            .chain(&self.more)
+            .map(|&(file, offset)| (file as usize, offset))
+    }
+}
 
 /// One pack's blobs to restore: where each is and where it goes.
-type PackBlobs = HashMap<BlobId, (Location, Targets)>;
+type PackBlobs = HashMap<BlobId, (Span, Targets)>;
+
+/// Where a blob lies within its pack (the pack is the map's key).
+#[derive(Clone, Copy)]
+struct Span {
+    offset: u32,
+    length: u32,
+    raw_length: u32,
+    compression: u8,
+}
+
+impl From<Location> for Span {
+    fn from(loc: Location) -> Span {
+        Span {
+            offset: loc.offset,
+            length: loc.length,
+            raw_length: loc.raw_length,
+            compression: loc.compression,
+        }
+    }
+}
 
 /// Reads of one pack closer than this are merged into one range.
 const MERGE_GAP: u32 = 1 << 20;
@@ -112,12 +161,22 @@ const MAX_RANGE: u32 = 2 << 20;
 
 #[derive(Default)]
 struct Plan {
-    /// Restored entries in walk order, with their node.
-    entries: Vec<(PathBuf, Node)>,
+    /// Restored entries in walk order, with what their metadata needs.
+    entries: Vec<Entry>,
+    /// Directories holding entries, by number: an entry's path is its
+    /// directory's joined with its name, so each full path is kept once.
+    dirs: Vec<PathBuf>,
+    /// The number of the directory now being planned.
+    current_dir: u32,
     /// Regular files by number: their place in `entries`.
     files: Vec<usize>,
-    /// Keep each file's chunk list after planning (to verify it).
+    /// Per file number: `Some(size)` when its writer creates it (at its
+    /// first chunk) rather than the plan.
+    deferred: Vec<Option<u64>>,
+    /// Keep each file's node after planning, to verify it.
     keep_content: bool,
+    /// With `keep_content`: every regular file and its node.
+    checks: Vec<(PathBuf, Node)>,
     /// Per pack: blob, location, and where it goes.
     packs: HashMap<PackId, PackBlobs>,
     /// First restored path of each multiply linked file, by (device, inode).
@@ -185,6 +244,8 @@ pub fn restore(
                 }
                 _ => {
                     let parent = at.parent().unwrap_or(Path::new("/")).to_path_buf();
+                    plan.dirs.push(target.to_path_buf());
+                    plan.current_dir = (plan.dirs.len() - 1) as u32;
                     plan_node(repo, node, target, &parent, false, &mut plan)?;
                 }
             }
@@ -199,41 +260,38 @@ pub fn restore(
     progress.bytes_total.store(total, Ordering::Relaxed);
 
     let packs: Vec<_> = plan.packs.iter().collect();
-    let paths: Vec<&Path> = plan
-        .files
-        .iter()
-        .map(|&e| plan.entries[e].0.as_path())
-        .collect();
-    write_packs(repo, &packs, &paths, progress)?;
-    drop(paths);
+    let files: Vec<&Entry> = plan.files.iter().map(|&e| &plan.entries[e]).collect();
+    write_packs(repo, &packs, &files, &plan.dirs, &plan.deferred, progress)?;
+    drop(files);
     let mut summary = plan.summary;
     summary.bytes_written = progress.bytes_written.load(Ordering::Relaxed);
 
     // Files and symlinks in parallel (each is its own inode), then
     // directories deepest first, one by one.
-    let non_dirs: Vec<&(PathBuf, Node)> = plan
+    let dirs = &plan.dirs;
+    let non_dirs: Vec<&Entry> = plan
         .entries
         .iter()
         .rev()
-        .filter(|(_, n)| n.kind != NodeKind::Dir)
+        .filter(|e| e.meta.kind != NodeKind::Dir)
         .collect();
     let applied: Vec<Vec<String>> = non_dirs
         .par_iter()
-        .map(|(path, node)| target::apply_metadata(path, node, as_root))
+        .map(|e| target::apply_metadata(&e.path(dirs), &e.meta, as_root))
         .collect::<Result<_>>()?;
     summary.warnings.extend(applied.into_iter().flatten());
-    let dirs = plan
+    let dir_entries = plan
         .entries
         .iter()
         .rev()
-        .filter(|(_, n)| n.kind == NodeKind::Dir);
-    for (path, node) in dirs {
+        .filter(|e| e.meta.kind == NodeKind::Dir);
+    for e in dir_entries {
         summary
             .warnings
-            .extend(target::apply_metadata(path, node, as_root)?);
+            .extend(target::apply_metadata(&e.path(dirs), &e.meta, as_root)?);
     }
     if options.verify {
-        let files: Vec<&(PathBuf, Node)> = plan.files.iter().map(|&e| &plan.entries[e]).collect();
+        let files: Vec<&(PathBuf, Node)> = plan.checks.iter().collect();
         summary.verified = verify(repo, &files)?;
     }
     Ok(summary)
@@ -258,10 +316,14 @@ fn plan_tree(
         let keep: HashSet<&[u8]> = tree.nodes.iter().map(|n| n.name.as_slice()).collect();
         delete_extra(dir, &keep, plan)?;
     }
+    let parent = plan.current_dir;
+    plan.dirs.push(dir.to_path_buf());
+    plan.current_dir = (plan.dirs.len() - 1) as u32;
     let mut any = false;
     for node in tree.nodes {
         any |= plan_node(repo, node, dir, snap_dir, included, plan)?;
     }
+    plan.current_dir = parent;
     Ok(any)
 }
 
@@ -326,7 +388,7 @@ fn plan_node(
             return Ok(false);
         }
         plan.summary.dirs += 1;
-        plan.entries.push((path, node));
+        push_entry(plan, node);
         return Ok(true);
     }
     if !included {
@@ -381,12 +443,21 @@ fn plan_node(
         }
         NodeKind::Dir => {}
     }
-    let mut node = node;
-    if !plan.keep_content {
-        node.content = Vec::new();
+    if plan.keep_content && node.kind == NodeKind::File {
+        plan.checks.push((path.clone(), node.clone()));
     }
-    plan.entries.push((path, node));
+    push_entry(plan, node);
     Ok(true)
+}
+
+/// Records a restored entry of the directory being planned.
+fn push_entry(plan: &mut Plan, mut node: Node) {
+    let name = std::ffi::OsString::from_vec(std::mem::take(&mut node.name));
+    plan.entries.push(Entry {
+        dir: plan.current_dir,
+        name: name.into_boxed_os_str(),
+        meta: Meta::from(node),
+    });
 }
 
 /// Plans a regular file's chunks. With `IfChanged`, an existing file of the
@@ -404,12 +475,16 @@ fn plan_file(
     if reusable {
         have = File::open(path).ok();
     }
-    if have.is_none() {
+    // A file with chunks is created by the writer of its first chunk, one
+    // open fewer; one with other names must exist now, for the links.
+    let defer = have.is_none() && !node.content.is_empty() && node.links <= 1;
+    if have.is_none() && !defer {
         target::create_file(path, node.size)?;
     }
     let number = plan.files.len();
     // plan_node adds the file's entry right after this.
     plan.files.push(plan.entries.len());
+    plan.deferred.push(defer.then_some(node.size));
     let mut offset = 0u64;
     let mut all_present = true;
     let mut buf = Vec::new();
@@ -432,13 +507,21 @@ fn plan_file(
         };
         if !present {
             all_present = false;
-            plan.packs
-                .entry(loc.pack)
-                .or_default()
-                .entry(*blob)
-                .or_insert_with(|| (loc, Vec::new()))
-                .1
-                .push((number, offset));
+            let target = (number as u32, offset);
+            match plan.packs.entry(loc.pack).or_default().entry(*blob) {
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    o.get_mut().1.more.push(target)
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((
+                        Span::from(loc),
+                        Targets {
+                            first: target,
+                            more: Vec::new(),
+                        },
+                    ));
+                }
+            }
         }
         offset += u64::from(loc.raw_length);
     }
@@ -513,7 +596,9 @@ const WRITE_QUEUE: usize = 2;
 struct WriteJob {
     file: usize,
     offset: u64,
-    data: std::sync::Arc<Vec<u8>>,
+    /// `None`: all zeros, already a hole (the file may still need creating).
+    data: Option<std::sync::Arc<Vec<u8>>>,
+    length: u64,
 }
 
 /// Reads and opens the packs' blobs in parallel and hands them to the
@@ -521,20 +606,22 @@ struct WriteJob {
 fn write_packs(
     repo: &Repository,
     packs: &[(&PackId, &PackBlobs)],
-    files: &[&Path],
+    files: &[&Entry],
+    dirs: &[PathBuf],
+    deferred: &[Option<u64>],
     progress: &RestoreProgress,
 ) -> Result<()> {
     std::thread::scope(|scope| {
         let (senders, writers): (Vec<_>, Vec<_>) = (0..WRITERS)
             .map(|_| {
                 let (tx, rx) = crossbeam_channel::bounded::<WriteJob>(WRITE_QUEUE);
-                let writer = scope.spawn(move || write_blobs(rx, files, progress));
+                let writer = scope.spawn(move || write_blobs(rx, files, dirs, deferred, progress));
                 (tx, writer)
             })
             .collect();
         let read = packs
             .par_iter()
-            .try_for_each(|(pack, blobs)| restore_pack(repo, pack, blobs, &senders, progress));
+            .try_for_each(|(pack, blobs)| restore_pack(repo, pack, blobs, &senders));
         drop(senders);
         // A writer's own error explains why sending to it failed.
         for writer in writers {
@@ -549,24 +636,32 @@ fn write_packs(
 /// Writes blobs into their files until the senders are gone.
 fn write_blobs(
     jobs: crossbeam_channel::Receiver<WriteJob>,
-    files: &[&Path],
+    files: &[&Entry],
+    dirs: &[PathBuf],
+    deferred: &[Option<u64>],
     progress: &RestoreProgress,
 ) -> Result<()> {
-    let mut open_files: HashMap<usize, File> = HashMap::new();
+    let mut open_files: HashMap<usize, (File, PathBuf)> = HashMap::new();
+    // Deferred files this writer has created (it alone writes them).
+    let mut created: HashSet<usize> = HashSet::new();
     for job in jobs {
-        let path = files[job.file];
         if !open_files.contains_key(&job.file) {
             if open_files.len() >= 64 {
                 open_files.clear();
             }
-            open_files.insert(job.file, target::open_for_write(path)?);
+            let path = files[job.file].path(dirs);
+            let handle = match deferred[job.file] {
+                Some(size) if created.insert(job.file) => target::create_open(&path, size)?,
+                _ => target::open_for_write(&path)?,
+            };
+            open_files.insert(job.file, (handle, path));
         }
-        if let Some(handle) = open_files.get(&job.file) {
-            target::write_sparse(handle, path, job.offset, &job.data)?;
+        if let (Some((handle, path)), Some(data)) = (open_files.get(&job.file), &job.data) {
+            target::write_sparse(handle, path, job.offset, data)?;
         }
         progress
             .bytes_written
-            .fetch_add(job.data.len() as u64, Ordering::Relaxed);
+            .fetch_add(job.length, Ordering::Relaxed);
     }
     Ok(())
 }
@@ -576,7 +671,6 @@ fn restore_pack(
     pack: &PackId,
     blobs: &PackBlobs,
     writers: &[crossbeam_channel::Sender<WriteJob>],
-    progress: &RestoreProgress,
 ) -> Result<()> {
     let mut order: Vec<_> = blobs.iter().collect();
     order.sort_by_key(|(_, (loc, _))| loc.offset);
@@ -613,19 +707,15 @@ fn restore_pack(
                 stored,
                 &|| format!("{file_kind} {name}"),
             )?;
-            if plain.iter().all(|&b| b == 0) {
-                // The file was created as a hole: nothing to write.
-                progress
-                    .bytes_written
-                    .fetch_add((plain.len() * targets.len()) as u64, Ordering::Relaxed);
-                continue;
-            }
-            let data = std::sync::Arc::new(plain);
-            for &(file, offset) in targets {
+            let length = plain.len() as u64;
+            // All zeros: the file is created as a hole, nothing to write.
+            let data = (!plain.iter().all(|&b| b == 0)).then(|| std::sync::Arc::new(plain));
+            for (file, offset) in targets.iter() {
                 let job = WriteJob {
                     file,
                     offset,
                     data: data.clone(),
+                    length,
                 };
                 writers[file % writers.len()]
                     .send(job)
