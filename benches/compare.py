@@ -713,7 +713,7 @@ def report(args, meta, rows, verdicts, lim, tools, datasets):
     w("- Versions: " + "; ".join("%s: `%s`" % (t, v) for t, v in meta["versions"].items()))
     w("- Rounds: %d (tool order rotated each round; figures are medians over rounds). "
       "Scale: %s. Work dir: `%s`." % (args.rounds, args.scale, args.work))
-    w("- Every tool encrypts, with its default compression: arca (zstd level 3); restic "
+    w("- Every tool encrypts, with its default compression: arca (zstd level 2); restic "
       "repository %s (compression auto); borg `repokey-blake2` (lz4); rustic (zstd). "
       "Each tool's repository and cache are deleted before its init, so rounds are "
       "independent; `sync` runs before every step." % meta.get("restic_repo", "?"))

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::file;
-use crate::format::{AAD_LOCK, COMPRESSION_DEFAULT, MAX_LOCK_LEN};
+use crate::format::{AAD_LOCK, COMPRESSION_METADATA, MAX_LOCK_LEN};
 use crate::id::Id;
 use crate::repository::{Owner, Repository};
 use crate::time::{Time, Timestamp};
@@ -73,7 +73,7 @@ impl LockRecord {
     }
 
     pub fn encode(&self, key: &MasterKey) -> Vec<u8> {
-        file::seal(key, AAD_LOCK, self, COMPRESSION_DEFAULT)
+        file::seal(key, AAD_LOCK, self, COMPRESSION_METADATA)
     }
 
     pub fn decode(bytes: &[u8], key: &MasterKey, object: &str) -> Result<LockRecord> {
