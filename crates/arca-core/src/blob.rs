@@ -134,20 +134,61 @@ pub fn open(
     stored: &[u8],
     object: &dyn Fn() -> String,
 ) -> Result<Vec<u8>> {
+    let mut buffers = Buffers::default();
+    open_with(
+        key,
+        kind,
+        id,
+        compression,
+        raw_len,
+        stored,
+        &mut buffers,
+        object,
+    )?;
+    Ok(if compression == COMPRESSION_NONE {
+        buffers.payload
+    } else {
+        buffers.plain
+    })
+}
+
+/// Reusable memory for [`open_with`]: a loop over many blobs allocates
+/// once, not twice per blob.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    payload: Vec<u8>,
+    plain: Vec<u8>,
+}
+
+/// [`open`] into reusable buffers; returns the plaintext, borrowed from
+/// `buffers` until the next call.
+#[allow(clippy::too_many_arguments)]
+pub fn open_with<'b>(
+    key: &MasterKey,
+    kind: BlobKind,
+    id: &Id,
+    compression: u8,
+    raw_len: u32,
+    stored: &[u8],
+    buffers: &'b mut Buffers,
+    object: &dyn Fn() -> String,
+) -> Result<&'b [u8]> {
     if raw_len > kind.max_raw_len() {
         return Err(Error::corrupt(
             object(),
             format!("{kind} claims {raw_len} bytes"),
         ));
     }
-    let payload = key
-        .open(&aad(kind, id), stored)
+    key.open_into(&aad(kind, id), stored, &mut buffers.payload)
         .map_err(|_| Error::corrupt(object(), format!("{kind} {id} fails authentication")))?;
-    let plain = match compression {
-        COMPRESSION_NONE => payload,
-        COMPRESSION_ZSTD => decompress(&payload, raw_len as usize).map_err(|e| {
-            Error::corrupt(object(), format!("{kind} {id} does not decompress: {e}"))
-        })?,
+    let plain: &[u8] = match compression {
+        COMPRESSION_NONE => &buffers.payload,
+        COMPRESSION_ZSTD => {
+            decompress_into(&buffers.payload, raw_len as usize, &mut buffers.plain).map_err(
+                |e| Error::corrupt(object(), format!("{kind} {id} does not decompress: {e}")),
+            )?;
+            &buffers.plain
+        }
         other => {
             return Err(Error::corrupt(
                 object(),
@@ -161,7 +202,7 @@ pub fn open(
             format!("{kind} {id} is {} bytes, index says {raw_len}", plain.len()),
         ));
     }
-    if key.blob_id(&plain) != *id {
+    if key.blob_id(plain) != *id {
         return Err(Error::corrupt(
             object(),
             format!("{kind} {id} does not match its id"),
@@ -177,16 +218,21 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Decompresses at most `capacity` bytes with this thread's context.
-fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+/// Decompresses at most `capacity` bytes into `out` (replacing its
+/// contents) with this thread's context.
+fn decompress_into(data: &[u8], capacity: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+    out.clear();
+    out.reserve(capacity);
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
             *slot = Some(zstd::bulk::Decompressor::new()?);
         }
         match slot.as_mut() {
-            Some(d) => d.decompress(data, capacity),
-            None => zstd::bulk::decompress(data, capacity),
+            Some(d) => d.decompress_to_buffer(data, out).map(drop),
+            None => zstd::bulk::Decompressor::new()?
+                .decompress_to_buffer(data, out)
+                .map(drop),
         }
     })
 }

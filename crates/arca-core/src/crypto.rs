@@ -98,6 +98,11 @@ impl MasterKey {
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
         open(&self.encryption, aad, sealed)
     }
+
+    /// Opens a sealed value into `out`, reusing its memory.
+    pub fn open_into(&self, aad: &[u8], sealed: &[u8], out: &mut Vec<u8>) -> Result<(), OpenError> {
+        open_into(&self.encryption, aad, sealed, out)
+    }
 }
 
 pub(crate) fn seal_into(key: &[u8; KEY_LEN], aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
@@ -118,22 +123,30 @@ pub(crate) fn seal_into(key: &[u8; KEY_LEN], aad: &[u8], plaintext: &[u8], out: 
 }
 
 pub(crate) fn open(key: &[u8; KEY_LEN], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+    let mut buf = Vec::new();
+    open_into(key, aad, sealed, &mut buf)?;
+    Ok(buf)
+}
+
+/// Opens a sealed value into `out`, replacing its contents (its memory is
+/// reused).
+pub(crate) fn open_into(
+    key: &[u8; KEY_LEN],
+    aad: &[u8],
+    sealed: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), OpenError> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(OpenError);
     }
     let (nonce, rest) = sealed.split_at(NONCE_LEN);
     let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let mut buf = ciphertext.to_vec();
+    out.clear();
+    out.extend_from_slice(ciphertext);
     let cipher = XChaCha20Poly1305::new(key.into());
     cipher
-        .decrypt_in_place_detached(
-            XNonce::from_slice(nonce),
-            aad,
-            &mut buf,
-            Tag::from_slice(tag),
-        )
-        .map_err(|_| OpenError)?;
-    Ok(buf)
+        .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, out, Tag::from_slice(tag))
+        .map_err(|_| OpenError)
 }
 
 #[cfg(test)]

@@ -29,17 +29,31 @@ pub(crate) fn create_dir(path: &Path) -> Result<()> {
     }
 }
 
+/// Creates a directory where nothing is (its parent was created empty by
+/// this restore).
+pub(crate) fn create_new_dir(path: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| Error::target(path, e))
+}
+
 /// Creates a regular file of `size` bytes: a hole until its chunks are
 /// written, so all-zero chunks need no writing at all. Whatever was at the
 /// path is replaced, never written through (it may be a hard link or a
 /// symlink to something outside the target).
 pub(crate) fn create_file(path: &Path, size: u64) -> Result<()> {
-    create_open(path, size).map(drop)
+    create_open(path, size, false).map(drop)
 }
 
-/// [`create_file`], keeping the file open for writing its chunks.
-pub(crate) fn create_open(path: &Path, size: u64) -> Result<File> {
-    remove_existing(path)?;
+/// [`create_file`], keeping the file open for writing its chunks. With
+/// `absent` (its directory was created empty by this restore) nothing is
+/// looked for first; the exclusive create still refuses whatever might be
+/// there.
+pub(crate) fn create_open(path: &Path, size: u64, absent: bool) -> Result<File> {
+    if !absent {
+        remove_existing(path)?;
+    }
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -440,6 +440,7 @@ fn check_pack(
     let mut held_from = 0u64;
     let mut next = 0;
     let mut pos = 0u64;
+    let mut buffers = blob::Buffers::default();
     while pos < size {
         let want = READ_WINDOW.min(size - pos);
         let bytes = match repo.backend().read_range(file_kind, &name, pos, want) {
@@ -460,13 +461,14 @@ fn check_pack(
                 break;
             }
             let stored = &held[(start - held_from) as usize..(end - held_from) as usize];
-            let opened = blob::open(
+            let opened = blob::open_with(
                 repo.key(),
                 expected.kind,
                 &entry.id(),
                 entry.compression(),
                 entry.raw_length(),
                 stored,
+                &mut buffers,
                 &|| object.clone(),
             );
             if let Err(e) = opened {

@@ -166,13 +166,16 @@ struct Plan {
     /// Directories holding entries, by number: an entry's path is its
     /// directory's joined with its name, so each full path is kept once.
     dirs: Vec<PathBuf>,
+    /// Per directory: created empty by this restore, so nothing in it needs
+    /// looking at before it is created.
+    fresh: Vec<bool>,
     /// The number of the directory now being planned.
     current_dir: u32,
     /// Regular files by number: their place in `entries`.
     files: Vec<usize>,
-    /// Per file number: `Some(size)` when its writer creates it (at its
-    /// first chunk) rather than the plan.
-    deferred: Vec<Option<u64>>,
+    /// Per file number: `Some((size, in a fresh directory))` when its
+    /// writer creates it (at its first chunk) rather than the plan.
+    deferred: Vec<Option<(u64, bool)>>,
     /// Keep each file's node after planning, to verify it.
     keep_content: bool,
     /// With `keep_content`: every regular file and its node.
@@ -214,6 +217,10 @@ pub fn restore(
     progress: &RestoreProgress,
 ) -> Result<RestoreSummary> {
     std::fs::create_dir_all(target).map_err(|e| Error::target(target, e))?;
+    let target_empty = std::fs::read_dir(target)
+        .map_err(|e| Error::target(target, e))?
+        .next()
+        .is_none();
     let as_root = running_as_root();
     let mut plan = Plan {
         as_root,
@@ -233,6 +240,7 @@ pub fn restore(
                 target,
                 Path::new("/"),
                 false,
+                target_empty,
                 &mut plan,
             )?;
         }
@@ -240,11 +248,12 @@ pub fn restore(
             let (at, node) = crate::ops::ls::find(repo, snapshot, sub)?;
             match (node.kind, node.subtree) {
                 (NodeKind::Dir, Some(subtree)) => {
-                    plan_tree(repo, &subtree, target, &at, false, &mut plan)?;
+                    plan_tree(repo, &subtree, target, &at, false, target_empty, &mut plan)?;
                 }
                 _ => {
                     let parent = at.parent().unwrap_or(Path::new("/")).to_path_buf();
                     plan.dirs.push(target.to_path_buf());
+                    plan.fresh.push(target_empty);
                     plan.current_dir = (plan.dirs.len() - 1) as u32;
                     plan_node(repo, node, target, &parent, false, &mut plan)?;
                 }
@@ -309,6 +318,7 @@ fn plan_tree(
     dir: &Path,
     snap_dir: &Path,
     included: bool,
+    fresh: bool,
     plan: &mut Plan,
 ) -> Result<bool> {
     let tree = repo.read_tree(tree_id)?;
@@ -318,6 +328,7 @@ fn plan_tree(
     }
     let parent = plan.current_dir;
     plan.dirs.push(dir.to_path_buf());
+    plan.fresh.push(fresh);
     plan.current_dir = (plan.dirs.len() - 1) as u32;
     let mut any = false;
     for node in tree.nodes {
@@ -373,11 +384,16 @@ fn plan_node(
             .include
             .as_ref()
             .is_none_or(|g| g.matched(&snap_path, is_dir).is_ignore());
+    let in_fresh = plan.fresh[plan.current_dir as usize];
     if is_dir {
-        let existed = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
-        target::create_dir(&path)?;
+        let existed = !in_fresh && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        if in_fresh {
+            target::create_new_dir(&path)?;
+        } else {
+            target::create_dir(&path)?;
+        }
         let any = match &node.subtree {
-            Some(subtree) => plan_tree(repo, subtree, &path, &snap_path, included, plan)?,
+            Some(subtree) => plan_tree(repo, subtree, &path, &snap_path, included, !existed, plan)?,
             None => false,
         };
         if !included && !any {
@@ -394,7 +410,11 @@ fn plan_node(
     if !included {
         return Ok(false);
     }
-    let existing = std::fs::symlink_metadata(&path).ok();
+    let existing = if in_fresh {
+        None
+    } else {
+        std::fs::symlink_metadata(&path).ok()
+    };
     if existing.is_some() && plan.overwrite == Overwrite::Never {
         plan.summary.files_unchanged += u64::from(node.kind == NodeKind::File);
         return Ok(true);
@@ -484,7 +504,8 @@ fn plan_file(
     let number = plan.files.len();
     // plan_node adds the file's entry right after this.
     plan.files.push(plan.entries.len());
-    plan.deferred.push(defer.then_some(node.size));
+    let fresh = plan.fresh[plan.current_dir as usize];
+    plan.deferred.push(defer.then_some((node.size, fresh)));
     let mut offset = 0u64;
     let mut all_present = true;
     let mut buf = Vec::new();
@@ -608,7 +629,7 @@ fn write_packs(
     packs: &[(&PackId, &PackBlobs)],
     files: &[&Entry],
     dirs: &[PathBuf],
-    deferred: &[Option<u64>],
+    deferred: &[Option<(u64, bool)>],
     progress: &RestoreProgress,
 ) -> Result<()> {
     std::thread::scope(|scope| {
@@ -638,7 +659,7 @@ fn write_blobs(
     jobs: crossbeam_channel::Receiver<WriteJob>,
     files: &[&Entry],
     dirs: &[PathBuf],
-    deferred: &[Option<u64>],
+    deferred: &[Option<(u64, bool)>],
     progress: &RestoreProgress,
 ) -> Result<()> {
     let mut open_files: HashMap<usize, (File, PathBuf)> = HashMap::new();
@@ -651,7 +672,9 @@ fn write_blobs(
             }
             let path = files[job.file].path(dirs);
             let handle = match deferred[job.file] {
-                Some(size) if created.insert(job.file) => target::create_open(&path, size)?,
+                Some((size, absent)) if created.insert(job.file) => {
+                    target::create_open(&path, size, absent)?
+                }
                 _ => target::open_for_write(&path)?,
             };
             open_files.insert(job.file, (handle, path));
