@@ -392,7 +392,7 @@ fn read_data(
     progress.bytes_total.store(total, Ordering::Relaxed);
     let results: Vec<(Vec<Problem>, Vec<Id>)> = chosen
         .par_iter()
-        .map(|id| check_pack(repo, id, &expected[id], progress))
+        .map(|id| check_pack(repo, id, &expected[id], progress, READ_WINDOW))
         .collect();
     report.packs_read = chosen.len() as u64;
     report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
@@ -417,6 +417,7 @@ fn check_pack(
     id: &PackId,
     expected: &Expected,
     progress: &CheckProgress,
+    window: u64,
 ) -> (Vec<Problem>, Vec<Id>) {
     let file_kind = expected.kind.file_kind();
     let name = id.to_hex();
@@ -442,7 +443,7 @@ fn check_pack(
     let mut pos = 0u64;
     let mut buffers = blob::Buffers::default();
     while pos < size {
-        let want = READ_WINDOW.min(size - pos);
+        let want = window.min(size - pos);
         let bytes = match repo.backend().read_range(file_kind, &name, pos, want) {
             Ok(bytes) if bytes.len() as u64 == want => bytes,
             Ok(_) => return all("shorter than its listed size".into()),
@@ -576,7 +577,83 @@ fn trace_tree(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::blob::Sealer;
+    use crate::config::InitOptions;
+    use crate::pack::PackWriter;
+    use crate::repository::Owner;
+
+    /// A repository holding one data pack of blobs of 1 to 40 KiB; returns
+    /// it with the pack's id and what its index says.
+    fn repository_with_pack() -> (Repository, PackId, Expected) {
+        let backend = Arc::new(arca_backend::MemoryBackend::new());
+        let options = InitOptions {
+            kdf: crate::key::TEST_KDF,
+            ..InitOptions::default()
+        };
+        Repository::init(backend.clone(), b"pw", &options, &Owner::default()).unwrap();
+        let repo = Repository::open(backend, b"pw").unwrap();
+        let mut writer = PackWriter::new(BlobKind::Data, 1 << 20);
+        let mut sealer = Sealer::default();
+        for n in 1..=40u32 {
+            // Half compressible, half not.
+            let plain: Vec<u8> = (0..n * 1024)
+                .map(|i| {
+                    if n % 2 == 0 {
+                        (i % 7) as u8
+                    } else {
+                        (i.wrapping_mul(2_654_435_761) >> 13) as u8
+                    }
+                })
+                .collect();
+            let id = repo.key().blob_id(&plain);
+            let mut stored = Vec::new();
+            let c = sealer.seal_into(repo.key(), 3, BlobKind::Data, &id, &plain, &mut stored);
+            writer.add(id, plain.len() as u32, c, &stored);
+        }
+        let pack = writer.finish(repo.key());
+        repo.backend()
+            .write(FileKind::Data, &pack.id.to_hex(), &pack.bytes)
+            .unwrap();
+        let expected = Expected {
+            kind: BlobKind::Data,
+            size: pack.bytes.len() as u64,
+            blobs: pack.entries,
+        };
+        (repo, pack.id, expected)
+    }
+
+    #[test]
+    fn packs_read_in_windows_of_any_size_check_clean() {
+        let (repo, id, expected) = repository_with_pack();
+        // Windows smaller than a blob, around a blob's size, and larger
+        // than the pack: blobs start, span and end in every position.
+        for window in [7, 1000, 4096, 33_333, 1 << 20] {
+            let progress = CheckProgress::default();
+            let (problems, damaged) = check_pack(&repo, &id, &expected, &progress, window);
+            assert!(problems.is_empty(), "window {window}: {problems:?}");
+            assert!(damaged.is_empty());
+            assert_eq!(progress.bytes_read.load(Ordering::Relaxed), expected.size);
+        }
+    }
+
+    #[test]
+    fn a_blob_the_index_misdescribes_is_the_one_reported() {
+        let (repo, id, mut expected) = repository_with_pack();
+        // The index claims another id for blob 17: that blob, and only it,
+        // is damaged (and the header no longer agrees with the index).
+        let wrong = Id::of_stored(b"another blob");
+        let PackEntry(kind, _, offset, length, raw, compression) = expected.blobs[17];
+        expected.blobs[17] = PackEntry(kind, wrong, offset, length, raw, compression);
+        for window in [7, 4096, 1 << 20] {
+            let (problems, damaged) =
+                check_pack(&repo, &id, &expected, &CheckProgress::default(), window);
+            assert_eq!(damaged, vec![wrong], "window {window}");
+            assert_eq!(problems.len(), 2, "{problems:?}");
+        }
+    }
 
     #[test]
     fn buckets_partition_the_packs() {
