@@ -112,14 +112,15 @@ fn stages(c: &mut Criterion) {
         b.iter(|| {
             let mut pack = PackWriter::new(BlobKind::Data, 16 << 20);
             for (id, raw, compression, stored) in &sealed {
-                pack.add(*id, *raw, *compression, stored);
+                pack.add(*id, *raw, *compression, stored)
+                    .expect("in-memory pack");
                 if pack.len() >= 16 << 20 {
                     let full =
                         std::mem::replace(&mut pack, PackWriter::new(BlobKind::Data, 16 << 20));
-                    black_box(full.finish(&key).id);
+                    black_box(full.finish(&key).expect("in-memory pack").id);
                 }
             }
-            black_box(pack.finish(&key).id)
+            black_box(pack.finish(&key).expect("in-memory pack").id)
         })
     });
     group.bench_function("compress+seal", |b| {
@@ -144,14 +145,15 @@ fn stages(c: &mut Criterion) {
                 let id = key.blob_id(c);
                 stored.clear();
                 let compression = sealer.seal_into(&key, 3, BlobKind::Data, &id, c, &mut stored);
-                pack.add(id, c.len() as u32, compression, &stored);
+                pack.add(id, c.len() as u32, compression, &stored)
+                    .expect("in-memory pack");
                 if pack.len() >= 16 << 20 {
                     let full =
                         std::mem::replace(&mut pack, PackWriter::new(BlobKind::Data, 16 << 20));
-                    black_box(full.finish(&key).id);
+                    black_box(full.finish(&key).expect("in-memory pack").id);
                 }
             }
-            black_box(pack.finish(&key).id)
+            black_box(pack.finish(&key).expect("in-memory pack").id)
         })
     });
     group.finish();

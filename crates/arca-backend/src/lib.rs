@@ -125,6 +125,16 @@ pub trait Backend: Send + Sync {
         2
     }
 
+    /// Starts a new object of `kind` that is written piece by piece and
+    /// named only when complete (a pack, whose name is the hash of all its
+    /// bytes), so that it never has to be held in memory whole. `None` when
+    /// the backend cannot do that better than [`Backend::write`]; callers
+    /// then assemble the object in memory.
+    fn stage(&self, kind: FileKind) -> Result<Option<Box<dyn Staged>>, Error> {
+        let _ = kind;
+        Ok(None)
+    }
+
     /// Whether an object exists.
     fn exists(&self, kind: FileKind, name: &str) -> Result<bool, Error> {
         match self.size(kind, name) {
@@ -173,6 +183,22 @@ impl<T: Backend + ?Sized> Backend for std::sync::Arc<T> {
     fn connections(&self) -> usize {
         (**self).connections()
     }
+    fn stage(&self, kind: FileKind) -> Result<Option<Box<dyn Staged>>, Error> {
+        (**self).stage(kind)
+    }
+}
+
+/// A new object being written piece by piece (see [`Backend::stage`]).
+/// Nothing is visible under any name until [`Staged::commit`]; dropping it
+/// uncommitted discards what was written.
+pub trait Staged: Send {
+    /// Appends bytes to the object.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error>;
+
+    /// Stores everything written under `name`, with the guarantees of
+    /// [`Backend::write`]: atomic, durable, and never replacing an existing
+    /// object ([`ErrorKind::AlreadyExists`], the staged bytes discarded).
+    fn commit(self: Box<Self>, name: &str) -> Result<(), Error>;
 }
 
 /// Checks a name against the contract: `config` for the config object,

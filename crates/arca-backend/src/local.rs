@@ -1,19 +1,23 @@
 //! A repository in a directory of the local filesystem.
 //!
 //! Durability follows the classic recipe: write to a temporary file in the
-//! destination directory, fsync it, link it into place without replacing an
-//! existing name (`renameat2(RENAME_NOREPLACE)` or link+unlink, via
-//! `tempfile`'s `persist_noclobber`), then fsync the directory so the new
-//! name survives a power cut. Objects are created 0600, directories 0700:
+//! kind's directory (the destination's filesystem), fsync it, link it into
+//! place without replacing an existing name (`renameat2(RENAME_NOREPLACE)`
+//! or link+unlink, via `tempfile`'s `persist_noclobber`), then fsync the
+//! directory so the new name survives a power cut. A pack can be staged:
+//! written into its temporary file as it fills and named when complete, so
+//! it is never held in memory whole. Objects are created 0600, directories 0700:
 //! the contents are encrypted, but sizes and counts are still nobody else's
 //! business.
 
 use std::fs::{self, DirBuilder, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use crate::{Backend, Entry, Error, ErrorKind, FileKind, check_name};
+use tempfile::NamedTempFile;
+
+use crate::{Backend, Entry, Error, ErrorKind, FileKind, Staged, check_name};
 
 /// A repository stored under one local directory.
 #[derive(Debug, Clone)]
@@ -77,6 +81,67 @@ impl LocalBackend {
             }
         }
         Ok(())
+    }
+}
+
+/// Writes of a staged object are gathered into pieces of this size.
+const STAGE_BUFFER: usize = 256 << 10;
+
+/// A new object written into a temporary file in its kind's directory.
+struct LocalStaged {
+    backend: LocalBackend,
+    kind: FileKind,
+    file: BufWriter<NamedTempFile>,
+}
+
+impl LocalStaged {
+    fn error(&self, e: io::Error) -> Error {
+        let temporary = self.file.get_ref().path().file_name();
+        let name = temporary.map_or("(new)".into(), |n| n.to_string_lossy());
+        Error::io(self.kind, &name, e)
+    }
+}
+
+impl Staged for LocalStaged {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.file.write_all(bytes).map_err(|e| self.error(e))
+    }
+
+    fn commit(self: Box<Self>, name: &str) -> Result<(), Error> {
+        let LocalStaged {
+            backend,
+            kind,
+            file,
+        } = *self;
+        let path = backend.path_of(kind, name)?;
+        let tmp = file
+            .into_inner()
+            .map_err(|e| Error::io(kind, name, e.into_error()))?;
+        backend.persist(tmp, kind, name, &path)
+    }
+}
+
+impl LocalBackend {
+    /// Makes a complete temporary file the object `name`: fsync, link into
+    /// place without replacing anything, fsync the directory.
+    fn persist(
+        &self,
+        tmp: NamedTempFile,
+        kind: FileKind,
+        name: &str,
+        path: &Path,
+    ) -> Result<(), Error> {
+        let io_err = |e| Error::io(kind, name, e);
+        let dir = self.dir_of(kind, name);
+        if kind.fanned_out() && !dir.is_dir() {
+            Self::make_dir(&dir).map_err(io_err)?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent).map_err(io_err)?;
+            }
+        }
+        tmp.as_file().sync_all().map_err(io_err)?;
+        tmp.persist_noclobber(path).map_err(|e| io_err(e.error))?;
+        sync_dir(&dir).map_err(io_err)
     }
 }
 
@@ -166,23 +231,26 @@ impl Backend for LocalBackend {
 
     fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error> {
         let path = self.path_of(kind, name)?;
-        let dir = self.dir_of(kind, name);
         let io_err = |e| Error::io(kind, name, e);
-        if kind.fanned_out() && !dir.is_dir() {
-            Self::make_dir(&dir).map_err(io_err)?;
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent).map_err(io_err)?;
-            }
-        }
         // tempfile creates the file 0600 with O_EXCL under a ".tmp" name.
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp")
-            .tempfile_in(&dir)
+            .tempfile_in(self.root.join(kind.dir()))
             .map_err(io_err)?;
         tmp.write_all(bytes).map_err(io_err)?;
-        tmp.as_file().sync_all().map_err(io_err)?;
-        tmp.persist_noclobber(&path).map_err(|e| io_err(e.error))?;
-        sync_dir(&dir).map_err(io_err)
+        self.persist(tmp, kind, name, &path)
+    }
+
+    fn stage(&self, kind: FileKind) -> Result<Option<Box<dyn Staged>>, Error> {
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp")
+            .tempfile_in(self.root.join(kind.dir()))
+            .map_err(|e| Error::io(kind, "(new)", e))?;
+        Ok(Some(Box::new(LocalStaged {
+            backend: self.clone(),
+            kind,
+            file: BufWriter::with_capacity(STAGE_BUFFER, tmp),
+        })))
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<(), Error> {

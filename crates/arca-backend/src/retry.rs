@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::{Backend, Entry, Error, ErrorKind, FileKind};
+use crate::{Backend, Entry, Error, ErrorKind, FileKind, Staged};
 
 /// Called with one line of text per event worth logging.
 pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
@@ -284,6 +284,45 @@ impl<B: Backend> Backend for RetryBackend<B> {
 
     fn connections(&self) -> usize {
         self.connections.unwrap_or_else(|| self.inner.connections())
+    }
+
+    /// Staged objects are not retried (a backend that stages has no
+    /// transient failures); their bytes are counted when committed.
+    fn stage(&self, kind: FileKind) -> Result<Option<Box<dyn Staged>>, Error> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        Ok(self.inner.stage(kind)?.map(|inner| {
+            Box::new(CountedStaged {
+                inner,
+                stats: self.stats.clone(),
+                written: 0,
+            }) as Box<dyn Staged>
+        }))
+    }
+}
+
+/// A staged object whose bytes go into the transfer counts once stored.
+struct CountedStaged {
+    inner: Box<dyn Staged>,
+    stats: Arc<TransferStats>,
+    written: u64,
+}
+
+impl Staged for CountedStaged {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.inner.write(bytes)?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>, name: &str) -> Result<(), Error> {
+        let CountedStaged {
+            inner,
+            stats,
+            written,
+        } = *self;
+        inner.commit(name)?;
+        stats.written_bytes.fetch_add(written, Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -127,3 +127,78 @@ fn local_create_refuses_a_non_empty_directory_and_touches_nothing() {
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("keep.txt")]);
 }
+
+/// Every entry of `dir` and below, as paths relative to it.
+fn tree_of(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(
+                tree_of(&entry.path())
+                    .into_iter()
+                    .map(|n| format!("{name}/{n}")),
+            );
+        }
+        out.push(name);
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn local_staged_objects_appear_only_when_committed_and_never_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    let backend = RetryBackend::new(LocalBackend::new(&root), RetryPolicy::default());
+    backend.create().unwrap();
+    let empty = tree_of(&root);
+
+    // Dropped uncommitted: nothing listed, nothing left behind.
+    let mut dropped = backend.stage(FileKind::Data).unwrap().unwrap();
+    dropped.write(b"never").unwrap();
+    assert!(backend.list(FileKind::Data).unwrap().is_empty());
+    drop(dropped);
+    assert_eq!(tree_of(&root), empty);
+
+    // Written in pieces larger and smaller than the write buffer.
+    let big = vec![0x5a; 700 << 10];
+    let mut staged = backend.stage(FileKind::Data).unwrap().unwrap();
+    for piece in [&b"head"[..], &big, b"", b"tail"] {
+        staged.write(piece).unwrap();
+    }
+    assert!(backend.list(FileKind::Data).unwrap().is_empty());
+    staged.commit("c0ffee").unwrap();
+    let stored = backend.read(FileKind::Data, "c0ffee").unwrap();
+    assert_eq!(stored.len(), 8 + big.len());
+    assert!(stored.starts_with(b"head") && stored.ends_with(b"tail"));
+    assert_eq!(
+        std::fs::metadata(root.join("data/c0/c0ffee"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(backend.stats().counts().written_bytes, stored.len() as u64);
+
+    // A second object under the same name is refused and discarded.
+    let mut again = backend.stage(FileKind::Data).unwrap().unwrap();
+    again.write(b"other").unwrap();
+    let err = again.commit("c0ffee").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    assert_eq!(backend.read(FileKind::Data, "c0ffee").unwrap(), stored);
+    let names = tree_of(&root);
+    assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
+}
+
+#[test]
+fn memory_backend_does_not_stage() {
+    assert!(
+        MemoryBackend::new()
+            .stage(FileKind::Data)
+            .unwrap()
+            .is_none()
+    );
+}

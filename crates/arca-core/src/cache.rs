@@ -28,7 +28,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use arca_backend::{Backend, Entry, Error as BackendError, FileKind};
+use arca_backend::{Backend, Entry, Error as BackendError, FileKind, Staged};
 
 use crate::id::Id;
 
@@ -292,6 +292,15 @@ impl Backend for CachedBackend {
 
     fn connections(&self) -> usize {
         self.inner.connections()
+    }
+
+    /// Kinds the cache keeps a copy of are written whole, so the copy can
+    /// be taken; data packs are staged where the repository can.
+    fn stage(&self, kind: FileKind) -> Result<Option<Box<dyn Staged>>, BackendError> {
+        if cached(kind) {
+            return Ok(None);
+        }
+        self.inner.stage(kind)
     }
 }
 

@@ -86,7 +86,7 @@ pub use ops::snapshot::{
     snapshot, snapshot_stream,
 };
 pub use ops::stats::{Stats, stats};
-pub use pack::{FinishedPack, PackEntry, PackWriter, read_header};
+pub use pack::{FinishedPack, PackBody, PackEntry, PackWriter, read_header};
 pub use repository::{Owner, Repository};
 pub use snapshot::{Origin, Snapshot, Summary};
 pub use source::{ExcludeOptions, absolute};

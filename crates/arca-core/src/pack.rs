@@ -10,6 +10,7 @@
 //! storage learns nothing about the blobs beyond the pack's size. The pack's
 //! name is the plain BLAKE3 of all its bytes.
 
+use arca_backend::Staged;
 use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobKind;
@@ -87,21 +88,94 @@ impl PackEntry {
     }
 }
 
-/// Assembles one pack in memory.
-#[derive(Debug)]
+/// Assembles one pack: in memory, or straight into a staged object of the
+/// repository ([`PackWriter::staged`]) so that no whole pack is ever held.
 pub struct PackWriter {
     kind: BlobKind,
-    bytes: Vec<u8>,
+    sink: Sink,
+    /// Bytes so far.
+    len: usize,
     entries: Vec<PackEntry>,
 }
 
+enum Sink {
+    Memory(Vec<u8>),
+    Staged {
+        object: Box<dyn Staged>,
+        /// The pack's name is the hash of every byte written.
+        hasher: Box<blake3::Hasher>,
+    },
+}
+
+impl Sink {
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Sink::Memory(buffer) => buffer.extend_from_slice(bytes),
+            Sink::Staged { object, hasher } => {
+                object.write(bytes)?;
+                hasher.update(bytes);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for PackWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackWriter")
+            .field("kind", &self.kind)
+            .field("len", &self.len)
+            .field("blobs", &self.entries.len())
+            .field("staged", &matches!(self.sink, Sink::Staged { .. }))
+            .finish()
+    }
+}
+
+/// The bytes of a finished pack.
+pub enum PackBody {
+    Memory(Vec<u8>),
+    /// Written to the repository, waiting for [`Staged::commit`].
+    Staged(Box<dyn Staged>),
+}
+
+impl std::fmt::Debug for PackBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PackBody::Memory(bytes) => write!(f, "Memory({} bytes)", bytes.len()),
+            PackBody::Staged(_) => f.write_str("Staged"),
+        }
+    }
+}
+
 /// A finished pack, ready to store.
-#[derive(Debug)]
 pub struct FinishedPack {
     pub id: PackId,
     pub kind: BlobKind,
-    pub bytes: Vec<u8>,
+    /// Its size in bytes.
+    pub size: u64,
+    pub body: PackBody,
     pub entries: Vec<PackEntry>,
+}
+
+impl std::fmt::Debug for FinishedPack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FinishedPack")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("size", &self.size)
+            .field("blobs", &self.entries.len())
+            .finish()
+    }
+}
+
+impl FinishedPack {
+    /// The bytes of a pack assembled in memory (`None` once staged).
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match &self.body {
+            PackBody::Memory(bytes) => Some(bytes),
+            PackBody::Staged(_) => None,
+        }
+    }
 }
 
 impl PackWriter {
@@ -113,17 +187,36 @@ impl PackWriter {
     /// stored pack serves the next one.
     pub fn with_buffer(kind: BlobKind, mut buffer: Vec<u8>) -> PackWriter {
         buffer.clear();
+        PackWriter::with_sink(kind, Sink::Memory(buffer))
+    }
+
+    /// A writer that writes every blob straight into `object`, a new
+    /// object staged by the repository's backend.
+    pub fn staged(kind: BlobKind, object: Box<dyn Staged>) -> PackWriter {
+        PackWriter::with_sink(
+            kind,
+            Sink::Staged {
+                object,
+                hasher: Box::default(),
+            },
+        )
+    }
+
+    fn with_sink(kind: BlobKind, sink: Sink) -> PackWriter {
         PackWriter {
             kind,
-            bytes: buffer,
+            sink,
+            len: 0,
             entries: Vec::new(),
         }
     }
 
-    /// Appends one sealed blob.
-    pub fn add(&mut self, id: Id, raw_length: u32, compression: u8, stored: &[u8]) {
-        let offset = self.bytes.len() as u32;
-        self.bytes.extend_from_slice(stored);
+    /// Appends one sealed blob. Fails only when a staged pack cannot be
+    /// written (a full disk); the pack is then useless.
+    pub fn add(&mut self, id: Id, raw_length: u32, compression: u8, stored: &[u8]) -> Result<()> {
+        let offset = self.len as u32;
+        self.sink.write(stored)?;
+        self.len += stored.len();
         self.entries.push(PackEntry(
             self.kind.to_byte(),
             id,
@@ -132,11 +225,12 @@ impl PackWriter {
             raw_length,
             compression,
         ));
+        Ok(())
     }
 
     /// Bytes of blobs so far.
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
@@ -144,20 +238,30 @@ impl PackWriter {
     }
 
     /// Seals the header, appends it and its length, and names the pack.
-    pub fn finish(mut self, key: &MasterKey) -> FinishedPack {
+    pub fn finish(self, key: &MasterKey) -> Result<FinishedPack> {
         // Serialising plain owned data into a Vec cannot fail.
         #[allow(clippy::expect_used)]
         let header = rmp_serde::to_vec(&self.entries).expect("pack header encodes");
-        let start = self.bytes.len();
-        key.seal_into(AAD_PACK_HEADER, &header, &mut self.bytes);
-        let header_len = (self.bytes.len() - start) as u32;
-        self.bytes.extend_from_slice(&header_len.to_le_bytes());
-        FinishedPack {
-            id: PackId(Id::of_stored(&self.bytes)),
+        let mut tail = Vec::with_capacity(header.len() + SEAL_OVERHEAD + 4);
+        key.seal_into(AAD_PACK_HEADER, &header, &mut tail);
+        let header_len = tail.len() as u32;
+        tail.extend_from_slice(&header_len.to_le_bytes());
+        let mut sink = self.sink;
+        sink.write(&tail)?;
+        let size = (self.len + tail.len()) as u64;
+        let (id, body) = match sink {
+            Sink::Memory(bytes) => (Id::of_stored(&bytes), PackBody::Memory(bytes)),
+            Sink::Staged { object, hasher } => {
+                (Id(*hasher.finalize().as_bytes()), PackBody::Staged(object))
+            }
+        };
+        Ok(FinishedPack {
+            id: PackId(id),
             kind: self.kind,
-            bytes: self.bytes,
+            size,
+            body,
             entries: self.entries,
-        }
+        })
     }
 }
 
@@ -234,28 +338,90 @@ mod tests {
     use super::*;
     use crate::blob::{self, Sealer};
 
-    fn pack_of(key: &MasterKey, blobs: &[&[u8]]) -> FinishedPack {
-        let mut writer = PackWriter::new(BlobKind::Data, 1024);
+    /// Blobs sealed once (nonces are random, so sealing again would give
+    /// other bytes): id, raw length, compression, stored bytes.
+    fn seal(key: &MasterKey, blobs: &[&[u8]]) -> Vec<(Id, u32, u8, Vec<u8>)> {
         let mut sealer = Sealer::default();
-        for plain in blobs {
-            let id = key.blob_id(plain);
-            let mut stored = Vec::new();
-            let c = sealer.seal_into(key, 3, BlobKind::Data, &id, plain, &mut stored);
-            writer.add(id, plain.len() as u32, c, &stored);
+        blobs
+            .iter()
+            .map(|plain| {
+                let id = key.blob_id(plain);
+                let mut stored = Vec::new();
+                let c = sealer.seal_into(key, 3, BlobKind::Data, &id, plain, &mut stored);
+                (id, plain.len() as u32, c, stored)
+            })
+            .collect()
+    }
+
+    fn fill(
+        key: &MasterKey,
+        mut writer: PackWriter,
+        sealed: &[(Id, u32, u8, Vec<u8>)],
+    ) -> FinishedPack {
+        for (id, raw, c, stored) in sealed {
+            writer.add(*id, *raw, *c, stored).unwrap();
         }
-        writer.finish(key)
+        writer.finish(key).unwrap()
+    }
+
+    /// A pack assembled in memory, and its bytes.
+    fn pack_of(key: &MasterKey, blobs: &[&[u8]]) -> (FinishedPack, Vec<u8>) {
+        let pack = fill(
+            key,
+            PackWriter::new(BlobKind::Data, 1024),
+            &seal(key, blobs),
+        );
+        let bytes = pack.bytes().unwrap().to_vec();
+        (pack, bytes)
+    }
+
+    /// A pack written blob by blob into a staged object of a local
+    /// repository is byte for byte the pack assembled in memory, with the
+    /// same name, and nothing is visible before it is committed.
+    #[test]
+    fn staged_pack_is_the_pack_assembled_in_memory() {
+        use arca_backend::{Backend, FileKind, LocalBackend};
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path().join("repo"));
+        backend.create().unwrap();
+        let key = MasterKey::generate();
+        let sealed = seal(&key, &[b"one", &[b'z'; 300_000], b"", &[9; 70_000]]);
+        let memory = fill(&key, PackWriter::new(BlobKind::Data, 1024), &sealed);
+        let bytes = memory.bytes().unwrap().to_vec();
+        let object = backend.stage(FileKind::Data).unwrap().unwrap();
+        let staged = fill(&key, PackWriter::staged(BlobKind::Data, object), &sealed);
+        assert!(staged.bytes().is_none());
+        assert_eq!(staged.size, bytes.len() as u64);
+        assert_eq!(staged.entries, memory.entries);
+        assert!(backend.list(FileKind::Data).unwrap().is_empty());
+        let name = staged.id.to_hex();
+        let PackBody::Staged(object) = staged.body else {
+            panic!("a staged writer finishes a staged pack");
+        };
+        object.commit(&name).unwrap();
+        let stored = backend.read(FileKind::Data, &name).unwrap();
+        assert_eq!(Id::of_stored(&stored), staged.id.id());
+        // Same blobs, but the header is sealed under a fresh nonce.
+        let header_start = bytes.len() - 4 - read_header_len(&bytes);
+        assert_eq!(stored[..header_start], bytes[..header_start]);
+        assert_eq!(read_header(&key, &stored, "pack").unwrap(), memory.entries);
+    }
+
+    fn read_header_len(pack: &[u8]) -> usize {
+        let trailer: [u8; 4] = pack[pack.len() - 4..].try_into().unwrap();
+        u32::from_le_bytes(trailer) as usize
     }
 
     #[test]
     fn header_round_trip_and_blobs_open() {
         let key = MasterKey::generate();
         let blobs: [&[u8]; 3] = [b"one", &[b'z'; 5000], b""];
-        let pack = pack_of(&key, &blobs);
-        assert_eq!(pack.id.id(), Id::of_stored(&pack.bytes));
-        let entries = read_header(&key, &pack.bytes, "pack").unwrap();
+        let (pack, bytes) = pack_of(&key, &blobs);
+        assert_eq!(pack.id.id(), Id::of_stored(&bytes));
+        let entries = read_header(&key, &bytes, "pack").unwrap();
         assert_eq!(entries, pack.entries);
         for (entry, plain) in entries.iter().zip(blobs) {
-            let stored = &pack.bytes[entry.offset() as usize..][..entry.length() as usize];
+            let stored = &bytes[entry.offset() as usize..][..entry.length() as usize];
             let back = blob::open(
                 &key,
                 BlobKind::Data,
@@ -275,9 +441,9 @@ mod tests {
     #[test]
     fn every_flipped_byte_is_detected() {
         let key = MasterKey::generate();
-        let pack = pack_of(&key, &[b"alpha", &[7; 300]]);
-        for i in 0..pack.bytes.len() {
-            let mut damaged = pack.bytes.clone();
+        let (_, bytes) = pack_of(&key, &[b"alpha", &[7; 300]]);
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.clone();
             damaged[i] ^= 0x40;
             let result = read_header(&key, &damaged, "pack p").and_then(|entries| {
                 for e in &entries {

@@ -11,9 +11,9 @@ use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::id::{Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
-use crate::index::{Index, IndexFile};
+use crate::index::{Index, IndexFile, IndexPack};
 use crate::key::KeyFile;
-use crate::pack::FinishedPack;
+use crate::pack::{FinishedPack, PackBody};
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 
@@ -357,9 +357,9 @@ impl Repository {
         Tree::decode(&bytes, &format!("tree {id}"))
     }
 
-    /// Stores a finished pack under its name.
-    pub fn write_pack(&self, pack: &FinishedPack) -> Result<()> {
-        self.write_new(pack.kind.file_kind(), &pack.id.to_hex(), &pack.bytes)
+    /// Stores a finished pack under its name; returns its index entry.
+    pub fn write_pack(&self, pack: FinishedPack) -> Result<IndexPack> {
+        Ok(store_pack(&*self.backend, pack)?.0)
     }
 
     /// Stores an index file; returns its id.
@@ -429,6 +429,38 @@ pub(crate) fn write_new(
         Err(e) if e.kind() == BackendErrorKind::AlreadyExists => Ok(()),
         other => Ok(other?),
     }
+}
+
+/// Stores a finished pack under its name (one already there is fine: the
+/// name is the hash of the bytes); returns its index entry and, for a pack
+/// assembled in memory, the buffer for the next one.
+pub(crate) fn store_pack(
+    backend: &dyn Backend,
+    pack: FinishedPack,
+) -> Result<(IndexPack, Option<Vec<u8>>)> {
+    let kind = pack.kind.file_kind();
+    let name = pack.id.to_hex();
+    let buffer = match pack.body {
+        PackBody::Memory(bytes) => {
+            write_new(backend, kind, &name, &bytes)?;
+            Some(bytes)
+        }
+        PackBody::Staged(object) => match object.commit(&name) {
+            Err(e) if e.kind() == BackendErrorKind::AlreadyExists => None,
+            other => {
+                other?;
+                None
+            }
+        },
+    };
+    let entry = IndexPack {
+        id: pack.id,
+        kind: pack.kind.to_byte(),
+        size: pack.size,
+        blobs: pack.entries,
+        marked: None,
+    };
+    Ok((entry, buffer))
 }
 
 /// Reads an object after checking its size against `max`.

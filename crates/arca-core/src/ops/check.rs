@@ -611,18 +611,17 @@ mod tests {
             let id = repo.key().blob_id(&plain);
             let mut stored = Vec::new();
             let c = sealer.seal_into(repo.key(), 3, BlobKind::Data, &id, &plain, &mut stored);
-            writer.add(id, plain.len() as u32, c, &stored);
+            writer.add(id, plain.len() as u32, c, &stored).unwrap();
         }
-        let pack = writer.finish(repo.key());
-        repo.backend()
-            .write(FileKind::Data, &pack.id.to_hex(), &pack.bytes)
-            .unwrap();
+        let pack = writer.finish(repo.key()).unwrap();
+        let id = pack.id;
+        let stored = repo.write_pack(pack).unwrap();
         let expected = Expected {
             kind: BlobKind::Data,
-            size: pack.bytes.len() as u64,
-            blobs: pack.entries,
+            size: stored.size,
+            blobs: stored.blobs,
         };
-        (repo, pack.id, expected)
+        (repo, id, expected)
     }
 
     #[test]

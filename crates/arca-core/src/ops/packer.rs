@@ -3,12 +3,16 @@
 //! size. Snapshots feed it freshly sealed blobs; prune and a snapshot that
 //! outlived a prune feed it blobs copied, still sealed, out of other packs.
 //!
-//! Uploads run on [`Backend::connections`] worker threads, so remote
-//! storage has several packs in flight while the next ones fill. A full pack
-//! waits until a worker is free: at most one pack per worker is in memory
-//! beyond the two being filled. A stored pack's buffer comes back to the
-//! packer for the next pack, so the same few buffers serve a whole run
-//! instead of fresh memory (and fresh page faults) for every pack.
+//! Where the backend can stage objects (a local repository), a pack is
+//! written into its temporary file blob by blob as it fills, and a worker
+//! only makes it durable and names it: no pack is ever held in memory.
+//! Elsewhere packs are assembled in memory and uploads run on
+//! [`Backend::connections`] worker threads, so remote storage has several
+//! packs in flight while the next ones fill. A full pack waits until a
+//! worker is free: at most one pack per worker is in memory beyond the two
+//! being filled. A stored pack's buffer comes back to the packer for the
+//! next pack, so the same few buffers serve a whole run instead of fresh
+//! memory (and fresh page faults) for every pack.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -21,28 +25,36 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::IndexPack;
 use crate::pack::{FinishedPack, PackWriter};
-use crate::repository::{Repository, write_new};
+use crate::repository::{Repository, store_pack};
 
 pub(crate) struct Packer<'r> {
     repo: &'r Repository,
     target: usize,
-    /// Data, tree.
-    writers: [PackWriter; 2],
+    /// Data, tree: started when their first blob arrives.
+    writers: [Option<PackWriter>; 2],
     uploads: Uploads,
 }
 
 impl<'r> Packer<'r> {
     pub fn new(repo: &'r Repository) -> Packer<'r> {
-        let target = repo.config().pack_size as usize;
         Packer {
             repo,
-            target,
-            writers: [
-                PackWriter::new(BlobKind::Data, target),
-                PackWriter::new(BlobKind::Tree, target),
-            ],
+            target: repo.config().pack_size as usize,
+            writers: [None, None],
             uploads: Uploads::start(repo.shared_backend()),
         }
+    }
+
+    /// A writer for the next pack of `kind`: staged in the repository where
+    /// the backend can, else in a buffer of a stored pack or a new one.
+    fn start(&self, kind: BlobKind) -> Result<PackWriter> {
+        if let Some(object) = self.repo.backend().stage(kind.file_kind())? {
+            return Ok(PackWriter::staged(kind, object));
+        }
+        Ok(match self.uploads.spare.try_recv() {
+            Ok(buffer) => PackWriter::with_buffer(kind, buffer),
+            Err(_) => PackWriter::new(kind, self.target),
+        })
     }
 
     /// Adds one sealed blob; returns the packs whose upload finished since
@@ -56,14 +68,16 @@ impl<'r> Packer<'r> {
         stored: &[u8],
     ) -> Result<Vec<IndexPack>> {
         let slot = usize::from(kind == BlobKind::Tree);
-        self.writers[slot].add(id, raw_length, compression, stored);
-        if self.writers[slot].len() >= self.target {
-            let next = match self.uploads.spare.try_recv() {
-                Ok(buffer) => PackWriter::with_buffer(kind, buffer),
-                Err(_) => PackWriter::new(kind, self.target),
-            };
-            let full = std::mem::replace(&mut self.writers[slot], next);
-            self.uploads.send(full.finish(self.repo.key()))?;
+        let writer = match self.writers[slot].take() {
+            Some(writer) => writer,
+            None => self.start(kind)?,
+        };
+        let writer = self.writers[slot].insert(writer);
+        writer.add(id, raw_length, compression, stored)?;
+        if writer.len() >= self.target
+            && let Some(full) = self.writers[slot].take()
+        {
+            self.uploads.send(full.finish(self.repo.key())?)?;
         }
         self.uploads.take_finished()
     }
@@ -80,16 +94,9 @@ impl<'r> Packer<'r> {
     /// Stores the packs still being filled and waits for every upload;
     /// returns the packs not yet returned by [`Packer::add`].
     pub fn finish(mut self) -> Result<Vec<IndexPack>> {
-        let writers = std::mem::replace(
-            &mut self.writers,
-            [
-                PackWriter::new(BlobKind::Data, 0),
-                PackWriter::new(BlobKind::Tree, 0),
-            ],
-        );
-        for writer in writers {
+        for writer in std::mem::take(&mut self.writers).into_iter().flatten() {
             if !writer.is_empty() {
-                self.uploads.send(writer.finish(self.repo.key()))?;
+                self.uploads.send(writer.finish(self.repo.key())?)?;
             }
         }
         if self.uploads.close() {
@@ -129,21 +136,13 @@ impl Uploads {
                 let spare_tx = spare_tx.clone();
                 std::thread::spawn(move || {
                     for pack in job_rx {
-                        let stored = write_new(
-                            &*backend,
-                            pack.kind.file_kind(),
-                            &pack.id.to_hex(),
-                            &pack.bytes,
-                        )
-                        .map(|()| IndexPack {
-                            id: pack.id,
-                            kind: pack.kind.to_byte(),
-                            size: pack.bytes.len() as u64,
-                            blobs: pack.entries,
-                            marked: None,
+                        let stored = store_pack(&*backend, pack).map(|(entry, buffer)| {
+                            if let Some(buffer) = buffer {
+                                // A full spare queue drops the buffer instead.
+                                let _ = spare_tx.try_send(buffer);
+                            }
+                            entry
                         });
-                        // A full spare queue drops the buffer instead.
-                        let _ = spare_tx.try_send(pack.bytes);
                         if done_tx.send(stored).is_err() {
                             break;
                         }

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::blob::{BlobKind, Sealer};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::{Id, IndexId, PackId, TreeId};
 use crate::index::{IndexFile, IndexPack};
 use crate::pack::{self, PackWriter};
@@ -140,6 +140,8 @@ struct TreeSaver<'r> {
     added: HashSet<Id>,
     dry_run: bool,
     stored: Vec<u8>,
+    /// The first failure to add a tree, reported by `finish`.
+    failed: Option<Error>,
 }
 
 impl<'r> TreeSaver<'r> {
@@ -151,6 +153,7 @@ impl<'r> TreeSaver<'r> {
             added: HashSet::new(),
             dry_run,
             stored: Vec::new(),
+            failed: None,
         }
     }
 
@@ -171,27 +174,26 @@ impl<'r> TreeSaver<'r> {
                 &plain,
                 &mut self.stored,
             );
-            self.writer.add(id, plain.len() as u32, c, &self.stored);
+            if let Err(e) = self.writer.add(id, plain.len() as u32, c, &self.stored) {
+                self.failed.get_or_insert(e);
+            }
         }
         TreeId(id)
     }
 
     /// Stores the pack and its index file, if anything was added.
     fn finish(self) -> Result<()> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
         if self.writer.is_empty() {
             return Ok(());
         }
-        let pack = self.writer.finish(self.repo.key());
-        self.repo.write_pack(&pack)?;
+        let pack = self.writer.finish(self.repo.key())?;
+        let stored = self.repo.write_pack(pack)?;
         self.repo.save_index(&IndexFile {
             supersedes: Vec::new(),
-            packs: vec![IndexPack {
-                id: pack.id,
-                kind: BlobKind::Tree.to_byte(),
-                size: pack.bytes.len() as u64,
-                blobs: pack.entries,
-                marked: None,
-            }],
+            packs: vec![stored],
         })?;
         Ok(())
     }
