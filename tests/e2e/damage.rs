@@ -99,13 +99,14 @@ fn a_repository_of_an_unknown_version_is_refused_clearly() {
     );
 }
 
-#[test]
-fn a_key_file_asking_for_absurd_kdf_memory_is_refused_before_use() {
-    let (env, _) = repo_with_snapshot();
-    let key = objects(&env.repo, "keys").pop().unwrap();
+/// Rewrites the key file's `memory_kib` to `value` and renames the file to
+/// the hash of its new bytes, so that only the parameter checks can refuse
+/// it; returns the new name.
+fn set_kdf_memory(repo: &Path, value: u32) -> String {
+    let key = objects(repo, "keys").pop().unwrap();
     let mut bytes = fs::read(&key).unwrap();
     // memory_kib follows its key name as a msgpack uint16 (0xcd + 2 bytes)
-    // or uint32 (0xce + 4 bytes); make it the largest uint32.
+    // or uint32 (0xce + 4 bytes); write it back as a uint32.
     let field = b"memory_kib";
     let at = bytes.windows(field.len()).position(|w| w == field).unwrap() + field.len();
     let width = match bytes[at] {
@@ -113,19 +114,39 @@ fn a_key_file_asking_for_absurd_kdf_memory_is_refused_before_use() {
         0xce => 4,
         other => panic!("memory_kib encoded with marker {other:#x}"),
     };
-    let mut huge = vec![0xce];
-    huge.extend_from_slice(&u32::MAX.to_be_bytes());
-    bytes.splice(at..at + 1 + width, huge);
-    // Keep the name matching the content, so only the cap can refuse it.
+    let mut encoded = vec![0xce];
+    encoded.extend_from_slice(&value.to_be_bytes());
+    bytes.splice(at..at + 1 + width, encoded);
     let name = blake3_hex(&bytes);
     fs::remove_file(&key).unwrap();
     fs::write(key.with_file_name(&name), &bytes).unwrap();
+    name
+}
+
+#[test]
+fn a_key_file_asking_for_absurd_kdf_memory_is_refused_before_use() {
+    let (env, _) = repo_with_snapshot();
+    let name = set_kdf_memory(&env.repo, u32::MAX);
     let out = env.run(&["snapshots"]);
     let stderr = expect_failure(&out, 1);
     assert!(
         stderr.contains("exceed the caps") && stderr.contains(&name),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_key_file_with_kdf_memory_lowered_below_the_floor_is_refused() {
+    let (env, _) = repo_with_snapshot();
+    for memory in [8, 8 * 1024 - 1] {
+        let name = set_kdf_memory(&env.repo, memory);
+        let out = env.run(&["snapshots"]);
+        let stderr = expect_failure(&out, 1);
+        assert!(
+            stderr.contains("below the minimum") && stderr.contains(&name),
+            "{memory} KiB: {stderr}"
+        );
+    }
 }
 
 fn blake3_hex(bytes: &[u8]) -> String {

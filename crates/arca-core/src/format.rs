@@ -66,6 +66,12 @@ pub const KDF_SALT_LEN: usize = 32;
 pub const KDF_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
 pub const KDF_MAX_ITERATIONS: u32 = 64;
 pub const KDF_MAX_PARALLELISM: u32 = 64;
+/// Floors: a key file asking for less is refused as damaged (nothing
+/// arca writes is that weak, so it was edited, or made by a careless tool),
+/// as is one below Argon2's own minimum of 8 KiB per lane.
+pub const KDF_MIN_MEMORY_KIB: u32 = 8 * 1024;
+pub const KDF_MIN_ITERATIONS: u32 = 1;
+pub const KDF_MIN_PARALLELISM: u32 = 1;
 pub const KDF_MIN_SALT_LEN: usize = 16;
 pub const KDF_MAX_SALT_LEN: usize = 64;
 

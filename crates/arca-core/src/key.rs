@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 use crate::format::{
     AAD_KEY, KDF_ARGON2ID, KDF_DEFAULT_ITERATIONS, KDF_DEFAULT_MEMORY_KIB, KDF_DEFAULT_PARALLELISM,
     KDF_MAX_ITERATIONS, KDF_MAX_MEMORY_KIB, KDF_MAX_PARALLELISM, KDF_MAX_SALT_LEN,
-    KDF_MIN_SALT_LEN, KDF_SALT_LEN, KEY_FILE_VERSION, KEY_LEN, SEAL_OVERHEAD,
+    KDF_MIN_ITERATIONS, KDF_MIN_MEMORY_KIB, KDF_MIN_PARALLELISM, KDF_MIN_SALT_LEN, KDF_SALT_LEN,
+    KEY_FILE_VERSION, KEY_LEN, SEAL_OVERHEAD,
 };
 use crate::time::Time;
 
@@ -117,6 +118,15 @@ impl KeyFile {
                 self.memory_kib, self.iterations, self.parallelism
             ));
         }
+        if self.memory_kib < KDF_MIN_MEMORY_KIB.max(8 * self.parallelism)
+            || self.iterations < KDF_MIN_ITERATIONS
+            || self.parallelism < KDF_MIN_PARALLELISM
+        {
+            return bad(format!(
+                "KDF parameters m={} KiB, t={}, p={} are below the minimum m={KDF_MIN_MEMORY_KIB} KiB, t={KDF_MIN_ITERATIONS}, p={KDF_MIN_PARALLELISM}",
+                self.memory_kib, self.iterations, self.parallelism
+            ));
+        }
         if !(KDF_MIN_SALT_LEN..=KDF_MAX_SALT_LEN).contains(&self.salt.len()) {
             return bad(format!("salt of {} bytes", self.salt.len()));
         }
@@ -175,7 +185,7 @@ fn derive(
 
 #[cfg(test)]
 pub(crate) const TEST_KDF: KdfParams = KdfParams {
-    memory_kib: 64,
+    memory_kib: crate::format::KDF_MIN_MEMORY_KIB,
     iterations: 1,
     parallelism: 1,
 };

@@ -21,7 +21,7 @@
 //!
 //! let backend = Arc::new(MemoryBackend::new());
 //! let options = InitOptions {
-//!     kdf: KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 },
+//!     kdf: KdfParams { memory_kib: 8 * 1024, iterations: 1, parallelism: 1 },
 //!     ..InitOptions::default()
 //! };
 //! Repository::init(backend.clone(), b"secret", &options, &Owner::default()).unwrap();

@@ -16,7 +16,7 @@ fn repository_with_snapshot() -> (MemoryBackend, tempfile::TempDir) {
     let backend = MemoryBackend::new();
     let options = InitOptions {
         kdf: KdfParams {
-            memory_kib: 64,
+            memory_kib: 8 * 1024,
             iterations: 1,
             parallelism: 1,
         },

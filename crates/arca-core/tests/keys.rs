@@ -14,7 +14,7 @@ use arca_core::{ErrorKind, InitOptions, KdfParams, Lock, LockMode, Owner, Reposi
 use common::Failing;
 
 const KDF: KdfParams = KdfParams {
-    memory_kib: 64,
+    memory_kib: 8 * 1024,
     iterations: 1,
     parallelism: 1,
 };

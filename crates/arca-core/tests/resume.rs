@@ -18,7 +18,7 @@ fn an_interrupted_snapshot_is_resumed_without_resending() {
     let memory = MemoryBackend::new();
     let options = InitOptions {
         kdf: KdfParams {
-            memory_kib: 64,
+            memory_kib: 8 * 1024,
             iterations: 1,
             parallelism: 1,
         },

@@ -17,7 +17,10 @@
 use arca_backend::{ErrorKind as BackendErrorKind, FileKind};
 
 use crate::error::{Error, Result};
-use crate::format::{KDF_MAX_ITERATIONS, KDF_MAX_MEMORY_KIB, KDF_MAX_PARALLELISM};
+use crate::format::{
+    KDF_MAX_ITERATIONS, KDF_MAX_MEMORY_KIB, KDF_MAX_PARALLELISM, KDF_MIN_ITERATIONS,
+    KDF_MIN_MEMORY_KIB, KDF_MIN_PARALLELISM,
+};
 use crate::id::KeyId;
 use crate::key::{KdfParams, KeyFile};
 use crate::lock::Lock;
@@ -200,14 +203,14 @@ fn check_kdf(kdf: KdfParams) -> Result<()> {
         iterations: t,
         parallelism: p,
     } = kdf;
-    let in_range = (1..=KDF_MAX_ITERATIONS).contains(&t)
-        && (1..=KDF_MAX_PARALLELISM).contains(&p)
-        && (8 * p..=KDF_MAX_MEMORY_KIB).contains(&m);
+    let in_range = (KDF_MIN_ITERATIONS..=KDF_MAX_ITERATIONS).contains(&t)
+        && (KDF_MIN_PARALLELISM..=KDF_MAX_PARALLELISM).contains(&p)
+        && (KDF_MIN_MEMORY_KIB.max(8 * p)..=KDF_MAX_MEMORY_KIB).contains(&m);
     if in_range {
         return Ok(());
     }
     Err(Error::InvalidInput(format!(
-        "KDF parameters m={m} KiB, t={t}, p={p} are outside the allowed ranges (t 1..{KDF_MAX_ITERATIONS}, p 1..{KDF_MAX_PARALLELISM}, m 8×p..{KDF_MAX_MEMORY_KIB} KiB)"
+        "KDF parameters m={m} KiB, t={t}, p={p} are outside the allowed ranges (t {KDF_MIN_ITERATIONS}..{KDF_MAX_ITERATIONS}, p {KDF_MIN_PARALLELISM}..{KDF_MAX_PARALLELISM}, m {KDF_MIN_MEMORY_KIB}..{KDF_MAX_MEMORY_KIB} KiB and at least 8 × p)"
     )))
 }
 

@@ -11,7 +11,7 @@ use arca_core::{ChunkerParams, InitOptions, KdfParams, Owner, Repository};
 pub fn test_options() -> InitOptions {
     InitOptions {
         kdf: KdfParams {
-            memory_kib: 64,
+            memory_kib: 8 * 1024,
             iterations: 1,
             parallelism: 1,
         },
