@@ -14,6 +14,8 @@
 //!   exponential backoff and counts requests and bytes.
 //! - [`fault::FaultBackend`]: wraps any backend; fails on a schedule, for
 //!   tests.
+//! - [`cleanup`]: temporary files and locks to undo when a signal stops the
+//!   process.
 //!
 //! ```
 //! use arca_backend::{Backend, FileKind, MemoryBackend};
@@ -24,6 +26,7 @@
 //! assert_eq!(backend.read(FileKind::Snapshot, "ab12").unwrap(), b"sealed bytes");
 //! ```
 
+pub mod cleanup;
 mod error;
 pub mod fault;
 mod kind;

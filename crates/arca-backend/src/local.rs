@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-use crate::{Backend, Entry, Error, ErrorKind, FileKind, Staged, check_name};
+use crate::{Backend, Entry, Error, ErrorKind, FileKind, Staged, check_name, cleanup};
 
 /// A repository stored under one local directory.
 #[derive(Debug, Clone)]
@@ -92,6 +92,9 @@ struct LocalStaged {
     backend: LocalBackend,
     kind: FileKind,
     file: BufWriter<NamedTempFile>,
+    /// Deletes the file if the process is interrupted (declared after it,
+    /// so it is forgotten only once the file is gone).
+    guard: cleanup::Guard,
 }
 
 impl LocalStaged {
@@ -111,6 +114,7 @@ impl Staged for LocalStaged {
         let LocalStaged {
             backend,
             kind,
+            guard: _guard,
             file,
         } = *self;
         let path = backend.path_of(kind, name)?;
@@ -237,6 +241,7 @@ impl Backend for LocalBackend {
             .prefix(".tmp")
             .tempfile_in(self.root.join(kind.dir()))
             .map_err(io_err)?;
+        let _guard = cleanup::temporary_file(tmp.path().to_owned());
         tmp.write_all(bytes).map_err(io_err)?;
         self.persist(tmp, kind, name, &path)
     }
@@ -249,6 +254,7 @@ impl Backend for LocalBackend {
         Ok(Some(Box::new(LocalStaged {
             backend: self.clone(),
             kind,
+            guard: cleanup::temporary_file(tmp.path().to_owned()),
             file: BufWriter::with_capacity(STAGE_BUFFER, tmp),
         })))
     }

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod config;
 mod exit;
+mod interrupt;
 mod metrics;
 mod output;
 mod password;
@@ -21,6 +22,18 @@ use clap::{CommandFactory, FromArgMatches};
 /// chunks, read windows) arena memory is reused, sparing page faults.
 const MMAP_THRESHOLD: libc::c_int = 2 << 20;
 
+/// A crash must not write the keys in memory to a core file.
+fn disable_core_dumps() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit reads the struct passed by reference.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+    }
+}
+
 fn main() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only sets an allocator parameter; it is called before
@@ -28,6 +41,8 @@ fn main() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
+    disable_core_dumps();
+    interrupt::install();
     let parsed = cli::Cli::command()
         .try_get_matches()
         .and_then(|m| cli::Cli::from_arg_matches(&m).map(|cli| (cli, m)));

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::exit::Usage;
 
@@ -86,8 +87,10 @@ impl PasswordSource {
     }
 }
 
+/// The first line of `text`, without its line ending; the rest is wiped.
 fn first_line(mut text: Vec<u8>) -> Vec<u8> {
     if let Some(end) = text.iter().position(|&b| b == b'\n') {
+        text[end..].zeroize();
         text.truncate(end);
     }
     if text.last() == Some(&b'\r') {
@@ -170,16 +173,21 @@ fn prompt(question: &str, confirm: bool, role: Role) -> Result<Vec<u8>> {
             role.label()
         );
     }
-    let first = rpassword::prompt_password(question)
-        .context("cannot read the password from the terminal")?;
+    let _echo = crate::interrupt::prompting();
+    let first = Zeroizing::new(
+        rpassword::prompt_password(question)
+            .context("cannot read the password from the terminal")?,
+    );
     if confirm {
-        let again = rpassword::prompt_password("enter the password again: ")
-            .context("cannot read the password from the terminal")?;
-        if again != first {
+        let again = Zeroizing::new(
+            rpassword::prompt_password("enter the password again: ")
+                .context("cannot read the password from the terminal")?,
+        );
+        if *again != *first {
             bail!("the passwords do not match");
         }
     }
-    Ok(first.into_bytes())
+    Ok(first.as_bytes().to_vec())
 }
 
 #[cfg(test)]

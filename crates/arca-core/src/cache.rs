@@ -145,6 +145,7 @@ impl CachedBackend {
             let mut file = tempfile::Builder::new()
                 .prefix(".tmp-")
                 .tempfile_in(parent)?;
+            let _guard = arca_backend::cleanup::temporary_file(file.path().to_owned());
             file.write_all(bytes)?;
             file.persist(&path).map_err(|e| e.error)?;
             Ok(())
@@ -334,6 +335,36 @@ mod tests {
 
     fn named(bytes: &[u8]) -> String {
         Id::of_stored(bytes).to_hex()
+    }
+
+    #[test]
+    fn cached_files_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_memory, _stats, cached, dir) = setup();
+        let bytes = b"a snapshot file".to_vec();
+        cached
+            .write(FileKind::Snapshot, &named(&bytes), &bytes)
+            .unwrap();
+        let tree = b"a tree pack".to_vec();
+        cached.write(FileKind::Tree, &named(&tree), &tree).unwrap();
+        let mut seen = 0;
+        let mut stack = vec![dir.path().join("repo")];
+        while let Some(path) = stack.pop() {
+            let meta = std::fs::metadata(&path).unwrap();
+            let wanted = if meta.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                wanted,
+                "{}",
+                path.display()
+            );
+            if meta.is_dir() {
+                stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            } else {
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 2);
     }
 
     #[test]

@@ -9,15 +9,19 @@
 //! off, never both proceed. While held, a background thread refreshes the
 //! lock every few minutes by writing a new file and removing the old one.
 //!
+//! A process stopped by SIGINT or SIGTERM removes its lock file on the way
+//! out (see [`arca_backend::cleanup`]).
+//!
 //! A lock is stale when its last refresh is older than [`STALE_AFTER`], or
 //! when it was taken on this host by a process that no longer exists.
 //! `unlock` removes stale locks.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use arca_backend::{Backend, ErrorKind as BackendErrorKind, FileKind};
+use arca_backend::{Backend, ErrorKind as BackendErrorKind, FileKind, cleanup};
 use crossbeam_channel::{Sender, bounded};
 use serde::{Deserialize, Serialize};
 
@@ -188,9 +192,19 @@ struct Held {
     current: Mutex<(String, LockRecord)>,
     /// When the lock was last written successfully, or why refreshing failed.
     state: Mutex<std::result::Result<Instant, String>>,
+    /// Set (under `current`) once the lock file was removed because the
+    /// process is being interrupted: no refresh may write a new one.
+    released: AtomicBool,
 }
 
 impl Held {
+    /// Removes the lock file for good (the process is being interrupted).
+    fn release(&self) {
+        let current = lock(&self.current);
+        self.released.store(true, Ordering::SeqCst);
+        let _ = self.backend.remove(FileKind::Lock, &current.0);
+    }
+
     fn write(&self, record: &LockRecord) -> Result<String> {
         let bytes = record.encode(&self.key);
         let name = Id::of_stored(&bytes).to_hex();
@@ -200,6 +214,9 @@ impl Held {
 
     fn refresh(&self) -> Result<()> {
         let mut current = lock(&self.current);
+        if self.released.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let mut record = current.1.clone();
         record.refreshed = Time::now().at;
         let name = self.write(&record)?;
@@ -218,6 +235,8 @@ pub struct Lock {
     held: Arc<Held>,
     stop: Option<Sender<()>>,
     refresher: Option<JoinHandle<()>>,
+    /// Removes the lock file if the process is interrupted.
+    _interrupt: cleanup::Guard,
 }
 
 impl std::fmt::Debug for Lock {
@@ -259,9 +278,16 @@ impl Lock {
                 key: repo.key().clone(),
                 current: Mutex::new((String::new(), record.clone())),
                 state: Mutex::new(Ok(Instant::now())),
+                released: AtomicBool::new(false),
             };
             let name = held.write(&record)?;
             lock(&held.current).0 = name.clone();
+            let _written = {
+                let (backend, name) = (repo.shared_backend(), name.clone());
+                cleanup::on_interrupt(move || {
+                    let _ = backend.remove(FileKind::Lock, &name);
+                })
+            };
             match conflict(repo, &name, &record) {
                 Ok(None) => return Ok(Lock::start(held)),
                 Ok(Some(holder)) => {
@@ -301,10 +327,15 @@ impl Lock {
                 *lock(&worker.state) = outcome.map_err(|e| e.to_string());
             }
         });
+        let interrupt = {
+            let held = held.clone();
+            cleanup::on_interrupt(move || held.release())
+        };
         Lock {
             held,
             stop: Some(stop),
             refresher: Some(refresher),
+            _interrupt: interrupt,
         }
     }
 

@@ -48,6 +48,14 @@ pub fn run(config: &Config, args: DrillArgs) -> Result<i32> {
             )
         })?;
     let scratch_name = scratch.path().display().to_string();
+    // An interrupted drill leaves no restored data behind.
+    let _cleanup = {
+        let dir = scratch.path().to_owned();
+        arca_backend::cleanup::on_interrupt(move || {
+            make_removable(&dir);
+            let _ = std::fs::remove_dir_all(&dir);
+        })
+    };
 
     let started = Instant::now();
     let restored = restore_verified(config, &repo, &snapshot, scratch.path());

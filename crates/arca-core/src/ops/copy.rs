@@ -683,6 +683,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let temp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
+    let _guard = arca_backend::cleanup::temporary_file(temp.clone());
     let written = (|| {
         let mut out = std::fs::OpenOptions::new()
             .write(true)

@@ -1,0 +1,94 @@
+//! SIGINT and SIGTERM. Both are blocked in every thread from the start and
+//! taken by one thread that waits for them; when one arrives it undoes what
+//! [`arca_backend::cleanup`] holds (temporary files being written, lock
+//! files held, a drill's scratch directory), restores the terminal if a
+//! password prompt had turned echo off, and exits at once with 128 + the
+//! signal's number: 130 for SIGINT, 143 for SIGTERM. Whatever was stored
+//! before stays valid (every write is atomic, new objects come before the
+//! deletion of old ones), so a re-run continues where this one stopped.
+//!
+//! Child processes (password commands, hooks, `--stdin-from-command`)
+//! start with the signals unblocked and the default dispositions.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::sys::signal::{SigSet, Signal};
+
+/// Set while a password prompt has the terminal's echo turned off.
+static PROMPTING: AtomicBool = AtomicBool::new(false);
+
+/// Starts the thread that handles SIGINT and SIGTERM. Call before any other
+/// thread is started, so that all of them inherit the blocked signals.
+pub fn install() {
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    if signals.thread_block().is_err() {
+        return; // the default dispositions stay: killed, not cleaned up
+    }
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Ok(signal) = signals.wait() {
+                stop(signal);
+            }
+        });
+    if spawned.is_err() {
+        let _ = signals.thread_unblock();
+    }
+}
+
+/// Marks a password prompt as running; the terminal's echo is restored if
+/// the process is interrupted before the guard is dropped.
+pub fn prompting() -> PromptGuard {
+    PROMPTING.store(true, Ordering::SeqCst);
+    PromptGuard
+}
+
+#[derive(Debug)]
+pub struct PromptGuard;
+
+impl Drop for PromptGuard {
+    fn drop(&mut self) {
+        PROMPTING.store(false, Ordering::SeqCst);
+    }
+}
+
+fn stop(signal: Signal) -> ! {
+    if PROMPTING.load(Ordering::SeqCst) {
+        restore_echo();
+    }
+    let undone = arca_backend::cleanup::run();
+    let what = if undone > 0 {
+        "; temporary files and locks removed"
+    } else {
+        ""
+    };
+    // Below a progress bar's line, if one is drawn.
+    let lead = if std::io::stderr().is_terminal() {
+        "\n"
+    } else {
+        ""
+    };
+    eprintln!(
+        "{lead}arca: interrupted by {signal}{what}; a re-run continues where this one stopped"
+    );
+    // Not process::exit: other threads may hold locks an orderly exit
+    // would wait for; everything that must be undone was undone above.
+    // SAFETY: _exit ends the process immediately; nothing runs after it.
+    unsafe { libc::_exit(128 + signal as i32) }
+}
+
+/// Turns the terminal's echo back on (a prompt turned it off).
+fn restore_echo() {
+    // SAFETY: tcgetattr/tcsetattr on standard input with a termios value
+    // that tcgetattr filled in.
+    unsafe {
+        let mut mode: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(libc::STDIN_FILENO, &mut mode) == 0 {
+            mode.c_lflag |= libc::ECHO;
+            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &mode);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! SIGINT and SIGTERM stop a command at once: exit 128 + the signal, no
+//! temporary files left, every stored snapshot intact, and a re-run
+//! completes.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::util::*;
+
+/// Every name below `dir` that starts with `.tmp`.
+fn temporaries(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().unwrap().is_dir() {
+            found.extend(temporaries(&entry.path()));
+        } else if name.starts_with(".tmp") {
+            found.push(name);
+        }
+    }
+    found
+}
+
+/// Feeds `snapshot --stdin` one MiB at a time until a pack is being
+/// written (a temporary file in `data/`), then sends `signal`.
+fn interrupt_snapshot(signal: libc::c_int, expected_code: i32) {
+    let env = Env::with_repo();
+    env.ok(&["snapshot", "--stdin", "--stdin-name", "first.db"]);
+    let before = env.json(&["snapshots"]);
+    let mut child = env
+        .cmd(&[
+            "--no-progress",
+            "snapshot",
+            "--stdin",
+            "--stdin-name",
+            "orders.db",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut fed = 0u64;
+    // Writes block while arca is busy, so each step waits for real
+    // progress; a pack is being written nearly all the time.
+    while temporaries(&env.repo.join("data")).is_empty() {
+        assert!(fed < 2048, "no pack was ever being written after {fed} MiB");
+        stdin.write_all(&random_bytes(1 << 20, fed)).unwrap();
+        fed += 1;
+    }
+    // SAFETY: kill sends a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(expected_code), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        temporaries(env.dir.path()).is_empty(),
+        "{:?}",
+        temporaries(env.dir.path())
+    );
+
+    // Nothing stored was harmed, and the interrupted snapshot was not
+    // committed.
+    env.ok(&["check", "--read-data"]);
+    assert_eq!(env.json(&["snapshots"]), before);
+
+    // A re-run stores the same stream and reuses what had landed.
+    let mut child = env
+        .cmd(&[
+            "--no-progress",
+            "snapshot",
+            "--stdin",
+            "--stdin-name",
+            "orders.db",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for step in 0..fed {
+        stdin.write_all(&random_bytes(1 << 20, step)).unwrap();
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let dumped = env.cmd(&["dump", "latest", "orders.db"]).output().unwrap();
+    assert!(dumped.status.success());
+    assert_eq!(dumped.stdout.len() as u64, fed << 20);
+    for step in 0..fed as usize {
+        let piece = &dumped.stdout[step << 20..(step + 1) << 20];
+        assert!(
+            piece == random_bytes(1 << 20, step as u64),
+            "MiB {step} differs"
+        );
+    }
+    env.ok(&["check", "--read-data"]);
+}
+
+#[test]
+fn sigint_stops_a_snapshot_with_130_and_leaves_nothing_behind() {
+    interrupt_snapshot(libc::SIGINT, 130);
+}
+
+#[test]
+fn sigterm_stops_a_snapshot_with_143_and_leaves_nothing_behind() {
+    interrupt_snapshot(libc::SIGTERM, 143);
+}

@@ -1,0 +1,63 @@
+//! How arca treats what must stay private: file modes of a local
+//! repository (the cache's are checked in arca-core, cache.rs), no core
+//! dumps, and child processes (password commands, hooks) that start with a
+//! normal signal mask.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::util::*;
+
+/// Every entry below `dir` with its permission bits.
+fn modes(dir: &Path) -> Vec<(String, bool, u32)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        let path = entry.path();
+        out.push((
+            path.display().to_string(),
+            meta.is_dir(),
+            meta.permissions().mode() & 0o777,
+        ));
+        if meta.is_dir() {
+            out.extend(modes(&path));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_local_repository_is_private_to_its_owner() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    std::fs::create_dir(&src).unwrap();
+    write_file(&src.join("portfolio.json"), b"{\"ES\": 3}", 0o644);
+    env.snapshot(&[&src]);
+    env.ok(&["check"]);
+    let mut seen_key = false;
+    for (path, is_dir, mode) in modes(&env.repo) {
+        let wanted = if is_dir { 0o700 } else { 0o600 };
+        assert_eq!(mode, wanted, "{path} has mode {mode:o}");
+        seen_key |= path.contains("/keys/");
+    }
+    assert!(seen_key);
+}
+
+#[test]
+fn no_core_dumps_and_children_start_with_signals_unblocked() {
+    let env = Env::with_repo();
+    // The password command is a child of arca: it inherits the resource
+    // limits and the signal mask arca gives it.
+    let command =
+        format!("echo core=$(ulimit -c) >&2; grep SigBlk /proc/self/status >&2; echo '{PASSWORD}'");
+    let out = env
+        .cmd(&["--password-command", &command, "snapshots"])
+        .env_remove("ARCA_PASSWORD")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("core=0"), "{stderr}");
+    assert!(stderr.contains("SigBlk:\t0000000000000000"), "{stderr}");
+}
