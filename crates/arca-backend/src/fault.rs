@@ -1,7 +1,10 @@
 //! A backend that fails on a schedule, for testing what the engine does
 //! when storage misbehaves: transient errors it should retry, permanent ones
-//! it should report cleanly, slow requests, and writes that land although
-//! the storage reports failure.
+//! it should report cleanly, slow requests, writes that land although the
+//! storage reports failure, and storage that lies: reads that return
+//! truncated or altered bytes, writes acknowledged but stored truncated or
+//! altered, removals acknowledged but not done, listings that leave objects
+//! out.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +22,14 @@ pub enum Fault {
     TransientAfter,
     /// A permanent error; the request did nothing.
     Permanent,
+    /// Success, but only the first half of the bytes: a read returns them,
+    /// a write stores them; a listing leaves out every other object; a
+    /// removal does nothing.
+    Truncate,
+    /// Success, but with one byte changed: a read returns it, a write
+    /// stores it; a listing leaves out every other object; a removal does
+    /// nothing.
+    Corrupt,
 }
 
 /// Which requests fail.
@@ -28,6 +39,8 @@ enum Which {
     First(u64),
     /// Every one from the `n`-th (0-based) on.
     From(u64),
+    /// Only the `n`-th (0-based).
+    Nth(u64),
     /// Each with probability `rate`, decided by a seeded generator so a run
     /// can be repeated.
     Random { rate: f64, seed: u64 },
@@ -41,6 +54,7 @@ pub struct Schedule {
     delay: Duration,
     kinds: Option<Vec<FileKind>>,
     writes_only: bool,
+    reads_only: bool,
 }
 
 impl Schedule {
@@ -52,6 +66,11 @@ impl Schedule {
     /// Requests succeed until the `n`-th (0-based); it and all after it fail.
     pub fn from(n: u64, fault: Fault) -> Schedule {
         Schedule::new(Which::From(n), fault)
+    }
+
+    /// Only the `n`-th request (0-based) fails.
+    pub fn nth(n: u64, fault: Fault) -> Schedule {
+        Schedule::new(Which::Nth(n), fault)
     }
 
     /// Each request fails with probability `rate` (0 to 1).
@@ -71,6 +90,7 @@ impl Schedule {
             delay: Duration::ZERO,
             kinds: None,
             writes_only: false,
+            reads_only: false,
         }
     }
 
@@ -83,6 +103,12 @@ impl Schedule {
     /// Only writes and removes count and fail.
     pub fn writes_only(mut self) -> Schedule {
         self.writes_only = true;
+        self
+    }
+
+    /// Only reads, listings and size queries count and fail.
+    pub fn reads_only(mut self) -> Schedule {
+        self.reads_only = true;
         self
     }
 
@@ -112,6 +138,11 @@ impl<B: Backend> FaultBackend<B> {
         }
     }
 
+    /// How many requests counted towards the schedule so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     /// How many failures were injected so far.
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::Relaxed)
@@ -127,13 +158,14 @@ impl<B: Backend> FaultBackend<B> {
         {
             return None;
         }
-        if self.schedule.writes_only && !change {
+        if (self.schedule.writes_only && !change) || (self.schedule.reads_only && change) {
             return None;
         }
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         let fails = match self.schedule.which {
             Which::First(count) => n < count,
             Which::From(start) => n >= start,
+            Which::Nth(k) => n == k,
             Which::Random { rate, seed } => {
                 let draw = splitmix(seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 11;
                 (draw as f64) / ((1u64 << 53) as f64) < rate
@@ -147,13 +179,16 @@ impl<B: Backend> FaultBackend<B> {
         }
     }
 
-    /// Runs `op` under the schedule.
+    /// Runs `op` under the schedule. `lie` carries out a request that
+    /// succeeds with wrong results, for [`Fault::Truncate`] and
+    /// [`Fault::Corrupt`] (`true` for the latter).
     fn apply<T>(
         &self,
         kind: FileKind,
         name: &str,
         change: bool,
         op: impl FnOnce() -> Result<T, Error>,
+        lie: impl FnOnce(bool) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let error = |kind_of_error: ErrorKind| {
             Error::new(
@@ -171,8 +206,22 @@ impl<B: Backend> FaultBackend<B> {
                 op()?;
                 Err(error(ErrorKind::Transient))
             }
+            Some(Fault::Truncate) => lie(false),
+            Some(Fault::Corrupt) => lie(true),
         }
     }
+}
+
+/// `bytes` cut to their first half, or with one byte flipped.
+fn falsify(mut bytes: Vec<u8>, corrupt: bool) -> Vec<u8> {
+    if corrupt {
+        if let Some(middle) = bytes.len().checked_sub(1).map(|last| last / 2) {
+            bytes[middle] ^= 0x20;
+        }
+    } else {
+        bytes.truncate(bytes.len() / 2);
+    }
+    bytes
 }
 
 /// One step of the SplitMix64 generator: a well-mixed function of `x`.
@@ -189,15 +238,36 @@ impl<B: Backend> Backend for FaultBackend<B> {
     }
 
     fn create(&self) -> Result<(), Error> {
-        self.apply(FileKind::Config, "config", true, || self.inner.create())
+        let create = || self.inner.create();
+        self.apply(FileKind::Config, "config", true, create, |_| create())
     }
 
     fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
-        self.apply(kind, "0", false, || self.inner.list(kind))
+        self.apply(
+            kind,
+            "0",
+            false,
+            || self.inner.list(kind),
+            |_| {
+                let mut all = self.inner.list(kind)?;
+                let mut keep = false;
+                all.retain(|_| {
+                    keep = !keep;
+                    keep
+                });
+                Ok(all)
+            },
+        )
     }
 
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
-        self.apply(kind, name, false, || self.inner.read(kind, name))
+        self.apply(
+            kind,
+            name,
+            false,
+            || self.inner.read(kind, name),
+            |corrupt| Ok(falsify(self.inner.read(kind, name)?, corrupt)),
+        )
     }
 
     fn read_range(
@@ -207,21 +277,38 @@ impl<B: Backend> Backend for FaultBackend<B> {
         offset: u64,
         length: u64,
     ) -> Result<Vec<u8>, Error> {
-        self.apply(kind, name, false, || {
-            self.inner.read_range(kind, name, offset, length)
+        let read = || self.inner.read_range(kind, name, offset, length);
+        self.apply(kind, name, false, read, |corrupt| {
+            Ok(falsify(read()?, corrupt))
         })
     }
 
     fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error> {
-        self.apply(kind, name, true, || self.inner.write(kind, name, bytes))
+        self.apply(
+            kind,
+            name,
+            true,
+            || self.inner.write(kind, name, bytes),
+            |corrupt| {
+                self.inner
+                    .write(kind, name, &falsify(bytes.to_vec(), corrupt))
+            },
+        )
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<(), Error> {
-        self.apply(kind, name, true, || self.inner.remove(kind, name))
+        self.apply(
+            kind,
+            name,
+            true,
+            || self.inner.remove(kind, name),
+            |_| Ok(()),
+        )
     }
 
     fn size(&self, kind: FileKind, name: &str) -> Result<u64, Error> {
-        self.apply(kind, name, false, || self.inner.size(kind, name))
+        let size = || self.inner.size(kind, name);
+        self.apply(kind, name, false, size, |_| size())
     }
 
     fn connections(&self) -> usize {
@@ -265,6 +352,32 @@ mod tests {
             );
         }
         assert_eq!(backend.injected(), 3);
+    }
+
+    #[test]
+    fn lying_requests_succeed_with_wrong_results() {
+        let memory = MemoryBackend::new();
+        memory.create().unwrap();
+        memory.write(FileKind::Index, "aa", b"0123456789").unwrap();
+        memory.write(FileKind::Index, "bb", b"x").unwrap();
+        let truncating = FaultBackend::new(memory.clone(), Schedule::nth(0, Fault::Truncate));
+        assert_eq!(truncating.read(FileKind::Index, "aa").unwrap(), b"01234");
+        assert_eq!(
+            truncating.read(FileKind::Index, "aa").unwrap(),
+            b"0123456789"
+        );
+        let corrupting = FaultBackend::new(memory.clone(), Schedule::nth(1, Fault::Corrupt));
+        corrupting.write(FileKind::Index, "cc", b"abc").unwrap();
+        corrupting.write(FileKind::Index, "dd", b"abc").unwrap();
+        assert_eq!(memory.read(FileKind::Index, "cc").unwrap(), b"abc");
+        assert_eq!(memory.read(FileKind::Index, "dd").unwrap(), b"aBc");
+        assert_eq!(corrupting.list(FileKind::Index).unwrap().len(), 4);
+        let forgetful = FaultBackend::new(memory.clone(), Schedule::first(2, Fault::Corrupt));
+        assert_eq!(forgetful.list(FileKind::Index).unwrap().len(), 2);
+        forgetful.remove(FileKind::Index, "aa").unwrap();
+        assert!(memory.exists(FileKind::Index, "aa").unwrap());
+        assert_eq!(forgetful.requests(), 2);
+        assert_eq!(forgetful.injected(), 2);
     }
 
     #[test]

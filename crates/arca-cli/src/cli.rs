@@ -301,6 +301,12 @@ pub struct SnapshotArgs {
     /// Read and chunk everything and report what would be stored; store nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+
+    /// Read every pack, index and snapshot file back from the repository
+    /// after writing it and check its hash, so storage that keeps other
+    /// bytes than it acknowledged fails the snapshot before it is saved.
+    #[arg(long)]
+    pub verify_upload: bool,
 }
 
 /// Which snapshots a command considers: `--host`, `--tag`, `--path`.

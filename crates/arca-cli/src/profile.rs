@@ -45,6 +45,9 @@ pub struct SnapshotSection {
     pub host: Option<String>,
     #[serde(default)]
     pub one_file_system: bool,
+    /// Read every object back after writing it (`snapshot --verify-upload`).
+    #[serde(default)]
+    pub verify_upload: bool,
 }
 
 /// `[forget]`: the retention policy `run` applies (counts: -1 is unlimited).

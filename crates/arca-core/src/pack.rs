@@ -294,16 +294,17 @@ pub fn read_header_ranged(
     if size < 4 {
         return Err(Error::corrupt(&object, "too short to hold a header"));
     }
-    let trailer = backend.read_range(kind, name, size - 4, 4)?;
+    let trailer = crate::repository::read_range_exact(backend, kind, name, size - 4, 4)?;
     let (start, len) = header_range(size, &trailer, &object)?;
-    let sealed = backend.read_range(kind, name, start, len)?;
+    let sealed = crate::repository::read_range_exact(backend, kind, name, start, len)?;
     decode_header(key, &sealed, start, &object)
 }
 
 /// Where the sealed header lies, from the pack's size and its trailer.
 fn header_range(size: u64, trailer: &[u8], object: &str) -> Result<(u64, u64)> {
-    let mut len = [0; 4];
-    len.copy_from_slice(trailer);
+    let len: [u8; 4] = trailer
+        .try_into()
+        .map_err(|_| Error::corrupt(object, "too short to hold a header"))?;
     let header_len = u32::from_le_bytes(len);
     if header_len > MAX_PACK_HEADER_LEN || u64::from(header_len) + 4 > size {
         return Err(Error::corrupt(

@@ -27,6 +27,11 @@ pub struct Owner {
 /// An open repository.
 pub struct Repository {
     backend: Arc<dyn Backend>,
+    /// The storage itself, without the metadata cache: what
+    /// `verify_uploads` reads back.
+    storage: Arc<dyn Backend>,
+    /// Read every object back after writing it and check its hash.
+    verify_uploads: bool,
     key: MasterKey,
     /// The key file that opened the repository (or that `init` wrote).
     key_id: KeyId,
@@ -71,6 +76,8 @@ impl Repository {
         // The config goes last: its presence is what makes a repository.
         backend.write(FileKind::Config, "config", &config.encode(&key))?;
         Ok(Repository {
+            storage: backend.clone(),
+            verify_uploads: false,
             backend,
             key,
             key_id,
@@ -101,6 +108,8 @@ impl Repository {
         let (key_id, key) = open_key(&*backend, password)?;
         let config = Config::decode(&config_bytes, &key)?;
         Ok(Repository {
+            storage: backend.clone(),
+            verify_uploads: false,
             backend,
             key,
             key_id,
@@ -118,6 +127,20 @@ impl Repository {
             crate::cache::CachedBackend::new(self.backend.clone(), root, &self.config.id.to_hex())?;
         self.backend = Arc::new(cached);
         Ok(())
+    }
+
+    /// From now on, reads every object back from storage after writing it
+    /// (bypassing the cache) and fails unless its bytes hash to its name:
+    /// storage that acknowledges a write but keeps other bytes is caught
+    /// before anything refers to them.
+    pub fn set_verify_uploads(&mut self, on: bool) {
+        self.verify_uploads = on;
+    }
+
+    /// The storage to read written objects back from, when uploads are
+    /// verified.
+    pub(crate) fn upload_verifier(&self) -> Option<Arc<dyn Backend>> {
+        self.verify_uploads.then(|| self.storage.clone())
     }
 
     pub fn config(&self) -> &Config {
@@ -334,7 +357,8 @@ impl Repository {
         })?;
         let file_kind = kind.file_kind();
         let name = loc.pack.to_hex();
-        let stored = self.backend.read_range(
+        let stored = read_range_exact(
+            &*self.backend,
             file_kind,
             &name,
             u64::from(loc.offset),
@@ -359,7 +383,8 @@ impl Repository {
 
     /// Stores a finished pack under its name; returns its index entry.
     pub fn write_pack(&self, pack: FinishedPack) -> Result<IndexPack> {
-        Ok(store_pack(&*self.backend, pack)?.0)
+        let verifier = self.upload_verifier();
+        Ok(store_pack(&*self.backend, pack, verifier.as_deref())?.0)
     }
 
     /// Stores an index file; returns its id.
@@ -388,7 +413,13 @@ impl Repository {
     }
 
     fn write_new(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<()> {
-        write_new(&*self.backend, kind, name, bytes)
+        write_new(&*self.backend, kind, name, bytes)?;
+        match self.upload_verifier() {
+            Some(storage) => {
+                verify_stored(&*self.backend, &*storage, kind, name, bytes.len() as u64)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Ids of the key files.
@@ -434,9 +465,11 @@ pub(crate) fn write_new(
 /// Stores a finished pack under its name (one already there is fine: the
 /// name is the hash of the bytes); returns its index entry and, for a pack
 /// assembled in memory, the buffer for the next one.
+/// With `verify`, the pack is then read back from that storage and checked.
 pub(crate) fn store_pack(
     backend: &dyn Backend,
     pack: FinishedPack,
+    verify: Option<&dyn Backend>,
 ) -> Result<(IndexPack, Option<Vec<u8>>)> {
     let kind = pack.kind.file_kind();
     let name = pack.id.to_hex();
@@ -453,6 +486,9 @@ pub(crate) fn store_pack(
             }
         },
     };
+    if let Some(storage) = verify {
+        verify_stored(backend, storage, kind, &name, pack.size)?;
+    }
     let entry = IndexPack {
         id: pack.id,
         kind: pack.kind.to_byte(),
@@ -461,6 +497,70 @@ pub(crate) fn store_pack(
         marked: None,
     };
     Ok((entry, buffer))
+}
+
+/// A range read held to the storage contract: exactly `length` bytes, or
+/// an error naming the object (storage that returns fewer is treated as
+/// damage, never trusted to index into).
+pub(crate) fn read_range_exact(
+    backend: &dyn Backend,
+    kind: FileKind,
+    name: &str,
+    offset: u64,
+    length: u64,
+) -> Result<Vec<u8>> {
+    let bytes = backend.read_range(kind, name, offset, length)?;
+    if bytes.len() as u64 != length {
+        return Err(Error::corrupt(
+            format!("{kind} {name}"),
+            format!(
+                "the storage returned {} bytes of the {length} asked for at offset {offset}",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads an object back from `storage` piece by piece and checks that it
+/// has `size` bytes that hash to its name. An object that does not is
+/// removed through `backend`: whatever is stored under the name is damaged,
+/// and nothing may come to refer to it.
+pub(crate) fn verify_stored(
+    backend: &dyn Backend,
+    storage: &dyn Backend,
+    kind: FileKind,
+    name: &str,
+    size: u64,
+) -> Result<()> {
+    const WINDOW: u64 = 4 << 20;
+    let object = format!("{kind} {name}");
+    let stored = storage.size(kind, name)?;
+    let problem = if stored != size {
+        Some(format!(
+            "the storage holds {stored} bytes of the {size} written"
+        ))
+    } else {
+        let mut hasher = blake3::Hasher::new();
+        let mut at = 0;
+        while at < size {
+            let length = WINDOW.min(size - at);
+            hasher.update(&read_range_exact(storage, kind, name, at, length)?);
+            at += length;
+        }
+        (kind != FileKind::Config && hasher.finalize().to_hex().as_str() != name)
+            .then(|| "the storage returned other bytes than were written".to_string())
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => {
+            let _ = backend.remove(kind, name);
+            Err(Error::corrupt(
+                &object,
+                format!("{problem} (verified upload; the object was removed)"),
+            ))
+        }
+    }
 }
 
 /// Reads an object after checking its size against `max`.

@@ -28,6 +28,7 @@ use crate::profile::{Loaded, Profile};
 /// The profile, checked and turned into the options each step takes.
 struct Plan {
     snapshot: SnapshotOptions,
+    verify_upload: bool,
     /// `None`: the profile sets no keep_* rule, so forget is skipped.
     policy: Option<(Policy, GroupBy)>,
     prune: PruneOptions,
@@ -140,6 +141,7 @@ fn plan(p: &Profile, time: Option<&str>) -> Result<Plan> {
         .context("[check] read_data_subset")?;
     Ok(Plan {
         snapshot,
+        verify_upload: s.verify_upload,
         policy: policy(p)?,
         prune,
         prune_every,
@@ -305,6 +307,7 @@ impl Night<'_> {
         let started = Instant::now();
         let counters = Progress::default();
         let options = &plan.snapshot;
+        repo.set_verify_uploads(plan.verify_upload);
         let outcome = super::snapshot::with_progress(self.config, &counters, || {
             arca_core::snapshot(repo, options, &counters).map_err(anyhow::Error::from)
         });

@@ -39,6 +39,7 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         .map(super::parse_size)
         .transpose()?;
     let mut repo = super::open_repository(config)?;
+    repo.set_verify_uploads(args.verify_upload);
     let parent = match &args.parent {
         Some(spec) => Some(repo.find_snapshot(spec)?.0),
         None => None,

@@ -28,7 +28,7 @@ use serde::Serialize;
 use crate::blob::{self, BlobKind};
 use crate::error::Result;
 use crate::format::MAX_INDEX_LEN;
-use crate::id::{Id, PackId, SnapshotId, TreeId};
+use crate::id::{Id, IndexId, PackId, SnapshotId, TreeId};
 use crate::index::{Index, IndexFile};
 use crate::pack::{self, PackEntry};
 use crate::repository::Repository;
@@ -170,21 +170,31 @@ fn load_indexes(
 ) -> Result<HashMap<PackId, Expected>> {
     let entries = repo.backend().list(FileKind::Index)?;
     report.index_files = entries.len() as u64;
-    let decoded: Vec<std::result::Result<IndexFile, Problem>> = entries
+    let decoded: Vec<std::result::Result<(IndexId, IndexFile), Problem>> = entries
         .par_iter()
         .map(|entry| {
             let object = format!("index {}", entry.name);
+            let id = Id::from_hex(&entry.name).map(IndexId);
             repo.read_verified(FileKind::Index, &entry.name, MAX_INDEX_LEN)
                 .and_then(|bytes| IndexFile::decode(&bytes, repo.key(), &object))
+                .map(|file| (id.unwrap_or_default(), file))
                 .map_err(|e| problem(&object, e.to_string()))
         })
+        .collect();
+    // Files another one supersedes (left by an interrupted prune) were
+    // checked above; like every reader, the index ignores them.
+    let superseded: HashSet<IndexId> = decoded
+        .iter()
+        .flatten()
+        .flat_map(|(_, f)| f.supersedes.iter().copied())
         .collect();
     let mut index = Index::default();
     let mut expected: HashMap<PackId, Expected> = HashMap::new();
     let mut total = 0u64;
     for file in decoded {
         match file {
-            Ok(file) => {
+            Ok((id, _)) if superseded.contains(&id) => {}
+            Ok((_, file)) => {
                 index.add_file(&file);
                 for pack in file.packs {
                     let Some(kind) = BlobKind::from_byte(pack.kind) else {

@@ -41,7 +41,7 @@ impl<'r> Packer<'r> {
             repo,
             target: repo.config().pack_size as usize,
             writers: [None, None],
-            uploads: Uploads::start(repo.shared_backend()),
+            uploads: Uploads::start(repo.shared_backend(), repo.upload_verifier()),
         }
     }
 
@@ -120,7 +120,7 @@ struct Uploads {
 }
 
 impl Uploads {
-    fn start(backend: Arc<dyn Backend>) -> Uploads {
+    fn start(backend: Arc<dyn Backend>, verify: Option<Arc<dyn Backend>>) -> Uploads {
         let count = backend.connections().max(1);
         // A rendezvous channel: a full pack is handed over only when a
         // worker is free to take it.
@@ -134,15 +134,18 @@ impl Uploads {
                 let job_rx = job_rx.clone();
                 let done_tx = done_tx.clone();
                 let spare_tx = spare_tx.clone();
+                let verify = verify.clone();
                 std::thread::spawn(move || {
                     for pack in job_rx {
-                        let stored = store_pack(&*backend, pack).map(|(entry, buffer)| {
-                            if let Some(buffer) = buffer {
-                                // A full spare queue drops the buffer instead.
-                                let _ = spare_tx.try_send(buffer);
-                            }
-                            entry
-                        });
+                        let stored = store_pack(&*backend, pack, verify.as_deref()).map(
+                            |(entry, buffer)| {
+                                if let Some(buffer) = buffer {
+                                    // A full spare queue drops the buffer instead.
+                                    let _ = spare_tx.try_send(buffer);
+                                }
+                                entry
+                            },
+                        );
                         if done_tx.send(stored).is_err() {
                             break;
                         }

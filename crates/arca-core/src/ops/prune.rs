@@ -169,6 +169,8 @@ pub struct PrunePlan {
     pub changes: bool,
     /// The blobs of every indexed or adopted pack.
     listings: HashMap<PackId, Vec<PackEntry>>,
+    /// The snapshots the plan keeps data for.
+    snapshots: HashSet<SnapshotId>,
 }
 
 /// What a prune did.
@@ -290,6 +292,7 @@ pub fn plan_prune(
         },
         changes: false,
         listings: HashMap::new(),
+        snapshots: snapshots.iter().map(|(id, _)| *id).collect(),
     };
     plan.stats.used_blobs = (0..repo.index().len()).filter(|&i| used.get(i)).count() as u64;
     let stored = stored_packs(repo)?;
@@ -585,6 +588,9 @@ pub fn execute_prune(
         return Ok(summary);
     }
     let ensure = || lock.map_or(Ok(()), Lock::ensure);
+    if options.instant_delete {
+        unchanged_since_planning(repo, plan)?;
+    }
     let repacked = repack(repo, plan, progress)?;
     summary.packs_written = repacked.len() as u64;
     let mut packs = repacked;
@@ -633,6 +639,40 @@ pub fn execute_prune(
     }
     summary.size_after = repository_size(repo)?;
     Ok(summary)
+}
+
+/// Before an instant delete, which has no grace period to fall back on:
+/// the snapshots and index files must be exactly those the plan was made
+/// from. Another writer (which an instant delete does not allow for), or a
+/// listing that left something out, stops the prune before it deletes
+/// anything.
+fn unchanged_since_planning(repo: &Repository, plan: &PrunePlan) -> Result<()> {
+    let changed = |what: String| {
+        Err(Error::InvalidInput(format!(
+            "the repository {} changed while prune was planning ({what}); nothing was deleted: run prune again",
+            repo.location()
+        )))
+    };
+    let snapshots: HashSet<SnapshotId> = repo
+        .backend()
+        .list(FileKind::Snapshot)?
+        .iter()
+        .filter_map(|e| Id::from_hex(&e.name).map(SnapshotId))
+        .collect();
+    if let Some(id) = snapshots.symmetric_difference(&plan.snapshots).next() {
+        return changed(format!("snapshot {id}"));
+    }
+    let planned: HashSet<IndexId> = plan.index_files.iter().copied().collect();
+    let index_files: HashSet<IndexId> = repo
+        .backend()
+        .list(FileKind::Index)?
+        .iter()
+        .filter_map(|e| Id::from_hex(&e.name).map(IndexId))
+        .collect();
+    if let Some(id) = index_files.symmetric_difference(&planned).next() {
+        return changed(format!("index {id}"));
+    }
+    Ok(())
 }
 
 /// Removes one object; one already gone is fine (an earlier, interrupted

@@ -81,13 +81,53 @@ pub fn repair_index(repo: &mut Repository, dry_run: bool) -> Result<RepairIndexR
         .collect();
     let mut report = RepairIndexReport::default();
     let mut packs = Vec::new();
-    for r in read {
+    let mut previous: Option<HashMap<PackId, IndexPack>> = None;
+    for ((kind, name, _), r) in stored.iter().zip(read) {
         match r {
             Ok(p) => {
                 report.blobs += p.blobs.len() as u64;
                 packs.push(p);
             }
-            Err(e) => report.unreadable.push(e),
+            Err(e) => {
+                // A pack whose header cannot be read keeps what the index
+                // said of it: its blobs may still be readable, and a read
+                // that failed for the storage's sake must not unindex them.
+                let previous = match &mut previous {
+                    Some(previous) => previous,
+                    empty => empty.insert(indexed_packs(repo, &old)?),
+                };
+                let id = Id::from_hex(name).map(PackId);
+                if let Some(pack) = id.and_then(|id| previous.get(&id))
+                    && pack.kind == kind.to_byte()
+                {
+                    report.blobs += pack.blobs.len() as u64;
+                    packs.push(IndexPack {
+                        marked: None,
+                        ..pack.clone()
+                    });
+                }
+                report.unreadable.push(e);
+            }
+        }
+    }
+    // Packs the index knows that the listing left out, though they are
+    // there (a listing cut short), keep their entries too.
+    let listed: HashSet<&str> = stored.iter().map(|(_, name, _)| name.as_str()).collect();
+    let previous = match previous {
+        Some(previous) => previous,
+        None => indexed_packs(repo, &old)?,
+    };
+    for pack in previous.values() {
+        let name = pack.id.to_hex();
+        let Some(kind) = BlobKind::from_byte(pack.kind) else {
+            continue;
+        };
+        if !listed.contains(name.as_str()) && repo.backend().exists(kind.file_kind(), &name)? {
+            report.blobs += pack.blobs.len() as u64;
+            packs.push(IndexPack {
+                marked: None,
+                ..pack.clone()
+            });
         }
     }
     report.packs = packs.len() as u64;
@@ -109,6 +149,25 @@ pub fn repair_index(repo: &mut Repository, dry_run: bool) -> Result<RepairIndexR
     }
     repo.load_index()?;
     Ok(report)
+}
+
+/// What the index files `names` say of each pack. A file that cannot be
+/// read from storage stops the repair (nothing was written yet); one that
+/// is damaged is passed over, which is what the repair is for.
+fn indexed_packs(repo: &Repository, names: &[String]) -> Result<HashMap<PackId, IndexPack>> {
+    let mut packs = HashMap::new();
+    for name in names {
+        match repo.read_index_file(name) {
+            Ok((_, file)) => {
+                for pack in file.packs {
+                    packs.insert(pack.id, pack);
+                }
+            }
+            Err(crate::Error::Corrupt { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(packs)
 }
 
 /// Options for `repair snapshots`.
@@ -209,7 +268,7 @@ pub fn repair_snapshots(
     let mut memo: HashMap<TreeId, Rewritten> = HashMap::new();
     let mut plans = Vec::new();
     for (id, snap) in snapshots {
-        let rewritten = rewrite(&mut saver, &snap.tree, &mut memo);
+        let rewritten = rewrite(&mut saver, &snap.tree, &mut memo)?;
         if rewritten.tree == snap.tree {
             continue;
         }
@@ -257,16 +316,32 @@ struct Rewritten {
     damaged: Vec<PathBuf>,
 }
 
+/// Whether a failure to read something means it is damaged or gone (what
+/// a repair works around), rather than that the storage could not be
+/// reached (which stops the repair: nothing healthy may be cut out of a
+/// snapshot because of a dropped connection).
+fn is_damage(error: &Error) -> bool {
+    match error {
+        Error::Corrupt { .. } | Error::NotFound(_) => true,
+        Error::Storage(e) => matches!(
+            e.kind(),
+            arca_backend::ErrorKind::NotFound | arca_backend::ErrorKind::OutOfRange
+        ),
+        _ => false,
+    }
+}
+
 fn rewrite(
     saver: &mut TreeSaver<'_>,
     id: &TreeId,
     memo: &mut HashMap<TreeId, Rewritten>,
-) -> Rewritten {
+) -> Result<Rewritten> {
     if let Some(done) = memo.get(id) {
-        return done.clone();
+        return Ok(done.clone());
     }
     let repo = saver.repo;
     let result = match repo.read_tree(id) {
+        Err(e) if !is_damage(&e) => return Err(e),
         Err(_) => Rewritten {
             tree: saver.save(&Tree::default()),
             damaged: vec![PathBuf::new()],
@@ -290,7 +365,7 @@ fn rewrite(
                     }
                 }
                 if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-                    let inner = rewrite(saver, &sub, memo);
+                    let inner = rewrite(saver, &sub, memo)?;
                     node.subtree = Some(inner.tree);
                     damaged.extend(inner.damaged.into_iter().map(|p| {
                         if p.as_os_str().is_empty() {
@@ -313,5 +388,5 @@ fn rewrite(
         }
     };
     memo.insert(*id, result.clone());
-    result
+    Ok(result)
 }

@@ -712,7 +712,8 @@ fn restore_pack(
             end = end.max(order[j].1.0.offset + order[j].1.0.length);
             j += 1;
         }
-        let bytes = repo.backend().read_range(
+        let bytes = crate::repository::read_range_exact(
+            repo.backend(),
             file_kind,
             &name,
             u64::from(start),
