@@ -1,0 +1,179 @@
+//! The crash suite: `snapshot` and `prune` killed with SIGKILL at random
+//! moments, round after round, on a changing source. Afterwards the
+//! repository checks with every pack read, and every snapshot that
+//! completed restores to exactly the files it was taken of (a manifest made
+//! when it was taken).
+//!
+//! CI runs a few rounds; a long soak:
+//!
+//! ```text
+//! ARCA_CRASH_ROUNDS=500 cargo test --release -p arca-cli --test e2e crash -- --nocapture
+//! ```
+//!
+//! `ARCA_CRASH_SEED` repeats a run (the seed is printed).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// Relative path → contents of every file below `dir`.
+fn manifest(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    files_below(dir)
+        .into_iter()
+        .map(|p| {
+            let name = p.strip_prefix(dir).unwrap().display().to_string();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Rewrites part of the source: a few files replaced, one grown, one new.
+fn change(src: &Path, round: u64, rng: &mut Rng) {
+    for _ in 0..3 {
+        let i = rng.below(12);
+        let len = (64 << 10) + rng.below(2 << 20) as usize;
+        std::fs::write(
+            src.join(format!("orders-{i}.db")),
+            random_bytes(len, rng.next()),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        src.join(format!("trades/day-{round}.csv")),
+        format!("{round},ES,4200.25,3\n").repeat(1000 + round as usize),
+    )
+    .unwrap();
+}
+
+/// Runs `args`, killing it with SIGKILL after `delay` unless it ended
+/// first.
+fn run_or_kill(env: &Env, args: &[&str], delay: Duration) {
+    let mut child = env
+        .cmd(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + delay;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn snapshots_and_prunes_killed_at_random_moments_leave_every_completed_snapshot_restorable() {
+    let rounds: u64 = std::env::var("ARCA_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let seed: u64 = std::env::var("ARCA_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("crash suite: {rounds} rounds, ARCA_CRASH_SEED={seed}");
+    let mut rng = Rng(seed | 1);
+    let env = Env::with_repo();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("trades")).unwrap();
+    change(&src, 0, &mut rng);
+
+    // How long an undisturbed snapshot and prune take: kills land anywhere
+    // in up to that much time.
+    let started = Instant::now();
+    env.ok(&["snapshot", "--tag", "round-0", src.to_str().unwrap()]);
+    let snapshot_time = started.elapsed();
+    let mut manifests = BTreeMap::from([(0, manifest(&src))]);
+    let started = Instant::now();
+    env.ok(&["prune", "--max-unused", "0%", "--keep-marked", "0s"]);
+    let prune_time = started.elapsed();
+
+    for round in 1..=rounds {
+        change(&src, round, &mut rng);
+        let tag = format!("round-{round}");
+        // A killed snapshot may still have been saved just before the
+        // kill: every round's files are recorded.
+        manifests.insert(round, manifest(&src));
+        let delay = Duration::from_micros(rng.below(snapshot_time.as_micros() as u64 * 3 / 2));
+        run_or_kill(
+            &env,
+            &[
+                "--no-progress",
+                "snapshot",
+                "--tag",
+                &tag,
+                src.to_str().unwrap(),
+            ],
+            delay,
+        );
+        // Now and then forget the oldest snapshots and prune, killed too.
+        if round % 2 == 0 {
+            env.ok(&["forget", "--keep-last", "3"]);
+            let delay = Duration::from_micros(rng.below(prune_time.as_micros() as u64 * 3 / 2));
+            run_or_kill(
+                &env,
+                &[
+                    "--no-progress",
+                    "prune",
+                    "--max-unused",
+                    "0%",
+                    "--keep-marked",
+                    "0s",
+                ],
+                delay,
+            );
+        }
+    }
+
+    let check = env.run(&["check", "--read-data"]);
+    assert!(
+        check.status.success(),
+        "seed {seed}: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let listed = env.json(&["snapshots"]);
+    let snapshots = listed.as_array().unwrap();
+    assert!(!snapshots.is_empty(), "seed {seed}");
+    for snap in snapshots {
+        let id = snap["id"].as_str().unwrap();
+        let tag = snap["tags"][0].as_str().unwrap();
+        let round: u64 = tag.trim_start_matches("round-").parse().unwrap();
+        let expected = &manifests[&round];
+        let target = env.path(&format!("restore-{round}"));
+        env.ok(&["restore", id, "--target", target.to_str().unwrap()]);
+        assert!(
+            manifest(&restored(&target, &src)) == *expected,
+            "seed {seed}: snapshot {id} of round {round} does not restore to its files"
+        );
+    }
+}
