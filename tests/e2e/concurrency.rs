@@ -247,3 +247,66 @@ fn a_snapshot_paused_until_its_data_was_deleted_fails_cleanly() {
     env.snapshot(&[&source]);
     env.ok(&["check"]);
 }
+
+#[test]
+fn two_snapshots_and_a_check_at_once_all_succeed() {
+    let env = Env::with_repo();
+    let sources: Vec<PathBuf> = (0..2u64)
+        .map(|w| {
+            let dir = env.path(&format!("src{w}"));
+            std::fs::create_dir(&dir).unwrap();
+            for i in 0..4 {
+                write_file(
+                    &dir.join(format!("f{i}")),
+                    &random_bytes(3 << 20, w * 10 + i),
+                    0o644,
+                );
+            }
+            dir
+        })
+        .collect();
+    // Something for the check to read while the snapshots run.
+    env.snapshot(&[&sources[0]]);
+    let barrier = std::sync::Barrier::new(3);
+    let outputs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for src in &sources {
+            let (env, barrier) = (&env, &barrier);
+            handles.push(s.spawn(move || {
+                barrier.wait();
+                env.run(&["snapshot", src.to_str().unwrap()])
+            }));
+        }
+        let (env, barrier) = (&env, &barrier);
+        handles.push(s.spawn(move || {
+            barrier.wait();
+            env.run(&["check", "--read-data"])
+        }));
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for out in &outputs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    env.ok(&["check", "--read-data"]);
+    let snapshots = env.json(&["snapshots"]);
+    assert_eq!(snapshots.as_array().unwrap().len(), 3);
+    for src in &sources {
+        let id = snapshots
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|s| s["paths"][0].as_str() == src.to_str())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let target = env.path(&format!("restore-{}", &id[..8]));
+        env.ok(&["restore", &id, "--target", target.to_str().unwrap()]);
+        assert_same_tree(src, &restored(&target, src));
+    }
+}

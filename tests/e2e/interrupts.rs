@@ -111,3 +111,58 @@ fn sigint_stops_a_snapshot_with_130_and_leaves_nothing_behind() {
 fn sigterm_stops_a_snapshot_with_143_and_leaves_nothing_behind() {
     interrupt_snapshot(libc::SIGTERM, 143);
 }
+
+/// Starts `restore` of a snapshot of `size` bytes and sends SIGINT as soon
+/// as its first file appears in the target; the exit status, or `None`
+/// when the restore ended before the signal could land.
+fn interrupt_restore(env: &Env, id: &str, target: &Path) -> Option<std::process::ExitStatus> {
+    let mut child = env
+        .cmd(&[
+            "--no-progress",
+            "restore",
+            id,
+            "--target",
+            target.to_str().unwrap(),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Polling for a condition, not a time: the file shows up once the
+    // restore has started writing.
+    while files_below(target).is_empty() {
+        if child.try_wait().unwrap().is_some() {
+            eprintln!("the restore ended before it could be interrupted");
+            return None;
+        }
+        std::thread::yield_now();
+    }
+    // SAFETY: kill sends a signal to the child this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    (status.code() != Some(0)).then_some(status)
+}
+
+#[test]
+fn sigint_stops_a_restore_and_a_rerun_completes_it() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    std::fs::create_dir(&src).unwrap();
+    for i in 0..24u64 {
+        write_file(
+            &src.join(format!("trades-{i:02}.db")),
+            &random_bytes(8 << 20, i),
+            0o644,
+        );
+    }
+    let id = env.snapshot(&[&src])["id"].as_str().unwrap().to_string();
+    let target = env.path("target");
+    std::fs::create_dir(&target).unwrap();
+    // A restore of 192 MiB outlasts the signal; should one ever finish
+    // first, there is nothing to interrupt and the rest still holds.
+    if let Some(status) = interrupt_restore(&env, &id, &target) {
+        assert_eq!(status.code(), Some(130));
+        assert!(temporaries(env.dir.path()).is_empty());
+    }
+    env.ok(&["restore", &id, "--target", target.to_str().unwrap()]);
+    assert_same_tree(&src, &restored(&target, &src));
+}
