@@ -166,3 +166,62 @@ fn sigint_stops_a_restore_and_a_rerun_completes_it() {
     env.ok(&["restore", &id, "--target", target.to_str().unwrap()]);
     assert_same_tree(&src, &restored(&target, &src));
 }
+
+#[test]
+fn sigint_stops_a_prune_holding_its_lock_and_a_rerun_completes_it() {
+    let env = Env::new();
+    env.ok(&["init", "--pack-size", "1MiB"]);
+    let src = env.path("src");
+    std::fs::create_dir(&src).unwrap();
+    // Many packs, most of them partly used after the forget: prune has
+    // a good deal of repacking to do.
+    for round in 0..4u64 {
+        for i in 0..12u64 {
+            let data = random_bytes(3 << 20, round * 100 + i);
+            write_file(&src.join(format!("positions-{i:02}.db")), &data, 0o644);
+        }
+        env.ok(&["snapshot", src.to_str().unwrap()]);
+    }
+    env.ok(&["forget", "--keep-last", "1"]);
+    let kept = env.json(&["snapshots"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut child = env
+        .cmd(&["--no-progress", "prune", "--max-unused", "0%"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once its lock file is there, the prune holds the repository.
+    let locks = env.repo.join("locks");
+    let mut finished = false;
+    while std::fs::read_dir(&locks).unwrap().next().is_none() {
+        if child.try_wait().unwrap().is_some() {
+            finished = true;
+            break;
+        }
+        std::thread::yield_now();
+    }
+    // SAFETY: kill sends a signal to the child this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    if !finished && out.status.code() != Some(0) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{stderr}");
+        assert!(
+            std::fs::read_dir(&locks).unwrap().next().is_none(),
+            "the prune's lock was left behind"
+        );
+        assert!(temporaries(env.dir.path()).is_empty());
+    } else {
+        eprintln!("the prune ended before it could be interrupted");
+    }
+    // Nothing was lost, and a re-run (no `unlock` needed) finishes.
+    env.ok(&["check", "--read-data"]);
+    env.ok(&["prune", "--max-unused", "0%"]);
+    env.ok(&["check", "--read-data"]);
+    let target = env.path("target");
+    env.ok(&["restore", &kept, "--target", target.to_str().unwrap()]);
+    assert_same_tree(&src, &restored(&target, &src));
+}
