@@ -42,16 +42,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn temporaries(dir: &Path) -> Vec<PathBuf> {
-    files_below(dir)
-        .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(".tmp"))
-        })
-        .collect()
-}
-
 #[test]
 fn a_snapshot_that_fills_the_repository_disk_fails_cleanly_and_harms_nothing() {
     let env = Env::new();

@@ -8,24 +8,6 @@ use std::process::Stdio;
 
 use crate::util::*;
 
-/// Every name below `dir` that starts with `.tmp`.
-fn temporaries(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type().unwrap().is_dir() {
-            found.extend(temporaries(&entry.path()));
-        } else if name.starts_with(".tmp") {
-            found.push(name);
-        }
-    }
-    found
-}
-
 /// Feeds `snapshot --stdin` one MiB at a time until a pack is being
 /// written (a temporary file in `data/`), then sends `signal`.
 fn interrupt_snapshot(signal: libc::c_int, expected_code: i32) {

@@ -242,3 +242,18 @@ pub fn without_dac_override(env: &Env, args: &[&str]) -> Output {
     }
     wrapped.output().unwrap()
 }
+
+/// Every file below `dir` whose name starts with `.tmp` (what an atomic
+/// write leaves while it is under way).
+pub fn temporaries(dir: &Path) -> Vec<PathBuf> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    files_below(dir)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".tmp"))
+        })
+        .collect()
+}

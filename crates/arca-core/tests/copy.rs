@@ -13,8 +13,7 @@ mod common;
 use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::{
     BlobKind, CheckOptions, CheckProgress, CopyOptions, CopyProgress, CopyReport, ErrorKind, Id,
-    InitOptions, Progress, Repository, RestoreOptions, RestoreProgress, SnapshotId,
-    SnapshotOptions, Subset,
+    InitOptions, Progress, Repository, SnapshotId, SnapshotOptions, Subset,
 };
 use common::{Counting, open, random};
 
@@ -148,14 +147,7 @@ fn indexed_data_blobs(repo: &Repository) -> usize {
 fn assert_restores(repo: &Repository, id: &SnapshotId, dir: &Path, expected: &Contents) {
     let snapshot = repo.load_snapshot(id).unwrap();
     let target = tempfile::tempdir().unwrap();
-    arca_core::restore(
-        repo,
-        &snapshot,
-        target.path(),
-        &RestoreOptions::default(),
-        &RestoreProgress::default(),
-    )
-    .unwrap();
+    common::restore(repo, &snapshot, target.path()).unwrap();
     let restored: PathBuf = target.path().join(dir.strip_prefix("/").unwrap());
     for (name, bytes) in expected {
         assert!(

@@ -19,7 +19,7 @@ use arca_backend::fault::{Fault, FaultBackend, Schedule};
 use arca_backend::{Backend, MemoryBackend, RetryBackend, RetryPolicy};
 use arca_core::{
     CheckOptions, CheckProgress, CopyOptions, CopyProgress, Progress, PruneOptions,
-    RepairSnapshotsOptions, Repository, RestoreOptions, RestoreProgress, SnapshotOptions, Subset,
+    RepairSnapshotsOptions, Repository, SnapshotOptions, Subset,
 };
 use common::random;
 
@@ -130,13 +130,7 @@ fn run(
             let repo = open(backend)?;
             let (_, snapshot) = repo.find_snapshot("latest")?;
             let target = tempfile::tempdir().unwrap();
-            arca_core::restore(
-                &repo,
-                &snapshot,
-                target.path(),
-                &RestoreOptions::default(),
-                &RestoreProgress::default(),
-            )?;
+            common::restore(&repo, &snapshot, target.path())?;
             // A restore that reports success restored the right bytes.
             let what = "a restore that succeeded";
             assert_restored(target.path(), &snapshot.paths[0], world, what, false);
@@ -231,26 +225,12 @@ fn assert_restored(target: &Path, stored_path: &[u8], world: &World, what: &str,
 /// The repository checks with every pack read, and each of its snapshots
 /// restores to its source.
 fn assert_sound(memory: &MemoryBackend, world: &World, what: &str) {
-    let mut repo = open(Arc::new(memory.clone())).unwrap();
-    let report = arca_core::check(
-        &mut repo,
-        &CheckOptions {
-            read_data: Some(Subset::All),
-        },
-        &CheckProgress::default(),
-    )
-    .unwrap();
+    let report = common::full_check(memory);
     assert!(report.errors.is_empty(), "{what}: {:?}", report.errors);
+    let repo = open(Arc::new(memory.clone())).unwrap();
     for (_, snapshot) in repo.snapshots().unwrap() {
         let target = tempfile::tempdir().unwrap();
-        arca_core::restore(
-            &repo,
-            &snapshot,
-            target.path(),
-            &RestoreOptions::default(),
-            &RestoreProgress::default(),
-        )
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
+        common::restore(&repo, &snapshot, target.path()).unwrap_or_else(|e| panic!("{what}: {e}"));
         // A repair that met an altered read takes it for damage and saves
         // a repaired copy beside the original; the copy restores what it
         // kept.

@@ -12,10 +12,7 @@ mod common;
 
 use arca_backend::fault::{Fault, FaultBackend, Schedule};
 use arca_backend::{Backend, FileKind, MemoryBackend, RetryBackend, RetryPolicy};
-use arca_core::{
-    CheckOptions, CheckProgress, Progress, Repository, RestoreOptions, RestoreProgress,
-    SnapshotOptions, Subset,
-};
+use arca_core::{Progress, Repository, SnapshotOptions};
 use common::random;
 
 fn init() -> MemoryBackend {
@@ -54,15 +51,7 @@ fn snapshot(
 
 /// A full check with every pack read, through a backend that behaves.
 fn assert_checks(memory: &MemoryBackend) {
-    let mut repo = open(Arc::new(memory.clone()));
-    let report = arca_core::check(
-        &mut repo,
-        &CheckOptions {
-            read_data: Some(Subset::All),
-        },
-        &CheckProgress::default(),
-    )
-    .unwrap();
+    let report = common::full_check(memory);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
 }
 
@@ -90,14 +79,7 @@ fn a_snapshot_over_storage_failing_a_fifth_of_requests_completes() {
         let repo = open(Arc::new(memory.clone()));
         let target = tempfile::tempdir().unwrap();
         let (_, snap) = repo.find_snapshot(&id.to_hex()).unwrap();
-        arca_core::restore(
-            &repo,
-            &snap,
-            target.path(),
-            &RestoreOptions::default(),
-            &RestoreProgress::default(),
-        )
-        .unwrap();
+        common::restore(&repo, &snap, target.path()).unwrap();
         let restored = target.path().join(src.path().strip_prefix("/").unwrap());
         for i in 0..6 {
             let name = format!("f{i}");

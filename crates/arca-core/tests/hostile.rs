@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use arca_backend::MemoryBackend;
 use arca_core::{
-    BlobId, BlobKind, IndexFile, Node, NodeKind, PackWriter, Repository, RestoreOptions,
-    RestoreProgress, Sealer, Snapshot, Time, Timestamp, Tree, TreeId, restore,
+    BlobId, BlobKind, IndexFile, Node, NodeKind, PackWriter, Repository, Sealer, Snapshot, Time,
+    Timestamp, Tree, TreeId,
 };
 
 fn repository() -> Repository {
@@ -152,14 +152,7 @@ fn outside_target(sentinel: &Path, target: &Path) -> Vec<(PathBuf, Option<Vec<u8
 }
 
 fn restore_into(repo: &Repository, snapshot: &Snapshot, target: &Path) -> arca_core::Result<()> {
-    restore(
-        repo,
-        snapshot,
-        target,
-        &RestoreOptions::default(),
-        &RestoreProgress::default(),
-    )
-    .map(drop)
+    common::restore(repo, snapshot, target).map(drop)
 }
 
 #[test]

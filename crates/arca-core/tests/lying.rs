@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use arca_backend::fault::{Fault, FaultBackend, Schedule};
 use arca_backend::{FileKind, MemoryBackend};
-use arca_core::{CheckOptions, CheckProgress, CheckReport, Progress, SnapshotOptions, Subset};
+use arca_core::{Progress, SnapshotOptions};
 use common::random;
 
 fn source() -> tempfile::TempDir {
@@ -21,20 +21,6 @@ fn source() -> tempfile::TempDir {
         std::fs::write(dir.path().join(format!("f{i}")), random(600 << 10, 90 + i)).unwrap();
     }
     dir
-}
-
-fn full_check(memory: &MemoryBackend) -> CheckReport {
-    // Opened without loading the index: check reads index files itself
-    // and reports a damaged one.
-    let mut repo = arca_core::Repository::open(Arc::new(memory.clone()), b"pw").unwrap();
-    arca_core::check(
-        &mut repo,
-        &CheckOptions {
-            read_data: Some(Subset::All),
-        },
-        &CheckProgress::default(),
-    )
-    .unwrap()
 }
 
 /// Takes a snapshot through storage that lies about the `nth` write of
@@ -77,7 +63,7 @@ fn verified_uploads_catch_a_lying_write_before_the_snapshot_is_saved() {
             );
             // Nothing refers to the bad object: the repository checks, and
             // no snapshot was saved (a bad snapshot file is not one).
-            let report = full_check(&memory);
+            let report = common::full_check(&memory);
             assert!(
                 report.errors.is_empty(),
                 "{kind} {fault:?}: {:?}",
@@ -94,7 +80,7 @@ fn without_verification_the_next_check_names_the_damaged_object() {
     for kind in [FileKind::Data, FileKind::Tree, FileKind::Index] {
         let memory = common::init_memory(b"pw", &common::test_options());
         snapshot_through_liar(&memory, kind, Fault::Corrupt, false).unwrap();
-        let report = full_check(&memory);
+        let report = common::full_check(&memory);
         let text = format!("{:?}", report.errors);
         assert!(
             !report.errors.is_empty() && text.contains(&kind.to_string()),

@@ -11,6 +11,8 @@ use arca_core::{
 };
 use proptest::prelude::*;
 
+mod common;
+
 fn id() -> impl Strategy<Value = Id> {
     any::<[u8; 32]>().prop_map(Id)
 }
@@ -211,19 +213,6 @@ const PARAMS: ChunkerParams = ChunkerParams {
     max_size: 16 * 1024,
 };
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// The end offsets of the chunks of `data`, checking sizes on the way.
 fn boundaries(data: &[u8], seed: u64) -> Vec<usize> {
     let mut chunker = Chunker::new(data, PARAMS, seed);
@@ -253,7 +242,7 @@ proptest! {
         at in any::<proptest::sample::Index>(),
         inserted in proptest::collection::vec(any::<u8>(), 1..3000),
     ) {
-        let data = pseudo_random(len, data_seed);
+        let data = common::random(len, data_seed);
         let original = boundaries(&data, chunker_seed);
         prop_assert_eq!(&boundaries(&data, chunker_seed), &original, "same input, same cuts");
 

@@ -14,7 +14,7 @@ mod common;
 use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::{
     CheckOptions, CheckProgress, ErrorKind, InitOptions, PackAction, Progress, PruneOptions,
-    PrunePlan, Repository, RestoreOptions, RestoreProgress, SnapshotId, SnapshotOptions, Subset,
+    PrunePlan, Repository, SnapshotId, SnapshotOptions, Subset,
 };
 use common::{Failing, random};
 
@@ -89,14 +89,8 @@ fn assert_sound(
     for (id, version) in kept {
         let snapshot = repo.load_snapshot(id).unwrap();
         let target = tempfile::tempdir().unwrap();
-        arca_core::restore(
-            &repo,
-            &snapshot,
-            target.path(),
-            &RestoreOptions::default(),
-            &RestoreProgress::default(),
-        )
-        .unwrap_or_else(|e| panic!("{context}: restore of {id} failed: {e}"));
+        common::restore(&repo, &snapshot, target.path())
+            .unwrap_or_else(|e| panic!("{context}: restore of {id} failed: {e}"));
         let root = target.path().join(dir.strip_prefix("/").unwrap());
         for (name, content) in *version {
             let restored = std::fs::read(root.join(name)).unwrap();

@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::{
-    BlobKind, CheckOptions, CheckProgress, CheckReport, Id, IndexFile, IndexPack, PackEntry,
-    Progress, Repository, RestoreOptions, RestoreProgress, SnapshotOptions, Subset,
+    BlobKind, Id, IndexFile, IndexPack, PackEntry, Progress, Repository, SnapshotOptions,
 };
 use common::random;
 
@@ -41,30 +40,12 @@ fn open(memory: &MemoryBackend) -> Repository {
     common::open(Arc::new(memory.clone()), b"pw")
 }
 
-fn full_check(memory: &MemoryBackend) -> CheckReport {
-    arca_core::check(
-        &mut open(memory),
-        &CheckOptions {
-            read_data: Some(Subset::All),
-        },
-        &CheckProgress::default(),
-    )
-    .unwrap()
-}
-
 /// Restores the only snapshot; the error, or the restored files.
 fn restore(memory: &MemoryBackend, src: &std::path::Path) -> Result<[Vec<u8>; 2], String> {
     let repo = open(memory);
     let (_, snapshot) = repo.find_snapshot("latest").map_err(|e| e.to_string())?;
     let target = tempfile::tempdir().unwrap();
-    arca_core::restore(
-        &repo,
-        &snapshot,
-        target.path(),
-        &RestoreOptions::default(),
-        &RestoreProgress::default(),
-    )
-    .map_err(|e| e.to_string())?;
+    common::restore(&repo, &snapshot, target.path()).map_err(|e| e.to_string())?;
     let dir = target.path().join(src.strip_prefix("/").unwrap());
     Ok([
         std::fs::read(dir.join("buy")).unwrap(),
@@ -115,7 +96,7 @@ fn two_blobs_swapped_inside_their_pack_are_detected() {
     replace(&memory, FileKind::Data, &name, &bytes);
 
     // The pack is named, with the files whose data it held.
-    let report = full_check(&memory);
+    let report = common::full_check(&memory);
     let text = format!("{:?}", report.errors);
     assert!(text.contains(&name), "{text}");
     for file in ["buy", "sell"] {
@@ -174,7 +155,7 @@ fn a_data_blob_presented_as_a_tree_is_refused() {
         err.contains(&root.to_hex()[..8]) && err.contains("authentication"),
         "{err}"
     );
-    let report = full_check(&memory);
+    let report = common::full_check(&memory);
     assert!(
         format!("{:?}", report.errors).contains(&root.to_hex()[..8]),
         "{:?}",
@@ -190,7 +171,7 @@ fn an_old_snapshot_file_under_a_new_name_is_detected() {
     let other = "ab".repeat(32);
     memory.write(FileKind::Snapshot, &other, &bytes).unwrap();
 
-    let report = full_check(&memory);
+    let report = common::full_check(&memory);
     let text = format!("{:?}", report.errors);
     assert!(text.contains(&other[..8]), "the copy is named: {text}");
     assert!(!text.contains(&name[..8]), "the original is fine: {text}");
@@ -198,14 +179,7 @@ fn an_old_snapshot_file_under_a_new_name_is_detected() {
     let repo = open(&memory);
     let (_, snapshot) = repo.find_snapshot(&name).unwrap();
     let target = tempfile::tempdir().unwrap();
-    arca_core::restore(
-        &repo,
-        &snapshot,
-        target.path(),
-        &RestoreOptions::default(),
-        &RestoreProgress::default(),
-    )
-    .unwrap();
+    common::restore(&repo, &snapshot, target.path()).unwrap();
     let restored = target.path().join(src.path().strip_prefix("/").unwrap());
     assert_eq!(
         std::fs::read(restored.join("buy")).unwrap(),

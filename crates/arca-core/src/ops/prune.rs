@@ -653,22 +653,22 @@ fn unchanged_since_planning(repo: &Repository, plan: &PrunePlan) -> Result<()> {
             repo.location()
         )))
     };
-    let snapshots: HashSet<SnapshotId> = repo
-        .backend()
-        .list(FileKind::Snapshot)?
-        .iter()
-        .filter_map(|e| Id::from_hex(&e.name).map(SnapshotId))
-        .collect();
-    if let Some(id) = snapshots.symmetric_difference(&plan.snapshots).next() {
+    let listed = |kind| -> Result<HashSet<Id>> {
+        let entries = repo.backend().list(kind)?;
+        Ok(entries
+            .iter()
+            .filter_map(|e| Id::from_hex(&e.name))
+            .collect())
+    };
+    let planned: HashSet<Id> = plan.snapshots.iter().map(SnapshotId::id).collect();
+    if let Some(id) = listed(FileKind::Snapshot)?
+        .symmetric_difference(&planned)
+        .next()
+    {
         return changed(format!("snapshot {id}"));
     }
-    let planned: HashSet<IndexId> = plan.index_files.iter().copied().collect();
-    let index_files: HashSet<IndexId> = repo
-        .backend()
-        .list(FileKind::Index)?
-        .iter()
-        .filter_map(|e| Id::from_hex(&e.name).map(IndexId))
-        .collect();
+    let planned: HashSet<Id> = plan.index_files.iter().map(IndexId::id).collect();
+    let index_files = listed(FileKind::Index)?;
     if let Some(id) = index_files.symmetric_difference(&planned).next() {
         return changed(format!("index {id}"));
     }

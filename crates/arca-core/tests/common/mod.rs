@@ -194,3 +194,34 @@ impl Backend for Counting {
         self.inner.size(kind, name)
     }
 }
+
+/// A full check of the repository in `memory`, every pack read. Opened
+/// without loading the index: check reads the index files itself and
+/// reports damaged ones.
+pub fn full_check(memory: &MemoryBackend) -> arca_core::CheckReport {
+    let mut repo =
+        Repository::open(Arc::new(memory.clone()), b"pw").expect("the test repository opens");
+    arca_core::check(
+        &mut repo,
+        &arca_core::CheckOptions {
+            read_data: Some(arca_core::Subset::All),
+        },
+        &arca_core::CheckProgress::default(),
+    )
+    .expect("check runs")
+}
+
+/// Restores `snapshot` into `target` with default options.
+pub fn restore(
+    repo: &Repository,
+    snapshot: &arca_core::Snapshot,
+    target: &std::path::Path,
+) -> arca_core::Result<arca_core::RestoreSummary> {
+    arca_core::restore(
+        repo,
+        snapshot,
+        target,
+        &arca_core::RestoreOptions::default(),
+        &arca_core::RestoreProgress::default(),
+    )
+}
