@@ -6,9 +6,9 @@
 //! or link+unlink, via `tempfile`'s `persist_noclobber`), then fsync the
 //! directory so the new name survives a power cut. A pack can be staged:
 //! written into its temporary file as it fills and named when complete, so
-//! it is never held in memory whole. Objects are created 0600, directories 0700:
-//! the contents are encrypted, but sizes and counts are still nobody else's
-//! business.
+//! it is never held in memory whole. Objects are created 0600, directories
+//! 0700: the contents are encrypted, but sizes and counts are still nobody
+//! else's business.
 
 use std::fs::{self, DirBuilder, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
