@@ -61,3 +61,46 @@ fn no_core_dumps_and_children_start_with_signals_unblocked() {
     assert!(stderr.contains("core=0"), "{stderr}");
     assert!(stderr.contains("SigBlk:\t0000000000000000"), "{stderr}");
 }
+
+#[test]
+fn the_password_appears_in_no_output_and_no_log() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    std::fs::create_dir(&src).unwrap();
+    write_file(&src.join("orders.csv"), b"1,ES,4200.25\n", 0o644);
+    let log = env.path("arca.log");
+    let log_arg = log.to_str().unwrap();
+    let mut seen = String::new();
+    for args in [
+        vec![
+            "-v",
+            "--log-file",
+            log_arg,
+            "snapshot",
+            src.to_str().unwrap(),
+        ],
+        vec!["-v", "--log-file", log_arg, "check", "--read-data"],
+        vec!["-v", "--log-file", log_arg, "--json", "snapshots"],
+    ] {
+        let out = env.cmd(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    // A wrong password is refused without being echoed either.
+    let wrong = "hunter2-wrong-password";
+    let out = env
+        .cmd(&["-v", "--log-file", log_arg, "snapshots"])
+        .env("ARCA_PASSWORD", wrong)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(12));
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    seen.push_str(&std::fs::read_to_string(&log).unwrap());
+    assert!(
+        seen.contains("snapshot"),
+        "the log and output were captured"
+    );
+    assert!(!seen.contains(PASSWORD), "the password leaked: {seen}");
+    assert!(!seen.contains(wrong), "the wrong password leaked: {seen}");
+}

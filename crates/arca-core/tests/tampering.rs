@@ -186,3 +186,17 @@ fn an_old_snapshot_file_under_a_new_name_is_detected() {
         std::fs::read(src.path().join("buy")).unwrap()
     );
 }
+
+#[test]
+fn a_key_file_planted_from_another_repository_opens_nothing() {
+    let (memory, _src) = repository();
+    let other = common::init_memory(b"planted", &common::test_options());
+    let planted = other.list(FileKind::Key).unwrap()[0].name.clone();
+    let bytes = other.read(FileKind::Key, &planted).unwrap();
+    memory.write(FileKind::Key, &planted, &bytes).unwrap();
+    // Its password unwraps its own master secret, which seals nothing here.
+    assert!(Repository::open(Arc::new(memory.clone()), b"planted").is_err());
+    // The repository's own key still opens it.
+    let repo = open(&memory);
+    assert_eq!(repo.snapshots().unwrap().len(), 1);
+}
