@@ -64,26 +64,84 @@ fn change(src: &Path, round: u64, rng: &mut Rng) {
 }
 
 /// Runs `args`, killing it with SIGKILL after `delay` unless it ended
-/// first.
-fn run_or_kill(env: &Env, args: &[&str], delay: Duration) {
+/// first; how long it took when it ended by itself, `None` when killed.
+fn run_or_kill(env: &Env, args: &[&str], delay: Duration) -> Option<Duration> {
+    let started = Instant::now();
     let mut child = env
         .cmd(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + delay;
+    let deadline = started + delay;
     loop {
         if child.try_wait().unwrap().is_some() {
-            return;
+            return Some(started.elapsed());
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return;
+            return None;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// How long a command takes when left alone, learned from the runs that
+/// were not killed (and nudged up by each kill, in case the command grew
+/// slower): kills are drawn uniformly from up to 1.5 times that, so about a
+/// third of the runs complete and the rest die anywhere in them.
+struct Timing(Duration);
+
+impl Timing {
+    fn delay(&self, rng: &mut Rng) -> Duration {
+        Duration::from_micros(rng.below(self.0.as_micros() as u64 * 3 / 2))
+    }
+
+    fn learn(&mut self, outcome: Option<Duration>) -> u64 {
+        match outcome {
+            Some(took) => {
+                self.0 = self.0.max(took);
+                0
+            }
+            None => {
+                self.0 = self.0 * 21 / 20;
+                1
+            }
+        }
+    }
+}
+
+/// A full check, then a restore of every snapshot compared with the files
+/// of its round.
+fn verify(
+    env: &Env,
+    src: &Path,
+    manifests: &BTreeMap<u64, BTreeMap<String, Vec<u8>>>,
+    seed: u64,
+) -> usize {
+    let check = env.run(&["check", "--read-data"]);
+    assert!(
+        check.status.success(),
+        "seed {seed}: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let listed = env.json(&["snapshots"]);
+    let snapshots = listed.as_array().unwrap();
+    assert!(!snapshots.is_empty(), "seed {seed}");
+    for snap in snapshots {
+        let id = snap["id"].as_str().unwrap();
+        let tag = snap["tags"][0].as_str().unwrap();
+        let round: u64 = tag.trim_start_matches("round-").parse().unwrap();
+        let target = env.path(&format!("restore-{id}"));
+        env.ok(&["restore", id, "--target", target.to_str().unwrap()]);
+        assert!(
+            manifest(&restored(&target, src)) == manifests[&round],
+            "seed {seed}: snapshot {id} of round {round} does not restore to its files"
+        );
+        std::fs::remove_dir_all(&target).unwrap();
+    }
+    snapshots.len()
 }
 
 #[test]
@@ -107,73 +165,57 @@ fn snapshots_and_prunes_killed_at_random_moments_leave_every_completed_snapshot_
     let src = env.path("src");
     std::fs::create_dir_all(src.join("trades")).unwrap();
     change(&src, 0, &mut rng);
+    let snapshot = |tag: &str| -> Vec<String> {
+        [
+            "--no-progress",
+            "snapshot",
+            "--tag",
+            tag,
+            src.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let prune = [
+        "--no-progress",
+        "prune",
+        "--max-unused",
+        "0%",
+        "--keep-marked",
+        "0s",
+    ];
 
-    // How long an undisturbed snapshot and prune take: kills land anywhere
-    // in up to that much time.
-    let started = Instant::now();
-    env.ok(&["snapshot", "--tag", "round-0", src.to_str().unwrap()]);
-    let snapshot_time = started.elapsed();
+    // Undisturbed runs give the first estimates of how long each takes.
     let mut manifests = BTreeMap::from([(0, manifest(&src))]);
-    let started = Instant::now();
-    env.ok(&["prune", "--max-unused", "0%", "--keep-marked", "0s"]);
-    let prune_time = started.elapsed();
+    let args = snapshot("round-0");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut snapshot_time = Timing(run_or_kill(&env, &args, Duration::MAX / 4).unwrap());
+    env.ok(&["forget", "--keep-last", "1"]);
+    let mut prune_time = Timing(run_or_kill(&env, &prune, Duration::MAX / 4).unwrap());
 
+    let (mut killed, mut pruned, mut restored_total) = (0u64, 0u64, 0usize);
     for round in 1..=rounds {
         change(&src, round, &mut rng);
-        let tag = format!("round-{round}");
         // A killed snapshot may still have been saved just before the
         // kill: every round's files are recorded.
         manifests.insert(round, manifest(&src));
-        let delay = Duration::from_micros(rng.below(snapshot_time.as_micros() as u64 * 3 / 2));
-        run_or_kill(
-            &env,
-            &[
-                "--no-progress",
-                "snapshot",
-                "--tag",
-                &tag,
-                src.to_str().unwrap(),
-            ],
-            delay,
-        );
+        let args = snapshot(&format!("round-{round}"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let delay = snapshot_time.delay(&mut rng);
+        killed += snapshot_time.learn(run_or_kill(&env, &args, delay));
         // Now and then forget the oldest snapshots and prune, killed too.
         if round % 2 == 0 {
-            env.ok(&["forget", "--keep-last", "3"]);
-            let delay = Duration::from_micros(rng.below(prune_time.as_micros() as u64 * 3 / 2));
-            run_or_kill(
-                &env,
-                &[
-                    "--no-progress",
-                    "prune",
-                    "--max-unused",
-                    "0%",
-                    "--keep-marked",
-                    "0s",
-                ],
-                delay,
-            );
+            env.ok(&["forget", "--keep-last", "6"]);
+            let delay = prune_time.delay(&mut rng);
+            pruned += prune_time.learn(run_or_kill(&env, &prune, delay));
+        }
+        if round % 25 == 0 {
+            restored_total += verify(&env, &src, &manifests, seed);
         }
     }
-
-    let check = env.run(&["check", "--read-data"]);
-    assert!(
-        check.status.success(),
-        "seed {seed}: {}",
-        String::from_utf8_lossy(&check.stderr)
+    restored_total += verify(&env, &src, &manifests, seed);
+    eprintln!(
+        "crash suite: {killed} of {rounds} snapshots and {pruned} of {} prunes killed; {restored_total} restores compared",
+        rounds / 2
     );
-    let listed = env.json(&["snapshots"]);
-    let snapshots = listed.as_array().unwrap();
-    assert!(!snapshots.is_empty(), "seed {seed}");
-    for snap in snapshots {
-        let id = snap["id"].as_str().unwrap();
-        let tag = snap["tags"][0].as_str().unwrap();
-        let round: u64 = tag.trim_start_matches("round-").parse().unwrap();
-        let expected = &manifests[&round];
-        let target = env.path(&format!("restore-{round}"));
-        env.ok(&["restore", id, "--target", target.to_str().unwrap()]);
-        assert!(
-            manifest(&restored(&target, &src)) == *expected,
-            "seed {seed}: snapshot {id} of round {round} does not restore to its files"
-        );
-    }
 }
