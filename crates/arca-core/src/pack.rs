@@ -470,6 +470,29 @@ mod tests {
         }
     }
 
+    /// Storage that returns fewer bytes than a range read asked for gets
+    /// an error naming the pack, not a panic (a regression: the trailer
+    /// was copied into a 4-byte array unchecked).
+    #[test]
+    fn a_short_range_read_of_the_header_is_an_error() {
+        use arca_backend::fault::{Fault, FaultBackend, Schedule};
+        use arca_backend::{Backend, FileKind, MemoryBackend};
+        let key = MasterKey::generate();
+        let (pack, bytes) = pack_of(&key, &[b"alpha", &[7; 300]]);
+        let memory = MemoryBackend::new();
+        memory.create().unwrap();
+        let name = pack.id.to_hex();
+        memory.write(FileKind::Data, &name, &bytes).unwrap();
+        let size = bytes.len() as u64;
+        for k in 0..2 {
+            let short = FaultBackend::new(memory.clone(), Schedule::nth(k, Fault::Truncate));
+            let err = read_header_ranged(&short, &key, FileKind::Data, &name, size).unwrap_err();
+            assert!(err.to_string().contains(&name), "{err}");
+        }
+        let whole = read_header_ranged(&memory, &key, FileKind::Data, &name, size).unwrap();
+        assert_eq!(whole, pack.entries);
+    }
+
     #[test]
     fn truncated_and_garbage_packs_are_errors() {
         let key = MasterKey::generate();
