@@ -8,12 +8,8 @@ use std::process::Stdio;
 
 use crate::util::*;
 
-/// Feeds `snapshot --stdin` one MiB at a time until a pack is being
-/// written (a temporary file in `data/`), then sends `signal`.
-fn interrupt_snapshot(signal: libc::c_int, expected_code: i32) {
-    let env = Env::with_repo();
-    env.ok(&["snapshot", "--stdin", "--stdin-name", "first.db"]);
-    let before = env.json(&["snapshots"]);
+/// Starts `snapshot --stdin` of `orders.db`; its stdin to feed, stderr kept.
+fn stdin_snapshot(env: &Env) -> (std::process::Child, std::process::ChildStdin) {
     let mut child = env
         .cmd(&[
             "--no-progress",
@@ -23,10 +19,21 @@ fn interrupt_snapshot(signal: libc::c_int, expected_code: i32) {
             "orders.db",
         ])
         .stdin(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
+}
+
+/// Feeds `snapshot --stdin` one MiB at a time until a pack is being
+/// written (a temporary file in `data/`), then sends `signal`.
+fn interrupt_snapshot(signal: libc::c_int, expected_code: i32) {
+    let env = Env::with_repo();
+    env.ok(&["snapshot", "--stdin", "--stdin-name", "first.db"]);
+    let before = env.json(&["snapshots"]);
+    let (child, mut stdin) = stdin_snapshot(&env);
     let mut fed = 0u64;
     // Writes block while arca is busy, so each step waits for real
     // progress; a pack is being written nearly all the time.
@@ -54,23 +61,17 @@ fn interrupt_snapshot(signal: libc::c_int, expected_code: i32) {
     assert_eq!(env.json(&["snapshots"]), before);
 
     // A re-run stores the same stream and reuses what had landed.
-    let mut child = env
-        .cmd(&[
-            "--no-progress",
-            "snapshot",
-            "--stdin",
-            "--stdin-name",
-            "orders.db",
-        ])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (child, mut stdin) = stdin_snapshot(&env);
     for step in 0..fed {
         stdin.write_all(&random_bytes(1 << 20, step)).unwrap();
     }
     drop(stdin);
-    assert!(child.wait().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dumped = env.cmd(&["dump", "latest", "orders.db"]).output().unwrap();
     assert!(dumped.status.success());
     assert_eq!(dumped.stdout.len() as u64, fed << 20);

@@ -548,7 +548,7 @@ pub(crate) fn verify_stored(
             hasher.update(&read_range_exact(storage, kind, name, at, length)?);
             at += length;
         }
-        (kind != FileKind::Config && hasher.finalize().to_hex().as_str() != name)
+        (hasher.finalize().to_hex().as_str() != name)
             .then(|| "the storage returned other bytes than were written".to_string())
     };
     match problem {
