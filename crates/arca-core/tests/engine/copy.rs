@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-mod common;
+use crate::common;
 
 use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::{

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::{

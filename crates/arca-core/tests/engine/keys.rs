@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use arca_backend::{Backend, Entry, Error, FileKind, MemoryBackend};
 use arca_core::{ErrorKind, InitOptions, KdfParams, Lock, LockMode, Owner, Repository};

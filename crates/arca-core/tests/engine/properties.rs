@@ -11,7 +11,7 @@ use arca_core::{
 };
 use proptest::prelude::*;
 
-mod common;
+use crate::common;
 
 fn id() -> impl Strategy<Value = Id> {
     any::<[u8; 32]>().prop_map(Id)

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 use arca_backend::fault::{Fault, FaultBackend, Schedule};
 use arca_backend::{Backend, FileKind, MemoryBackend, RetryBackend, RetryPolicy};
