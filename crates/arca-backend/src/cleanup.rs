@@ -9,7 +9,9 @@
 //! thread that had not yet noticed) is undone at once.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 type Undo = Box<dyn FnOnce() + Send>;
@@ -104,6 +106,35 @@ fn remove_file(path: PathBuf) -> Undo {
 /// Registers a temporary file to delete if the process is interrupted.
 pub fn temporary_file(path: PathBuf) -> Guard {
     register(&REGISTRY, remove_file(path))
+}
+
+/// Creates a temporary file in `dir` (mode 0600, never an existing file,
+/// named `prefix` and random characters), registered for removal before it
+/// exists: there is no moment at which an interrupt could leave it behind.
+pub fn new_temporary_file(
+    dir: &Path,
+    prefix: &str,
+) -> std::io::Result<(tempfile::NamedTempFile, Guard)> {
+    let mut guard = None;
+    let file = tempfile::Builder::new()
+        .prefix(prefix)
+        .make_in(dir, |path| {
+            // Replacing an earlier guard forgets the name tried before it.
+            guard = Some(temporary_file(path.to_owned()));
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+        })?;
+    let guard = guard.unwrap_or_else(|| temporary_file(file.path().to_owned()));
+    Ok((file, guard))
+}
+
+/// Whether [`run`] has begun: the process is being interrupted.
+pub fn is_closed() -> bool {
+    locked(&REGISTRY).closed
 }
 
 /// Runs every registered action, newest first, and closes the registry.

@@ -236,25 +236,19 @@ impl Backend for LocalBackend {
     fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error> {
         let path = self.path_of(kind, name)?;
         let io_err = |e| Error::io(kind, name, e);
-        // tempfile creates the file 0600 with O_EXCL under a ".tmp" name.
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp")
-            .tempfile_in(self.root.join(kind.dir()))
-            .map_err(io_err)?;
-        let _guard = cleanup::temporary_file(tmp.path().to_owned());
+        let (mut tmp, _guard) =
+            cleanup::new_temporary_file(&self.root.join(kind.dir()), ".tmp").map_err(io_err)?;
         tmp.write_all(bytes).map_err(io_err)?;
         self.persist(tmp, kind, name, &path)
     }
 
     fn stage(&self, kind: FileKind) -> Result<Option<Box<dyn Staged>>, Error> {
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp")
-            .tempfile_in(self.root.join(kind.dir()))
+        let (tmp, guard) = cleanup::new_temporary_file(&self.root.join(kind.dir()), ".tmp")
             .map_err(|e| Error::io(kind, "(new)", e))?;
         Ok(Some(Box::new(LocalStaged {
             backend: self.clone(),
             kind,
-            guard: cleanup::temporary_file(tmp.path().to_owned()),
+            guard,
             file: BufWriter::with_capacity(STAGE_BUFFER, tmp),
         })))
     }

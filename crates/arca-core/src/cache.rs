@@ -142,10 +142,7 @@ impl CachedBackend {
             return;
         };
         let stored = make_dir(parent).and_then(|()| {
-            let mut file = tempfile::Builder::new()
-                .prefix(".tmp-")
-                .tempfile_in(parent)?;
-            let _guard = arca_backend::cleanup::temporary_file(file.path().to_owned());
+            let (mut file, _guard) = arca_backend::cleanup::new_temporary_file(parent, ".tmp-")?;
             file.write_all(bytes)?;
             file.persist(&path).map_err(|e| e.error)?;
             Ok(())

@@ -202,26 +202,34 @@ impl Held {
     fn release(&self) {
         let current = lock(&self.current);
         self.released.store(true, Ordering::SeqCst);
-        let _ = self.backend.remove(FileKind::Lock, &current.0);
+        if !current.0.is_empty() {
+            let _ = self.backend.remove(FileKind::Lock, &current.0);
+        }
     }
 
-    fn write(&self, record: &LockRecord) -> Result<String> {
+    /// Writes `record` as the lock file and makes it the current one; the
+    /// caller holds `current`, so [`Held::release`] waits for the write and
+    /// removes what it wrote. Returns false, writing nothing, once the lock
+    /// was released for an interrupt.
+    fn write(&self, current: &mut (String, LockRecord), record: LockRecord) -> Result<bool> {
+        if self.released.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
         let bytes = record.encode(&self.key);
         let name = Id::of_stored(&bytes).to_hex();
         self.backend.write(FileKind::Lock, &name, &bytes)?;
-        Ok(name)
+        *current = (name, record);
+        Ok(true)
     }
 
     fn refresh(&self) -> Result<()> {
         let mut current = lock(&self.current);
-        if self.released.load(Ordering::SeqCst) {
-            return Ok(());
-        }
+        let old = current.0.clone();
         let mut record = current.1.clone();
         record.refreshed = Time::now().at;
-        let name = self.write(&record)?;
-        let old = std::mem::replace(&mut *current, (name, record));
-        let _ = self.backend.remove(FileKind::Lock, &old.0);
+        if self.write(&mut current, record)? {
+            let _ = self.backend.remove(FileKind::Lock, &old);
+        }
         Ok(())
     }
 }
@@ -273,23 +281,31 @@ impl Lock {
         let mut pause = Duration::from_millis(200);
         let mut told = false;
         loop {
-            let held = Held {
+            let held = Arc::new(Held {
                 backend: repo.shared_backend(),
                 key: repo.key().clone(),
                 current: Mutex::new((String::new(), record.clone())),
                 state: Mutex::new(Ok(Instant::now())),
                 released: AtomicBool::new(false),
+            });
+            // Registered before the file is written: an interrupt that comes
+            // while it is being written removes it once the write is done.
+            let interrupt = {
+                let held = held.clone();
+                cleanup::on_interrupt(move || held.release())
             };
-            let name = held.write(&record)?;
-            lock(&held.current).0 = name.clone();
-            let _written = {
-                let (backend, name) = (repo.shared_backend(), name.clone());
-                cleanup::on_interrupt(move || {
-                    let _ = backend.remove(FileKind::Lock, &name);
-                })
+            let name = {
+                let mut current = lock(&held.current);
+                if !held.write(&mut current, record.clone())? {
+                    return Err(Error::LockLost {
+                        location: repo.location(),
+                        reason: "the process is being interrupted".into(),
+                    });
+                }
+                current.0.clone()
             };
             match conflict(repo, &name, &record) {
-                Ok(None) => return Ok(Lock::start(held)),
+                Ok(None) => return Ok(Lock::start(held, interrupt)),
                 Ok(Some(holder)) => {
                     let _ = repo.backend().remove(FileKind::Lock, &name);
                     let now = Instant::now();
@@ -315,8 +331,7 @@ impl Lock {
         }
     }
 
-    fn start(held: Held) -> Lock {
-        let held = Arc::new(held);
+    fn start(held: Arc<Held>, interrupt: cleanup::Guard) -> Lock {
         let (stop, stopped) = bounded::<()>(1);
         let worker = held.clone();
         let refresher = std::thread::spawn(move || {
@@ -327,10 +342,6 @@ impl Lock {
                 *lock(&worker.state) = outcome.map_err(|e| e.to_string());
             }
         });
-        let interrupt = {
-            let held = held.clone();
-            cleanup::on_interrupt(move || held.release())
-        };
         Lock {
             held,
             stop: Some(stop),

@@ -1,16 +1,18 @@
-//! What an interrupted process undoes: its lock files and the packs it was
-//! writing. One test in a binary of its own, because running the cleanup
-//! closes the process's registry for good.
+//! What an interrupted process undoes: its lock files, also one that has
+//! just been written, and the packs it was writing. One test in a binary of
+//! its own, because running the cleanup closes the process's registry for
+//! good.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use arca_backend::{Backend, FileKind, LocalBackend, cleanup};
+use arca_backend::{Backend, Entry, Error, FileKind, LocalBackend, cleanup};
 use arca_core::{Lock, LockMode, Owner, Repository};
 
 /// Every name below `dir` that starts with `.tmp`.
@@ -26,6 +28,62 @@ fn temporaries(dir: &Path) -> Vec<String> {
         }
     }
     found
+}
+
+/// A backend on which the interrupt comes the moment a lock file has been
+/// written, before the writer has returned: another thread runs the
+/// cleanup, and reports how many actions it ran and the lock files there
+/// were when it had finished.
+struct InterruptAfterLockWrite {
+    inner: Arc<dyn Backend>,
+    interrupt: Mutex<Option<JoinHandle<(usize, usize)>>>,
+}
+
+impl Backend for InterruptAfterLockWrite {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> Result<(), Error> {
+        self.inner.create()
+    }
+    fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
+        self.inner.list(kind)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
+        self.inner.read(kind, name)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, Error> {
+        self.inner.read_range(kind, name, offset, len)
+    }
+    fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error> {
+        self.inner.write(kind, name, bytes)?;
+        let mut interrupt = self.interrupt.lock().unwrap();
+        if kind == FileKind::Lock && interrupt.is_none() {
+            let inner = self.inner.clone();
+            *interrupt = Some(std::thread::spawn(move || {
+                let ran = cleanup::run();
+                (ran, inner.list(FileKind::Lock).unwrap().len())
+            }));
+            // The cleanup has taken what was registered before this write
+            // returns.
+            while !cleanup::is_closed() {
+                std::thread::yield_now();
+            }
+        }
+        Ok(())
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), Error> {
+        self.inner.remove(kind, name)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64, Error> {
+        self.inner.size(kind, name)
+    }
 }
 
 #[test]
@@ -54,7 +112,24 @@ fn an_interrupt_removes_held_locks_and_packs_being_written() {
     assert_eq!(backend.list(FileKind::Lock).unwrap().len(), 1);
     assert_eq!(temporaries(&root).len(), 1);
 
-    assert!(cleanup::run() >= 2);
+    // A second lock, interrupted the moment its file is written.
+    let interrupting = Arc::new(InterruptAfterLockWrite {
+        inner: backend.clone(),
+        interrupt: Mutex::new(None),
+    });
+    let second = Repository::open(interrupting.clone(), b"pw").unwrap();
+    let late = Lock::acquire(
+        &second,
+        LockMode::Shared,
+        "snapshot",
+        &Owner::default(),
+        Duration::ZERO,
+    );
+    let interrupt = interrupting.interrupt.lock().unwrap().take().unwrap();
+    let (ran, locks_left) = interrupt.join().unwrap();
+    assert!(ran >= 3, "the held lock, the pack and the new lock: {ran}");
+    assert_eq!(locks_left, 0, "a lock file outlived the cleanup");
+    drop(late);
     assert!(backend.list(FileKind::Lock).unwrap().is_empty());
     assert!(temporaries(&root).is_empty(), "{:?}", temporaries(&root));
 
