@@ -67,12 +67,22 @@ impl LocalBackend {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
-            let file_type = entry.file_type().map_err(|e| Error::io(kind, &name, e))?;
+            // An entry removed since the directory was read (by another
+            // process's forget or prune) is simply not there any more.
+            let file_type = match entry.file_type() {
+                Ok(file_type) => file_type,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(kind, &name, e)),
+            };
             if kind.fanned_out() && file_type.is_dir() && name.len() == 2 {
                 Self::list_dir(&entry.path(), kind, out)?;
             } else if file_type.is_file() && check_name(kind, &name).is_ok() {
                 // Temporary files (".tmp…") fail the name check and are skipped.
-                let meta = entry.metadata().map_err(|e| Error::io(kind, &name, e))?;
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(kind, &name, e)),
+                };
                 out.push(Entry {
                     name,
                     size: meta.len(),
