@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
+use crate::servers::Server;
 use crate::util::*;
 
 /// Starts `snapshot --stdin` of `orders.db`; its stdin to feed, stderr kept.
@@ -192,9 +193,13 @@ fn sigint_stops_a_prune_holding_its_lock_and_a_rerun_completes_it() {
     if !finished && out.status.code() != Some(0) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(130), "{stderr}");
+        let left: Vec<_> = std::fs::read_dir(&locks)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert!(
-            std::fs::read_dir(&locks).unwrap().next().is_none(),
-            "the prune's lock was left behind"
+            left.is_empty(),
+            "the prune's lock was left behind: {left:?}"
         );
         assert!(temporaries(env.dir.path()).is_empty());
     } else {
@@ -207,4 +212,131 @@ fn sigint_stops_a_prune_holding_its_lock_and_a_rerun_completes_it() {
     let target = env.path("target");
     env.ok(&["restore", &kept, "--target", target.to_str().unwrap()]);
     assert_same_tree(&src, &restored(&target, &src));
+}
+
+/// Every process below `pid` (children, their children, ...).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // The parent is the second field after the parenthesised name.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if let Some(parent) = rest.split_whitespace().nth(1) {
+            parents.push((child, parent.parse::<u32>().unwrap_or(0)));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Feeds `snapshot --stdin` on an SFTP repository until `ready` holds for
+/// the repository's storage, then sends SIGINT; returns the exit and stderr.
+fn interrupt_sftp_snapshot(
+    server: &Server,
+    env: &Env,
+    ready: impl Fn(&Path) -> bool,
+    before_signal: impl FnOnce(),
+) -> (Option<i32>, String, std::time::Duration) {
+    let storage = server.storage("repo");
+    let (child, mut stdin) = stdin_snapshot(env);
+    let mut fed = 0u64;
+    while !ready(&storage) {
+        assert!(fed < 4096, "the storage never got ready after {fed} MiB");
+        stdin.write_all(&random_bytes(1 << 20, fed)).unwrap();
+        fed += 1;
+    }
+    before_signal();
+    let started = std::time::Instant::now();
+    // SAFETY: kill sends a signal to the child this test started.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    drop(stdin);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        took,
+    )
+}
+
+#[test]
+fn sigint_during_an_sftp_upload_removes_its_temporary_file() {
+    let Some(server) = Server::sftp() else { return };
+    let env = server.env("repo");
+    // Large packs: each upload takes long enough to be caught in flight.
+    env.ok(&["init", "--pack-size", "64MiB"]);
+    let (code, stderr, _) = interrupt_sftp_snapshot(
+        &server,
+        &env,
+        |storage| !temporaries(&storage.join("data")).is_empty(),
+        || {},
+    );
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains("temporary files and locks removed"),
+        "{stderr}"
+    );
+    let storage = server.storage("repo");
+    assert!(
+        temporaries(&storage).is_empty(),
+        "{:?}",
+        temporaries(&storage)
+    );
+    assert_eq!(std::fs::read_dir(storage.join("locks")).unwrap().count(), 0);
+    env.ok(&["check", "--read-data"]);
+}
+
+#[test]
+fn sigint_with_storage_stalled_exits_within_the_cleanup_limit() {
+    let Some(server) = Server::sftp() else { return };
+    let env = server.env("repo");
+    env.ok(&["init", "--pack-size", "64MiB"]);
+    // Once a pack is being uploaded, every process serving the connection
+    // is stopped: its temporary file can no longer be removed.
+    let mut stopped = Vec::new();
+    let (code, stderr, took) = interrupt_sftp_snapshot(
+        &server,
+        &env,
+        |storage| !temporaries(&storage.join("data")).is_empty(),
+        || {
+            stopped = descendants(server.pid());
+            assert!(!stopped.is_empty(), "no sshd session process");
+            for pid in &stopped {
+                // SAFETY: stops a process the test server started.
+                unsafe { libc::kill(*pid as libc::pid_t, libc::SIGSTOP) };
+            }
+        },
+    );
+    for pid in &stopped {
+        // SAFETY: resumes a process stopped above.
+        unsafe { libc::kill(*pid as libc::pid_t, libc::SIGCONT) };
+    }
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("stopped before cleaning up"), "{stderr}");
+    // The limit is 5 s; the margin is for a loaded machine.
+    assert!(took.as_secs() < 30, "took {took:?}");
+    // What was left is ignored: the repository checks.
+    env.ok(&["check", "--read-data"]);
 }

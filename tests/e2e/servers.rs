@@ -225,6 +225,11 @@ impl Server {
         })
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The address of a repository named `name` on this server.
     pub fn address(&self, name: &str) -> String {
         match self.kind {

@@ -109,27 +109,46 @@ pub fn temporary_file(path: PathBuf) -> Guard {
 }
 
 /// Creates a temporary file in `dir` (mode 0600, never an existing file,
-/// named `prefix` and random characters), registered for removal before it
-/// exists: there is no moment at which an interrupt could leave it behind.
+/// named `prefix` and random characters), registered for removal. The file
+/// is created and registered under the registry's lock, so it either exists
+/// before an interrupt's cleanup runs, and is removed by it, or is never
+/// created (an `Interrupted` error).
 pub fn new_temporary_file(
     dir: &Path,
     prefix: &str,
 ) -> std::io::Result<(tempfile::NamedTempFile, Guard)> {
-    let mut guard = None;
+    new_temporary_file_with(&REGISTRY, dir, prefix)
+}
+
+fn new_temporary_file_with(
+    registry: &'static Shared,
+    dir: &Path,
+    prefix: &str,
+) -> std::io::Result<(tempfile::NamedTempFile, Guard)> {
+    let mut id = None;
     let file = tempfile::Builder::new()
         .prefix(prefix)
         .make_in(dir, |path| {
-            // Replacing an earlier guard forgets the name tried before it.
-            guard = Some(temporary_file(path.to_owned()));
-            OpenOptions::new()
+            let mut inner = locked(registry);
+            if inner.closed {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "the process is being interrupted",
+                ));
+            }
+            let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(path)
+                .open(path)?;
+            let next = inner.next;
+            inner.next += 1;
+            inner.pending.insert(next, remove_file(path.to_owned()));
+            id = Some(next);
+            Ok(file)
         })?;
-    let guard = guard.unwrap_or_else(|| temporary_file(file.path().to_owned()));
-    Ok((file, guard))
+    Ok((file, Guard { registry, id }))
 }
 
 /// Whether [`run`] has begun: the process is being interrupted.
@@ -149,6 +168,8 @@ mod tests {
 
     #[test]
     fn actions_run_once_unless_their_guard_was_dropped() {
+        use std::os::unix::fs::PermissionsExt;
+
         // A registry of its own: closing the process's would disturb
         // other tests.
         let registry: &'static Shared = Box::leak(Box::new(Mutex::new(Registry::new())));
@@ -159,16 +180,28 @@ mod tests {
         std::fs::write(&done, b"x").unwrap();
         let guard = register(registry, remove_file(kept.clone()));
         drop(register(registry, remove_file(done.clone())));
-        assert_eq!(run_all(registry), 1);
+        // A temporary file is registered as it is created.
+        let (file, temporary_guard) =
+            new_temporary_file_with(registry, dir.path(), ".tmp").unwrap();
+        let temporary = file.path().to_owned();
+        assert_eq!(
+            std::fs::metadata(&temporary).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(run_all(registry), 2);
         assert!(!kept.exists(), "a registered file is removed");
+        assert!(!temporary.exists(), "a temporary file is removed");
         assert!(done.exists(), "a forgotten one is left alone");
-        drop(guard);
+        drop((guard, file, temporary_guard));
 
         // Closed: a late registration is undone at once.
         let late = dir.path().join("late");
         std::fs::write(&late, b"x").unwrap();
         let _guard = register(registry, remove_file(late.clone()));
         assert!(!late.exists());
+        // And no temporary file is created any more.
+        let refused = new_temporary_file_with(registry, dir.path(), ".tmp").unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::Interrupted);
         assert_eq!(run_all(registry), 0);
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use opendal::{EntryMode, Operator};
 
-use crate::{Backend, Entry, Error, ErrorKind, FileKind, check_name};
+use crate::{Backend, Entry, Error, ErrorKind, FileKind, check_name, cleanup};
 
 /// How long one request may take before it counts as a transient failure.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -358,6 +358,15 @@ impl Backend for RemoteBackend {
         let target = path(kind, name);
         let written = if self.rename_into_place {
             let temporary = temporary_path(kind, name);
+            // An interrupt while it is being written deletes it (the
+            // signal handler waits for the request, bounded by its timeout).
+            let _interrupt = {
+                let (runtime, operator) = (self.runtime.handle().clone(), self.operator.clone());
+                let temporary = temporary.clone();
+                cleanup::on_interrupt(move || {
+                    let _ = runtime.block_on(operator.delete(&temporary));
+                })
+            };
             self.block_on(async {
                 self.operator.write(&temporary, bytes.to_vec()).await?;
                 match self.operator.rename(&temporary, &target).await {

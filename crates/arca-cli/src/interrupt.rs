@@ -7,11 +7,16 @@
 //! before stays valid (every write is atomic, new objects come before the
 //! deletion of old ones), so a re-run continues where this one stopped.
 //!
+//! The cleanup is bounded: a second signal, or [`CLEANUP_LIMIT`] passing
+//! (a lock on unreachable storage cannot be removed), ends the process at
+//! once, saying what may be left.
+//!
 //! Child processes (password commands, hooks, `--stdin-from-command`)
 //! start with the signals unblocked and the default dispositions.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 
@@ -31,11 +36,22 @@ pub fn install() {
         .name("signals".into())
         .spawn(move || {
             if let Ok(signal) = signals.wait() {
-                stop(signal);
+                stop(signal, signals);
             }
         });
     if spawned.is_err() {
         let _ = signals.thread_unblock();
+    }
+}
+
+/// When an interrupt is being handled, waits for the signal thread to end
+/// the process: an error the interrupt caused (its lock removed under it,
+/// a temporary file gone) is not the command's outcome, the interrupt is.
+pub fn defer_to_interrupt() {
+    if arca_backend::cleanup::is_closed() {
+        loop {
+            std::thread::park();
+        }
     }
 }
 
@@ -55,10 +71,16 @@ impl Drop for PromptGuard {
     }
 }
 
-fn stop(signal: Signal) -> ! {
+/// How long the cleanup may take before the process exits without it.
+pub const CLEANUP_LIMIT: Duration = Duration::from_secs(5);
+
+fn stop(signal: Signal, signals: SigSet) -> ! {
     if PROMPTING.load(Ordering::SeqCst) {
         restore_echo();
     }
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || cut_short(signal, signals));
     let undone = arca_backend::cleanup::run();
     let what = if undone > 0 {
         "; temporary files and locks removed"
@@ -77,6 +99,23 @@ fn stop(signal: Signal) -> ! {
     // Not process::exit: other threads may hold locks an orderly exit
     // would wait for; everything that must be undone was undone above.
     // SAFETY: _exit ends the process immediately; nothing runs after it.
+    unsafe { libc::_exit(128 + signal as i32) }
+}
+
+/// Waits for a second signal or the end of [`CLEANUP_LIMIT`], then exits
+/// at once.
+fn cut_short(signal: Signal, signals: SigSet) {
+    let limit = libc::timespec {
+        tv_sec: CLEANUP_LIMIT.as_secs() as libc::time_t,
+        tv_nsec: 0,
+    };
+    // SAFETY: sigtimedwait with a valid signal set, no info wanted, and a
+    // valid timeout; the signals are blocked in every thread.
+    unsafe { libc::sigtimedwait(signals.as_ref(), std::ptr::null_mut(), &limit) };
+    eprintln!(
+        "arca: interrupted by {signal}; stopped before cleaning up: temporary files may be left (later runs ignore them), and a lock (`arca unlock` removes it)"
+    );
+    // SAFETY: as in `stop`.
     unsafe { libc::_exit(128 + signal as i32) }
 }
 

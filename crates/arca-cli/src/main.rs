@@ -76,6 +76,7 @@ fn main() {
     let code = match commands::run(&config, cli.command) {
         Ok(code) => code,
         Err(error) => {
+            interrupt::defer_to_interrupt();
             let text = message(&error);
             eprintln!("arca: {}", output::sanitize(&text));
             config.log(&format!("{name}: error: {text}"));
@@ -89,6 +90,7 @@ fn main() {
     };
     config.log(&format!("{name}: {outcome}, exit code {code}"));
     config.report_transfers();
+    interrupt::defer_to_interrupt();
     std::process::exit(code);
 }
 

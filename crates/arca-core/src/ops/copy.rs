@@ -36,7 +36,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -682,21 +682,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    let _guard = arca_backend::cleanup::temporary_file(temp.clone());
-    let written = (|| {
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
-        out.write_all(bytes)?;
-        out.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
+    let (mut out, _guard) =
+        arca_backend::cleanup::new_temporary_file(dir, &format!(".tmp-{name}-"))?;
+    out.write_all(bytes)?;
+    out.as_file().sync_all()?;
+    out.persist(path).map(|_| ()).map_err(|e| e.error)
 }
