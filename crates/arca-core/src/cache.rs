@@ -196,7 +196,17 @@ impl CachedBackend {
                 let Some(name) = file_name.to_str() else {
                     continue;
                 };
-                if name.starts_with(".tmp-") || !names.contains(name) {
+                if name.starts_with(".tmp-") {
+                    // Another process may be writing it right now; one left
+                    // by a killed process is removed once it is old.
+                    let old = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TEMPORARY));
+                    if old {
+                        let _ = fs::remove_file(entry.path());
+                    }
+                } else if !names.contains(name) {
                     let _ = fs::remove_file(entry.path());
                     self.set_verified(kind, name, false);
                 }
@@ -301,6 +311,10 @@ impl Backend for CachedBackend {
         self.inner.stage(kind)
     }
 }
+
+/// A temporary file in the cache older than this was left by a process
+/// that was killed.
+const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn make_dir(dir: &Path) -> std::io::Result<()> {
     fs::DirBuilder::new()
@@ -418,6 +432,17 @@ mod tests {
         assert_eq!(cached.list(FileKind::Snapshot).unwrap().len(), 1);
         assert!(!dir.join(named(&a)).exists());
         assert!(dir.join(named(&b)).exists());
+
+        // A temporary file another process is writing stays; one left by a
+        // killed process long ago goes.
+        let (writing, left) = (dir.join(".tmp-writing"), dir.join(".tmp-left"));
+        std::fs::write(&writing, b"x").unwrap();
+        std::fs::write(&left, b"x").unwrap();
+        let long_ago = std::time::SystemTime::now() - 2 * STALE_TEMPORARY;
+        filetime::set_file_mtime(&left, filetime::FileTime::from_system_time(long_ago)).unwrap();
+        cached.list(FileKind::Snapshot).unwrap();
+        assert!(writing.exists());
+        assert!(!left.exists());
     }
 
     #[test]
