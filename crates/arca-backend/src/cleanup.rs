@@ -103,11 +103,6 @@ fn remove_file(path: PathBuf) -> Undo {
     })
 }
 
-/// Registers a temporary file to delete if the process is interrupted.
-pub fn temporary_file(path: PathBuf) -> Guard {
-    register(&REGISTRY, remove_file(path))
-}
-
 /// Creates a temporary file in `dir` (mode 0600, never an existing file,
 /// named `prefix` and random characters), registered for removal. The file
 /// is created and registered under the registry's lock, so it either exists

@@ -359,7 +359,7 @@ impl Backend for RemoteBackend {
         let written = if self.rename_into_place {
             let temporary = temporary_path(kind, name);
             // An interrupt while it is being written deletes it (the
-            // signal handler waits for the request, bounded by its timeout).
+            // signal handler waits for the request, within its time limit).
             let _interrupt = {
                 let (runtime, operator) = (self.runtime.handle().clone(), self.operator.clone());
                 let temporary = temporary.clone();

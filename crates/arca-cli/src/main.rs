@@ -73,10 +73,11 @@ fn main() {
             .build_global();
     }
     let name = matches.subcommand_name().unwrap_or("arca").to_string();
-    let code = match commands::run(&config, cli.command) {
+    let result = commands::run(&config, cli.command);
+    interrupt::defer_to_interrupt();
+    let code = match result {
         Ok(code) => code,
         Err(error) => {
-            interrupt::defer_to_interrupt();
             let text = message(&error);
             eprintln!("arca: {}", output::sanitize(&text));
             config.log(&format!("{name}: error: {text}"));
@@ -90,7 +91,6 @@ fn main() {
     };
     config.log(&format!("{name}: {outcome}, exit code {code}"));
     config.report_transfers();
-    interrupt::defer_to_interrupt();
     std::process::exit(code);
 }
 
