@@ -9,23 +9,13 @@ use std::time::Duration;
 
 use crate::common;
 
-use arca_backend::{Backend, FileKind, MemoryBackend};
-use arca_core::{InitOptions, KdfParams, Owner, Progress, Repository, SnapshotOptions};
+use arca_backend::{Backend, FileKind};
+use arca_core::{Progress, Repository, SnapshotOptions};
 use common::{Failing, random};
 
 #[test]
 fn an_interrupted_snapshot_is_resumed_without_resending() {
-    let memory = MemoryBackend::new();
-    let options = InitOptions {
-        kdf: KdfParams {
-            memory_kib: 8 * 1024,
-            iterations: 1,
-            parallelism: 1,
-        },
-        pack_size: 1 << 20,
-        ..InitOptions::default()
-    };
-    Repository::init(Arc::new(memory.clone()), b"pw", &options, &Owner::default()).unwrap();
+    let memory = common::init_memory(b"pw", &common::test_options());
     let source = tempfile::tempdir().unwrap();
     // Eight distinct MiB: whatever the (key-seeded) chunk boundaries, they
     // need at least five 1 MiB packs, so the fifth write always fails.
