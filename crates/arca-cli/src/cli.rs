@@ -489,6 +489,19 @@ pub enum RepairCommand {
         #[arg(short = 'n', long)]
         dry_run: bool,
     },
+    /// Salvage damaged packs: read each pack, and where its bytes no longer
+    /// match its name, copy the blobs that still open into new packs, drop
+    /// the rest from the index and delete the damaged pack. Packs the index
+    /// lists that storage lacks leave the index too.
+    Packs {
+        /// Packs to read (ids or id prefixes, as `check --read-data` names
+        /// them); every pack when none is given.
+        #[arg(value_name = "PACK")]
+        packs: Vec<String>,
+        /// Report what would be salvaged; write nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
     /// Rewrite snapshots that reference data no pack holds: damaged files
     /// keep their readable parts, the copy is tagged "repaired".
     Snapshots {

@@ -143,6 +143,7 @@ impl Config {
     pub fn open_repository(&self, address: &str, password: &[u8]) -> Result<Repository> {
         let backend = self.open_backend(address)?;
         let mut repo = Repository::open(backend, password)?;
+        repo.on_damage(std::sync::Arc::new(warn_damaged));
         if is_remote(address)
             && let Some(dir) = &self.cache_dir
             && let Err(e) = repo.use_cache(dir)
@@ -428,4 +429,19 @@ mod tests {
         );
         assert_eq!(from(&[]), None);
     }
+}
+
+/// Warns, once per object and even when quiet, about a damaged snapshot or
+/// index file that the command leaves out, with the repair that removes it.
+fn warn_damaged(damaged: &arca_core::Damaged) {
+    let remedy = match damaged.kind {
+        arca_backend::FileKind::Index => {
+            "its packs are read from their own headers; run arca repair index"
+        }
+        _ => "it is skipped; run arca repair snapshots --forget",
+    };
+    eprintln!(
+        "arca: warning: {}; {remedy}",
+        crate::output::sanitize(&damaged.problem)
+    );
 }

@@ -99,6 +99,31 @@ impl Error {
         }
     }
 
+    /// Whether this says that something in the repository is damaged or
+    /// gone (what readers work around, keeping the damage local), rather
+    /// than that the storage could not be reached (which stops them:
+    /// nothing healthy may be given up for a dropped connection).
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Error::Corrupt { .. } | Error::NotFound(_) => true,
+            Error::Storage(e) => matches!(
+                e.kind(),
+                arca_backend::ErrorKind::NotFound | arca_backend::ErrorKind::OutOfRange
+            ),
+            Error::InRepository { source, .. } => source.is_damage(),
+            _ => false,
+        }
+    }
+
+    /// Whether this says that an object is missing from storage.
+    pub fn is_missing(&self) -> bool {
+        match self {
+            Error::Storage(e) => e.kind() == arca_backend::ErrorKind::NotFound,
+            Error::InRepository { source, .. } => source.is_missing(),
+            _ => false,
+        }
+    }
+
     /// A "damaged or tampered" error about `object`.
     pub(crate) fn corrupt(object: impl Into<String>, reason: impl Into<String>) -> Error {
         Error::Corrupt {

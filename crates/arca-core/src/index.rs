@@ -353,6 +353,27 @@ impl Index {
         self.buckets.push(at as u32);
     }
 
+    /// Leaves out every pack `keep` rejects, with its blobs (call before
+    /// [`Index::finish`], which then picks among the copies that remain).
+    pub(crate) fn retain_packs(&mut self, keep: impl Fn(&PackInfo) -> bool) {
+        let mut renumber = vec![u32::MAX; self.packs.len()];
+        let mut kept = 0;
+        for i in 0..self.packs.len() {
+            if keep(&self.packs[i]) {
+                self.packs[kept] = self.packs[i];
+                self.sources[kept] = self.sources[i];
+                renumber[i] = kept as u32;
+                kept += 1;
+            }
+        }
+        self.packs.truncate(kept);
+        self.sources.truncate(kept);
+        self.entries.retain_mut(|e| {
+            e.pack = renumber[e.pack as usize];
+            e.pack != u32::MAX
+        });
+    }
+
     /// Drops the packs listed by added files that another added file
     /// supersedes, renumbering the rest.
     fn drop_superseded(&mut self) {

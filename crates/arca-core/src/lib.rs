@@ -35,6 +35,7 @@ mod cache;
 mod chunker;
 mod config;
 mod crypto;
+mod damage;
 mod error;
 mod file;
 pub mod format;
@@ -57,6 +58,7 @@ pub use cache::CachedBackend;
 pub use chunker::Chunker;
 pub use config::{ChunkerParams, Config, InitOptions};
 pub use crypto::MasterKey;
+pub use damage::{DamageReporter, Damaged};
 pub use error::{Error, ErrorKind, Result};
 pub use id::{BlobId, Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
 pub use index::{Index, IndexFile, IndexPack, Location, PackInfo};
@@ -78,9 +80,12 @@ pub use ops::prune::{
     PruneProgress, PruneStats, PruneSummary, execute_prune, plan_prune, repository_size,
 };
 pub use ops::repair::{
-    RepairIndexReport, RepairSnapshotsOptions, RepairedSnapshot, repair_index, repair_snapshots,
+    RepairIndexReport, RepairPacksReport, RepairSnapshotsOptions, RepairedSnapshot, SalvagedPack,
+    repair_index, repair_packs, repair_snapshots,
 };
-pub use ops::restore::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore};
+pub use ops::restore::{
+    DamagedPath, LostRange, Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore,
+};
 pub use ops::snapshot::{
     CHECKPOINT_INTERVAL, Progress, SnapshotOptions, SnapshotOutcome, Warning, WarningKind,
     snapshot, snapshot_stream,

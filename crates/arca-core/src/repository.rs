@@ -8,12 +8,13 @@ use rayon::prelude::*;
 use crate::blob::{self, BlobKind};
 use crate::config::{Config, InitOptions};
 use crate::crypto::MasterKey;
+use crate::damage::{DamageLog, DamageReporter, Damaged};
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::id::{Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
-use crate::index::{Index, IndexFile, IndexPack};
+use crate::index::{Index, IndexFile, IndexPack, PackInfo};
 use crate::key::KeyFile;
-use crate::pack::{FinishedPack, PackBody};
+use crate::pack::{FinishedPack, PackBody, PackEntry};
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 
@@ -39,6 +40,11 @@ pub struct Repository {
     index: Index,
     /// The index files present when the index was loaded.
     index_files: Vec<IndexId>,
+    /// Whether the index was loaded (a snapshot whose tree it lacks is
+    /// then damaged).
+    index_loaded: bool,
+    /// Snapshot and index files skipped because they are damaged.
+    damage: DamageLog,
 }
 
 impl std::fmt::Debug for Repository {
@@ -84,6 +90,8 @@ impl Repository {
             config,
             index: Index::default(),
             index_files: Vec::new(),
+            index_loaded: false,
+            damage: DamageLog::default(),
         })
     }
 
@@ -116,7 +124,32 @@ impl Repository {
             config,
             index: Index::default(),
             index_files: Vec::new(),
+            index_loaded: false,
+            damage: DamageLog::default(),
         })
+    }
+
+    /// Calls `reporter` the first time a reader skips a damaged snapshot or
+    /// index file (see [`Repository::damaged`]).
+    pub fn on_damage(&mut self, reporter: DamageReporter) {
+        self.damage.set_reporter(reporter);
+    }
+
+    /// The snapshot and index files skipped so far because they are
+    /// damaged: listings leave such snapshots out, and the packs a damaged
+    /// index file described are read from their own headers instead.
+    pub fn damaged(&self) -> Vec<Damaged> {
+        self.damage.all()
+    }
+
+    /// Whether a reader skipped `name` of `kind` as damaged.
+    pub(crate) fn is_damaged(&self, kind: FileKind, name: &str) -> bool {
+        self.damage.contains(kind, name)
+    }
+
+    /// Records a damaged object that readers skip.
+    pub(crate) fn note_damage(&self, kind: FileKind, name: &str, problem: String) {
+        self.damage.note(kind, name, problem);
     }
 
     /// Keeps a local cache of this repository's metadata under
@@ -185,12 +218,14 @@ impl Repository {
     }
 
     /// Reads every index file into the in-memory index (skipping files
-    /// that another present file supersedes).
+    /// that another present file supersedes, and damaged ones: see
+    /// [`Repository::read_index`]).
     pub fn load_index(&mut self) -> Result<()> {
         let (mut index, files) = self.read_index()?;
         index.finish();
         self.index = index;
         self.index_files = files;
+        self.index_loaded = true;
         Ok(())
     }
 
@@ -199,34 +234,110 @@ impl Repository {
     /// leaves out what superseded files list). Files are decoded in
     /// parallel and added one by one, so memory holds the index and a few
     /// decoded files, never all of them. Returns the files read.
+    ///
+    /// A file that does not decode is skipped and recorded as damaged;
+    /// the packs it may have described are then found in storage and
+    /// read from their own headers, so every pack present is still known.
     pub(crate) fn read_index(&self) -> Result<(Index, Vec<IndexId>)> {
         self.retry_vanished(|| {
             let entries = self.backend.list(FileKind::Index)?;
             let index = std::sync::Mutex::new(Index::default());
-            let read: Vec<IndexId> = entries
+            let read: Vec<Option<IndexId>> = entries
                 .par_iter()
                 .map(|entry| {
-                    let (id, file) = self.read_index_file(&entry.name)?;
+                    let Some((id, file)) = self.read_index_file_or_skip(&entry.name)? else {
+                        return Ok(None);
+                    };
                     index
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .add_file_from(id, &file);
-                    Ok(id)
+                    Ok(Some(id))
                 })
                 .collect::<Result<_>>()?;
-            Ok((index.into_inner().unwrap_or_else(|e| e.into_inner()), read))
+            let mut index = index.into_inner().unwrap_or_else(|e| e.into_inner());
+            if read.iter().any(Option::is_none) {
+                for (info, blobs) in self.unindexed_pack_headers(&index)? {
+                    index.add_pack(info, &blobs);
+                }
+            }
+            Ok((index, read.into_iter().flatten().collect()))
         })
     }
 
-    /// Reads and decodes every index file present.
+    /// Reads and decodes every index file present, leaving out (and
+    /// recording) damaged ones.
     pub fn read_index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
         self.retry_vanished(|| {
             let entries = self.backend.list(FileKind::Index)?;
-            entries
+            let read: Vec<Option<(IndexId, IndexFile)>> = entries
                 .par_iter()
-                .map(|entry| self.read_index_file(&entry.name))
-                .collect()
+                .map(|entry| self.read_index_file_or_skip(&entry.name))
+                .collect::<Result<_>>()?;
+            Ok(read.into_iter().flatten().collect())
         })
+    }
+
+    /// Reads one index file; `None` when it is damaged (recorded as such).
+    fn read_index_file_or_skip(&self, name: &str) -> Result<Option<(IndexId, IndexFile)>> {
+        match self.read_index_file(name) {
+            Ok(read) => Ok(Some(read)),
+            Err(e @ Error::Corrupt { .. }) => {
+                self.note_damage(FileKind::Index, name, e.to_string());
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The headers of the packs in storage that `index` does not list (a
+    /// pack whose header cannot be read has nothing to offer and is left
+    /// out). Used when an index file is damaged: its packs are still there.
+    pub(crate) fn unindexed_pack_headers(
+        &self,
+        index: &Index,
+    ) -> Result<Vec<(PackInfo, Vec<PackEntry>)>> {
+        let known: std::collections::HashSet<PackId> = index.packs().map(|p| p.id).collect();
+        let mut found = Vec::new();
+        for kind in [BlobKind::Data, BlobKind::Tree] {
+            let file_kind = kind.file_kind();
+            let listed = self.backend.list(file_kind)?;
+            let headers: Vec<Option<(PackInfo, Vec<PackEntry>)>> = listed
+                .par_iter()
+                .map(|entry| {
+                    let Some(id) = Id::from_hex(&entry.name).map(PackId) else {
+                        return Ok(None);
+                    };
+                    if known.contains(&id) {
+                        return Ok(None);
+                    }
+                    let header = crate::pack::read_header_ranged(
+                        &*self.backend,
+                        &self.key,
+                        file_kind,
+                        &entry.name,
+                        entry.size,
+                    );
+                    match header {
+                        Ok(blobs) if blobs.iter().all(|b| b.kind() == Some(kind)) => {
+                            let info = PackInfo {
+                                id,
+                                kind,
+                                size: entry.size,
+                                marked: false,
+                            };
+                            Ok(Some((info, blobs)))
+                        }
+                        Err(Error::Storage(e)) if e.kind() != BackendErrorKind::NotFound => {
+                            Err(Error::Storage(e))
+                        }
+                        _ => Ok(None),
+                    }
+                })
+                .collect::<Result<_>>()?;
+            found.extend(headers.into_iter().flatten());
+        }
+        Ok(found)
     }
 
     /// Runs `read` over the index files again when one vanished between
@@ -269,6 +380,7 @@ impl Repository {
     pub(crate) fn replace_index(&mut self, index: Index, files: Vec<IndexId>) {
         self.index = index;
         self.index_files = files;
+        self.index_loaded = true;
     }
 
     /// Reads an object whose name must be the BLAKE3 of its bytes.
@@ -283,20 +395,48 @@ impl Repository {
         Ok(bytes)
     }
 
-    /// Every snapshot, oldest first. One removed (by a concurrent forget)
-    /// between listing and reading is left out.
+    /// Every snapshot that loads, oldest first. One removed (by a
+    /// concurrent forget) between listing and reading is left out. So is a
+    /// damaged one (it does not decode, its name does not match its bytes,
+    /// or its tree is not indexed): it is recorded (see
+    /// [`Repository::damaged`]), never chosen as `latest` or as a parent.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        self.list_snapshots(true)
+    }
+
+    /// Every snapshot file that decodes, whether or not its tree is
+    /// indexed (for repairs); oldest first.
+    pub(crate) fn decodable_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        self.list_snapshots(false)
+    }
+
+    fn list_snapshots(&self, need_tree: bool) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let entries = self.backend.list(FileKind::Snapshot)?;
         let loaded: Vec<Option<(SnapshotId, Snapshot)>> = entries
             .par_iter()
-            .map(|entry| match self.load_snapshot_named(&entry.name) {
-                Err(Error::Storage(e)) if e.kind() == BackendErrorKind::NotFound => Ok(None),
-                other => other.map(Some),
-            })
+            .map(|entry| self.load_healthy_snapshot(&entry.name, need_tree))
             .collect::<Result<_>>()?;
         let mut snaps: Vec<(SnapshotId, Snapshot)> = loaded.into_iter().flatten().collect();
         snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok(snaps)
+    }
+
+    /// Loads one snapshot file for a listing: `None` when it is gone or
+    /// damaged (then recorded).
+    fn load_healthy_snapshot(
+        &self,
+        name: &str,
+        need_tree: bool,
+    ) -> Result<Option<(SnapshotId, Snapshot)>> {
+        match self.load_snapshot_checked(name, need_tree) {
+            Err(Error::Storage(e)) if e.kind() == BackendErrorKind::NotFound => Ok(None),
+            Err(e @ Error::Corrupt { .. }) => {
+                self.note_damage(FileKind::Snapshot, name, e.to_string());
+                Ok(None)
+            }
+            Err(e) => Err(e),
+            Ok(loaded) => Ok(Some(loaded)),
+        }
     }
 
     /// Reads one snapshot by id.
@@ -305,37 +445,58 @@ impl Repository {
     }
 
     fn load_snapshot_named(&self, name: &str) -> Result<(SnapshotId, Snapshot)> {
+        self.load_snapshot_checked(name, true)
+    }
+
+    /// Reads and decodes a snapshot file; with `need_tree` (and the index
+    /// loaded), one whose tree is not indexed is damaged too.
+    fn load_snapshot_checked(&self, name: &str, need_tree: bool) -> Result<(SnapshotId, Snapshot)> {
         let object = format!("snapshot {name}");
         let id = Id::from_hex(name).ok_or_else(|| Error::corrupt(&object, "name is not an id"))?;
         let bytes = self.read_verified(FileKind::Snapshot, name, MAX_SNAPSHOT_LEN)?;
-        Ok((
-            SnapshotId(id),
-            Snapshot::decode(&bytes, &self.key, &object)?,
-        ))
+        let snapshot = Snapshot::decode(&bytes, &self.key, &object)?;
+        if need_tree
+            && self.index_loaded
+            && !self.index.contains(BlobKind::Tree, &snapshot.tree.id())
+        {
+            return Err(Error::corrupt(
+                object,
+                format!("its tree {} is not in the index", snapshot.tree),
+            ));
+        }
+        Ok((SnapshotId(id), snapshot))
     }
 
-    /// Resolves `latest`, a full id or a unique id prefix.
+    /// Resolves `latest` (the newest snapshot that loads), a full id or a
+    /// unique id prefix.
     pub fn find_snapshot(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
         if spec == "latest" {
             return self.snapshots()?.pop().ok_or_else(|| {
                 Error::NotFound(format!("repository {} has no snapshots", self.location()))
             });
         }
+        let id = self.resolve_snapshot_id(spec)?;
+        self.load_snapshot_named(&id.to_hex())
+    }
+
+    /// The snapshot file named by a full id or a unique id prefix, without
+    /// reading it: a damaged one can so still be removed by name.
+    pub fn resolve_snapshot_id(&self, spec: &str) -> Result<SnapshotId> {
         let spec_lower = spec.to_ascii_lowercase();
         if spec_lower.is_empty() || !spec_lower.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::InvalidInput(format!(
                 "{spec:?} is not a snapshot id, id prefix or \"latest\""
             )));
         }
-        let names: Vec<String> = self
+        let names: Vec<SnapshotId> = self
             .backend
             .list(FileKind::Snapshot)?
             .into_iter()
-            .map(|e| e.name)
-            .filter(|n| n.starts_with(&spec_lower))
+            .filter(|e| e.name.starts_with(&spec_lower))
+            .filter_map(|e| Id::from_hex(&e.name).map(SnapshotId))
             .collect();
         match names.as_slice() {
-            [one] => self.load_snapshot_named(one),
+            [one] => Ok(*one),
             [] => Err(Error::NotFound(format!(
                 "no snapshot {spec} in repository {}",
                 self.location()

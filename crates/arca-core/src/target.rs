@@ -72,6 +72,23 @@ pub(crate) fn open_for_write(path: &Path) -> Result<File> {
         .map_err(|e| Error::target(path, e))
 }
 
+/// Overwrites `length` bytes at `offset` of an existing file with zeros:
+/// a lost piece of a file patched in place must not keep older bytes.
+pub(crate) fn clear_range(path: &Path, offset: u64, length: u64) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let file = open_for_write(path)?;
+    let zeros = vec![0u8; length.min(1 << 20) as usize];
+    let end = offset + length;
+    let mut at = offset;
+    while at < end {
+        let n = (end - at).min(zeros.len() as u64);
+        file.write_all_at(&zeros[..n as usize], at)
+            .map_err(|e| Error::target(path, e))?;
+        at += n;
+    }
+    Ok(())
+}
+
 /// File-system block size assumed for holes.
 const BLOCK: u64 = 4096;
 

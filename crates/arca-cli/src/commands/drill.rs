@@ -74,6 +74,9 @@ pub fn run(config: &Config, args: DrillArgs) -> Result<i32> {
             RestoreSummary::default()
         }
     };
+    for line in super::damage_lines(&summary.damaged) {
+        errors.push(format!("drill of snapshot {}: {line}", id.short()));
+    }
     make_removable(scratch.path());
     if let Err(e) = scratch.close() {
         errors.push(format!(

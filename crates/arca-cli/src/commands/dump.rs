@@ -18,7 +18,7 @@ pub fn run(config: &Config, args: DumpArgs) -> Result<i32> {
     let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let written = match node.kind {
         NodeKind::File => {
-            arca_core::write_content(&repo, &node, &mut out).map_err(anyhow::Error::from)
+            arca_core::write_content(&repo, &node, &mut out).map_err(|e| damaged_file(e, &at))
         }
         NodeKind::Dir => dump_tar(&repo, &at, &node, &mut out),
         _ => bail!("{} is not a file or directory", args.path.display()),
@@ -26,6 +26,20 @@ pub fn run(config: &Config, args: DumpArgs) -> Result<i32> {
     match written.and_then(|()| out.flush().context("cannot write to standard output")) {
         Err(e) if is_broken_pipe(&e) => Ok(crate::exit::SUCCESS),
         other => other.map(|()| crate::exit::SUCCESS),
+    }
+}
+
+/// Names the file whose content could not be read when the repository is
+/// damaged (the engine's error names the pack and blob).
+fn damaged_file(error: arca_core::Error, path: &Path) -> anyhow::Error {
+    if error.is_damage() {
+        let message = format!(
+            "{} is damaged in this snapshot: {error}; run arca check --read-data",
+            path.display()
+        );
+        anyhow::Error::from(error).context(message)
+    } else {
+        error.into()
     }
 }
 

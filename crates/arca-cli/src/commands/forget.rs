@@ -206,6 +206,20 @@ fn snap_json(id: &SnapshotId, snap: &Snapshot, reasons: Vec<String>) -> SnapJson
     }
 }
 
+/// A snapshot file that does not load: only its id is known.
+fn damaged_json(id: &SnapshotId) -> SnapJson {
+    SnapJson {
+        id: id.to_hex(),
+        short_id: id.short(),
+        time: String::new(),
+        local_time: "(damaged)".into(),
+        hostname: String::new(),
+        paths: Vec::new(),
+        tags: Vec::new(),
+        reasons: Vec::new(),
+    }
+}
+
 fn group_json(group: &retention::Group, snapshots: &[(SnapshotId, Snapshot)]) -> GroupJson {
     let find = |id: &SnapshotId| snapshots.iter().find(|(i, _)| i == id).map(|(_, s)| s);
     let mut out = GroupJson {
@@ -231,9 +245,21 @@ fn by_id(repo: &arca_core::Repository, ids: &[String]) -> Result<Vec<GroupJson>>
         if spec == "latest" {
             bail!("forget needs snapshot ids, not \"latest\"");
         }
-        let (id, snap) = repo.find_snapshot(spec)?;
-        if remove.iter().all(|s| s.id != id.to_hex()) {
-            remove.push(snap_json(&id, &snap, Vec::new()));
+        let id = repo.resolve_snapshot_id(spec)?;
+        if remove.iter().any(|s| s.id == id.to_hex()) {
+            continue;
+        }
+        match repo.load_snapshot(&id) {
+            Ok(snap) => remove.push(snap_json(&id, &snap, Vec::new())),
+            // A damaged snapshot file is removed by its name alone.
+            Err(e @ arca_core::Error::Corrupt { .. }) => {
+                eprintln!(
+                    "arca: warning: {}; removing it by name",
+                    output::sanitize(&e.to_string())
+                );
+                remove.push(damaged_json(&id));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(vec![GroupJson {

@@ -151,6 +151,27 @@ fn select_snapshot(
     })
 }
 
+/// One line per path a restore could not bring back whole: the path, the
+/// byte ranges lost (for a file) and why.
+fn damage_lines(damaged: &[arca_core::DamagedPath]) -> Vec<String> {
+    damaged
+        .iter()
+        .map(|d| {
+            let what = if d.kind == "dir" {
+                "its contents were lost".to_string()
+            } else {
+                let ranges: Vec<String> = d
+                    .lost
+                    .iter()
+                    .map(|r| format!("{}-{}", r.offset, r.offset + r.length))
+                    .collect();
+                format!("bytes {} lost (left as holes)", ranges.join(", "))
+            };
+            format!("damaged: {}: {what}: {}", d.path, d.problem)
+        })
+        .collect()
+}
+
 /// Parses `16MiB`, `512KiB`, `2G`, `1T`, `1048576`.
 fn parse_size(text: &str) -> Result<u64> {
     let t = text.trim();

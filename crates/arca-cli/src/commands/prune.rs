@@ -117,6 +117,9 @@ pub(crate) fn prune(
         },
         || arca_core::plan_prune(repo, options, Some(&counters)),
     )?;
+    for warning in &plan.warnings {
+        eprintln!("arca: warning: {}", crate::output::sanitize(warning));
+    }
     let size_before = arca_core::repository_size(repo)?;
     let later = plan.stats.mark_bytes
         + if options.instant_delete {
@@ -156,6 +159,9 @@ pub(crate) fn prune(
         },
         || arca_core::execute_prune(repo, &plan, options, lock.as_ref(), Some(&counters)),
     )?;
+    for warning in &summary.warnings {
+        eprintln!("arca: warning: {}", crate::output::sanitize(warning));
+    }
     report.size_before = summary.size_before;
     report.size_after = summary.size_after;
     report.bytes_freed = summary.size_before.saturating_sub(summary.size_after);

@@ -31,6 +31,38 @@ pub fn run(config: &Config, command: RepairCommand) -> Result<i32> {
                 ));
             }
         }
+        RepairCommand::Packs { packs, dry_run } => {
+            let report = arca_core::repair_packs(&mut repo, &packs, dry_run)?;
+            if config.json {
+                output::json(&report);
+            } else {
+                for d in &report.damaged {
+                    output::line(format!(
+                        "{} {}: {} blob(s) {}, {} lost{}",
+                        d.pack,
+                        d.problem,
+                        d.salvaged_blobs,
+                        if dry_run {
+                            "can be salvaged"
+                        } else {
+                            "salvaged"
+                        },
+                        d.lost_blobs,
+                        if d.deleted { "; deleted" } else { "" }
+                    ));
+                }
+                config.note(format!(
+                    "read {} pack(s); {} damaged or missing{}",
+                    report.packs_read,
+                    report.damaged.len(),
+                    if report.damaged.is_empty() || dry_run {
+                        String::new()
+                    } else {
+                        "; next: arca repair snapshots --forget".to_string()
+                    }
+                ));
+            }
+        }
         RepairCommand::Snapshots { forget, dry_run } => {
             repo.load_index()?;
             let repaired =
@@ -39,6 +71,15 @@ pub fn run(config: &Config, command: RepairCommand) -> Result<i32> {
                 output::json(&repaired);
             } else {
                 for r in &repaired {
+                    if r.unreadable.is_some() {
+                        let done = match (forget, dry_run) {
+                            (true, false) => "removed",
+                            (true, true) => "would be removed",
+                            (false, _) => "cannot be read (--forget removes it)",
+                        };
+                        output::line(format!("snapshot {} {done}", &r.original[..8]));
+                        continue;
+                    }
                     let new = r
                         .repaired
                         .as_deref()

@@ -64,6 +64,17 @@ pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
     if !summary.owners_restored {
         config.note("arca: not running as root: restored files belong to the current user");
     }
+    let damaged = super::damage_lines(&summary.damaged);
+    for line in &damaged {
+        eprintln!("arca: {}", output::sanitize(line));
+    }
+    let restored_files = summary.files;
+    let damaged_count = summary.damaged.len();
+    let exit = if damaged_count == 0 {
+        crate::exit::SUCCESS
+    } else {
+        crate::exit::ERROR
+    };
     if config.json {
         output::json(&RestoreJson {
             snapshot: id.to_hex(),
@@ -81,5 +92,10 @@ pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
             HumanBytes(summary.bytes)
         ));
     }
-    Ok(crate::exit::SUCCESS)
+    if damaged_count > 0 {
+        eprintln!(
+            "arca: restored {restored_files} files; {damaged_count} damaged (listed above); run arca check --read-data"
+        );
+    }
+    Ok(exit)
 }

@@ -178,7 +178,14 @@ fn load_indexes(
             repo.read_verified(FileKind::Index, &entry.name, MAX_INDEX_LEN)
                 .and_then(|bytes| IndexFile::decode(&bytes, repo.key(), &object))
                 .map(|file| (id.unwrap_or_default(), file))
-                .map_err(|e| problem(&object, e.to_string()))
+                .map_err(|e| {
+                    problem(
+                        &object,
+                        format!(
+                            "{e}; its packs are read from their headers (run arca repair index)"
+                        ),
+                    )
+                })
         })
         .collect();
     // Files another one supersedes (left by an interrupted prune) were
@@ -191,6 +198,7 @@ fn load_indexes(
     let mut index = Index::default();
     let mut expected: HashMap<PackId, Expected> = HashMap::new();
     let mut total = 0u64;
+    let damaged = decoded.iter().any(|f| f.is_err());
     for file in decoded {
         match file {
             Ok((id, _)) if superseded.contains(&id) => {}
@@ -209,6 +217,22 @@ fn load_indexes(
                 }
             }
             Err(p) => report.errors.push(p),
+        }
+    }
+    if damaged {
+        // What the damaged files described is still in the packs: the
+        // rest of the check goes on with what their headers say.
+        for (info, blobs) in repo.unindexed_pack_headers(&index)? {
+            total += blobs.len() as u64;
+            index.add_pack(info, &blobs);
+            expected.insert(
+                info.id,
+                Expected {
+                    kind: info.kind,
+                    size: info.size,
+                    blobs,
+                },
+            );
         }
     }
     index.finish();
@@ -276,7 +300,14 @@ fn load_snapshots(
                 Id::from_hex(&entry.name).ok_or_else(|| problem(&object, "name is not an id"))?;
             repo.load_snapshot(&SnapshotId(id))
                 .map(|snap| (SnapshotId(id), snap))
-                .map_err(|e| problem(&object, e.to_string()))
+                .map_err(|e| {
+                    let hint = if e.is_damage() {
+                        "; every command skips it (run arca repair snapshots --forget)"
+                    } else {
+                        ""
+                    };
+                    problem(&object, format!("{e}{hint}"))
+                })
         })
         .collect();
     let mut snapshots = Vec::new();

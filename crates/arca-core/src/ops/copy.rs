@@ -48,7 +48,9 @@ use crate::error::{Error, Result};
 use crate::file;
 use crate::format::{AAD_COPY_MAP, ID_LEN, MAX_COPY_MAP_LEN};
 use crate::id::{BlobId, Id, IndexId, SnapshotId, TreeId};
-use crate::ops::snapshot::{CHECKPOINT_INTERVAL, Job, index_packs, only_additions, pipeline};
+use crate::ops::snapshot::{
+    CHECKPOINT_INTERVAL, Job, index_packs, missing_packs, only_additions, pipeline,
+};
 use crate::repository::Repository;
 use crate::snapshot::{Origin, Snapshot};
 use crate::tree::Tree;
@@ -282,7 +284,11 @@ impl Run<'_> {
         let (root, pending, mut counts) = translated;
         let root = root?;
         counts.bytes_stored = packed.stored_bytes;
-        let written = index_packs(dst, root, packed, "copy").map_err(destination)?;
+        let indexed = index_packs(dst, root, packed, None, "copy").map_err(destination)?;
+        if !indexed.missing.is_empty() {
+            return Err(destination(missing_packs(dst, &indexed.missing, "copy")));
+        }
+        let written = indexed.files;
         let copy = Snapshot {
             time: snap.time,
             tree: root,

@@ -167,6 +167,9 @@ pub struct PrunePlan {
     pub stats: PruneStats,
     /// Whether carrying the plan out changes anything.
     pub changes: bool,
+    /// Damage met while planning, and what the plan does about it (one
+    /// sentence each, naming the object).
+    pub warnings: Vec<String>,
     /// The blobs of every indexed or adopted pack.
     listings: HashMap<PackId, Vec<PackEntry>>,
     /// The snapshots the plan keeps data for.
@@ -183,6 +186,8 @@ pub struct PruneSummary {
     pub packs_deleted: u64,
     pub index_files_written: u64,
     pub index_files_deleted: u64,
+    /// Packs left as they were because they are damaged.
+    pub warnings: Vec<String>,
 }
 
 /// Live counters for a progress display.
@@ -262,12 +267,19 @@ pub fn plan_prune(
     // either had its index read below, or uses packs too young to touch.
     let snapshots = repo.snapshots()?;
     let files = repo.read_index_files()?;
-    let index_files: Vec<IndexId> = files.iter().map(|(id, _)| *id).collect();
+    // Damaged index files are superseded too: what they described is read
+    // from the packs' own headers below and goes into the new index.
+    let damaged_files: Vec<IndexId> = repo
+        .damaged()
+        .iter()
+        .filter(|d| d.kind == FileKind::Index)
+        .filter_map(|d| Id::from_hex(&d.name).map(IndexId))
+        .collect();
+    let mut index_files: Vec<IndexId> = files.iter().map(|(id, _)| *id).collect();
+    index_files.extend(damaged_files.iter().copied());
     let (live, _) = index::effective(files);
-    let mut index = Index::default();
     let mut listings: HashMap<PackId, IndexPack> = HashMap::new();
     for (_, file) in live {
-        index.add_file(&file);
         for pack in file.packs {
             let entry = listings.entry(pack.id).or_insert_with(|| IndexPack {
                 marked: None,
@@ -276,6 +288,32 @@ pub fn plan_prune(
             // Marked if any listing marks it, as of its latest mark.
             entry.marked = entry.marked.max(pack.marked);
         }
+    }
+    if !damaged_files.is_empty() {
+        let mut known = Index::default();
+        for pack in listings.values() {
+            known.add(pack);
+        }
+        for (info, blobs) in repo.unindexed_pack_headers(&known)? {
+            listings.insert(
+                info.id,
+                IndexPack {
+                    id: info.id,
+                    kind: info.kind.to_byte(),
+                    size: info.size,
+                    blobs,
+                    marked: None,
+                },
+            );
+        }
+    }
+    // Only packs in storage answer for blobs: a listing of a pack that is
+    // gone (an index file put back, a lost pack) must not make the copy
+    // that does exist look unused.
+    let stored = stored_packs(repo)?;
+    let mut index = Index::default();
+    for pack in listings.values().filter(|p| stored.contains_key(&p.id)) {
+        index.add(pack);
     }
     index.finish();
     *repo.index_mut() = index;
@@ -291,13 +329,27 @@ pub fn plan_prune(
             ..PruneStats::default()
         },
         changes: false,
+        warnings: used.warnings,
         listings: HashMap::new(),
         snapshots: snapshots.iter().map(|(id, _)| *id).collect(),
     };
+    let (used, lost, unknown) = (used.bits, used.lost, used.unknown);
     plan.stats.used_blobs = (0..repo.index().len()).filter(|&i| used.get(i)).count() as u64;
-    let stored = stored_packs(repo)?;
     for pack in listings.values() {
-        let pack_plan = classify(repo, pack, &used, &stored, started, options)?;
+        let mut pack_plan = classify(repo, pack, &used, &stored, started, options)?;
+        if pack_plan.action == PackAction::Delete && !stored.contains_key(&pack.id) {
+            let kind = pack_plan.kind;
+            if pack.blobs.iter().any(|b| lost.contains(&(kind, b.id()))) {
+                // Its blobs are nowhere else: keep saying where they were,
+                // so that check and repair still name this pack.
+                pack_plan.action = PackAction::Keep;
+                plan.warnings.push(format!(
+                    "{} {} is missing from storage and snapshots need blobs only it held; prune keeps its index entry (run arca check, then arca repair index)",
+                    kind.file_kind(),
+                    pack.id
+                ));
+            }
+        }
         plan.packs.push(pack_plan);
     }
     for (id, (kind, size, modified)) in &stored {
@@ -327,6 +379,22 @@ pub fn plan_prune(
         .map(|(id, pack)| (id, pack.blobs))
         .collect();
     adopt(repo, &mut plan)?;
+    if unknown {
+        // What an unreadable tree references is unknown: nothing may be
+        // marked or deleted on the strength of it being unused.
+        for pack in &mut plan.packs {
+            pack.action = match pack.action {
+                PackAction::Delete | PackAction::Wait | PackAction::Adopt if !pack.indexed => {
+                    PackAction::Wait
+                }
+                _ if pack.marked.is_some() => PackAction::KeepMarked,
+                _ => PackAction::Keep,
+            };
+        }
+        plan.warnings.push(
+            "prune marks and deletes nothing this time: trees that cannot be read may reference any pack (run arca check, then the repairs it names)".into(),
+        );
+    }
     plan.stats = count(&plan);
     plan.changes = plan.packs.iter().any(|p| {
         !matches!(
@@ -337,32 +405,57 @@ pub fn plan_prune(
     Ok(plan)
 }
 
-/// Marks every blob reachable from a snapshot; a blob missing from the
-/// index stops the prune, since deleting anything then could make it worse.
+/// What the snapshots use.
+struct Used {
+    /// Per distinct blob of the index: reachable from a snapshot.
+    bits: Bits,
+    /// Blobs snapshots reference that no pack in storage holds.
+    lost: HashSet<(BlobKind, Id)>,
+    /// Some tree could not be read: what it references is unknown.
+    unknown: bool,
+    warnings: Vec<String>,
+}
+
+/// Marks every blob reachable from a snapshot. Damage does not stop the
+/// walk: blobs no pack holds are collected as lost, and a tree that
+/// cannot be read is reported (the plan then deletes nothing).
 fn used_blobs(
     repo: &Repository,
     snapshots: &[(SnapshotId, Snapshot)],
     progress: Option<&PruneProgress>,
-) -> Result<Bits> {
-    let mut used = Bits::new(repo.index().len());
+) -> Result<Used> {
+    let mut used = Used {
+        bits: Bits::new(repo.index().len()),
+        lost: HashSet::new(),
+        unknown: false,
+        warnings: Vec::new(),
+    };
     for (id, snapshot) in snapshots {
-        visit_blobs(
-            repo,
-            [snapshot.tree],
-            progress,
-            |kind, blob, position| match position {
+        let visited = visit_blobs(repo, [snapshot.tree], progress, |kind, blob, position| {
+            match position {
                 Some(p) => {
-                    used.set(p);
-                    Ok(())
+                    used.bits.set(p);
                 }
-                None => Err(Error::corrupt(
-                    format!("snapshot {id}"),
-                    format!(
-                        "it uses {kind} {blob}, which no index lists; prune stops so nothing more is lost (run `arca check`, then `arca repair index`)"
-                    ),
-                )),
-            },
-        )?;
+                None => {
+                    used.unknown |= kind == BlobKind::Tree;
+                    used.lost.insert((kind, blob));
+                }
+            }
+            Ok(())
+        });
+        match visited {
+            Err(e) if e.is_damage() => {
+                used.unknown = true;
+                used.warnings.push(format!("snapshot {id}: {e}"));
+            }
+            other => other?,
+        }
+    }
+    if !used.lost.is_empty() {
+        used.warnings.push(format!(
+            "{} blob(s) that snapshots reference are in no pack in storage (run arca check)",
+            used.lost.len()
+        ));
     }
     Ok(used)
 }
@@ -422,13 +515,10 @@ fn classify(
         .map(|b| u64::from(b.length()))
         .sum::<u64>()
         .saturating_sub(plan.used_bytes);
+    // A pack missing from storage is not in the index prune built, so none
+    // of its blobs counts as used here; plan_prune keeps its listing when
+    // snapshots need blobs no other pack holds.
     plan.action = if !stored.contains_key(&pack.id) {
-        if plan.used_blobs > 0 {
-            return Err(Error::corrupt(
-                format!("{} {}", kind.file_kind(), pack.id),
-                "the index lists it and snapshots use it, but it is missing from storage; prune stops (run `arca check`)",
-            ));
-        }
         PackAction::Delete
     } else if plan.used_blobs == 0 {
         match pack.marked {
@@ -591,11 +681,22 @@ pub fn execute_prune(
     if options.instant_delete {
         unchanged_since_planning(repo, plan)?;
     }
-    let repacked = repack(repo, plan, progress)?;
+    let (repacked, damaged) = repack(repo, plan, progress)?;
     summary.packs_written = repacked.len() as u64;
+    summary.warnings = damaged
+        .iter()
+        .map(|(pack, e)| format!("pack {pack} was not repacked: {e}"))
+        .collect();
+    let damaged: HashSet<PackId> = damaged.into_iter().map(|(pack, _)| pack).collect();
     let mut packs = repacked;
     for pack in &plan.packs {
-        let marked = match pack.action {
+        // A pack that could not be repacked stays as it was.
+        let action = if damaged.contains(&pack.id) {
+            PackAction::Keep
+        } else {
+            pack.action
+        };
+        let marked = match action {
             PackAction::Keep | PackAction::Unmark => None,
             PackAction::KeepMarked => pack.marked,
             PackAction::Mark | PackAction::Adopt => Some(plan.started),
@@ -627,7 +728,9 @@ pub fn execute_prune(
     }
     for pack in &plan.packs {
         let delete = pack.action == PackAction::Delete
-            || (pack.action == PackAction::Repack && options.instant_delete);
+            || (pack.action == PackAction::Repack
+                && options.instant_delete
+                && !damaged.contains(&pack.id));
         if delete {
             ensure()?;
             remove(repo, pack.kind.file_kind(), &pack.id.to_hex())?;
@@ -685,12 +788,14 @@ fn remove(repo: &Repository, kind: FileKind, name: &str) -> Result<()> {
 }
 
 /// Copies the used blobs of the packs to repack into new packs, still
-/// sealed, and stores them; returns their index listings.
+/// sealed, and stores them; returns their index listings, and the packs
+/// left alone because they are damaged (with why).
 fn repack(
     repo: &Repository,
     plan: &PrunePlan,
     progress: Option<&PruneProgress>,
-) -> Result<Vec<IndexPack>> {
+) -> Result<(Vec<IndexPack>, Vec<(PackId, Error)>)> {
+    let mut damaged = Vec::new();
     let mut packer = Packer::new(repo);
     let mut stored = Vec::new();
     let mut copied: HashSet<(BlobKind, Id)> = HashSet::new();
@@ -700,7 +805,16 @@ fn repack(
         }
         let kind = pack.kind;
         // The whole pack, its name checked: nothing damaged is copied.
-        let bytes = repo.read_pack(kind, &pack.id)?;
+        // A damaged pack keeps its place (and its damage, for check and
+        // repair to deal with).
+        let bytes = match repo.read_pack(kind, &pack.id) {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_damage() => {
+                damaged.push((pack.id, e));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for entry in &pack.copy {
             if !copied.insert((kind, entry.id())) {
                 continue;
@@ -728,7 +842,7 @@ fn repack(
         }
     }
     stored.extend(packer.finish()?);
-    Ok(stored)
+    Ok((stored, damaged))
 }
 
 /// Bytes stored in the config, packs, index files, snapshots and keys.

@@ -1,10 +1,12 @@
-//! Repairs: rebuilding the index from the packs present, and rewriting
-//! snapshots that reference data no pack holds.
+//! Repairs: rebuilding the index from the packs present, salvaging damaged
+//! packs, and rewriting snapshots that reference data no pack holds.
 //!
-//! Both write what is new before removing anything old: `repair index`
+//! Each writes what is new before removing anything old: `repair index`
 //! stores the new index file (superseding the old ones) and only then
-//! deletes the old files; `repair snapshots` stores the repaired snapshot
-//! and only then, with `forget`, removes the original.
+//! deletes the old files; `repair packs` stores the blobs that still open
+//! in new packs and a new index file before it deletes the damaged packs;
+//! `repair snapshots` stores the repaired snapshot and only then, with
+//! `forget`, removes the original.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -19,7 +21,8 @@ use crate::blob::{BlobKind, Sealer};
 use crate::error::{Error, Result};
 use crate::id::{Id, IndexId, PackId, TreeId};
 use crate::index::{IndexFile, IndexPack};
-use crate::pack::{self, PackWriter};
+use crate::ops::packer::Packer;
+use crate::pack::{self, PackEntry, PackWriter};
 use crate::repository::Repository;
 use crate::tree::{NodeKind, Tree};
 
@@ -82,7 +85,7 @@ pub fn repair_index(repo: &mut Repository, dry_run: bool) -> Result<RepairIndexR
     let mut report = RepairIndexReport::default();
     let mut packs = Vec::new();
     let mut previous: Option<HashMap<PackId, IndexPack>> = None;
-    for ((kind, name, _), r) in stored.iter().zip(read) {
+    for ((kind, name, size), r) in stored.iter().zip(read) {
         match r {
             Ok(p) => {
                 report.blobs += p.blobs.len() as u64;
@@ -96,14 +99,25 @@ pub fn repair_index(repo: &mut Repository, dry_run: bool) -> Result<RepairIndexR
                     Some(previous) => previous,
                     empty => empty.insert(indexed_packs(repo, &old)?),
                 };
+                // Only blobs that lie within what storage holds: a
+                // truncated pack's lost tail must not stay indexed.
                 let id = Id::from_hex(name).map(PackId);
                 if let Some(pack) = id.and_then(|id| previous.get(&id))
                     && pack.kind == kind.to_byte()
                 {
-                    report.blobs += pack.blobs.len() as u64;
+                    let blobs: Vec<PackEntry> = pack
+                        .blobs
+                        .iter()
+                        .filter(|b| u64::from(b.offset()) + u64::from(b.length()) <= *size)
+                        .copied()
+                        .collect();
+                    report.blobs += blobs.len() as u64;
                     packs.push(IndexPack {
+                        id: pack.id,
+                        kind: pack.kind,
+                        size: *size,
+                        blobs,
                         marked: None,
-                        ..pack.clone()
                     });
                 }
                 report.unreadable.push(e);
@@ -151,6 +165,228 @@ pub fn repair_index(repo: &mut Repository, dry_run: bool) -> Result<RepairIndexR
     Ok(report)
 }
 
+/// What `repair packs` found and did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RepairPacksReport {
+    /// Packs read.
+    pub packs_read: u64,
+    /// Damaged or missing packs, and what became of their blobs.
+    pub damaged: Vec<SalvagedPack>,
+    /// The index file written (`None` in a dry run or when nothing was
+    /// damaged).
+    pub new_index: Option<String>,
+}
+
+/// One damaged (or missing) pack.
+#[derive(Clone, Debug, Serialize)]
+pub struct SalvagedPack {
+    /// `data pack <id>` or `tree pack <id>`.
+    pub pack: String,
+    pub problem: String,
+    /// Blobs that still open, copied into new packs.
+    pub salvaged_blobs: u64,
+    /// Blobs lost: dropped from the index (`repair snapshots` then
+    /// rewrites the snapshots that use them).
+    pub lost_blobs: u64,
+    /// Whether the damaged pack was deleted (not in a dry run).
+    pub deleted: bool,
+}
+
+/// Salvages damaged packs: reads each pack asked for (every pack when
+/// `only` is empty) and checks it against its name. A pack whose bytes no
+/// longer match has every blob it held (by its header and by the index)
+/// opened: those that authenticate are copied, still sealed, into new
+/// packs; the others are dropped from the index. A pack the index lists
+/// that storage lacks loses its listing. Then one index file superseding
+/// every other is written, the old index files are removed, and only then
+/// the damaged packs. Needs the exclusive lock.
+pub fn repair_packs(
+    repo: &mut Repository,
+    only: &[String],
+    dry_run: bool,
+) -> Result<RepairPacksReport> {
+    let old_files: Vec<String> = repo
+        .backend()
+        .list(FileKind::Index)?
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    let (mut index, _) = repo.read_index()?;
+    index.finish();
+    // What the index files in force (not superseded ones) list.
+    let (live, _) = crate::index::effective(repo.read_index_files()?);
+    let mut listings: HashMap<PackId, IndexPack> = HashMap::new();
+    for (_, file) in live {
+        for pack in file.packs {
+            let entry = listings.entry(pack.id).or_insert_with(|| IndexPack {
+                marked: None,
+                ..pack.clone()
+            });
+            entry.marked = entry.marked.max(pack.marked);
+        }
+    }
+    let mut stored: HashMap<PackId, (BlobKind, String, u64)> = HashMap::new();
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        for entry in repo.backend().list(kind.file_kind())? {
+            if let Some(id) = Id::from_hex(&entry.name).map(PackId) {
+                stored.insert(id, (kind, entry.name, entry.size));
+            }
+        }
+    }
+    let wanted = |id: &PackId| {
+        only.is_empty()
+            || only
+                .iter()
+                .any(|o| id.to_hex().starts_with(&o.to_ascii_lowercase()))
+    };
+    let mut report = RepairPacksReport::default();
+    let mut packer = Packer::new(repo);
+    let mut new_packs: Vec<IndexPack> = Vec::new();
+    let mut dropped: HashSet<PackId> = HashSet::new();
+    // Packs the index lists that storage lacks.
+    let mut missing: Vec<&IndexPack> = listings
+        .values()
+        .filter(|p| !stored.contains_key(&p.id) && wanted(&p.id))
+        .collect();
+    missing.sort_by_key(|p| p.id);
+    for pack in missing {
+        let kind = BlobKind::from_byte(pack.kind).unwrap_or(BlobKind::Data);
+        dropped.insert(pack.id);
+        report.damaged.push(SalvagedPack {
+            pack: format!("{} {}", kind.file_kind(), pack.id),
+            problem: "is in the index but missing from storage".into(),
+            salvaged_blobs: 0,
+            lost_blobs: pack.blobs.len() as u64,
+            deleted: false,
+        });
+    }
+    let mut names: Vec<(&PackId, &(BlobKind, String, u64))> =
+        stored.iter().filter(|(id, _)| wanted(id)).collect();
+    names.sort_by_key(|(id, _)| **id);
+    for (id, (kind, name, _)) in names {
+        let file_kind = kind.file_kind();
+        let bytes = repo.backend().read(file_kind, name)?;
+        report.packs_read += 1;
+        if Id::of_stored(&bytes).to_hex() == *name {
+            continue; // intact: exactly the bytes that were written
+        }
+        let object = format!("{file_kind} {name}");
+        let mut candidates: Vec<PackEntry> = listings
+            .get(id)
+            .map(|p| p.blobs.clone())
+            .unwrap_or_default();
+        if let Ok(header) = pack::read_header(repo.key(), &bytes, &object) {
+            candidates.extend(header);
+        }
+        let mut seen = HashSet::new();
+        let (mut salvaged, mut lost) = (0, 0);
+        for entry in candidates {
+            if entry.kind() != Some(*kind) || !seen.insert(entry.id()) {
+                continue;
+            }
+            let start = entry.offset() as usize;
+            let sealed = bytes.get(start..start + entry.length() as usize);
+            let opens = sealed.is_some_and(|sealed| {
+                crate::blob::open(
+                    repo.key(),
+                    *kind,
+                    &entry.id(),
+                    entry.compression(),
+                    entry.raw_length(),
+                    sealed,
+                    &|| object.clone(),
+                )
+                .is_ok()
+            });
+            match sealed.filter(|_| opens) {
+                Some(sealed) if !dry_run => {
+                    salvaged += 1;
+                    new_packs.extend(packer.add(
+                        *kind,
+                        entry.id(),
+                        entry.raw_length(),
+                        entry.compression(),
+                        sealed,
+                    )?);
+                }
+                Some(_) => salvaged += 1,
+                None => lost += 1,
+            }
+        }
+        dropped.insert(*id);
+        report.damaged.push(SalvagedPack {
+            pack: object,
+            problem: "its contents do not match its name".into(),
+            salvaged_blobs: salvaged,
+            lost_blobs: lost,
+            deleted: false,
+        });
+    }
+    new_packs.extend(packer.finish()?);
+    if dry_run || dropped.is_empty() {
+        return Ok(report);
+    }
+    let mut packs: Vec<IndexPack> = listings
+        .into_values()
+        .filter(|p| !dropped.contains(&p.id) && stored.contains_key(&p.id))
+        .collect();
+    // Packs found by their headers (a damaged index file described them).
+    let listed: HashSet<PackId> = packs.iter().map(|p| p.id).collect();
+    for info in index.packs() {
+        if !dropped.contains(&info.id) && !listed.contains(&info.id) {
+            if let Some((_, name, size)) = stored.get(&info.id)
+                && let Ok(blobs) = pack::read_header_ranged(
+                    repo.backend(),
+                    repo.key(),
+                    info.kind.file_kind(),
+                    name,
+                    *size,
+                )
+            {
+                packs.push(IndexPack {
+                    id: info.id,
+                    kind: info.kind.to_byte(),
+                    size: *size,
+                    blobs,
+                    marked: None,
+                });
+            }
+        }
+    }
+    packs.extend(new_packs);
+    let new = repo.save_index(&IndexFile {
+        supersedes: old_files
+            .iter()
+            .filter_map(|n| Id::from_hex(n).map(IndexId))
+            .collect(),
+        packs,
+    })?;
+    report.new_index = Some(new.to_hex());
+    for name in old_files.iter().filter(|n| **n != new.to_hex()) {
+        match repo.backend().remove(FileKind::Index, name) {
+            Err(e) if e.kind() != arca_backend::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    for damaged in &mut report.damaged {
+        let Some((kind, name)) = damaged.pack.rsplit_once(' ') else {
+            continue;
+        };
+        let file_kind = if kind.starts_with("tree") {
+            FileKind::Tree
+        } else {
+            FileKind::Data
+        };
+        match repo.backend().remove(file_kind, name) {
+            Ok(()) => damaged.deleted = true,
+            Err(e) if e.kind() == arca_backend::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    repo.load_index()?;
+    Ok(report)
+}
+
 /// What the index files `names` say of each pack. A file that cannot be
 /// read from storage stops the repair (nothing was written yet); one that
 /// is damaged is passed over, which is what the repair is for.
@@ -183,11 +419,15 @@ pub struct RepairSnapshotsOptions {
 #[derive(Clone, Debug, Serialize)]
 pub struct RepairedSnapshot {
     pub original: String,
-    /// The repaired copy (`None` in a dry run).
+    /// The repaired copy (`None` in a dry run, and for a snapshot file that
+    /// cannot be read at all).
     pub repaired: Option<String>,
     /// Files that lost chunks (kept with their readable parts) and
     /// directories whose listing was lost (kept empty).
     pub damaged: Vec<String>,
+    /// Why the snapshot file itself cannot be read (nothing of it can be
+    /// saved; `forget` removes it).
+    pub unreadable: Option<String>,
 }
 
 /// Stores tree blobs outside the snapshot pipeline (a handful of rewritten
@@ -263,7 +503,12 @@ pub fn repair_snapshots(
     repo: &mut Repository,
     options: RepairSnapshotsOptions,
 ) -> Result<Vec<RepairedSnapshot>> {
-    let snapshots = repo.snapshots()?;
+    let snapshots = repo.decodable_snapshots()?;
+    let unreadable: Vec<crate::Damaged> = repo
+        .damaged()
+        .into_iter()
+        .filter(|d| d.kind == FileKind::Snapshot)
+        .collect();
     let mut saver = TreeSaver::new(repo, options.dry_run);
     let mut memo: HashMap<TreeId, Rewritten> = HashMap::new();
     let mut plans = Vec::new();
@@ -301,6 +546,21 @@ pub fn repair_snapshots(
             original: id.to_hex(),
             repaired: new,
             damaged,
+            unreadable: None,
+        });
+    }
+    for file in unreadable {
+        if options.forget && !options.dry_run {
+            match repo.backend().remove(FileKind::Snapshot, &file.name) {
+                Err(e) if e.kind() != arca_backend::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        out.push(RepairedSnapshot {
+            original: file.name,
+            repaired: None,
+            damaged: Vec::new(),
+            unreadable: Some(file.problem),
         });
     }
     if !options.dry_run {
@@ -316,21 +576,6 @@ struct Rewritten {
     damaged: Vec<PathBuf>,
 }
 
-/// Whether a failure to read something means it is damaged or gone (what
-/// a repair works around), rather than that the storage could not be
-/// reached (which stops the repair: nothing healthy may be cut out of a
-/// snapshot because of a dropped connection).
-fn is_damage(error: &Error) -> bool {
-    match error {
-        Error::Corrupt { .. } | Error::NotFound(_) => true,
-        Error::Storage(e) => matches!(
-            e.kind(),
-            arca_backend::ErrorKind::NotFound | arca_backend::ErrorKind::OutOfRange
-        ),
-        _ => false,
-    }
-}
-
 fn rewrite(
     saver: &mut TreeSaver<'_>,
     id: &TreeId,
@@ -341,7 +586,7 @@ fn rewrite(
     }
     let repo = saver.repo;
     let result = match repo.read_tree(id) {
-        Err(e) if !is_damage(&e) => return Err(e),
+        Err(e) if !e.is_damage() => return Err(e),
         Err(_) => Rewritten {
             tree: saver.save(&Tree::default()),
             damaged: vec![PathBuf::new()],

@@ -13,6 +13,14 @@
 //! 3. Apply metadata: files and symlinks first, then directories deepest
 //!    first (writing into a directory changes its mtime). With `verify`,
 //!    re-read every restored file and check each chunk against its id.
+//!
+//! Damage stays local: a blob that fails authentication, is missing from
+//! the index, or lives in a missing or truncated pack costs only the files
+//! that hold it. Those are written with every chunk that can be read and
+//! holes where the lost ones were, and listed in
+//! [`RestoreSummary::damaged`] with the byte ranges lost; a tree that
+//! cannot be read costs only that directory's contents. Failures that are
+//! not damage (storage out of reach, a full target) still stop the restore.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -95,6 +103,38 @@ pub struct RestoreSummary {
     pub owners_restored: bool,
     /// Entries left out and metadata that could not be applied.
     pub warnings: Vec<String>,
+    /// Files and directories that lost data to damage in the repository,
+    /// by path in the snapshot.
+    pub damaged: Vec<DamagedPath>,
+}
+
+/// A restored path that lost data to damage in the repository.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DamagedPath {
+    /// Its path in the snapshot.
+    pub path: String,
+    /// `file`: written with holes where `lost` says; `dir`: its listing
+    /// could not be read, so it is restored empty.
+    pub kind: &'static str,
+    /// For a file, the byte ranges lost, in order.
+    pub lost: Vec<LostRange>,
+    /// What was wrong (the first problem met for this path).
+    pub problem: String,
+}
+
+/// Bytes `offset..offset + length` of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LostRange {
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// A piece of a file that could not be restored.
+struct Lost {
+    file: usize,
+    offset: u64,
+    length: u64,
+    problem: String,
 }
 
 /// One restored entry: where it is and what its metadata needs.
@@ -166,6 +206,8 @@ struct Plan {
     /// Directories holding entries, by number: an entry's path is its
     /// directory's joined with its name, so each full path is kept once.
     dirs: Vec<PathBuf>,
+    /// The same directories' paths in the snapshot (for naming damage).
+    snap_dirs: Vec<PathBuf>,
     /// Per directory: created empty by this restore, so nothing in it needs
     /// looking at before it is created.
     fresh: Vec<bool>,
@@ -176,6 +218,14 @@ struct Plan {
     /// Per file number: `Some((size, in a fresh directory))` when its
     /// writer creates it (at its first chunk) rather than the plan.
     deferred: Vec<Option<(u64, bool)>>,
+    /// Files whose existing copy in the target is kept and patched: lost
+    /// ranges must be cleared in them, not just left unwritten.
+    reused: HashSet<usize>,
+    /// Pieces of files lost while planning (blobs missing from the index).
+    lost: Vec<Lost>,
+    /// Directories whose tree could not be read: (path in the snapshot,
+    /// problem).
+    lost_dirs: Vec<(PathBuf, String)>,
     /// Keep each file's node after planning, to verify it.
     keep_content: bool,
     /// With `keep_content`: every regular file and its node.
@@ -253,6 +303,7 @@ pub fn restore(
                 _ => {
                     let parent = at.parent().unwrap_or(Path::new("/")).to_path_buf();
                     plan.dirs.push(target.to_path_buf());
+                    plan.snap_dirs.push(parent.clone());
                     plan.fresh.push(target_empty);
                     plan.current_dir = (plan.dirs.len() - 1) as u32;
                     plan_node(repo, node, target, &parent, false, &mut plan)?;
@@ -270,9 +321,14 @@ pub fn restore(
 
     let packs: Vec<_> = plan.packs.iter().collect();
     let files: Vec<&Entry> = plan.files.iter().map(|&e| &plan.entries[e]).collect();
-    write_packs(repo, &packs, &files, &plan.dirs, &plan.deferred, progress)?;
+    let written = write_packs(repo, &packs, &files, &plan.dirs, &plan.deferred, progress)?;
+    let mut lost = std::mem::take(&mut plan.lost);
+    lost.extend(written.lost);
+    let damaged_files = settle_lost(&plan, &files, &written.created, &lost)?;
     drop(files);
-    let mut summary = plan.summary;
+    let mut summary = std::mem::take(&mut plan.summary);
+    let lost_dirs = std::mem::take(&mut plan.lost_dirs);
+    summary.damaged = damaged_report(&plan, lost, lost_dirs);
     summary.bytes_written = progress.bytes_written.load(Ordering::Relaxed);
 
     // Files and symlinks in parallel (each is its own inode), then
@@ -300,10 +356,96 @@ pub fn restore(
             .extend(target::apply_metadata(&e.path(dirs), &e.meta, as_root)?);
     }
     if options.verify {
-        let files: Vec<&(PathBuf, Node)> = plan.checks.iter().collect();
+        // Damaged files are reported as such; the rest must be exact.
+        let files: Vec<&(PathBuf, Node)> = plan
+            .checks
+            .iter()
+            .filter(|(path, _)| !damaged_files.contains(path))
+            .collect();
         summary.verified = verify(repo, &files)?;
     }
     Ok(summary)
+}
+
+/// Makes every file that lost pieces whole in size, with nothing but holes
+/// (or zeros) where the lost pieces were: one whose chunks were all lost
+/// was never created by a writer; an existing one being patched may hold
+/// old bytes there. Returns the target paths of the damaged files.
+fn settle_lost(
+    plan: &Plan,
+    files: &[&Entry],
+    created: &HashSet<usize>,
+    lost: &[Lost],
+) -> Result<HashSet<PathBuf>> {
+    let mut damaged = HashSet::new();
+    for piece in lost {
+        let path = files[piece.file].path(&plan.dirs);
+        if damaged.insert(path.clone())
+            && let Some((size, absent)) = plan.deferred[piece.file]
+            && !created.contains(&piece.file)
+        {
+            target::create_open(&path, size, absent)?;
+        }
+        if plan.reused.contains(&piece.file) {
+            target::clear_range(&path, piece.offset, piece.length)?;
+        }
+    }
+    Ok(damaged)
+}
+
+/// The damaged paths, files with their lost ranges merged, sorted by path.
+fn damaged_report(
+    plan: &Plan,
+    lost: Vec<Lost>,
+    lost_dirs: Vec<(PathBuf, String)>,
+) -> Vec<DamagedPath> {
+    let mut by_file: HashMap<usize, (Vec<LostRange>, String)> = HashMap::new();
+    for piece in lost {
+        let (ranges, _) = by_file
+            .entry(piece.file)
+            .or_insert_with(|| (Vec::new(), piece.problem.clone()));
+        ranges.push(LostRange {
+            offset: piece.offset,
+            length: piece.length,
+        });
+    }
+    let mut out: Vec<DamagedPath> = by_file
+        .into_iter()
+        .map(|(file, (mut ranges, problem))| {
+            let entry = &plan.entries[plan.files[file]];
+            let path = plan.snap_dirs[entry.dir as usize].join(&*entry.name);
+            DamagedPath {
+                path: path.to_string_lossy().into_owned(),
+                kind: "file",
+                lost: merge_ranges(&mut ranges),
+                problem,
+            }
+        })
+        .collect();
+    out.extend(lost_dirs.into_iter().map(|(path, problem)| DamagedPath {
+        path: path.to_string_lossy().into_owned(),
+        kind: "dir",
+        lost: Vec::new(),
+        problem,
+    }));
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// Sorts ranges and joins those that touch or overlap.
+fn merge_ranges(ranges: &mut [LostRange]) -> Vec<LostRange> {
+    ranges.sort_by_key(|r| r.offset);
+    let mut merged: Vec<LostRange> = Vec::new();
+    for r in ranges.iter() {
+        match merged.last_mut() {
+            Some(last) if r.offset <= last.offset + last.length => {
+                let end = (r.offset + r.length).max(last.offset + last.length);
+                last.length = end - last.offset;
+            }
+            _ => merged.push(*r),
+        }
+    }
+    merged
 }
 
 fn running_as_root() -> bool {
@@ -321,13 +463,22 @@ fn plan_tree(
     fresh: bool,
     plan: &mut Plan,
 ) -> Result<bool> {
-    let tree = repo.read_tree(tree_id)?;
+    let tree = match repo.read_tree(tree_id) {
+        Ok(tree) => tree,
+        Err(e) if e.is_damage() => {
+            // Its contents are lost; the directory itself is restored.
+            plan.lost_dirs.push((snap_dir.to_path_buf(), e.to_string()));
+            return Ok(true);
+        }
+        Err(e) => return Err(e),
+    };
     if plan.delete {
         let keep: HashSet<&[u8]> = tree.nodes.iter().map(|n| n.name.as_slice()).collect();
         delete_extra(dir, &keep, plan)?;
     }
     let parent = plan.current_dir;
     plan.dirs.push(dir.to_path_buf());
+    plan.snap_dirs.push(snap_dir.to_path_buf());
     plan.fresh.push(fresh);
     plan.current_dir = (plan.dirs.len() - 1) as u32;
     let mut any = false;
@@ -506,23 +657,77 @@ fn plan_file(
     plan.files.push(plan.entries.len());
     let fresh = plan.fresh[plan.current_dir as usize];
     plan.deferred.push(defer.then_some((node.size, fresh)));
-    let mut offset = 0u64;
-    let mut all_present = true;
-    let mut buf = Vec::new();
-    for blob in &node.content {
-        let loc = repo
-            .index()
-            .get(BlobKind::Data, &blob.id())
-            .ok_or_else(|| {
-                Error::corrupt(
+    if have.is_some() {
+        plan.reused.insert(number);
+    }
+    let locations: Vec<Option<Location>> = node
+        .content
+        .iter()
+        .map(|b| repo.index().get(BlobKind::Data, &b.id()))
+        .collect();
+    let length = |locs: &[Option<Location>]| -> u64 {
+        locs.iter().flatten().map(|l| u64::from(l.raw_length)).sum()
+    };
+    // Blobs missing from the index have no known length: offsets are known
+    // up to the first of them, and (counting back from the file's size)
+    // after the last; everything between is lost.
+    let mut places: Vec<(usize, u64)> = Vec::with_capacity(node.content.len());
+    match (
+        locations.iter().position(Option::is_none),
+        locations.iter().rposition(Option::is_none),
+    ) {
+        (Some(first), Some(last)) => {
+            let (head, tail) = (length(&locations[..first]), length(&locations[last + 1..]));
+            let problem = format!(
+                "data blob {} is not in the index of repository {}",
+                node.content[first],
+                repo.location()
+            );
+            let (from, to) = if head + tail <= node.size {
+                (head, node.size - tail)
+            } else {
+                (0, node.size)
+            };
+            if from < to {
+                plan.lost.push(Lost {
+                    file: number,
+                    offset: from,
+                    length: to - from,
+                    problem,
+                });
+            }
+            if head + tail <= node.size {
+                places.extend(offsets(&locations[..first], 0));
+                let tail_places = offsets(&locations[last + 1..], to);
+                places.extend(tail_places.map(|(i, at)| (i + last + 1, at)));
+            }
+        }
+        _ => {
+            let size = length(&locations);
+            if size != node.size {
+                return Err(Error::corrupt(
                     format!("repository {}", repo.location()),
-                    format!("data blob {blob} of {} is not in the index", path.display()),
-                )
-            })?;
-        let present = match have.as_mut() {
+                    format!(
+                        "chunks of {} add up to {size} bytes, not {}",
+                        path.display(),
+                        node.size
+                    ),
+                ));
+            }
+            places.extend(offsets(&locations, 0));
+        }
+    }
+    let mut all_present = places.len() == node.content.len();
+    let mut buf = Vec::new();
+    for (i, offset) in places {
+        let (blob, Some(loc)) = (&node.content[i], locations[i]) else {
+            continue;
+        };
+        let present = match have.as_ref() {
             Some(file) => {
                 buf.resize(loc.raw_length as usize, 0);
-                file.read_exact(&mut buf).is_ok() && repo.key().blob_id(&buf) == blob.id()
+                std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset).is_ok()
+                    && repo.key().blob_id(&buf) == blob.id()
             }
             None => false,
         };
@@ -544,17 +749,6 @@ fn plan_file(
                 }
             }
         }
-        offset += u64::from(loc.raw_length);
-    }
-    if offset != node.size {
-        return Err(Error::corrupt(
-            format!("repository {}", repo.location()),
-            format!(
-                "chunks of {} add up to {offset} bytes, not {}",
-                path.display(),
-                node.size
-            ),
-        ));
     }
     if have.is_some() && all_present {
         plan.summary.files_unchanged += 1;
@@ -562,6 +756,16 @@ fn plan_file(
     plan.summary.files += 1;
     plan.summary.bytes += node.size;
     Ok(())
+}
+
+/// The offsets of consecutive blobs starting at `start`: (their number in
+/// `locations`, offset).
+fn offsets(locations: &[Option<Location>], start: u64) -> impl Iterator<Item = (usize, u64)> + '_ {
+    locations.iter().enumerate().scan(start, |at, (i, loc)| {
+        let here = *at;
+        *at += loc.map_or(0, |l| u64::from(l.raw_length));
+        Some((i, here))
+    })
 }
 
 /// Re-reads every restored file and checks each chunk against its id;
@@ -622,6 +826,14 @@ struct WriteJob {
     length: u64,
 }
 
+/// What the writing phase leaves to settle.
+struct Written {
+    /// Pieces of files whose blobs could not be read.
+    lost: Vec<Lost>,
+    /// Deferred files the writers created.
+    created: HashSet<usize>,
+}
+
 /// Reads and opens the packs' blobs in parallel and hands them to the
 /// writer threads, file by file.
 fn write_packs(
@@ -631,7 +843,8 @@ fn write_packs(
     dirs: &[PathBuf],
     deferred: &[Option<(u64, bool)>],
     progress: &RestoreProgress,
-) -> Result<()> {
+) -> Result<Written> {
+    let lost = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         let (senders, writers): (Vec<_>, Vec<_>) = (0..WRITERS)
             .map(|_| {
@@ -642,26 +855,32 @@ fn write_packs(
             .collect();
         let read = packs
             .par_iter()
-            .try_for_each(|(pack, blobs)| restore_pack(repo, pack, blobs, &senders));
+            .try_for_each(|(pack, blobs)| restore_pack(repo, pack, blobs, &senders, &lost));
         drop(senders);
         // A writer's own error explains why sending to it failed.
+        let mut created = HashSet::new();
         for writer in writers {
-            writer
-                .join()
-                .unwrap_or_else(|_| Err(Error::InvalidInput("a restore writer panicked".into())))?;
+            created.extend(writer.join().unwrap_or_else(|_| {
+                Err(Error::InvalidInput("a restore writer panicked".into()))
+            })?);
         }
-        read
+        read?;
+        Ok(Written {
+            lost: lost.into_inner().unwrap_or_else(|e| e.into_inner()),
+            created,
+        })
     })
 }
 
-/// Writes blobs into their files until the senders are gone.
+/// Writes blobs into their files until the senders are gone; returns the
+/// deferred files it created.
 fn write_blobs(
     jobs: crossbeam_channel::Receiver<WriteJob>,
     files: &[&Entry],
     dirs: &[PathBuf],
     deferred: &[Option<(u64, bool)>],
     progress: &RestoreProgress,
-) -> Result<()> {
+) -> Result<HashSet<usize>> {
     let mut open_files: HashMap<usize, (File, PathBuf)> = HashMap::new();
     // Deferred files this writer has created (it alone writes them).
     let mut created: HashSet<usize> = HashSet::new();
@@ -686,19 +905,21 @@ fn write_blobs(
             .bytes_written
             .fetch_add(job.length, Ordering::Relaxed);
     }
-    Ok(())
+    Ok(created)
 }
+
+/// One pack's blobs in offset order.
+type Order<'p> = [(&'p BlobId, &'p (Span, Targets))];
 
 fn restore_pack(
     repo: &Repository,
     pack: &PackId,
     blobs: &PackBlobs,
     writers: &[crossbeam_channel::Sender<WriteJob>],
+    lost: &std::sync::Mutex<Vec<Lost>>,
 ) -> Result<()> {
     let mut order: Vec<_> = blobs.iter().collect();
     order.sort_by_key(|(_, (loc, _))| loc.offset);
-    let file_kind = BlobKind::Data.file_kind();
-    let name = pack.to_hex();
     let mut i = 0;
     while i < order.len() {
         // Extend the range while the next blob starts close enough.
@@ -712,41 +933,96 @@ fn restore_pack(
             end = end.max(order[j].1.0.offset + order[j].1.0.length);
             j += 1;
         }
-        let bytes = crate::repository::read_range_exact(
-            repo.backend(),
-            file_kind,
-            &name,
-            u64::from(start),
-            u64::from(end - start),
-        )?;
-        for (id, (loc, targets)) in &order[i..j] {
-            let at = (loc.offset - start) as usize;
-            let stored = &bytes[at..at + loc.length as usize];
-            let plain = blob::open(
-                repo.key(),
-                BlobKind::Data,
-                &id.id(),
-                loc.compression,
-                loc.raw_length,
-                stored,
-                &|| format!("{file_kind} {name}"),
-            )?;
-            let length = plain.len() as u64;
-            // All zeros: the file is created as a hole, nothing to write.
-            let data = (!plain.iter().all(|&b| b == 0)).then(|| std::sync::Arc::new(plain));
-            for (file, offset) in targets.iter() {
-                let job = WriteJob {
-                    file,
-                    offset,
-                    data: data.clone(),
-                    length,
-                };
-                writers[file % writers.len()]
-                    .send(job)
-                    .map_err(|_| Error::InvalidInput("the restore writers stopped".into()))?;
+        match restore_range(repo, pack, &order[i..j], start, end, writers) {
+            Ok(()) => {}
+            Err((_, e)) if !e.is_damage() => return Err(e),
+            // The pack is gone: every blob in it is lost.
+            Err((_, e)) if e.is_missing() => note_lost(lost, &order[i..j], &e),
+            Err((sent, e)) => {
+                // Blob by blob, so that only what is damaged is lost.
+                for one in i + sent..j {
+                    let (offset, length) = (order[one].1.0.offset, order[one].1.0.length);
+                    let range = &order[one..one + 1];
+                    match restore_range(repo, pack, range, offset, offset + length, writers) {
+                        Ok(()) => {}
+                        Err((_, e)) if e.is_damage() => note_lost(lost, range, &e),
+                        Err((_, e)) => return Err(e),
+                    }
+                }
+                drop(e);
             }
         }
         i = j;
+    }
+    Ok(())
+}
+
+/// Records every place the blobs of `range` should have gone as lost.
+fn note_lost(lost: &std::sync::Mutex<Vec<Lost>>, range: &Order<'_>, error: &Error) {
+    let mut lost = lost.lock().unwrap_or_else(|e| e.into_inner());
+    for (_, (loc, targets)) in range {
+        for (file, offset) in targets.iter() {
+            lost.push(Lost {
+                file,
+                offset,
+                length: u64::from(loc.raw_length),
+                problem: error.to_string(),
+            });
+        }
+    }
+}
+
+/// Reads the pack bytes `start..end`, opens the blobs of `range` in them
+/// and sends each to its writers. Fails at the first blob that does not
+/// open, saying how many of `range` were sent before it.
+fn restore_range(
+    repo: &Repository,
+    pack: &PackId,
+    range: &Order<'_>,
+    start: u32,
+    end: u32,
+    writers: &[crossbeam_channel::Sender<WriteJob>],
+) -> std::result::Result<(), (usize, Error)> {
+    let file_kind = BlobKind::Data.file_kind();
+    let name = pack.to_hex();
+    let bytes = crate::repository::read_range_exact(
+        repo.backend(),
+        file_kind,
+        &name,
+        u64::from(start),
+        u64::from(end - start),
+    )
+    .map_err(|e| (0, e))?;
+    for (sent, (id, (loc, targets))) in range.iter().enumerate() {
+        let at = (loc.offset - start) as usize;
+        let stored = &bytes[at..at + loc.length as usize];
+        let plain = blob::open(
+            repo.key(),
+            BlobKind::Data,
+            &id.id(),
+            loc.compression,
+            loc.raw_length,
+            stored,
+            &|| format!("{file_kind} {name}"),
+        )
+        .map_err(|e| (sent, e))?;
+        let length = plain.len() as u64;
+        // All zeros: the file is created as a hole, nothing to write.
+        let data = (!plain.iter().all(|&b| b == 0)).then(|| std::sync::Arc::new(plain));
+        for (file, offset) in targets.iter() {
+            let job = WriteJob {
+                file,
+                offset,
+                data: data.clone(),
+                length,
+            };
+            writers[file % writers.len()].send(job).map_err(|_| {
+                (
+                    sent,
+                    Error::InvalidInput("the restore writers stopped".into()),
+                )
+            })?;
+        }
     }
     Ok(())
 }

@@ -26,7 +26,7 @@
 //! size, mtime, ctime, inode and device match its parent node (and whose
 //! blobs are all still indexed) reuses the parent's content list unread.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -41,7 +41,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use crate::blob::{BlobKind, Sealer};
 use crate::chunker::Chunker;
 use crate::error::{Error, Result};
-use crate::id::{BlobId, Id, IndexId, SnapshotId, TreeId};
+use crate::id::{BlobId, Id, IndexId, PackId, SnapshotId, TreeId};
 use crate::index::{IndexFile, IndexPack};
 use crate::ops::packer::Packer;
 use crate::repository::Repository;
@@ -172,7 +172,9 @@ pub fn snapshot(
         .stack_size(WALK_STACK)
         .build()
         .map_err(|e| Error::InvalidInput(format!("cannot start walker threads: {e}")))?;
-    run.execute(repo, |walker| {
+    // Blobs found missing from storage at the end are stored again by a
+    // second walk (with the index corrected): the source is still there.
+    run.execute(repo, true, |walker| {
         pool.install(|| walker.archive_root(&root, parent_root.as_ref()))
     })
 }
@@ -201,7 +203,8 @@ pub fn snapshot_stream(
         paths: vec![serde_bytes::ByteBuf::from(format!("/{name}").into_bytes())],
         parent: None,
     };
-    run.execute(repo, |walker| {
+    // A stream cannot be read twice: missing blobs fail the snapshot.
+    run.execute(repo, false, |walker| {
         let (content, size) = walker
             .archive_stream(reader)
             .map_err(|e| Error::source(format!("/{name}"), e))?;
@@ -226,11 +229,15 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// Starts the workers and the packer, runs `walk` on this thread, then
-    /// writes the index and the snapshot file.
+    /// writes the index and the snapshot file. When packs the walk
+    /// deduplicated against turn out to be missing from storage, the walk
+    /// runs once more if `rewalk` (storing those blobs again), else the
+    /// snapshot fails.
     fn execute(
         self,
         repo: &mut Repository,
-        walk: impl FnOnce(&mut Walker<'_, '_>) -> Result<TreeId>,
+        rewalk: bool,
+        mut walk: impl FnMut(&mut Walker<'_, '_>) -> Result<TreeId>,
     ) -> Result<SnapshotOutcome> {
         let started = Instant::now();
         let options = self.options;
@@ -241,30 +248,41 @@ impl Run<'_> {
             options.threads
         };
         let checkpoint = options.checkpoint_interval.unwrap_or(CHECKPOINT_INTERVAL);
-        let repo_ref: &Repository = repo;
         let progress = self.progress;
-        let filter = self.filter;
-        let (walked, packed) = pipeline(repo_ref, threads, checkpoint, |jobs| {
-            let shared = Shared {
-                repo: repo_ref,
-                queued: Mutex::new(HashSet::new()),
-                jobs: (!options.dry_run).then_some(jobs),
-                progress,
-                filter,
-                names: Mutex::new(Names::default()),
-                chunkers: Mutex::new(Vec::new()),
-            };
-            let mut walker = Walker::new(&shared);
-            walk(&mut walker).map(|tree| (tree, walker.summary, walker.warnings))
-        });
-        // A failed store stops the walker too; report the store's error,
-        // which is the cause, rather than the walker's closed channel.
-        let packed = packed?;
-        let (tree, mut summary, warnings) = walked?;
-        let stored_bytes = packed.stored_bytes;
-        if !options.dry_run {
-            index_packs(repo, tree, packed, "snapshot")?;
-        }
+        let filter = &self.filter;
+        let mut attempts = 0;
+        let (tree, mut summary, warnings, stored_bytes) = loop {
+            attempts += 1;
+            let repo_ref: &Repository = repo;
+            let (walked, packed) = pipeline(repo_ref, threads, checkpoint, |jobs| {
+                let shared = Shared {
+                    repo: repo_ref,
+                    queued: Mutex::new(HashSet::new()),
+                    jobs: (!options.dry_run).then_some(jobs),
+                    progress,
+                    filter,
+                    names: Mutex::new(Names::default()),
+                    chunkers: Mutex::new(Vec::new()),
+                };
+                let mut walker = Walker::new(&shared);
+                walk(&mut walker).map(|tree| (tree, walker.summary, walker.warnings, walker.packs))
+            });
+            // A failed store stops the walker too; report the store's error,
+            // which is the cause, rather than the walker's closed channel.
+            let packed = packed?;
+            let (tree, summary, warnings, packs) = walked?;
+            let stored_bytes = packed.stored_bytes;
+            if !options.dry_run {
+                let indexed = index_packs(repo, tree, packed, Some(packs), "snapshot")?;
+                if !indexed.missing.is_empty() {
+                    if rewalk && attempts == 1 {
+                        continue;
+                    }
+                    return Err(missing_packs(repo, &indexed.missing, "snapshot"));
+                }
+            }
+            break (tree, summary, warnings, stored_bytes);
+        };
         summary.bytes_stored = stored_bytes;
         summary.errors = warnings
             .iter()
@@ -274,7 +292,7 @@ impl Run<'_> {
         let snapshot = Snapshot {
             time,
             tree,
-            paths: self.paths,
+            paths: self.paths.clone(),
             hostname: options.hostname.clone(),
             username: options.username.clone(),
             tags: options.tags.clone(),
@@ -330,18 +348,33 @@ pub(crate) fn pipeline<T>(
     })
 }
 
+/// What [`index_packs`] did.
+pub(crate) struct Indexed {
+    /// The index files the run wrote.
+    pub files: Vec<IndexId>,
+    /// Packs the snapshot's blobs were found in that storage does not
+    /// list, whose blobs no other pack holds: the snapshot must not be
+    /// saved as it is. Empty when all is well.
+    pub missing: Vec<PackId>,
+}
+
 /// Indexes the packs a run stored for a snapshot whose root tree is
 /// `root`, once no concurrent prune endangers what it references
-/// ([`confirm_references`]); after this the snapshot file may be written
-/// (§7.6 of the format). `rerun` names the command to repeat if a prune
-/// removed data it needs. Returns the index files the run wrote.
+/// ([`confirm_references`]), and checks that every pack its blobs live in
+/// is in a storage listing taken now ([`confirm_present`]); after this the
+/// snapshot file may be written (§7.6 of the format) unless
+/// [`Indexed::missing`] says otherwise. `referenced` are the packs the walk
+/// found the snapshot's blobs in (`None`: find them through the trees).
+/// `rerun` names the command to repeat if a prune removed data it needs.
 pub(crate) fn index_packs(
     repo: &mut Repository,
     root: TreeId,
     mut packed: Packed,
+    referenced: Option<HashSet<PackId>>,
     rerun: &str,
-) -> Result<Vec<IndexId>> {
-    let rescued = confirm_references(repo, root, &packed.checkpoints, &packed.unsaved, rerun)?;
+) -> Result<Indexed> {
+    let (rescued, reloaded) =
+        confirm_references(repo, root, &packed.checkpoints, &packed.unsaved, rerun)?;
     packed.unsaved.extend(rescued.iter().cloned());
     packed.all.extend(rescued);
     let mut written = packed.checkpoints;
@@ -359,7 +392,107 @@ pub(crate) fn index_packs(
         index.finish();
     }
     repo.note_index_files(&written);
-    Ok(written)
+    // After a reload the walk's packs may no longer be where the blobs are.
+    let mut referenced = referenced.filter(|_| !reloaded);
+    if let Some(packs) = &mut referenced {
+        packs.extend(packed.all.iter().map(|p| p.id));
+    }
+    let missing = confirm_present(repo, root, referenced)?;
+    Ok(Indexed {
+        files: written,
+        missing,
+    })
+}
+
+/// Packs one storage listing per kind does not show, among those the
+/// snapshot's blobs live in (`referenced`, or found through the trees
+/// from `root`). A missing pack is dropped from the in-memory index, so
+/// that another copy of its blobs is used where one exists; returned are
+/// the missing packs whose blobs are not all held elsewhere. No success is
+/// so built on a replayed index file, a listing that lied earlier, or a
+/// pack deleted under a running snapshot (§7.6 of the format).
+fn confirm_present(
+    repo: &mut Repository,
+    root: TreeId,
+    referenced: Option<HashSet<PackId>>,
+) -> Result<Vec<PackId>> {
+    let mut listed: HashMap<PackId, u64> = HashMap::new();
+    for kind in [BlobKind::Data, BlobKind::Tree] {
+        for entry in repo.backend().list(kind.file_kind())? {
+            if let Some(id) = Id::from_hex(&entry.name) {
+                listed.insert(PackId(id), entry.size);
+            }
+        }
+    }
+    let mut referenced = match referenced {
+        Some(packs) => packs,
+        None => packs_of(repo, root)?.0,
+    };
+    let mut absent: HashSet<PackId> = HashSet::new();
+    // Each round drops the absent packs and looks again: another copy of a
+    // blob may itself be in a pack that is gone.
+    for _ in 0..CONFIRM_ATTEMPTS {
+        // A pack of another size than indexed (truncated) counts as gone.
+        let sizes: HashMap<PackId, u64> = repo.index().packs().map(|p| (p.id, p.size)).collect();
+        let new: Vec<PackId> = referenced
+            .iter()
+            .filter(|p| listed.get(p) != sizes.get(p) && !absent.contains(p))
+            .copied()
+            .collect();
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        absent.extend(new);
+        // This run's packs are in index files already: the in-memory index
+        // loses nothing by being rebuilt from storage.
+        let (mut index, read) = repo.read_index()?;
+        index.retain_packs(|p| !absent.contains(&p.id));
+        index.finish();
+        repo.replace_index(index, read);
+        let (packs, unindexed) = packs_of(repo, root)?;
+        if unindexed {
+            let mut missing: Vec<PackId> = absent.into_iter().collect();
+            missing.sort();
+            return Ok(missing);
+        }
+        referenced = packs;
+    }
+    let mut missing: Vec<PackId> = absent.into_iter().collect();
+    missing.sort();
+    Ok(missing)
+}
+
+/// The packs holding the blobs reachable from `root`, and whether some
+/// blob is in none.
+fn packs_of(repo: &Repository, root: TreeId) -> Result<(HashSet<PackId>, bool)> {
+    let mut packs = HashSet::new();
+    let mut unindexed = false;
+    crate::ops::prune::visit_blobs(repo, [root], None, |kind, id, position| {
+        match position.and_then(|_| repo.index().get(kind, &id)) {
+            Some(loc) => {
+                packs.insert(loc.pack);
+            }
+            None => unindexed = true,
+        }
+        Ok(())
+    })?;
+    Ok((packs, unindexed))
+}
+
+/// The error of a snapshot (or copy) that found packs it needs missing.
+pub(crate) fn missing_packs(repo: &Repository, missing: &[PackId], rerun: &str) -> Error {
+    let names: Vec<String> = missing.iter().take(3).map(PackId::to_hex).collect();
+    let more = missing.len().saturating_sub(names.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    Error::Conflict(format!(
+        "{rerun} not saved: pack(s) {}{more}, which hold data it needs, are missing from the storage of repository {} although the index lists them; run the {rerun} again (it stores that data anew), and run arca check",
+        names.join(", "),
+        repo.location()
+    ))
 }
 
 /// The parent: the one asked for, or the newest snapshot of the same host
@@ -404,10 +537,11 @@ fn confirm_references(
     checkpoints: &[IndexId],
     unsaved: &[IndexPack],
     rerun: &str,
-) -> Result<Vec<IndexPack>> {
+) -> Result<(Vec<IndexPack>, bool)> {
     let mut known: HashSet<IndexId> = repo.loaded_index_files().iter().copied().collect();
     known.extend(checkpoints.iter().copied());
     let mut rescued: Vec<IndexPack> = Vec::new();
+    let mut reloaded = false;
     for _ in 0..CONFIRM_ATTEMPTS {
         let listed: HashSet<IndexId> = repo
             .backend()
@@ -416,7 +550,7 @@ fn confirm_references(
             .filter_map(|e| Id::from_hex(&e.name).map(IndexId))
             .collect();
         if only_additions(repo, &known, &listed)? {
-            return Ok(rescued);
+            return Ok((rescued, reloaded));
         }
         let ours: Vec<&IndexPack> = unsaved.iter().chain(&rescued).collect();
         for pack in &ours {
@@ -435,6 +569,7 @@ fn confirm_references(
         }
         index.finish();
         repo.replace_index(index, read);
+        reloaded = true;
         let mut endangered = Vec::new();
         let mut seen = HashSet::new();
         let location = repo.location();
@@ -455,7 +590,7 @@ fn confirm_references(
             Ok(())
         })?;
         if endangered.is_empty() {
-            return Ok(rescued);
+            return Ok((rescued, reloaded));
         }
         rescued.extend(copy_blobs(repo, &endangered, rerun)?);
         known = listed;
@@ -478,7 +613,13 @@ pub(crate) fn only_additions(
         return Ok(false);
     }
     for id in listed.difference(known) {
-        match repo.read_index_file(&id.to_hex()) {
+        let name = id.to_hex();
+        if repo.is_damaged(arca_backend::FileKind::Index, &name) {
+            // Skipped when the index was loaded; its packs were found by
+            // their headers then.
+            continue;
+        }
+        match repo.read_index_file(&name) {
             Ok((_, file)) => {
                 if !file.supersedes.is_empty() || file.packs.iter().any(|p| p.marked.is_some()) {
                     return Ok(false);
@@ -487,6 +628,8 @@ pub(crate) fn only_additions(
             Err(Error::Storage(e)) if e.kind() == arca_backend::ErrorKind::NotFound => {
                 return Ok(false);
             }
+            // Damaged since the index was loaded: reloading it copes.
+            Err(Error::Corrupt { .. }) => return Ok(false),
             Err(e) => return Err(e),
         }
     }
@@ -640,7 +783,7 @@ struct Shared<'a> {
     /// `None` in a dry run: nothing is stored.
     jobs: Option<Sender<Job>>,
     progress: &'a Progress,
-    filter: Filter,
+    filter: &'a Filter,
     names: Mutex<Names>,
     /// Idle chunkers: each holds a buffer of two maximum chunks, reused
     /// rather than allocated per file; at most one per busy walker exists.
@@ -653,6 +796,8 @@ struct Walker<'s, 'a> {
     shared: &'s Shared<'a>,
     summary: Summary,
     warnings: Vec<Warning>,
+    /// The packs holding the blobs it referenced without storing them.
+    packs: HashSet<PackId>,
 }
 
 /// A subdirectory waiting for its walk.
@@ -687,6 +832,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             shared,
             summary: Summary::default(),
             warnings: Vec::new(),
+            packs: HashSet::new(),
         }
     }
 
@@ -799,21 +945,22 @@ impl<'s, 'a> Walker<'s, 'a> {
             }
         }
         let shared = self.shared;
-        let walked: Vec<Result<(TreeId, Summary, Vec<Warning>)>> = {
+        let walked: Vec<Result<(TreeId, Walker<'s, 'a>)>> = {
             use rayon::prelude::*;
             subdirs
                 .par_iter()
                 .map(|sub| {
                     let mut walker = Walker::new(shared);
                     let tree = walker.archive_dir(&sub.path, sub.parent.as_ref())?;
-                    Ok((tree, walker.summary, walker.warnings))
+                    Ok((tree, walker))
                 })
                 .collect()
         };
         for (mut sub, result) in subdirs.into_iter().zip(walked) {
-            let (subtree, summary, warnings) = result?;
-            self.summary.add(&summary);
-            self.warnings.extend(warnings);
+            let (subtree, walker) = result?;
+            self.summary.add(&walker.summary);
+            self.warnings.extend(walker.warnings);
+            self.packs.extend(walker.packs);
             sub.node.subtree = Some(subtree);
             self.count_dir(sub.before, subtree);
             slots[sub.slot] = Some(sub.node);
@@ -897,7 +1044,7 @@ impl<'s, 'a> Walker<'s, 'a> {
 
     /// The parent's content list, if the file is unchanged since and all of
     /// its blobs are still in the repository.
-    fn unchanged_content(&self, node: &Node, before: Option<&Node>) -> Option<Vec<BlobId>> {
+    fn unchanged_content(&mut self, node: &Node, before: Option<&Node>) -> Option<Vec<BlobId>> {
         let p = before?;
         let same = p.kind == NodeKind::File
             && p.size == node.size
@@ -905,13 +1052,19 @@ impl<'s, 'a> Walker<'s, 'a> {
             && p.ctime == node.ctime
             && p.inode == node.inode
             && p.device == node.device;
-        let present = || {
-            p.content.iter().all(|id| {
-                self.shared.repo.index().usable(BlobKind::Data, &id.id())
-                    || lock(&self.shared.queued).contains(&(BlobKind::Data, id.id()))
-            })
-        };
-        (same && present()).then(|| p.content.clone())
+        if !same {
+            return None;
+        }
+        let mut packs = Vec::with_capacity(p.content.len());
+        for id in &p.content {
+            match self.shared.repo.index().get(BlobKind::Data, &id.id()) {
+                Some(loc) if !loc.marked => packs.push(loc.pack),
+                _ if lock(&self.shared.queued).contains(&(BlobKind::Data, id.id())) => {}
+                _ => return None,
+            }
+        }
+        self.packs.extend(packs);
+        Some(p.content.clone())
     }
 
     /// Chunks a file; `None` (with a warning) when it cannot be read.
@@ -1001,8 +1154,14 @@ impl<'s, 'a> Walker<'s, 'a> {
     }
 
     /// True (once) for a blob neither the index nor this run has.
-    fn is_new(&self, kind: BlobKind, id: Id) -> bool {
-        !self.shared.repo.index().usable(kind, &id) && lock(&self.shared.queued).insert((kind, id))
+    fn is_new(&mut self, kind: BlobKind, id: Id) -> bool {
+        if let Some(loc) = self.shared.repo.index().get(kind, &id)
+            && !loc.marked
+        {
+            self.packs.insert(loc.pack);
+            return false;
+        }
+        lock(&self.shared.queued).insert((kind, id))
     }
 
     /// Sends a new blob to the sealing workers (none in a dry run) and

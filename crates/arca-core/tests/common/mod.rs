@@ -212,16 +212,27 @@ pub fn full_check(memory: &MemoryBackend) -> arca_core::CheckReport {
 }
 
 /// Restores `snapshot` into `target` with default options.
+/// Restores with the default options; a restore that names damaged
+/// paths (and restored the rest) is an error here, made of the problems.
 pub fn restore(
     repo: &Repository,
     snapshot: &arca_core::Snapshot,
     target: &std::path::Path,
 ) -> arca_core::Result<arca_core::RestoreSummary> {
-    arca_core::restore(
+    let summary = arca_core::restore(
         repo,
         snapshot,
         target,
         &arca_core::RestoreOptions::default(),
         &arca_core::RestoreProgress::default(),
-    )
+    )?;
+    if summary.damaged.is_empty() {
+        return Ok(summary);
+    }
+    let problems: Vec<String> = summary
+        .damaged
+        .iter()
+        .map(|d| format!("{}: {}", d.path, d.problem))
+        .collect();
+    Err(arca_core::Error::InvalidInput(problems.join("; ")))
 }

@@ -47,7 +47,12 @@ fn repository_with_snapshot() -> (MemoryBackend, tempfile::TempDir) {
 fn read_everything(backend: &MemoryBackend) -> arca_core::Result<()> {
     let mut repo = Repository::open(Arc::new(backend.clone()), PASSWORD)?;
     repo.load_index()?;
-    for (_, snapshot) in repo.snapshots()? {
+    let snapshots = repo.snapshots()?;
+    // Damaged index and snapshot files are skipped, and recorded as such.
+    if let Some(damaged) = repo.damaged().first() {
+        return Err(arca_core::Error::InvalidInput(damaged.problem.clone()));
+    }
+    for (_, snapshot) in snapshots {
         arca_core::walk(
             &repo,
             &snapshot.tree,
