@@ -5,6 +5,7 @@
 
 mod util;
 
+mod bad_day;
 mod basics;
 mod browse;
 mod check;

@@ -314,6 +314,21 @@ fn open_sftp(repo: &str, _: &str) -> Result<Arc<dyn Backend>> {
     bail!("repository {repo}: this build of arca has no SFTP support (cargo feature sftp)")
 }
 
+/// Warns, once per object and even when quiet, about a damaged snapshot or
+/// index file that the command leaves out, with the repair that removes it.
+fn warn_damaged(damaged: &arca_core::Damaged) {
+    let remedy = match damaged.kind {
+        arca_backend::FileKind::Index => {
+            "its packs are read from their own headers; run arca repair index"
+        }
+        _ => "it is skipped; run arca repair snapshots --forget",
+    };
+    eprintln!(
+        "arca: warning: {}; {remedy}",
+        crate::output::sanitize(&damaged.problem)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Config, Profile, cache_dir, password_source};
@@ -429,19 +444,4 @@ mod tests {
         );
         assert_eq!(from(&[]), None);
     }
-}
-
-/// Warns, once per object and even when quiet, about a damaged snapshot or
-/// index file that the command leaves out, with the repair that removes it.
-fn warn_damaged(damaged: &arca_core::Damaged) {
-    let remedy = match damaged.kind {
-        arca_backend::FileKind::Index => {
-            "its packs are read from their own headers; run arca repair index"
-        }
-        _ => "it is skipped; run arca repair snapshots --forget",
-    };
-    eprintln!(
-        "arca: warning: {}; {remedy}",
-        crate::output::sanitize(&damaged.problem)
-    );
 }

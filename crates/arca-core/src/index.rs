@@ -235,6 +235,8 @@ pub struct Index {
     /// Per pack, parallel to `packs`: the number of the file in `files`
     /// that listed it, or [`NO_FILE`].
     sources: Vec<u32>,
+    /// Blobs [`Index::finish`] found in more than one unmarked pack.
+    duplicates: usize,
 }
 
 const NO_FILE: u32 = u32::MAX;
@@ -339,6 +341,11 @@ impl Index {
                     .cmp(&packs[b.pack as usize].marked)
             })
         });
+        self.duplicates = self
+            .entries
+            .windows(2)
+            .filter(|w| w[0].key() == w[1].key() && !packs[w[1].pack as usize].marked)
+            .count();
         self.entries.dedup_by_key(|e| e.key());
         self.entries.shrink_to_fit();
         self.buckets.clear();
@@ -358,11 +365,11 @@ impl Index {
     pub(crate) fn retain_packs(&mut self, keep: impl Fn(&PackInfo) -> bool) {
         let mut renumber = vec![u32::MAX; self.packs.len()];
         let mut kept = 0;
-        for i in 0..self.packs.len() {
+        for (i, number) in renumber.iter_mut().enumerate() {
             if keep(&self.packs[i]) {
                 self.packs[kept] = self.packs[i];
                 self.sources[kept] = self.sources[i];
-                renumber[i] = kept as u32;
+                *number = kept as u32;
                 kept += 1;
             }
         }
@@ -401,6 +408,13 @@ impl Index {
             e.pack = renumber[e.pack as usize];
             e.pack != u32::MAX
         });
+    }
+
+    /// How many blobs [`Index::finish`] found in more than one pack not
+    /// marked for deletion: of those copies it kept one, which may be in a
+    /// pack that storage no longer has (an index file put back, say).
+    pub fn unmarked_duplicates(&self) -> usize {
+        self.duplicates
     }
 
     /// The position of a blob among the distinct blobs (`0..len()`).

@@ -221,8 +221,21 @@ impl Repository {
     /// that another present file supersedes, and damaged ones: see
     /// [`Repository::read_index`]).
     pub fn load_index(&mut self) -> Result<()> {
-        let (mut index, files) = self.read_index()?;
+        let (mut index, mut files) = self.read_index()?;
         index.finish();
+        if index.unmarked_duplicates() > 0 {
+            // Of two copies the index may have kept one in a pack that is
+            // gone (an old index file put back): only copies in packs that
+            // storage lists may answer. Costs one listing per pack kind,
+            // and only while such copies exist (a prune removes them).
+            let present = self.listed_packs()?;
+            if index.packs().any(|p| !present.contains_key(&p.id)) {
+                let (mut again, read) = self.read_index()?;
+                again.retain_packs(|p| present.contains_key(&p.id));
+                again.finish();
+                (index, files) = (again, read);
+            }
+        }
         self.index = index;
         self.index_files = files;
         self.index_loaded = true;
@@ -263,6 +276,19 @@ impl Repository {
             }
             Ok((index, read.into_iter().flatten().collect()))
         })
+    }
+
+    /// Every pack in storage, with its size: one listing per pack kind.
+    pub(crate) fn listed_packs(&self) -> Result<std::collections::HashMap<PackId, u64>> {
+        let mut listed = std::collections::HashMap::new();
+        for kind in [FileKind::Data, FileKind::Tree] {
+            for entry in self.backend.list(kind)? {
+                if let Some(id) = Id::from_hex(&entry.name) {
+                    listed.insert(PackId(id), entry.size);
+                }
+            }
+        }
+        Ok(listed)
     }
 
     /// Reads and decodes every index file present, leaving out (and

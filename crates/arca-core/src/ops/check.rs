@@ -265,7 +265,7 @@ fn check_packs_exist(
                 }
                 report
                     .errors
-                    .push(problem(object, "is in the index but missing from storage"));
+                    .push(problem(object, "is in the index but missing from storage (run arca repair index, then arca repair snapshots --forget)"));
             }
             Some(size) if size != pack.size => report.errors.push(problem(
                 object,

@@ -787,6 +787,9 @@ fn remove(repo: &Repository, kind: FileKind, name: &str) -> Result<()> {
     }
 }
 
+/// A pack left out of a repack, and why.
+type Skipped = (PackId, Error);
+
 /// Copies the used blobs of the packs to repack into new packs, still
 /// sealed, and stores them; returns their index listings, and the packs
 /// left alone because they are damaged (with why).
@@ -794,7 +797,7 @@ fn repack(
     repo: &Repository,
     plan: &PrunePlan,
     progress: Option<&PruneProgress>,
-) -> Result<(Vec<IndexPack>, Vec<(PackId, Error)>)> {
+) -> Result<(Vec<IndexPack>, Vec<Skipped>)> {
     let mut damaged = Vec::new();
     let mut packer = Packer::new(repo);
     let mut stored = Vec::new();

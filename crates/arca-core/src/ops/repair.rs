@@ -333,24 +333,24 @@ pub fn repair_packs(
     // Packs found by their headers (a damaged index file described them).
     let listed: HashSet<PackId> = packs.iter().map(|p| p.id).collect();
     for info in index.packs() {
-        if !dropped.contains(&info.id) && !listed.contains(&info.id) {
-            if let Some((_, name, size)) = stored.get(&info.id)
-                && let Ok(blobs) = pack::read_header_ranged(
-                    repo.backend(),
-                    repo.key(),
-                    info.kind.file_kind(),
-                    name,
-                    *size,
-                )
-            {
-                packs.push(IndexPack {
-                    id: info.id,
-                    kind: info.kind.to_byte(),
-                    size: *size,
-                    blobs,
-                    marked: None,
-                });
-            }
+        if !dropped.contains(&info.id)
+            && !listed.contains(&info.id)
+            && let Some((_, name, size)) = stored.get(&info.id)
+            && let Ok(blobs) = pack::read_header_ranged(
+                repo.backend(),
+                repo.key(),
+                info.kind.file_kind(),
+                name,
+                *size,
+            )
+        {
+            packs.push(IndexPack {
+                id: info.id,
+                kind: info.kind.to_byte(),
+                size: *size,
+                blobs,
+                marked: None,
+            });
         }
     }
     packs.extend(new_packs);

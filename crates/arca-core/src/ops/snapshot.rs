@@ -416,14 +416,7 @@ fn confirm_present(
     root: TreeId,
     referenced: Option<HashSet<PackId>>,
 ) -> Result<Vec<PackId>> {
-    let mut listed: HashMap<PackId, u64> = HashMap::new();
-    for kind in [BlobKind::Data, BlobKind::Tree] {
-        for entry in repo.backend().list(kind.file_kind())? {
-            if let Some(id) = Id::from_hex(&entry.name) {
-                listed.insert(PackId(id), entry.size);
-            }
-        }
-    }
+    let listed = repo.listed_packs()?;
     let mut referenced = match referenced {
         Some(packs) => packs,
         None => packs_of(repo, root)?.0,

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod absent;
 mod copy;
 mod damage;
 mod fault_sweep;
