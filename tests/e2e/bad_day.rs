@@ -122,7 +122,7 @@ fn restore_and_compare(scene: &Scene, id: &str, expected: &Path) -> Restored {
     let mut named_files = BTreeSet::new();
     let mut named_dirs = BTreeSet::new();
     if let Ok(doc) = serde_json::from_slice::<Value>(&out.stdout) {
-        for d in doc["damaged"].as_array().unwrap() {
+        for d in doc["damaged"].as_array().into_iter().flatten() {
             let path = d["path"].as_str().unwrap().to_string();
             match d["kind"].as_str().unwrap() {
                 "file" => {
@@ -469,6 +469,7 @@ fn a_deleted_data_pack() {
 
     assert_listing(&scene, 3);
     assert!(restore_old_snapshots(&scene, None) >= 1);
+    assert_dump_and_drill_name_the_damage(&scene);
     assert_check_names(&scene, false, &name);
     // The new snapshot finds the pack gone before it saves anything and
     // stores that data anew.
@@ -479,6 +480,35 @@ fn a_deleted_data_pack() {
         &[&["repair", "index"], &["repair", "snapshots", "--forget"]],
     );
     assert_new_snapshot_restores(&scene);
+}
+
+/// For a snapshot that lost a file: `dump` of that file exits 1 naming it,
+/// and `drill` reports it among its errors.
+fn assert_dump_and_drill_name_the_damage(scene: &Scene) {
+    let (id, copy) = scene
+        .versions
+        .iter()
+        .find(|(id, copy)| !restore_and_compare(scene, id, copy).named_files.is_empty())
+        .expect("some snapshot lost a file");
+    let file = restore_and_compare(scene, id, copy)
+        .named_files
+        .into_iter()
+        .next()
+        .unwrap();
+    let out = scene.env.run(&["dump", id, &file]);
+    let stderr = expect_failure(&out, 1);
+    assert!(
+        stderr.contains(&file) && stderr.contains("damaged"),
+        "{stderr}"
+    );
+    let out = scene.env.run(&["--json", "drill", id]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("damaged:") && errors.contains(&file),
+        "{errors}"
+    );
 }
 
 #[test]

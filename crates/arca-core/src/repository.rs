@@ -18,6 +18,15 @@ use crate::pack::{FinishedPack, PackBody, PackEntry};
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 
+/// One snapshot file as a listing found it.
+enum Loaded {
+    /// Removed since the listing, or damaged (recorded).
+    Gone,
+    Ok(SnapshotId, Snapshot),
+    /// Decodes, but its tree is not in the loaded index.
+    TreeUnindexed(SnapshotId, Snapshot),
+}
+
 /// Who is creating a key: recorded in the key file.
 #[derive(Clone, Debug, Default)]
 pub struct Owner {
@@ -225,13 +234,17 @@ impl Repository {
         index.finish();
         if index.unmarked_duplicates() > 0 {
             // Of two copies the index may have kept one in a pack that is
-            // gone (an old index file put back): only copies in packs that
-            // storage lists may answer. Costs one listing per pack kind,
+            // gone (an old index file put back, or a pack a snapshot found
+            // missing and stored again): only copies in packs that storage
+            // lists may answer. Costs one listing per pack kind,
             // and only while such copies exist (a prune removes them).
-            let present = self.listed_packs()?;
-            if index.packs().any(|p| !present.contains_key(&p.id)) {
+            // A pack of another size than indexed (truncated) counts as
+            // gone too.
+            let listed = self.listed_packs()?;
+            let present = |p: &PackInfo| listed.get(&p.id) == Some(&p.size);
+            if index.packs().any(|p| !present(&p)) {
                 let (mut again, read) = self.read_index()?;
-                again.retain_packs(|p| present.contains_key(&p.id));
+                again.retain_packs(present);
                 again.finish();
                 (index, files) = (again, read);
             }
@@ -438,31 +451,85 @@ impl Repository {
 
     fn list_snapshots(&self, need_tree: bool) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let entries = self.backend.list(FileKind::Snapshot)?;
-        let loaded: Vec<Option<(SnapshotId, Snapshot)>> = entries
+        let loaded: Vec<Loaded> = entries
             .par_iter()
-            .map(|entry| self.load_healthy_snapshot(&entry.name, need_tree))
+            .map(|entry| self.load_listed_snapshot(&entry.name, need_tree))
             .collect::<Result<_>>()?;
+        let mut newer: Option<Index> = None;
+        let mut loaded_ok = Vec::with_capacity(loaded.len());
+        for item in loaded {
+            match item {
+                Loaded::Gone => {}
+                Loaded::Ok(id, snap) => loaded_ok.push(Some((id, snap))),
+                Loaded::TreeUnindexed(id, snap) => {
+                    // Saved after the index was loaded? Its writer stored
+                    // the index file first (§7.6): look there before
+                    // calling it damaged.
+                    let newer = match &mut newer {
+                        Some(index) => index,
+                        none => none.insert(self.index_of_newer_files()?),
+                    };
+                    if newer.contains(BlobKind::Tree, &snap.tree.id()) {
+                        loaded_ok.push(Some((id, snap)));
+                    } else {
+                        let name = id.to_hex();
+                        let problem = Error::corrupt(
+                            format!("snapshot {name}"),
+                            format!("its tree {} is not in the index", snap.tree),
+                        );
+                        self.note_damage(FileKind::Snapshot, &name, problem.to_string());
+                    }
+                }
+            }
+        }
+        let loaded = loaded_ok;
         let mut snaps: Vec<(SnapshotId, Snapshot)> = loaded.into_iter().flatten().collect();
         snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok(snaps)
     }
 
-    /// Loads one snapshot file for a listing: `None` when it is gone or
+    /// Loads one snapshot file for a listing: `Gone` when it is gone or
     /// damaged (then recorded).
-    fn load_healthy_snapshot(
-        &self,
-        name: &str,
-        need_tree: bool,
-    ) -> Result<Option<(SnapshotId, Snapshot)>> {
-        match self.load_snapshot_checked(name, need_tree) {
-            Err(Error::Storage(e)) if e.kind() == BackendErrorKind::NotFound => Ok(None),
+    fn load_listed_snapshot(&self, name: &str, need_tree: bool) -> Result<Loaded> {
+        match self.load_snapshot_named(name) {
+            Err(Error::Storage(e)) if e.kind() == BackendErrorKind::NotFound => Ok(Loaded::Gone),
             Err(e @ Error::Corrupt { .. }) => {
                 self.note_damage(FileKind::Snapshot, name, e.to_string());
-                Ok(None)
+                Ok(Loaded::Gone)
             }
             Err(e) => Err(e),
-            Ok(loaded) => Ok(Some(loaded)),
+            Ok((id, snap))
+                if need_tree
+                    && self.index_loaded
+                    && !self.index.contains(BlobKind::Tree, &snap.tree.id()) =>
+            {
+                Ok(Loaded::TreeUnindexed(id, snap))
+            }
+            Ok((id, snap)) => Ok(Loaded::Ok(id, snap)),
         }
+    }
+
+    /// The index files present that were not read when the index was
+    /// loaded, as an index of their own.
+    fn index_of_newer_files(&self) -> Result<Index> {
+        let known: std::collections::HashSet<IndexId> = self.index_files.iter().copied().collect();
+        let mut index = Index::default();
+        for entry in self.backend.list(FileKind::Index)? {
+            let Some(id) = Id::from_hex(&entry.name).map(IndexId) else {
+                continue;
+            };
+            if known.contains(&id) {
+                continue;
+            }
+            match self.read_index_file(&entry.name) {
+                Ok((_, file)) => index.add_file(&file),
+                Err(Error::Storage(e)) if e.kind() == BackendErrorKind::NotFound => {}
+                Err(Error::Corrupt { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        index.finish();
+        Ok(index)
     }
 
     /// Reads one snapshot by id.
@@ -471,25 +538,10 @@ impl Repository {
     }
 
     fn load_snapshot_named(&self, name: &str) -> Result<(SnapshotId, Snapshot)> {
-        self.load_snapshot_checked(name, true)
-    }
-
-    /// Reads and decodes a snapshot file; with `need_tree` (and the index
-    /// loaded), one whose tree is not indexed is damaged too.
-    fn load_snapshot_checked(&self, name: &str, need_tree: bool) -> Result<(SnapshotId, Snapshot)> {
         let object = format!("snapshot {name}");
         let id = Id::from_hex(name).ok_or_else(|| Error::corrupt(&object, "name is not an id"))?;
         let bytes = self.read_verified(FileKind::Snapshot, name, MAX_SNAPSHOT_LEN)?;
         let snapshot = Snapshot::decode(&bytes, &self.key, &object)?;
-        if need_tree
-            && self.index_loaded
-            && !self.index.contains(BlobKind::Tree, &snapshot.tree.id())
-        {
-            return Err(Error::corrupt(
-                object,
-                format!("its tree {} is not in the index", snapshot.tree),
-            ));
-        }
         Ok((SnapshotId(id), snapshot))
     }
 

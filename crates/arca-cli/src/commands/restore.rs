@@ -70,6 +70,15 @@ pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
     }
     let restored_files = summary.files;
     let damaged_count = summary.damaged.len();
+    let mut named: Vec<String> = summary
+        .damaged
+        .iter()
+        .take(3)
+        .map(|d| output::sanitize(&d.path))
+        .collect();
+    if damaged_count > named.len() {
+        named.push(format!("and {} more", damaged_count - named.len()));
+    }
     let exit = if damaged_count == 0 {
         crate::exit::SUCCESS
     } else {
@@ -94,7 +103,8 @@ pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
     }
     if damaged_count > 0 {
         eprintln!(
-            "arca: restored {restored_files} files; {damaged_count} damaged (listed above); run arca check --read-data"
+            "arca: restored {restored_files} files; {damaged_count} damaged: {}; run arca check --read-data",
+            named.join(", ")
         );
     }
     Ok(exit)
