@@ -230,7 +230,7 @@ impl Repository {
     /// that another present file supersedes, and damaged ones: see
     /// [`Repository::read_index`]).
     pub fn load_index(&mut self) -> Result<()> {
-        let (mut index, mut files) = self.read_index()?;
+        let (mut index, files) = self.read_index()?;
         index.finish();
         if index.unmarked_duplicates() > 0 {
             // Of two copies the index may have kept one in a pack that is
@@ -240,18 +240,10 @@ impl Repository {
             // and only while such copies exist (a prune removes them).
             // A pack of another size than indexed (truncated) counts as
             // gone too.
-            let listed = self.listed_packs()?;
-            let present = |p: &PackInfo| listed.get(&p.id) == Some(&p.size);
-            if index.packs().any(|p| !present(&p)) {
-                let (mut again, read) = self.read_index()?;
-                again.retain_packs(present);
-                again.finish();
-                (index, files) = (again, read);
-            }
+            self.replace_index(index, files);
+            return self.forget_absent_packs();
         }
-        self.index = index;
-        self.index_files = files;
-        self.index_loaded = true;
+        self.replace_index(index, files);
         Ok(())
     }
 
@@ -289,6 +281,22 @@ impl Repository {
             }
             Ok((index, read.into_iter().flatten().collect()))
         })
+    }
+
+    /// Leaves out of the loaded index every pack that storage does not
+    /// list with its indexed size (one listing per pack kind); copies of
+    /// their blobs in other packs then answer, and the rest are unknown.
+    pub(crate) fn forget_absent_packs(&mut self) -> Result<()> {
+        let listed = self.listed_packs()?;
+        let present = |p: &PackInfo| listed.get(&p.id) == Some(&p.size);
+        if self.index.packs().all(|p| present(&p)) {
+            return Ok(());
+        }
+        let (mut index, read) = self.read_index()?;
+        index.retain_packs(present);
+        index.finish();
+        self.replace_index(index, read);
+        Ok(())
     }
 
     /// Every pack in storage, with its size: one listing per pack kind.

@@ -265,7 +265,10 @@ pub fn plan_prune(
     let started = Time::now().at;
     // Snapshots before the index: a snapshot saved after this listing
     // either had its index read below, or uses packs too young to touch.
-    let snapshots = repo.snapshots()?;
+    // Every snapshot that decodes counts, whatever the loaded index says of
+    // its tree: one whose tree cannot be found makes the plan delete
+    // nothing (below), never its data unused.
+    let snapshots = repo.decodable_snapshots()?;
     let files = repo.read_index_files()?;
     // Damaged index files are superseded too: what they described is read
     // from the packs' own headers below and goes into the new index.

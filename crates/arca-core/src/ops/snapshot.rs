@@ -203,6 +203,12 @@ pub fn snapshot_stream(
         paths: vec![serde_bytes::ByteBuf::from(format!("/{name}").into_bytes())],
         parent: None,
     };
+    // A stream cannot be read a second time: rely only on packs storage
+    // lists now, so that a pack gone since it was indexed costs nothing
+    // but storing its blobs again.
+    if !options.dry_run {
+        repo.forget_absent_packs()?;
+    }
     // A stream cannot be read twice: missing blobs fail the snapshot.
     run.execute(repo, false, |walker| {
         let (content, size) = walker
@@ -482,7 +488,7 @@ pub(crate) fn missing_packs(repo: &Repository, missing: &[PackId], rerun: &str) 
         String::new()
     };
     Error::Conflict(format!(
-        "{rerun} not saved: pack(s) {}{more}, which hold data it needs, are missing from the storage of repository {} although the index lists them; run the {rerun} again (it stores that data anew), and run arca check",
+        "{rerun} not saved: pack(s) {}{more}, which hold data it needs, are missing from the storage of repository {} although the index lists them; run the {rerun} again (run arca check, and arca repair index if they are still missing)",
         names.join(", "),
         repo.location()
     ))

@@ -14,8 +14,13 @@ use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::{ErrorKind, Progress, SnapshotOptions};
 use common::random;
 
-/// Stores `data` as the stream `/dump.sql`.
-fn stream_snapshot(memory: &MemoryBackend, data: &[u8]) -> arca_core::Result<()> {
+/// Stores `data` as the stream `/dump.sql`; `meanwhile` runs when the
+/// stream has ended, before anything refers to what was stored.
+fn stream_snapshot(
+    memory: &MemoryBackend,
+    data: &[u8],
+    meanwhile: impl Fn(&MemoryBackend),
+) -> arca_core::Result<arca_core::Snapshot> {
     let mut repo = common::open(Arc::new(memory.clone()), b"pw");
     let mut reader = data;
     arca_core::snapshot_stream(
@@ -23,10 +28,13 @@ fn stream_snapshot(memory: &MemoryBackend, data: &[u8]) -> arca_core::Result<()>
         &SnapshotOptions::default(),
         "dump.sql",
         &mut reader,
-        &mut || Ok(()),
+        &mut || {
+            meanwhile(memory);
+            Ok(())
+        },
         &Progress::default(),
     )
-    .map(drop)
+    .map(|outcome| outcome.snapshot)
 }
 
 fn data_packs(memory: &MemoryBackend) -> Vec<String> {
@@ -38,36 +46,57 @@ fn data_packs(memory: &MemoryBackend) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_snapshot_deduplicating_against_an_absent_pack_is_not_saved() {
-    let memory = common::init_memory(b"pw", &common::test_options());
-    let data = random(3 << 20, 11);
-    stream_snapshot(&memory, &data).unwrap();
-    for name in data_packs(&memory) {
+fn remove_data_packs(memory: &MemoryBackend) {
+    for name in data_packs(memory) {
         memory.remove(FileKind::Data, &name).unwrap();
     }
-    // The index still lists the packs: the stream's blobs all dedup.
-    let err = stream_snapshot(&memory, &data).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
-    assert!(
-        err.to_string().contains("missing from the storage") && err.to_string().contains("again"),
-        "{err}"
-    );
-    let repo = common::open(Arc::new(memory.clone()), b"pw");
-    assert_eq!(repo.snapshots().unwrap().len(), 1, "nothing was saved");
 }
 
-#[test]
-fn a_truncated_pack_counts_as_absent() {
-    let memory = common::init_memory(b"pw", &common::test_options());
-    let data = random(3 << 20, 12);
-    stream_snapshot(&memory, &data).unwrap();
-    for name in data_packs(&memory) {
+fn truncate_data_packs(memory: &MemoryBackend) {
+    for name in data_packs(memory) {
         let bytes = memory.read(FileKind::Data, &name).unwrap();
         memory.tamper(FileKind::Data, &name, bytes[..bytes.len() / 2].to_vec());
     }
-    let err = stream_snapshot(&memory, &data).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+}
+
+/// The packs the second snapshot deduplicated against vanish (or are
+/// truncated) while it runs: it must not be saved.
+#[test]
+fn a_snapshot_whose_packs_vanish_under_it_is_not_saved() {
+    for (what, damage) in [
+        ("removed", remove_data_packs as fn(&MemoryBackend)),
+        ("truncated", truncate_data_packs),
+    ] {
+        let memory = common::init_memory(b"pw", &common::test_options());
+        let data = random(3 << 20, 11);
+        stream_snapshot(&memory, &data, |_| {}).unwrap();
+        let err = stream_snapshot(&memory, &data, damage).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{what}: {err}");
+        assert!(
+            err.to_string().contains("missing from the storage")
+                && err.to_string().contains("again"),
+            "{what}: {err}"
+        );
+        let repo = common::open(Arc::new(memory.clone()), b"pw");
+        assert_eq!(repo.snapshots().unwrap().len(), 1, "{what}: nothing saved");
+    }
+}
+
+/// Packs gone before a stream snapshot starts cost only storing their
+/// blobs again: it restores whole.
+#[test]
+fn a_stream_snapshot_stores_what_absent_packs_held_anew() {
+    for damage in [remove_data_packs as fn(&MemoryBackend), truncate_data_packs] {
+        let memory = common::init_memory(b"pw", &common::test_options());
+        let data = random(3 << 20, 12);
+        stream_snapshot(&memory, &data, |_| {}).unwrap();
+        damage(&memory);
+        let snapshot = stream_snapshot(&memory, &data, |_| {}).unwrap();
+        let repo = common::open(Arc::new(memory.clone()), b"pw");
+        let target = tempfile::tempdir().unwrap();
+        common::restore(&repo, &snapshot, target.path()).unwrap();
+        assert!(std::fs::read(target.path().join("dump.sql")).unwrap() == data);
+    }
 }
 
 #[test]
