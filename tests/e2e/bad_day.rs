@@ -460,41 +460,37 @@ fn a_flipped_byte_in_a_data_pack() {
     assert!(!pack.exists());
 }
 
-#[test]
-fn a_deleted_data_pack() {
+/// A data pack damaged by `damage`: restores name what it held, `check`
+/// names it, and `repair` (the documented commands) cleans up. A new
+/// snapshot finds the pack gone or cut short before it saves anything and
+/// stores that data anew.
+fn data_pack_case(damage: fn(&Path), repair_steps: &[&[&str]]) {
     let scene = scene();
     let pack = largest_data_pack(&scene);
     let name = name_of(&pack);
-    fs::remove_file(&pack).unwrap();
+    damage(&pack);
 
     assert_listing(&scene, 3);
     assert!(restore_old_snapshots(&scene, None) >= 1);
     assert_dump_and_drill_name_the_damage(&scene);
     assert_check_names(&scene, false, &name);
-    // The new snapshot finds the pack gone before it saves anything and
-    // stores that data anew.
     assert_new_snapshot_restores(&scene);
     assert_maintenance_works(&scene);
-    repair(
-        &scene,
-        &[&["repair", "index"], &["repair", "snapshots", "--forget"]],
-    );
+    repair(&scene, repair_steps);
     assert_new_snapshot_restores(&scene);
 }
 
 /// For a snapshot that lost a file: `dump` of that file exits 1 naming it,
 /// and `drill` reports it among its errors.
 fn assert_dump_and_drill_name_the_damage(scene: &Scene) {
-    let (id, copy) = scene
+    let (id, file) = scene
         .versions
         .iter()
-        .find(|(id, copy)| !restore_and_compare(scene, id, copy).named_files.is_empty())
+        .find_map(|(id, copy)| {
+            let lost = restore_and_compare(scene, id, copy).named_files;
+            lost.into_iter().next().map(|file| (id, file))
+        })
         .expect("some snapshot lost a file");
-    let file = restore_and_compare(scene, id, copy)
-        .named_files
-        .into_iter()
-        .next()
-        .unwrap();
     let out = scene.env.run(&["dump", id, &file]);
     let stderr = expect_failure(&out, 1);
     assert!(
@@ -511,23 +507,24 @@ fn assert_dump_and_drill_name_the_damage(scene: &Scene) {
     );
 }
 
+fn remove(path: &Path) {
+    fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn a_deleted_data_pack() {
+    data_pack_case(
+        remove,
+        &[&["repair", "index"], &["repair", "snapshots", "--forget"]],
+    );
+}
+
 #[test]
 fn a_truncated_data_pack() {
-    let scene = scene();
-    let pack = largest_data_pack(&scene);
-    let name = name_of(&pack);
-    truncate_to_half(&pack);
-
-    assert_listing(&scene, 3);
-    assert!(restore_old_snapshots(&scene, None) >= 1);
-    assert_check_names(&scene, false, &name);
-    assert_new_snapshot_restores(&scene);
-    assert_maintenance_works(&scene);
-    repair(
-        &scene,
+    data_pack_case(
+        truncate_to_half,
         &[&["repair", "packs"], &["repair", "snapshots", "--forget"]],
     );
-    assert_new_snapshot_restores(&scene);
 }
 
 #[test]

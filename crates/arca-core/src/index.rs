@@ -96,6 +96,27 @@ pub fn effective(files: Vec<(IndexId, IndexFile)>) -> (Vec<(IndexId, IndexFile)>
     (live, stale.into_iter().map(|(id, _)| id).collect())
 }
 
+/// Every pack the files in force list (those no other present file
+/// supersedes), once each: marked if any listing marks it, as of its latest
+/// mark.
+pub(crate) fn listings(
+    files: Vec<(IndexId, IndexFile)>,
+) -> std::collections::HashMap<PackId, IndexPack> {
+    let (live, _) = effective(files);
+    let mut listings: std::collections::HashMap<PackId, IndexPack> =
+        std::collections::HashMap::new();
+    for (_, file) in live {
+        for pack in file.packs {
+            let entry = listings.entry(pack.id).or_insert_with(|| IndexPack {
+                marked: None,
+                ..pack.clone()
+            });
+            entry.marked = entry.marked.max(pack.marked);
+        }
+    }
+    listings
+}
+
 const TREE_BIT: u32 = 1 << 31;
 const ZSTD_BIT: u32 = 1 << 30;
 const RAW_MASK: u32 = ZSTD_BIT - 1;

@@ -280,18 +280,7 @@ pub fn plan_prune(
         .collect();
     let mut index_files: Vec<IndexId> = files.iter().map(|(id, _)| *id).collect();
     index_files.extend(damaged_files.iter().copied());
-    let (live, _) = index::effective(files);
-    let mut listings: HashMap<PackId, IndexPack> = HashMap::new();
-    for (_, file) in live {
-        for pack in file.packs {
-            let entry = listings.entry(pack.id).or_insert_with(|| IndexPack {
-                marked: None,
-                ..pack.clone()
-            });
-            // Marked if any listing marks it, as of its latest mark.
-            entry.marked = entry.marked.max(pack.marked);
-        }
-    }
+    let mut listings = index::listings(files);
     if !damaged_files.is_empty() {
         let mut known = Index::default();
         for pack in listings.values() {

@@ -214,17 +214,7 @@ pub fn repair_packs(
     let (mut index, _) = repo.read_index()?;
     index.finish();
     // What the index files in force (not superseded ones) list.
-    let (live, _) = crate::index::effective(repo.read_index_files()?);
-    let mut listings: HashMap<PackId, IndexPack> = HashMap::new();
-    for (_, file) in live {
-        for pack in file.packs {
-            let entry = listings.entry(pack.id).or_insert_with(|| IndexPack {
-                marked: None,
-                ..pack.clone()
-            });
-            entry.marked = entry.marked.max(pack.marked);
-        }
-    }
+    let listings = crate::index::listings(repo.read_index_files()?);
     let mut stored: HashMap<PackId, (BlobKind, String, u64)> = HashMap::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
         for entry in repo.backend().list(kind.file_kind())? {
