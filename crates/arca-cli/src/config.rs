@@ -223,11 +223,7 @@ fn password_source(
 /// Opens `--log-file` for appending; a failure is a warning, not an error,
 /// so that a full log disk never stops a backup.
 fn open_log(path: &std::path::Path) -> Option<Mutex<std::fs::File>> {
-    match std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-    {
+    match crate::outfile::open_append(path) {
         Ok(file) => Some(Mutex::new(file)),
         Err(e) => {
             eprintln!(

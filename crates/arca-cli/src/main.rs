@@ -7,6 +7,7 @@ mod config;
 mod exit;
 mod interrupt;
 mod metrics;
+mod outfile;
 mod output;
 mod password;
 mod profile;

@@ -148,13 +148,11 @@ pub fn write(path: &Path, run: &Run, recorder: &Recorder) -> Result<()> {
     dir_handle
         .lock()
         .with_context(|| format!("cannot lock the metrics directory {}", dir.display()))?;
-    let existing = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot read metrics file {}", path.display()));
-        }
-    };
+    // Never through a link: what is merged would land in a file others
+    // may read.
+    let existing = crate::outfile::read_own(path)
+        .with_context(|| format!("cannot read metrics file {}", path.display()))?
+        .unwrap_or_default();
     let text = merge(&existing, &ours);
     replace(path, dir, text.as_bytes())?;
     dir_handle

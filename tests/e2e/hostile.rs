@@ -1,0 +1,267 @@
+//! Hostile repositories, made by someone who holds the key: what they can
+//! make the CLI do stays inside its promises (docs/security.md).
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use arca_backend::LocalBackend;
+use arca_core::{
+    BlobId, BlobKind, IndexFile, Node, NodeKind, PackWriter, Repository, Sealer, Snapshot, Time,
+    Timestamp, Tree, TreeId,
+};
+
+use crate::util::*;
+
+/// Writes crafted objects into an `Env`'s local repository.
+pub struct Forge {
+    repo: Repository,
+}
+
+impl Forge {
+    pub fn new(env: &Env) -> Forge {
+        let repo =
+            Repository::open(Arc::new(LocalBackend::new(&env.repo)), PASSWORD.as_bytes()).unwrap();
+        Forge { repo }
+    }
+
+    /// Stores blobs of one kind in one pack with its index file, with none
+    /// of the checks a snapshot makes; returns their ids.
+    pub fn store(&mut self, kind: BlobKind, blobs: &[Vec<u8>]) -> Vec<arca_core::Id> {
+        let mut writer = PackWriter::new(kind, 1 << 20);
+        let mut sealer = Sealer::default();
+        let mut ids = Vec::new();
+        for plain in blobs {
+            let id = self.repo.key().blob_id(plain);
+            let mut stored = Vec::new();
+            let c = sealer.seal_into(self.repo.key(), 3, kind, &id, plain, &mut stored);
+            writer.add(id, plain.len() as u32, c, &stored).unwrap();
+            ids.push(id);
+        }
+        let entry = self
+            .repo
+            .write_pack(writer.finish(self.repo.key()).unwrap())
+            .unwrap();
+        self.repo
+            .save_index(&IndexFile {
+                supersedes: Vec::new(),
+                packs: vec![entry],
+            })
+            .unwrap();
+        ids
+    }
+
+    /// A file node whose content is `content` but whose recorded size is
+    /// `size`.
+    pub fn file(&mut self, name: &[u8], content: &[u8], size: u64) -> Node {
+        let id = self.store(BlobKind::Data, &[content.to_vec()])[0];
+        Node {
+            size,
+            content: vec![BlobId(id)],
+            mode: 0o644,
+            ..node(name, NodeKind::File)
+        }
+    }
+
+    /// Stores `nodes` as one tree, in the order given.
+    pub fn tree(&mut self, nodes: Vec<Node>) -> TreeId {
+        TreeId(self.store(BlobKind::Tree, &[Tree { nodes }.encode()])[0])
+    }
+
+    /// Saves a snapshot of `/data` whose root is `root`; returns its id.
+    pub fn snapshot(&mut self, root: TreeId) -> String {
+        let snapshot = Snapshot {
+            time: Time::now(),
+            tree: root,
+            paths: vec![serde_bytes::ByteBuf::from(b"/data".to_vec())],
+            hostname: "h".into(),
+            username: "u".into(),
+            tags: Vec::new(),
+            description: String::new(),
+            parent: None,
+            program_version: "forged".into(),
+            summary: None,
+            original: None,
+            copied_from: None,
+        };
+        self.repo.save_snapshot(&snapshot).unwrap().to_hex()
+    }
+}
+
+pub fn node(name: &[u8], kind: NodeKind) -> Node {
+    Node {
+        name: name.to_vec(),
+        kind,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        user: String::new(),
+        group: String::new(),
+        mtime: Timestamp::default(),
+        atime: Timestamp::default(),
+        ctime: Timestamp::default(),
+        size: 0,
+        inode: 0,
+        device: 0,
+        links: 1,
+        target: Vec::new(),
+        rdev: 0,
+        xattrs: Vec::new(),
+        content: Vec::new(),
+        subtree: None,
+    }
+}
+
+pub fn dir(name: &[u8], subtree: TreeId) -> Node {
+    Node {
+        subtree: Some(subtree),
+        ..node(name, NodeKind::Dir)
+    }
+}
+
+/// A tar archive holding one member `name` with `content`, as a smuggler
+/// would hide it in a file's bytes.
+fn tar_member(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o4755);
+    header.set_entry_type(tar::EntryType::Regular);
+    // The tar crate refuses `..`; a smuggler writes the bytes directly.
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.set_cksum();
+    builder.append(&header, content).unwrap();
+    builder.into_inner().unwrap()
+}
+
+/// Finding 3 of issue 17: a file recorded with size 0 whose chunks hold tar
+/// headers must not smuggle members into `dump`'s tar stream.
+#[test]
+fn dump_writes_exactly_the_recorded_size_and_refuses_other_content() {
+    let env = Env::with_repo();
+    let mut forge = Forge::new(&env);
+    let smuggled = tar_member("../escape", b"#!/bin/sh\necho owned\n");
+    for size in [0, 10, smuggled.len() as u64 + 100] {
+        let liar = forge.file(b"innocent.txt", &smuggled, size);
+        let honest = forge.file(b"honest.txt", b"plain", 5);
+        let inner = forge.tree(vec![honest, liar]);
+        let root = forge.tree(vec![dir(b"data", inner)]);
+        let id = forge.snapshot(root);
+
+        let out = env.run(&["dump", &id, "/data"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "size {size}: {stderr}");
+        assert!(stderr.contains("/data/innocent.txt"), "{stderr}");
+        // Whatever was written before the error holds no smuggled member.
+        let dir = env.path(&format!("x{size}"));
+        fs::create_dir_all(&dir).unwrap();
+        let archive = env.path(&format!("dump{size}.tar"));
+        fs::write(&archive, &out.stdout).unwrap();
+        let _ = Command::new("tar")
+            .arg("-xf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(!env.path("escape").exists(), "size {size}");
+        assert!(!files_below(&dir).iter().any(|p| p.ends_with("escape")));
+        let mut members = tar::Archive::new(out.stdout.as_slice());
+        if let Ok(entries) = members.entries() {
+            for entry in entries.flatten() {
+                let path = entry.path().unwrap().into_owned();
+                assert!(
+                    path.starts_with("data"),
+                    "size {size}: member {} smuggled",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// The content of a file that is what its entry says comes out whole.
+#[test]
+fn dump_of_an_honest_file_in_a_tar_stream_is_exact() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let bytes = random_bytes(3 << 20, 4);
+    write_file(&src.join("f"), &bytes, 0o644);
+    env.snapshot(&[&src]);
+    let stored = src.canonicalize().unwrap();
+    let out = env.run(&["dump", "latest", stored.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let mut archive = tar::Archive::new(out.stdout.as_slice());
+    let out_dir = env.path("out");
+    archive.unpack(&out_dir).unwrap();
+    let name = stored.file_name().unwrap();
+    assert!(fs::read(out_dir.join(name).join("f")).unwrap() == bytes);
+    assert!(Path::new(&out_dir).exists());
+}
+
+/// Finding 5 of issue 17: a link planted where the metrics file or the log
+/// goes is refused, never written or read through; a new log is 0600.
+#[test]
+fn output_files_are_never_opened_through_planted_links() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    write_file(&src.join("a"), b"a", 0o644);
+    let secret = env.path("shadow");
+    write_file(&secret, b"root:$6$secret-hash:19000::::::\n", 0o600);
+    let metrics = env.path("arca.prom");
+    let log = env.path("arca.log");
+    symlink(&secret, &metrics).unwrap();
+    symlink(&secret, &log).unwrap();
+    let out = env.run(&[
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+        "--log-file",
+        log.to_str().unwrap(),
+        "snapshot",
+        src.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(
+        fs::read(&secret).unwrap(),
+        b"root:$6$secret-hash:19000::::::\n"
+    );
+    assert!(fs::symlink_metadata(&metrics).unwrap().is_symlink());
+    assert!(fs::symlink_metadata(&log).unwrap().is_symlink());
+
+    // Without links: the log is created private, the metrics file readable.
+    fs::remove_file(&metrics).unwrap();
+    fs::remove_file(&log).unwrap();
+    env.ok(&[
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+        "--log-file",
+        log.to_str().unwrap(),
+        "snapshot",
+        src.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(!fs::read_to_string(&metrics).unwrap().contains("secret"));
+    // A hard link to another file at the metrics path is refused too.
+    fs::remove_file(&metrics).unwrap();
+    fs::hard_link(&secret, &metrics).unwrap();
+    let out = env.run(&[
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+        "snapshot",
+        src.to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("other names"));
+    assert_eq!(
+        fs::read(&secret).unwrap(),
+        b"root:$6$secret-hash:19000::::::\n"
+    );
+}
