@@ -265,3 +265,23 @@ fn output_files_are_never_opened_through_planted_links() {
         b"root:$6$secret-hash:19000::::::\n"
     );
 }
+
+/// Names printed for people carry no control or bidirectional characters
+/// (issue 17, finding 10): a name cannot pose as another on the terminal.
+#[test]
+fn listed_names_escape_bidirectional_and_control_characters() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    write_file(&src.join("invoice\u{202e}fdp.exe"), b"x", 0o644);
+    write_file(&src.join("bell\u{7}"), b"y", 0o644);
+    env.snapshot(&[&src]);
+    for args in [vec!["ls", "latest"], vec!["find", "*"]] {
+        let out = env.ok(&args);
+        assert!(out.contains("invoice\\u{202e}fdp.exe"), "{args:?}: {out}");
+        assert!(
+            !out.contains('\u{202e}') && !out.contains('\u{7}'),
+            "{args:?}: {out}"
+        );
+    }
+}

@@ -104,3 +104,41 @@ fn the_password_appears_in_no_output_and_no_log() {
     assert!(!seen.contains(PASSWORD), "the password leaked: {seen}");
     assert!(!seen.contains(wrong), "the wrong password leaked: {seen}");
 }
+
+/// While arca holds keys it is not dumpable (issue 17, finding 10): no core
+/// file through a core pattern that pipes to a program, which the resource
+/// limit does not bind, and no other process of the same user may attach to
+/// it or read its memory. Seen from a child: /proc of a process that is not
+/// dumpable has its files (environ, mem, …) owned by root, not by the
+/// user it runs as.
+#[test]
+fn arca_is_not_dumpable_while_it_holds_secrets() {
+    let env = Env::with_repo();
+    let command = format!("echo owner=$(stat -c %u /proc/$PPID/environ) >&2; echo '{PASSWORD}'");
+    let arca = env.cmd(&["--password-command", &command, "snapshots"]);
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    // As root, run it as nobody: a dumpable process's /proc would then
+    // belong to nobody.
+    let mut cmd = if root {
+        let mut wrapped = std::process::Command::new("setpriv");
+        wrapped
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(arca.get_program())
+            .args(arca.get_args());
+        for (key, value) in arca.get_envs() {
+            match value {
+                Some(value) => wrapped.env(key, value),
+                None => wrapped.env_remove(key),
+            };
+        }
+        wrapped
+    } else {
+        arca
+    };
+    let out = cmd.env_remove("ARCA_PASSWORD").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("owner=0"), "{stderr}");
+}

@@ -120,6 +120,14 @@ impl Config {
     /// The backend for a repository address, retrying transient failures
     /// (each retry reported unless `-q`, each request at `-vv`).
     pub fn open_backend(&self, address: &str) -> Result<Arc<dyn Backend>> {
+        if let Some(host) = plain_http_host(address)
+            && !is_loopback(host)
+        {
+            eprintln!(
+                "arca: warning: {} is reached over plain http: the credentials and every request go over the network unencrypted (use https)",
+                crate::output::sanitize(address)
+            );
+        }
         let raw = open_backend(address)?;
         let mut backend = RetryBackend::new(raw, RetryPolicy::default());
         if let Some(n) = self.connections {
@@ -235,6 +243,25 @@ fn open_log(path: &std::path::Path) -> Option<Mutex<std::fs::File>> {
     }
 }
 
+/// The host (with its port) of an `s3:http://` address.
+fn plain_http_host(address: &str) -> Option<&str> {
+    let rest = address.strip_prefix("s3:")?;
+    let rest = rest.strip_prefix("http://")?;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
+/// Whether `host[:port]` is this machine: `localhost`, 127.0.0.0/8 or ::1.
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Whether an address names remote storage.
 pub fn is_remote(address: &str) -> bool {
     address.starts_with("s3:") || address.starts_with("sftp:")
@@ -327,6 +354,25 @@ fn warn_damaged(damaged: &arca_core::Damaged) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plain_http_is_told_apart_from_loopback() {
+        use super::{is_loopback, plain_http_host};
+        for (address, warned) in [
+            ("s3:http://127.0.0.1:9000/b", false),
+            ("s3:http://127.3.4.5/b/p", false),
+            ("s3:http://localhost:9000/b", false),
+            ("s3:http://[::1]:9000/b", false),
+            ("s3:http://minio.lan:9000/b", true),
+            ("s3:http://10.0.0.5/b", true),
+            ("s3:http://[2001:db8::1]:9000/b", true),
+            ("s3:https://s3.amazonaws.com/b", false),
+            ("s3:s3.amazonaws.com/b", false),
+        ] {
+            let warns = plain_http_host(address).is_some_and(|h| !is_loopback(h));
+            assert_eq!(warns, warned, "{address}");
+        }
+    }
+
     use super::{Config, Profile, cache_dir, password_source};
     use crate::cli::Cli;
     use crate::password::PasswordSource;

@@ -23,15 +23,21 @@ use clap::{CommandFactory, FromArgMatches};
 /// chunks, read windows) arena memory is reused, sparing page faults.
 const MMAP_THRESHOLD: libc::c_int = 2 << 20;
 
-/// A crash must not write the keys in memory to a core file.
+/// A crash must not write the keys in memory to a core file. The resource
+/// limit does not bind a core pattern that pipes to a program (systemd-
+/// coredump, apport); not being dumpable does, and also keeps other
+/// processes of the same user from attaching to arca or reading its memory
+/// through /proc.
 fn disable_core_dumps() {
     let none = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: setrlimit reads the struct passed by reference.
+    // SAFETY: setrlimit reads the struct passed by reference; prctl with
+    // PR_SET_DUMPABLE takes plain integers.
     unsafe {
         libc::setrlimit(libc::RLIMIT_CORE, &none);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
 }
 

@@ -30,15 +30,51 @@ pub fn json_line(value: &impl serde::Serialize) {
 }
 
 /// Makes text safe for a terminal: control characters are escaped so that a
-/// file name cannot move the cursor or change colours.
+/// file name cannot move the cursor or change colours, and so are the
+/// bidirectional and invisible formatting characters that can make a name
+/// display as another (`evil\u{202e}txt.sh` shown as `evilhs.txt`).
 pub fn sanitize(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
             if c.is_control() {
                 c.escape_default().collect::<Vec<_>>()
+            } else if is_invisible_format(c) {
+                c.escape_unicode().collect::<Vec<_>>()
             } else {
                 vec![c]
             }
         })
         .collect()
+}
+
+/// Bidirectional controls and zero-width or other invisible formatting
+/// characters (Unicode's Cf category, as far as they affect display).
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn names_cannot_steer_the_terminal_or_hide_behind_bidi_controls() {
+        assert_eq!(sanitize("plain/name.txt"), "plain/name.txt");
+        assert_eq!(sanitize("a\u{1b}[31mred"), "a\\u{1b}[31mred");
+        assert_eq!(sanitize("evil\u{202e}txt.sh"), "evil\\u{202e}txt.sh");
+        assert_eq!(sanitize("x\u{2066}y\u{2069}"), "x\\u{2066}y\\u{2069}");
+        assert_eq!(sanitize("zero\u{200b}width"), "zero\\u{200b}width");
+        assert_eq!(sanitize("line\nbreak"), "line\\nbreak");
+        assert_eq!(sanitize("ünïcödé ☃"), "ünïcödé ☃");
+    }
 }
