@@ -285,3 +285,72 @@ fn listed_names_escape_bidirectional_and_control_characters() {
         );
     }
 }
+
+/// Runs arca and returns its output and its own peak resident set (KiB).
+fn run_measured(env: &Env, args: &[&str]) -> (std::process::Output, i64) {
+    use std::os::unix::process::ExitStatusExt;
+    let child = env
+        .cmd(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.unwrap();
+    let mut stderr = child.stderr.unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut text).unwrap();
+        text
+    });
+    let mut out_bytes = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut out_bytes).unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain data written by the kernel; pid is our child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid);
+    let output = std::process::Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: out_bytes,
+        stderr: err_reader.join().unwrap(),
+    };
+    (output, usage.ru_maxrss)
+}
+
+/// Finding 7 of issue 17: key files planted in storage, asking for a lot of
+/// key-derivation work and sorting before the real one, are not tried: the
+/// real key opens the repository and the command never allocates what they
+/// ask for.
+#[test]
+fn planted_expensive_key_files_are_not_tried() {
+    let env = Env::with_repo();
+    let keys = env.repo.join("keys");
+    let real = files_below(&keys).pop().unwrap();
+    let real_name = real.file_name().unwrap().to_str().unwrap().to_string();
+    let mut planted = 0;
+    let mut attempt = 0u32;
+    while planted < 4 {
+        attempt += 1;
+        let mut file = arca_core::KeyFile::decode(&fs::read(&real).unwrap(), "key").unwrap();
+        // 1 GiB, 2 passes: each alone more than a command spends.
+        file.memory_kib = 1024 * 1024;
+        file.iterations = 2;
+        file.hostname = format!("planted-{attempt}");
+        let bytes = file.encode();
+        let name = blake3::hash(&bytes).to_hex().to_string();
+        if name < real_name {
+            fs::write(keys.join(&name), &bytes).unwrap();
+            planted += 1;
+        }
+    }
+    let (out, peak_kib) = run_measured(&env, &["snapshots"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The real key's 64 MiB and the rest of the command, far below 1 GiB.
+    assert!(peak_kib < 400 * 1024, "peak {peak_kib} KiB");
+}

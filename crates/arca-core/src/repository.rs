@@ -842,7 +842,19 @@ fn write_key(backend: &dyn Backend, file: &KeyFile) -> Result<KeyId> {
     Ok(KeyId(id))
 }
 
-/// Tries the password against every key file; returns the one that fits.
+/// The most key-derivation work (KiB of memory × passes, summed over the
+/// key files tried) one opening of a repository spends: eight key files at
+/// the default cost. Key files are not authenticated before their KDF runs,
+/// so anyone who can write to storage can plant some; tried cheapest first
+/// and within this budget, they cost a command at most a few seconds.
+pub const KDF_BUDGET: u64 = 8 * KDF_DEFAULT_MEMORY_KIB as u64 * KDF_DEFAULT_ITERATIONS as u64;
+
+/// Key files asking for more memory than this are not tried: an
+/// allocation that large could take the machine down.
+pub const KDF_MAX_TRIED_MEMORY_KIB: u32 = 1024 * 1024;
+
+/// Tries the password against the key files, cheapest first, within
+/// [`KDF_BUDGET`]; returns the one that fits.
 fn open_key(backend: &dyn Backend, password: &[u8]) -> Result<(KeyId, MasterKey)> {
     let mut names: Vec<String> = backend
         .list(FileKind::Key)?
@@ -851,13 +863,13 @@ fn open_key(backend: &dyn Backend, password: &[u8]) -> Result<(KeyId, MasterKey)
         .collect();
     names.sort();
     let mut first_error = None;
+    let mut keys: Vec<(u64, String, KeyId, KeyFile)> = Vec::new();
     for name in names {
-        let object = format!("key {name}");
-        let attempt = read_key(backend, &name)
-            .and_then(|(id, file)| Ok(file.open(password, &object)?.map(|key| (id, key))));
-        match attempt {
-            Ok(Some(found)) => return Ok(found),
-            Ok(None) => {}
+        match read_key(backend, &name) {
+            Ok((id, file)) => {
+                let cost = u64::from(file.memory_kib) * u64::from(file.iterations);
+                keys.push((cost, name, id, file));
+            }
             // Removed since the listing (a key change): as if never listed.
             Err(Error::Storage(e)) if e.kind() == BackendErrorKind::NotFound => {}
             Err(e) => {
@@ -865,7 +877,37 @@ fn open_key(backend: &dyn Backend, password: &[u8]) -> Result<(KeyId, MasterKey)
             }
         }
     }
+    keys.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let mut spent = 0u64;
+    let mut passed_over = Vec::new();
+    for (cost, name, id, file) in keys {
+        if file.memory_kib > KDF_MAX_TRIED_MEMORY_KIB || spent + cost > KDF_BUDGET {
+            passed_over.push(name);
+            continue;
+        }
+        spent += cost;
+        match file.open(password, &format!("key {name}")) {
+            Ok(Some(key)) => return Ok((id, key)),
+            Ok(None) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
     // A damaged key is reported only when no key opened: with several keys,
     // one bad file must not lock everybody out.
-    Err(first_error.unwrap_or_else(|| Error::WrongPassword(backend.location())))
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if !passed_over.is_empty() {
+        return Err(Error::Corrupt {
+            object: format!("repository {}", backend.location()),
+            reason: format!(
+                "no key file it tried opens with this password, and {} key file(s) asking for more key-derivation work than arca spends were not tried: {}",
+                passed_over.len(),
+                passed_over.join(", ")
+            ),
+        });
+    }
+    Err(Error::WrongPassword(backend.location()))
 }
