@@ -354,3 +354,97 @@ fn planted_expensive_key_files_are_not_tried() {
     // The real key's 64 MiB and the rest of the command, far below 1 GiB.
     assert!(peak_kib < 400 * 1024, "peak {peak_kib} KiB");
 }
+
+/// Finding 6 of issue 17: every read of a repository object is bounded by
+/// what its kind allows, whatever storage says. Locally: an object that is
+/// a link to /dev/zero, a FIFO, or a sparse file far over the limit.
+#[test]
+fn local_objects_that_are_not_what_they_seem_are_refused_without_reading_them() {
+    use std::os::unix::fs::symlink;
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    write_file(&src.join("a"), b"a", 0o644);
+    env.snapshot(&[&src]);
+
+    // The config a link to an endless stream.
+    let config = env.repo.join("config");
+    let saved = fs::read(&config).unwrap();
+    fs::remove_file(&config).unwrap();
+    symlink("/dev/zero", &config).unwrap();
+    let (out, peak_kib) = run_measured(&env, &["snapshots"]);
+    let stderr = expect_failure(&out, 1);
+    assert!(stderr.contains("config"), "{stderr}");
+    assert!(peak_kib < 200 * 1024, "peak {peak_kib} KiB");
+    fs::remove_file(&config).unwrap();
+    fs::write(&config, saved).unwrap();
+
+    // A snapshot file as a FIFO (a read would block forever) is no object
+    // at all; an index file as a sparse file of 2 GiB is skipped as
+    // damaged without being read.
+    let snapshots = env.repo.join("snapshots");
+    let fifo = snapshots.join("ab".repeat(32));
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let huge = env.repo.join("index").join("cd".repeat(32));
+    fs::File::create(&huge).unwrap().set_len(2 << 30).unwrap();
+    let (out, peak_kib) = run_measured(&env, &["snapshots"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(&"cd".repeat(32)), "{stderr}");
+    assert!(peak_kib < 200 * 1024, "peak {peak_kib} KiB");
+}
+
+/// An S3 server that announces a huge body (and ignores the range asked
+/// for): arca takes no more than the config's limit from it.
+#[test]
+fn a_server_sending_more_than_asked_cannot_exhaust_memory() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(stream) = stream else { return };
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let mut stream = stream;
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 4294967296\r\n\r\n";
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let zeros = vec![0u8; 64 << 10];
+                // At most 4 GiB; stops as soon as the client hangs up.
+                for _ in 0..(4u64 << 30) / zeros.len() as u64 {
+                    if stream.write_all(&zeros).is_err() {
+                        return;
+                    }
+                    counter.fetch_add(zeros.len() as u64, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let env = Env::remote(
+        format!("s3:http://127.0.0.1:{port}/bucket/repo"),
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+        ],
+    );
+    let (out, peak_kib) = run_measured(&env, &["snapshots"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("config"), "{stderr}");
+    assert!(peak_kib < 300 * 1024, "peak {peak_kib} KiB: {stderr}");
+    // What the server managed to push before arca hung up: socket buffers,
+    // not the 4 GiB it announced.
+    let pushed = sent.load(Ordering::Relaxed);
+    assert!(pushed < 256 << 20, "the server sent {pushed} bytes");
+}

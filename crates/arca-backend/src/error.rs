@@ -14,6 +14,9 @@ pub enum ErrorKind {
     InvalidName,
     /// A range read past the end of an object.
     OutOfRange,
+    /// A whole object larger than the reader allows for its kind (nothing
+    /// past that bound was read).
+    TooLarge,
     /// A failure that may pass when the request is made again: a timeout, a
     /// reset connection, throttling, a server error (5xx).
     Transient,
@@ -114,6 +117,7 @@ impl fmt::Display for Error {
             ErrorKind::AlreadyExists => "already exists",
             ErrorKind::InvalidName => "has an invalid name",
             ErrorKind::OutOfRange => "is shorter than the range asked for",
+            ErrorKind::TooLarge => "is larger than its kind allows (not read further)",
             ErrorKind::Transient | ErrorKind::Io => "could not be accessed",
         };
         write!(f, "{} {what}", self.object)?;

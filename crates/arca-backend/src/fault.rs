@@ -260,13 +260,13 @@ impl<B: Backend> Backend for FaultBackend<B> {
         )
     }
 
-    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
+    fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error> {
         self.apply(
             kind,
             name,
             false,
-            || self.inner.read(kind, name),
-            |corrupt| Ok(falsify(self.inner.read(kind, name)?, corrupt)),
+            || self.inner.read(kind, name, max),
+            |corrupt| Ok(falsify(self.inner.read(kind, name, max)?, corrupt)),
         )
     }
 
@@ -361,16 +361,25 @@ mod tests {
         memory.write(FileKind::Index, "aa", b"0123456789").unwrap();
         memory.write(FileKind::Index, "bb", b"x").unwrap();
         let truncating = FaultBackend::new(memory.clone(), Schedule::nth(0, Fault::Truncate));
-        assert_eq!(truncating.read(FileKind::Index, "aa").unwrap(), b"01234");
         assert_eq!(
-            truncating.read(FileKind::Index, "aa").unwrap(),
+            truncating.read(FileKind::Index, "aa", u64::MAX).unwrap(),
+            b"01234"
+        );
+        assert_eq!(
+            truncating.read(FileKind::Index, "aa", u64::MAX).unwrap(),
             b"0123456789"
         );
         let corrupting = FaultBackend::new(memory.clone(), Schedule::nth(1, Fault::Corrupt));
         corrupting.write(FileKind::Index, "cc", b"abc").unwrap();
         corrupting.write(FileKind::Index, "dd", b"abc").unwrap();
-        assert_eq!(memory.read(FileKind::Index, "cc").unwrap(), b"abc");
-        assert_eq!(memory.read(FileKind::Index, "dd").unwrap(), b"aBc");
+        assert_eq!(
+            memory.read(FileKind::Index, "cc", u64::MAX).unwrap(),
+            b"abc"
+        );
+        assert_eq!(
+            memory.read(FileKind::Index, "dd", u64::MAX).unwrap(),
+            b"aBc"
+        );
         assert_eq!(corrupting.list(FileKind::Index).unwrap().len(), 4);
         let forgetful = FaultBackend::new(memory.clone(), Schedule::first(2, Fault::Corrupt));
         assert_eq!(forgetful.list(FileKind::Index).unwrap().len(), 2);

@@ -80,7 +80,12 @@ pub struct Entry {
 ///   leaves either the complete object or no object under that name; leftover
 ///   temporary files are never listed.
 /// - **Reads** return exactly the bytes written, or an error; a range read
-///   past the end of the object is an error, not a short read.
+///   past the end of the object is an error, not a short read. A whole read
+///   names the most bytes the caller accepts, and no more than one byte past
+///   that is ever taken from storage, whatever the object's size or what
+///   the storage says of it (a local path that is a link to `/dev/zero`, a
+///   server that sends more than it announced): a larger object is
+///   [`ErrorKind::TooLarge`].
 /// - **Remove** deletes one object. Removing a missing object is
 ///   [`ErrorKind::NotFound`] where the storage can tell; object stores
 ///   cannot, and report success.
@@ -101,8 +106,8 @@ pub trait Backend: Send + Sync {
     /// Lists the objects of one kind, in no particular order.
     fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error>;
 
-    /// Reads a whole object.
-    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error>;
+    /// Reads a whole object of at most `max` bytes.
+    fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error>;
 
     /// Reads `length` bytes at `offset` of an object.
     fn read_range(
@@ -159,8 +164,8 @@ impl<T: Backend + ?Sized> Backend for std::sync::Arc<T> {
     fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
         (**self).list(kind)
     }
-    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
-        (**self).read(kind, name)
+    fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error> {
+        (**self).read(kind, name, max)
     }
     fn read_range(
         &self,

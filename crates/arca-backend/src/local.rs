@@ -19,6 +19,25 @@ use tempfile::NamedTempFile;
 
 use crate::{Backend, Entry, Error, ErrorKind, FileKind, Staged, check_name, cleanup};
 
+/// Opens a stored object for reading: never through a symbolic link, never
+/// blocking on a FIFO, and only a regular file. Whatever else is found
+/// under an object's name (a link to `/dev/zero`, a device) is refused
+/// before a byte is read.
+fn open_object(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
 /// A repository stored under one local directory.
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
@@ -210,9 +229,23 @@ impl Backend for LocalBackend {
         Ok(out)
     }
 
-    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
+    fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error> {
         let path = self.path_of(kind, name)?;
-        fs::read(path).map_err(|e| Error::io(kind, name, e))
+        let io_err = |e| Error::io(kind, name, e);
+        let file = open_object(&path).map_err(io_err)?;
+        let size = file.metadata().map_err(io_err)?.len();
+        if size > max {
+            return Err(Error::new(ErrorKind::TooLarge, kind, name, None));
+        }
+        // Never more than one byte past the bound, whatever stat said.
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.take(max.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(io_err)?;
+        if bytes.len() as u64 > max {
+            return Err(Error::new(ErrorKind::TooLarge, kind, name, None));
+        }
+        Ok(bytes)
     }
 
     fn read_range(
@@ -224,7 +257,7 @@ impl Backend for LocalBackend {
     ) -> Result<Vec<u8>, Error> {
         let path = self.path_of(kind, name)?;
         let io_err = |e| Error::io(kind, name, e);
-        let mut file = File::open(path).map_err(io_err)?;
+        let mut file = open_object(&path).map_err(io_err)?;
         let size = file.metadata().map_err(io_err)?.len();
         if offset.checked_add(length).is_none_or(|end| end > size) {
             return Err(Error::new(ErrorKind::OutOfRange, kind, name, None));

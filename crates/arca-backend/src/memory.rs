@@ -95,12 +95,15 @@ impl Backend for MemoryBackend {
             .collect())
     }
 
-    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
+    fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error> {
         self.with(kind, name, |objects| {
-            objects
+            let (bytes, _) = objects
                 .get(&(kind, name.to_string()))
-                .map(|(bytes, _)| bytes.to_vec())
-                .ok_or_else(|| Error::new(ErrorKind::NotFound, kind, name, None))
+                .ok_or_else(|| Error::new(ErrorKind::NotFound, kind, name, None))?;
+            if bytes.len() as u64 > max {
+                return Err(Error::new(ErrorKind::TooLarge, kind, name, None));
+            }
+            Ok(bytes.to_vec())
         })
     }
 
@@ -111,7 +114,7 @@ impl Backend for MemoryBackend {
         offset: u64,
         length: u64,
     ) -> Result<Vec<u8>, Error> {
-        let bytes = self.read(kind, name)?;
+        let bytes = self.read(kind, name, u64::MAX)?;
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         let end = start.saturating_add(usize::try_from(length).unwrap_or(usize::MAX));
         bytes

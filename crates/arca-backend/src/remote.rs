@@ -315,11 +315,33 @@ impl Backend for RemoteBackend {
             .collect())
     }
 
-    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
+    fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error> {
         check_name(kind, name)?;
-        self.block_on(self.operator.read(&path(kind, name)))
-            .map(|buffer| buffer.to_vec())
-            .map_err(|e| object_error(&self.location, kind, name, e))
+        let too_large = || Error::new(ErrorKind::TooLarge, kind, name, None);
+        let failed = |e| object_error(&self.location, kind, name, e);
+        // Streamed, and given up one byte past the bound: a server that
+        // announces one size and sends more (or ignores the range) cannot
+        // make arca hold more than `max` bytes.
+        let read: opendal::Result<Option<Vec<u8>>> = self.block_on(async {
+            let reader = self.operator.reader(&path(kind, name)).await?;
+            let mut stream = reader.into_stream(0..max.saturating_add(1)).await?;
+            let mut bytes: Vec<u8> = Vec::new();
+            while let Some(buffer) = std::future::poll_fn(|cx| {
+                futures_core::Stream::poll_next(std::pin::Pin::new(&mut stream), cx)
+            })
+            .await
+            {
+                let buffer = buffer?;
+                if (bytes.len() + buffer.len()) as u64 > max {
+                    return Ok(None);
+                }
+                for chunk in buffer {
+                    bytes.extend_from_slice(&chunk);
+                }
+            }
+            Ok(Some(bytes))
+        });
+        read.map_err(failed)?.ok_or_else(too_large)
     }
 
     fn read_range(

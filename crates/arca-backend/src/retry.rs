@@ -225,10 +225,10 @@ impl<B: Backend> Backend for RetryBackend<B> {
         )
     }
 
-    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
+    fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error> {
         let bytes = self.run(
             || format!("read {kind} {name}"),
-            || self.inner.read(kind, name),
+            || self.inner.read(kind, name, max),
             |_| None,
         )?;
         self.count_read(kind, bytes.len());
@@ -381,7 +381,10 @@ mod tests {
             false,
         );
         retrying.write(FileKind::Index, "ab", b"bytes").unwrap();
-        assert_eq!(memory.read(FileKind::Index, "ab").unwrap(), b"bytes");
+        assert_eq!(
+            memory.read(FileKind::Index, "ab", u64::MAX).unwrap(),
+            b"bytes"
+        );
         let counts = retrying.stats().counts();
         assert_eq!((counts.requests, counts.retries), (4, 3));
         let lines = lines.lock().unwrap();
@@ -395,7 +398,7 @@ mod tests {
         memory.create().unwrap();
         let faulty = FaultBackend::new(memory.clone(), Schedule::first(10, Fault::Transient));
         let retrying = RetryBackend::new(faulty, quick(3));
-        let err = retrying.read(FileKind::Index, "ab").unwrap_err();
+        let err = retrying.read(FileKind::Index, "ab", u64::MAX).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Transient);
         assert_eq!(retrying.stats().counts().requests, 3);
     }
@@ -418,7 +421,10 @@ mod tests {
         let faulty = FaultBackend::new(memory.clone(), Schedule::first(1, Fault::TransientAfter));
         let retrying = RetryBackend::new(faulty, quick(3));
         retrying.write(FileKind::Data, "abcd", b"pack").unwrap();
-        assert_eq!(memory.read(FileKind::Data, "abcd").unwrap(), b"pack");
+        assert_eq!(
+            memory.read(FileKind::Data, "abcd", u64::MAX).unwrap(),
+            b"pack"
+        );
         // A different object of that name is still refused.
         let faulty = FaultBackend::new(memory.clone(), Schedule::first(1, Fault::TransientAfter));
         let retrying = RetryBackend::new(faulty, quick(3));

@@ -21,7 +21,7 @@ fn contract(backend: &dyn Backend) {
         .unwrap_err();
     assert_eq!(again.kind(), ErrorKind::AlreadyExists);
     assert_eq!(
-        backend.read(FileKind::Data, "abcdef").unwrap(),
+        backend.read(FileKind::Data, "abcdef", u64::MAX).unwrap(),
         b"pack bytes",
         "no overwrite"
     );
@@ -61,7 +61,10 @@ fn contract(backend: &dyn Backend) {
         .unwrap_err();
     assert_eq!(bad.kind(), ErrorKind::InvalidName);
     assert_eq!(
-        backend.read(FileKind::Snapshot, "00").unwrap_err().kind(),
+        backend
+            .read(FileKind::Snapshot, "00", u64::MAX)
+            .unwrap_err()
+            .kind(),
         ErrorKind::NotFound
     );
 
@@ -170,7 +173,7 @@ fn local_staged_objects_appear_only_when_committed_and_never_overwrite() {
     }
     assert!(backend.list(FileKind::Data).unwrap().is_empty());
     staged.commit("c0ffee").unwrap();
-    let stored = backend.read(FileKind::Data, "c0ffee").unwrap();
+    let stored = backend.read(FileKind::Data, "c0ffee", u64::MAX).unwrap();
     assert_eq!(stored.len(), 8 + big.len());
     assert!(stored.starts_with(b"head") && stored.ends_with(b"tail"));
     assert_eq!(
@@ -188,7 +191,10 @@ fn local_staged_objects_appear_only_when_committed_and_never_overwrite() {
     again.write(b"other").unwrap();
     let err = again.commit("c0ffee").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
-    assert_eq!(backend.read(FileKind::Data, "c0ffee").unwrap(), stored);
+    assert_eq!(
+        backend.read(FileKind::Data, "c0ffee", u64::MAX).unwrap(),
+        stored
+    );
     let names = tree_of(&root);
     assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
 }

@@ -112,9 +112,18 @@ impl CachedBackend {
     }
 
     /// The cached bytes of an object, if present and intact.
-    fn load(&self, kind: FileKind, name: &str) -> Option<Vec<u8>> {
+    fn load(&self, kind: FileKind, name: &str, max: u64) -> Option<Vec<u8>> {
         let path = self.path(kind, name)?;
-        let bytes = fs::read(&path).ok()?;
+        let mut bytes = Vec::new();
+        fs::File::open(&path)
+            .ok()?
+            .take(max.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .ok()?;
+        if bytes.len() as u64 > max {
+            self.forget(kind, name);
+            return None;
+        }
         if Id::of_stored(&bytes).to_hex() == name {
             self.set_verified(kind, name, true);
             Some(bytes)
@@ -126,7 +135,7 @@ impl CachedBackend {
 
     /// Makes sure a cached file is intact before ranges are read from it.
     fn ensure_verified(&self, kind: FileKind, name: &str) -> bool {
-        self.is_verified(kind, name) || self.load(kind, name).is_some()
+        self.is_verified(kind, name) || self.load(kind, name, WHOLE_TREE_PACK_MAX).is_some()
     }
 
     /// Stores a copy (best effort): written to a temporary file, then
@@ -232,11 +241,11 @@ impl Backend for CachedBackend {
         Ok(entries)
     }
 
-    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, BackendError> {
-        if let Some(bytes) = self.load(kind, name) {
+    fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, BackendError> {
+        if let Some(bytes) = self.load(kind, name, max) {
             return Ok(bytes);
         }
-        let bytes = self.inner.read(kind, name)?;
+        let bytes = self.inner.read(kind, name, max)?;
         self.store(kind, name, &bytes);
         Ok(bytes)
     }
@@ -254,8 +263,14 @@ impl Backend for CachedBackend {
         if let Some(bytes) = self.load_range(kind, name, offset, length) {
             return Ok(bytes);
         }
-        // Fetch the whole pack: its other trees are likely wanted next.
-        let whole = self.inner.read(kind, name)?;
+        // Fetch the whole pack: its other trees are likely wanted next. A
+        // pack larger than a writer makes of trees is read by range only.
+        let whole = match self.inner.read(kind, name, WHOLE_TREE_PACK_MAX) {
+            Err(e) if e.kind() == arca_backend::ErrorKind::TooLarge => {
+                return self.inner.read_range(kind, name, offset, length);
+            }
+            other => other?,
+        };
         self.store(kind, name, &whole);
         let start = usize::try_from(offset).ok();
         let end = offset
@@ -314,6 +329,11 @@ impl Backend for CachedBackend {
 
 /// A temporary file in the cache older than this was left by a process
 /// that was killed.
+/// Tree packs up to this size are fetched whole on first use and cached;
+/// a larger one (no writer makes one with the default pack size) is read
+/// by range.
+const WHOLE_TREE_PACK_MAX: u64 = 64 << 20;
+
 const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn make_dir(dir: &Path) -> std::io::Result<()> {
@@ -384,9 +404,15 @@ mod tests {
         let bytes = b"an index file".to_vec();
         let name = named(&bytes);
         memory.write(FileKind::Index, &name, &bytes).unwrap();
-        assert_eq!(cached.read(FileKind::Index, &name).unwrap(), bytes);
+        assert_eq!(
+            cached.read(FileKind::Index, &name, u64::MAX).unwrap(),
+            bytes
+        );
         let after_first = stats.counts().requests;
-        assert_eq!(cached.read(FileKind::Index, &name).unwrap(), bytes);
+        assert_eq!(
+            cached.read(FileKind::Index, &name, u64::MAX).unwrap(),
+            bytes
+        );
         assert_eq!(
             stats.counts().requests,
             after_first,
@@ -396,7 +422,7 @@ mod tests {
         let file = dir.path().join("repo/index").join(&name);
         std::fs::write(&file, b"damaged").unwrap();
         let fresh = CachedBackend::new(cached.inner.clone(), dir.path(), "repo").unwrap();
-        assert_eq!(fresh.read(FileKind::Index, &name).unwrap(), bytes);
+        assert_eq!(fresh.read(FileKind::Index, &name, u64::MAX).unwrap(), bytes);
         assert_eq!(stats.counts().requests, after_first + 1, "refetched");
         assert_eq!(std::fs::read(&file).unwrap(), bytes, "repaired");
     }
@@ -453,7 +479,9 @@ mod tests {
             .write(FileKind::Data, &named(&bytes), &bytes)
             .unwrap();
         for _ in 0..2 {
-            cached.read(FileKind::Data, &named(&bytes)).unwrap();
+            cached
+                .read(FileKind::Data, &named(&bytes), u64::MAX)
+                .unwrap();
         }
         assert_eq!(stats.counts().data_pack_reads, 2);
     }

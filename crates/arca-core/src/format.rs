@@ -116,6 +116,10 @@ pub const MAX_PACK_HEADER_LEN: u32 = 64 * 1024 * 1024;
 pub const MAX_DATA_BLOB_LEN: u32 = CHUNK_MAX_HIGHEST;
 /// Largest raw tree blob: one directory's listing.
 pub const MAX_TREE_BLOB_LEN: u32 = 512 * 1024 * 1024;
+/// Largest pack a whole read accepts: the largest target, one blob of the
+/// largest kind past it, and the largest header with its length.
+pub const MAX_PACK_LEN: u64 =
+    PACK_SIZE_MAX as u64 + MAX_TREE_BLOB_LEN as u64 + MAX_PACK_HEADER_LEN as u64 + 4;
 
 #[cfg(test)]
 mod tests {

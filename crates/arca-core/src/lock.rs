@@ -155,7 +155,7 @@ fn read_lock(backend: &dyn Backend, key: &MasterKey, name: &str) -> Result<Optio
         Ok(size) if size > MAX_LOCK_LEN => {
             return Err(Error::corrupt(object, format!("{size} bytes is too large")));
         }
-        Ok(_) => match backend.read(FileKind::Lock, name) {
+        Ok(_) => match backend.read(FileKind::Lock, name, crate::format::MAX_LOCK_LEN) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == BackendErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),

@@ -400,7 +400,7 @@ mod tests {
             panic!("a staged writer finishes a staged pack");
         };
         object.commit(&name).unwrap();
-        let stored = backend.read(FileKind::Data, &name).unwrap();
+        let stored = backend.read(FileKind::Data, &name, u64::MAX).unwrap();
         assert_eq!(Id::of_stored(&stored), staged.id.id());
         // Same blobs, but the header is sealed under a fresh nonce.
         let header_start = bytes.len() - 4 - read_header_len(&bytes);

@@ -691,7 +691,7 @@ impl Repository {
 
     /// Reads a whole pack, checking its name.
     pub fn read_pack(&self, kind: BlobKind, id: &PackId) -> Result<Vec<u8>> {
-        self.read_verified(kind.file_kind(), &id.to_hex(), u64::MAX)
+        self.read_verified(kind.file_kind(), &id.to_hex(), MAX_PACK_LEN)
     }
 }
 
@@ -810,16 +810,16 @@ pub(crate) fn verify_stored(
     }
 }
 
-/// Reads an object after checking its size against `max`.
+/// Reads a whole object of at most `max` bytes (no more is ever taken
+/// from storage); a larger one is damaged.
 fn read_bounded(backend: &dyn Backend, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>> {
-    let size = backend.size(kind, name)?;
-    if size > max {
-        return Err(Error::corrupt(
+    match backend.read(kind, name, max) {
+        Err(e) if e.kind() == BackendErrorKind::TooLarge => Err(Error::corrupt(
             format!("{kind} {name}"),
-            format!("{size} bytes exceeds the limit of {max}"),
-        ));
+            format!("it is larger than the limit of {max} bytes for its kind"),
+        )),
+        other => Ok(other?),
     }
-    Ok(backend.read(kind, name)?)
 }
 
 /// Reads the key file `name`, checks that its name is the hash of its bytes,

@@ -49,8 +49,8 @@ impl Backend for InterruptAfterLockWrite {
     fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
         self.inner.list(kind)
     }
-    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
-        self.inner.read(kind, name)
+    fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error> {
+        self.inner.read(kind, name, max)
     }
     fn read_range(
         &self,

@@ -255,7 +255,25 @@ pub fn repair_packs(
     names.sort_by_key(|(id, _)| **id);
     for (id, (kind, name, _)) in names {
         let file_kind = kind.file_kind();
-        let bytes = repo.backend().read(file_kind, name)?;
+        let bytes = match repo
+            .backend()
+            .read(file_kind, name, crate::format::MAX_PACK_LEN)
+        {
+            Err(e) if e.kind() == arca_backend::ErrorKind::TooLarge => {
+                // No writer makes such a pack: nothing in it is trusted.
+                dropped.insert(*id);
+                report.packs_read += 1;
+                report.damaged.push(SalvagedPack {
+                    pack: format!("{file_kind} {name}"),
+                    problem: "is larger than any pack a writer makes".into(),
+                    salvaged_blobs: 0,
+                    lost_blobs: listings.get(id).map_or(0, |p| p.blobs.len() as u64),
+                    deleted: false,
+                });
+                continue;
+            }
+            other => other?,
+        };
         report.packs_read += 1;
         if Id::of_stored(&bytes).to_hex() == *name {
             continue; // intact: exactly the bytes that were written

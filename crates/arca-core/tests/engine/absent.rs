@@ -54,7 +54,7 @@ fn remove_data_packs(memory: &MemoryBackend) {
 
 fn truncate_data_packs(memory: &MemoryBackend) {
     for name in data_packs(memory) {
-        let bytes = memory.read(FileKind::Data, &name).unwrap();
+        let bytes = memory.read(FileKind::Data, &name, u64::MAX).unwrap();
         memory.tamper(FileKind::Data, &name, bytes[..bytes.len() / 2].to_vec());
     }
 }

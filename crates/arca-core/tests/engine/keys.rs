@@ -101,8 +101,8 @@ impl Backend for Vanished {
         }
         Ok(entries)
     }
-    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, Error> {
-        self.0.read(kind, name)
+    fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error> {
+        self.0.read(kind, name, max)
     }
     fn read_range(&self, kind: FileKind, name: &str, at: u64, len: u64) -> Result<Vec<u8>, Error> {
         self.0.read_range(kind, name, at, len)

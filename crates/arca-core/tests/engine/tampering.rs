@@ -84,7 +84,7 @@ fn two_blobs_swapped_inside_their_pack_are_detected() {
         b.length(),
         "the two blobs must be the same size"
     );
-    let mut bytes = memory.read(FileKind::Data, &name).unwrap();
+    let mut bytes = memory.read(FileKind::Data, &name, u64::MAX).unwrap();
     let (a_at, b_at, len) = (
         a.offset() as usize,
         b.offset() as usize,
@@ -119,7 +119,7 @@ fn a_data_blob_presented_as_a_tree_is_refused() {
     let root = snapshot.tree.id();
     // The data pack, byte for byte, among the tree packs (its name is
     // still the hash of its bytes) ...
-    let bytes = memory.read(FileKind::Data, &name).unwrap();
+    let bytes = memory.read(FileKind::Data, &name, u64::MAX).unwrap();
     memory.write(FileKind::Tree, &name, &bytes).unwrap();
     // ... and an index, written with the key, that says the snapshot's root
     // tree is the first data blob there; it supersedes every other index.
@@ -167,7 +167,7 @@ fn a_data_blob_presented_as_a_tree_is_refused() {
 fn an_old_snapshot_file_under_a_new_name_is_detected() {
     let (memory, src) = repository();
     let name = memory.list(FileKind::Snapshot).unwrap()[0].name.clone();
-    let bytes = memory.read(FileKind::Snapshot, &name).unwrap();
+    let bytes = memory.read(FileKind::Snapshot, &name, u64::MAX).unwrap();
     let other = "ab".repeat(32);
     memory.write(FileKind::Snapshot, &other, &bytes).unwrap();
 
@@ -192,7 +192,7 @@ fn a_key_file_planted_from_another_repository_opens_nothing() {
     let (memory, _src) = repository();
     let other = common::init_memory(b"planted", &common::test_options());
     let planted = other.list(FileKind::Key).unwrap()[0].name.clone();
-    let bytes = other.read(FileKind::Key, &planted).unwrap();
+    let bytes = other.read(FileKind::Key, &planted, u64::MAX).unwrap();
     memory.write(FileKind::Key, &planted, &bytes).unwrap();
     // Its password unwraps its own master secret, which seals nothing here.
     assert!(Repository::open(Arc::new(memory.clone()), b"planted").is_err());
