@@ -287,6 +287,7 @@ fn listed_names_escape_bidirectional_and_control_characters() {
 }
 
 /// Runs arca and returns its output and its own peak resident set (KiB).
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also reports the peak
 fn run_measured(env: &Env, args: &[&str]) -> (std::process::Output, i64) {
     use std::os::unix::process::ExitStatusExt;
     let child = env

@@ -88,20 +88,117 @@ pub(crate) fn build_root(paths: &[PathBuf]) -> SourceNode {
     root
 }
 
+/// Flags every source open carries: no following a link in the last
+/// component, no blocking on a FIFO put in a file's place, no leaking the
+/// descriptor to a hook.
+fn source_flags() -> nix::fcntl::OFlag {
+    use nix::fcntl::OFlag;
+    OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC
+}
+
 /// Opens a source file for reading without updating its access time where
 /// the kernel allows it (owner or root), so a backup leaves atimes, and the
-/// trees that record them, as they were.
-pub(crate) fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
+/// trees that record them, as they were. `path` is reached through its
+/// directory's handle (see [`DirHandle`]); the file opened must be the one
+/// the walk listed (same device and inode, a regular file): a file swapped
+/// for another, or for a link, between listing and opening is not read.
+pub(crate) fn open_file(path: &Path, listed: &Metadata) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let no_atime = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NOATIME.bits())
-        .open(path);
-    match no_atime {
+    let open = |extra: nix::fcntl::OFlag| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((source_flags() | extra).bits())
+            .open(path)
+    };
+    let file = match open(nix::fcntl::OFlag::O_NOATIME) {
         Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EPERM as i32) => {
-            std::fs::File::open(path)
+            open(nix::fcntl::OFlag::empty())
         }
         other => other,
+    }
+    .map_err(replaced_if_link)?;
+    let opened = file.metadata()?;
+    if !opened.is_file() || !same_entry(&opened, listed) {
+        return Err(replaced());
+    }
+    Ok(file)
+}
+
+fn same_entry(a: &Metadata, b: &Metadata) -> bool {
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// What a source entry swapped under the walk reads as.
+fn replaced() -> std::io::Error {
+    std::io::Error::other(
+        "changed during backup: it was replaced between listing and opening, and is not stored",
+    )
+}
+
+/// `O_NOFOLLOW` met a link where the walk had listed something else.
+fn replaced_if_link(e: std::io::Error) -> std::io::Error {
+    if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
+        replaced()
+    } else {
+        e
+    }
+}
+
+/// An open source directory. Its entries are reached through the handle
+/// (`/proc/self/fd/N/NAME`), never by resolving the directory's path again,
+/// so swapping the directory (or any directory above it) for a link or
+/// another directory after it was checked changes nothing that is read.
+pub(crate) struct DirHandle {
+    _dir: std::fs::File,
+    /// The path that reaches the open directory itself.
+    access: PathBuf,
+}
+
+impl DirHandle {
+    /// Opens the directory at `path` (itself reached through its parent's
+    /// handle, or a source path as given). With `listed`, it must be the
+    /// directory the walk listed there.
+    pub fn open(path: &Path, listed: Option<&Metadata>) -> std::io::Result<DirHandle> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = nix::fcntl::OFlag::O_DIRECTORY
+            | nix::fcntl::OFlag::O_CLOEXEC
+            | if listed.is_some() {
+                source_flags()
+            } else {
+                nix::fcntl::OFlag::empty()
+            };
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits())
+            .open(path)
+            .map_err(|e| {
+                // A link (or a file) where a directory was listed.
+                let swapped = e.raw_os_error() == Some(nix::errno::Errno::ENOTDIR as i32);
+                if swapped && listed.is_some() {
+                    replaced()
+                } else {
+                    replaced_if_link(e)
+                }
+            })?;
+        if let Some(listed) = listed
+            && !same_entry(&dir.metadata()?, listed)
+        {
+            return Err(replaced());
+        }
+        let proc = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+        // Without /proc the directory's path is used (checked as above).
+        let access = if proc.is_dir() {
+            proc
+        } else {
+            path.to_path_buf()
+        };
+        Ok(DirHandle { _dir: dir, access })
+    }
+
+    /// The path that lists this directory.
+    pub fn path(&self) -> &Path {
+        &self.access
     }
 }
 
@@ -346,6 +443,66 @@ pub(crate) fn read_xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A file swapped for a link (or for another file) between the walk's
+    /// listing and the open is not read (issue 17, finding 4).
+    #[test]
+    fn a_file_swapped_after_listing_is_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"root only").unwrap();
+        let file = dir.path().join("mine");
+        std::fs::write(&file, b"mine").unwrap();
+        let listed = std::fs::symlink_metadata(&file).unwrap();
+        assert!(open_file(&file, &listed).is_ok());
+
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(&secret, &file).unwrap();
+        let err = open_file(&file, &listed).unwrap_err();
+        assert!(err.to_string().contains("changed during backup"), "{err}");
+
+        std::fs::remove_file(&file).unwrap();
+        std::fs::hard_link(&secret, &file).unwrap();
+        let err = open_file(&file, &listed).unwrap_err();
+        assert!(err.to_string().contains("changed during backup"), "{err}");
+
+        std::fs::remove_file(&file).unwrap();
+        nix::unistd::mkfifo(&file, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(
+            open_file(&file, &listed).is_err(),
+            "a FIFO is neither read nor waited on"
+        );
+    }
+
+    /// Entries are reached through the directory's handle: swapping the
+    /// directory for a link to elsewhere after it was opened changes
+    /// nothing that is read, and a directory swapped before it is opened is
+    /// refused.
+    #[test]
+    fn a_directory_swapped_for_a_link_is_not_entered() {
+        let root = tempfile::tempdir().unwrap();
+        let elsewhere = root.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("f"), b"root only").unwrap();
+        let dir = root.path().join("dir");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("f"), b"mine").unwrap();
+        let listed = std::fs::symlink_metadata(&dir).unwrap();
+        let handle = DirHandle::open(&dir, Some(&listed)).unwrap();
+        let inside = handle.path().join("f");
+        let f_listed = std::fs::symlink_metadata(&inside).unwrap();
+
+        std::fs::rename(&dir, root.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+        let mut read = String::new();
+        std::io::Read::read_to_string(&mut open_file(&inside, &f_listed).unwrap(), &mut read)
+            .unwrap();
+        assert_eq!(read, "mine");
+        let err = DirHandle::open(&dir, Some(&listed)).err().unwrap();
+        assert!(err.to_string().contains("changed during backup"), "{err}");
+    }
+
     use super::*;
 
     fn shape(node: &SourceNode) -> String {

@@ -27,6 +27,7 @@
 //! blobs are all still indexed) reuses the parent's content list unread.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -805,6 +806,10 @@ struct Subdir {
     slot: usize,
     path: PathBuf,
     node: Node,
+    /// The path that reaches it through its parent's handle.
+    at: PathBuf,
+    /// What the walk listed there.
+    meta: Metadata,
     /// Its tree in the parent snapshot, if any.
     parent: Option<Tree>,
     /// Its node's subtree in the parent snapshot (`None`: it is new).
@@ -837,7 +842,7 @@ impl<'s, 'a> Walker<'s, 'a> {
 
     fn archive_root(&mut self, root: &SourceNode, parent: Option<&Tree>) -> Result<TreeId> {
         match root {
-            SourceNode::Real(path) => self.archive_dir(path, parent),
+            SourceNode::Real(path) => self.archive_dir(path, path, None, parent),
             SourceNode::Virtual(_, children) => self.archive_virtual(children, parent),
         }
     }
@@ -876,12 +881,12 @@ impl<'s, 'a> Walker<'s, 'a> {
             let before = parent_node(parent, name);
             match child {
                 SourceNode::Real(p) => {
-                    if !self.fill_node(p, &meta, &mut node, before)? {
+                    if !self.fill_node(p, p, &meta, &mut node, before)? {
                         continue;
                     }
                 }
                 SourceNode::Virtual(_, grandchildren) => {
-                    self.fill_metadata(path, &mut node, before);
+                    self.fill_metadata(path, path, &mut node, before);
                     let sub_parent = self.parent_subtree(before);
                     let subtree = self.archive_virtual(grandchildren, sub_parent.as_ref())?;
                     node.subtree = Some(subtree);
@@ -893,11 +898,29 @@ impl<'s, 'a> Walker<'s, 'a> {
         self.store_tree(tree)
     }
 
-    /// A source directory: everything below it, sorted by name bytes.
-    fn archive_dir(&mut self, dir: &Path, parent: Option<&Tree>) -> Result<TreeId> {
+    /// A source directory: everything below it, sorted by name bytes. `dir`
+    /// is its path (for names, excludes and warnings), `at` the path that
+    /// reaches it (through its parent's handle), and `listed` what the walk
+    /// listed there: the directory opened must be that one. Its entries are
+    /// read through its own handle while it is walked.
+    fn archive_dir(
+        &mut self,
+        dir: &Path,
+        at: &Path,
+        listed: Option<&Metadata>,
+        parent: Option<&Tree>,
+    ) -> Result<TreeId> {
         let mut entries: Vec<(Vec<u8>, std::fs::DirEntry)> = Vec::new();
-        match std::fs::read_dir(dir) {
-            Ok(read) => {
+        let handle = match source::DirHandle::open(at, listed) {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                self.warn(WarningKind::Unreadable, dir, e.to_string());
+                None
+            }
+        };
+        match handle.as_ref().map(|h| std::fs::read_dir(h.path())) {
+            None => {}
+            Some(Ok(read)) => {
                 for entry in read {
                     match entry {
                         Ok(entry) => entries.push((entry.file_name().as_bytes().to_vec(), entry)),
@@ -905,7 +928,7 @@ impl<'s, 'a> Walker<'s, 'a> {
                     }
                 }
             }
-            Err(e) => self.warn(WarningKind::Unreadable, dir, e.to_string()),
+            Some(Err(e)) => self.warn(WarningKind::Unreadable, dir, e.to_string()),
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         // Files are read here, in order; subdirectories are walked in
@@ -913,7 +936,8 @@ impl<'s, 'a> Walker<'s, 'a> {
         let mut slots: Vec<Option<Node>> = Vec::with_capacity(entries.len());
         let mut subdirs: Vec<Subdir> = Vec::new();
         for (name, entry) in entries {
-            let path = entry.path();
+            let path = dir.join(OsStr::from_bytes(&name));
+            let at = entry.path();
             // Stats relative to the open directory: no walk of the full path.
             let meta = match entry.metadata() {
                 Ok(meta) => meta,
@@ -930,16 +954,18 @@ impl<'s, 'a> Walker<'s, 'a> {
             };
             let before = parent_node(parent, &name);
             if node.kind == NodeKind::Dir {
-                self.fill_metadata(&path, &mut node, before);
+                self.fill_metadata(&path, &at, &mut node, before);
                 subdirs.push(Subdir {
                     slot: slots.len(),
                     parent: self.parent_subtree(before),
                     before: before.map(|b| b.subtree),
                     path,
+                    at,
+                    meta,
                     node,
                 });
                 slots.push(None);
-            } else if self.fill_node(&path, &meta, &mut node, before)? {
+            } else if self.fill_node(&path, &at, &meta, &mut node, before)? {
                 slots.push(Some(node));
             }
         }
@@ -950,7 +976,12 @@ impl<'s, 'a> Walker<'s, 'a> {
                 .par_iter()
                 .map(|sub| {
                     let mut walker = Walker::new(shared);
-                    let tree = walker.archive_dir(&sub.path, sub.parent.as_ref())?;
+                    let tree = walker.archive_dir(
+                        &sub.path,
+                        &sub.at,
+                        Some(&sub.meta),
+                        sub.parent.as_ref(),
+                    )?;
                     Ok((tree, walker))
                 })
                 .collect()
@@ -964,6 +995,8 @@ impl<'s, 'a> Walker<'s, 'a> {
             self.count_dir(sub.before, subtree);
             slots[sub.slot] = Some(sub.node);
         }
+        // The handle stays open until every entry below it was read.
+        drop(handle);
         self.store_tree(Tree {
             nodes: slots.into_iter().flatten().collect(),
         })
@@ -972,7 +1005,7 @@ impl<'s, 'a> Walker<'s, 'a> {
     /// Owner names and extended attributes. Any change to an entry's
     /// xattrs changes its ctime, so an entry whose ctime, inode and device
     /// match its parent node keeps the parent's xattrs without asking.
-    fn fill_metadata(&mut self, path: &Path, node: &mut Node, before: Option<&Node>) {
+    fn fill_metadata(&mut self, path: &Path, at: &Path, node: &mut Node, before: Option<&Node>) {
         lock(&self.shared.names).fill(node);
         if let Some(p) = before
             && p.kind == node.kind
@@ -983,7 +1016,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             node.xattrs = p.xattrs.clone();
             return;
         }
-        match source::read_xattrs(path) {
+        match source::read_xattrs(at) {
             Ok(xattrs) => node.xattrs = xattrs,
             Err(e) => self.warn(
                 WarningKind::Unreadable,
@@ -997,18 +1030,19 @@ impl<'s, 'a> Walker<'s, 'a> {
     fn fill_node(
         &mut self,
         path: &Path,
+        at: &Path,
         meta: &Metadata,
         node: &mut Node,
         before: Option<&Node>,
     ) -> Result<bool> {
-        self.fill_metadata(path, node, before);
+        self.fill_metadata(path, at, node, before);
         match node.kind {
             NodeKind::File => {
                 if let Some(content) = self.unchanged_content(node, before) {
                     node.content = content;
                     self.summary.files_unchanged += 1;
                 } else {
-                    let Some((content, size)) = self.archive_file(path, meta)? else {
+                    let Some((content, size)) = self.archive_file(path, at, meta)? else {
                         return Ok(false);
                     };
                     node.content = content;
@@ -1025,11 +1059,11 @@ impl<'s, 'a> Walker<'s, 'a> {
             }
             NodeKind::Dir => {
                 let sub_parent = self.parent_subtree(before);
-                let subtree = self.archive_dir(path, sub_parent.as_ref())?;
+                let subtree = self.archive_dir(path, at, Some(meta), sub_parent.as_ref())?;
                 node.subtree = Some(subtree);
                 self.count_dir(before.map(|b| b.subtree), subtree);
             }
-            NodeKind::Symlink => match std::fs::read_link(path) {
+            NodeKind::Symlink => match std::fs::read_link(at) {
                 Ok(target) => node.target = target.as_os_str().as_bytes().to_vec(),
                 Err(e) => {
                     self.warn(WarningKind::Unreadable, path, e.to_string());
@@ -1067,8 +1101,13 @@ impl<'s, 'a> Walker<'s, 'a> {
     }
 
     /// Chunks a file; `None` (with a warning) when it cannot be read.
-    fn archive_file(&mut self, path: &Path, meta: &Metadata) -> Result<Option<(Vec<BlobId>, u64)>> {
-        let file = match source::open_file(path) {
+    fn archive_file(
+        &mut self,
+        path: &Path,
+        at: &Path,
+        meta: &Metadata,
+    ) -> Result<Option<(Vec<BlobId>, u64)>> {
+        let file = match source::open_file(at, meta) {
             Ok(file) => file,
             Err(e) => {
                 self.warn(WarningKind::Unreadable, path, e.to_string());
@@ -1089,7 +1128,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         lock(&self.shared.chunkers).push(chunker);
         match read {
             Ok((content, size)) => {
-                if changed_since(path, meta, size) {
+                if changed_since(at, meta, size) {
                     self.warn(
                         WarningKind::Changed,
                         path,
