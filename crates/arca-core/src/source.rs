@@ -503,8 +503,6 @@ mod tests {
         assert!(err.to_string().contains("changed during backup"), "{err}");
     }
 
-    use super::*;
-
     fn shape(node: &SourceNode) -> String {
         match node {
             SourceNode::Real(p) => format!("R({})", p.display()),
