@@ -23,7 +23,7 @@
 //! let backend = MemoryBackend::new();
 //! backend.create().unwrap();
 //! backend.write(FileKind::Snapshot, "ab12", b"sealed bytes").unwrap();
-//! assert_eq!(backend.read(FileKind::Snapshot, "ab12").unwrap(), b"sealed bytes");
+//! assert_eq!(backend.read(FileKind::Snapshot, "ab12", 1024).unwrap(), b"sealed bytes");
 //! ```
 
 pub mod cleanup;

@@ -434,6 +434,11 @@ pub struct RestoreArgs {
     /// Re-read every restored file and check it against the snapshot.
     #[arg(long)]
     pub verify: bool,
+
+    /// Leave out FIFOs and device nodes, and drop setuid/setgid bits and
+    /// file capabilities (the default when not running as root).
+    #[arg(long)]
+    pub no_special: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,92 +1,643 @@
-//! The restore target: creating entries on the local filesystem and giving
-//! them back their metadata. Knows nothing about repositories.
+//! The restore target: creating entries on the local file system and giving
+//! them back their metadata, through directory handles. Knows nothing about
+//! repositories.
+//!
+//! Everything happens below one directory opened once ([`Target::open`]).
+//! A directory is reached from it with `openat2` under `RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS`, and must then be the very directory (device and
+//! inode) this restore created or found when it planned it; every entry is
+//! then created, opened or changed relative to that handle, with calls that
+//! do not follow a link in the last component (`O_NOFOLLOW`,
+//! `AT_SYMLINK_NOFOLLOW`), and metadata is applied to an open descriptor.
+//! A path is resolved once. So a link put anywhere in the target, by a
+//! hostile tree or by a local user racing the restore, is never followed,
+//! and a directory swapped for another is never entered or changed.
+//!
+//! Names that the file system folds together (case-insensitive or
+//! normalising file systems) show up as an entry that exists although this
+//! restore did not create it in a directory it made empty, or as an entry
+//! this restore created where it was about to replace something: both are
+//! refused ([`Error::Collision`]) rather than letting one name stand for
+//! another.
 
-use std::fs::{self, File, OpenOptions};
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use filetime::FileTime;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{FileStat, Mode, SFlag};
 
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
 use crate::tree::{Node, NodeKind, Xattr};
 
-/// Creates a directory (private until its metadata is applied at the end).
-pub(crate) fn create_dir(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => {
-            fs::remove_file(path).map_err(|e| Error::target(path, e))?;
-            create_dir(path)
+/// Which file: device and inode.
+pub(crate) type FileId = (u64, u64);
+
+fn id_of(stat: &FileStat) -> FileId {
+    (stat.st_dev, stat.st_ino)
+}
+
+fn io_err(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+/// The directory a restore writes into, and what it created there.
+pub(crate) struct Target {
+    root: OwnedFd,
+    path: PathBuf,
+    /// Every entry this restore created (directories included).
+    created: Mutex<HashSet<FileId>>,
+}
+
+/// How an entry was refused.
+pub(crate) enum Refused {
+    /// Another entry already stands under that name on this file system.
+    Collision(String),
+    /// Anything else, naming the path.
+    Error(Error),
+}
+
+impl From<Error> for Refused {
+    fn from(e: Error) -> Refused {
+        Refused::Error(e)
+    }
+}
+
+/// A planned entry creation: refused for a collision, or done.
+pub(crate) type Made<T> = std::result::Result<T, Refused>;
+
+impl Target {
+    /// Opens (creating it if missing) the directory at `path`.
+    pub fn open(path: &Path) -> Result<Target> {
+        std::fs::create_dir_all(path).map_err(|e| Error::target(path, e))?;
+        let root = nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::target(path, io_err(e)))?;
+        Ok(Target {
+            root,
+            path: path.to_path_buf(),
+            created: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The path of `rel` below the target, for messages.
+    pub fn shown(&self, rel: &Path) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    fn note_created(&self, id: FileId) {
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+    }
+
+    fn was_created(&self, id: FileId) -> bool {
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id)
+    }
+
+    /// The target directory itself, and its identity.
+    pub fn root(&self) -> Result<(OwnedFd, FileId)> {
+        let fd = self
+            .root
+            .try_clone()
+            .map_err(|e| Error::target(&self.path, e))?;
+        let stat = nix::sys::stat::fstat(&fd).map_err(|e| Error::target(&self.path, io_err(e)))?;
+        Ok((fd, id_of(&stat)))
+    }
+
+    /// Opens the directory `rel` (relative to the target) without following
+    /// any link on the way, and only if it is the directory `id`.
+    pub fn dir(&self, rel: &Path, id: FileId) -> Result<OwnedFd> {
+        let shown = || self.shown(rel);
+        let fd = if rel.as_os_str().is_empty() {
+            self.root().map(|(fd, _)| fd)?
+        } else {
+            use nix::fcntl::{OpenHow, ResolveFlag};
+            let how = OpenHow::new()
+                .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+                .resolve(
+                    ResolveFlag::RESOLVE_BENEATH
+                        | ResolveFlag::RESOLVE_NO_SYMLINKS
+                        | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+                );
+            nix::fcntl::openat2(&self.root, rel, how).map_err(|e| replaced(shown(), e))?
+        };
+        let stat = nix::sys::stat::fstat(&fd).map_err(|e| Error::target(shown(), io_err(e)))?;
+        if id_of(&stat) != id {
+            return Err(replaced(shown(), Errno::ESTALE));
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
-            .mode(0o700)
-            .create(path)
-            .map_err(|e| Error::target(path, e)),
-        Err(e) => Err(Error::target(path, e)),
+        Ok(fd)
+    }
+
+    /// What is at `name` in `dir`, without following a link.
+    pub fn stat(&self, dir: &OwnedFd, name: &OsStr) -> Option<FileStat> {
+        nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()
+    }
+
+    /// Makes `name` in `dir` a directory (private until its metadata is
+    /// applied) and opens it. In a `fresh` directory nothing is looked for
+    /// first. An existing directory that this restore did not create is
+    /// entered (restoring over an earlier restore); anything else there is
+    /// removed first. Returns the handle, its identity, and whether it was
+    /// there before.
+    pub fn mkdir(
+        &self,
+        dir: &OwnedFd,
+        shown: &Path,
+        name: &OsStr,
+        fresh: bool,
+    ) -> Made<(OwnedFd, FileId, bool)> {
+        let path = shown.join(name);
+        if !fresh && let Some(stat) = self.stat(dir, name) {
+            if self.was_created(id_of(&stat)) {
+                return Err(collision(&path));
+            }
+            if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+                let fd = self.open_child_dir(dir, &path, name)?;
+                let opened =
+                    nix::sys::stat::fstat(&fd).map_err(|e| Error::target(&path, io_err(e)))?;
+                if id_of(&opened) != id_of(&stat) {
+                    return Err(Refused::Error(replaced(path, Errno::ESTALE)));
+                }
+                return Ok((fd, id_of(&stat), true));
+            }
+            self.remove(dir, shown, name)?;
+        }
+        match nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(0o700)) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => return Err(collision(&path)),
+            Err(e) => return Err(Refused::Error(Error::target(&path, io_err(e)))),
+        }
+        let fd = self.open_child_dir(dir, &path, name)?;
+        let stat = nix::sys::stat::fstat(&fd).map_err(|e| Error::target(&path, io_err(e)))?;
+        self.note_created(id_of(&stat));
+        Ok((fd, id_of(&stat), false))
+    }
+
+    fn open_child_dir(&self, dir: &OwnedFd, path: &Path, name: &OsStr) -> Result<OwnedFd> {
+        nix::fcntl::openat(
+            dir,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| replaced(path.to_path_buf(), e))
+    }
+
+    /// Creates `name` in `dir` as a regular file of `size` bytes (a hole
+    /// until its chunks are written, so all-zero chunks need no writing) and
+    /// opens it for writing. Whatever was there is replaced, never written
+    /// through (it may be a hard link or a link to outside the target).
+    pub fn create_file(
+        &self,
+        dir: &OwnedFd,
+        shown: &Path,
+        name: &OsStr,
+        size: u64,
+        fresh: bool,
+    ) -> Made<(File, FileId)> {
+        let path = shown.join(name);
+        self.make_room(dir, shown, name, fresh)?;
+        let fd = match nix::fcntl::openat(
+            dir,
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::EEXIST) => return Err(collision(&path)),
+            Err(e) => return Err(Refused::Error(Error::target(&path, io_err(e)))),
+        };
+        let file = File::from(fd);
+        file.set_len(size).map_err(|e| Error::target(&path, e))?;
+        let id = file_id(&file, &path)?;
+        self.note_created(id);
+        Ok((file, id))
+    }
+
+    /// Opens the file `name` in `dir` for writing, if it is the file `id`.
+    pub fn open_for_write(
+        &self,
+        dir: &OwnedFd,
+        shown: &Path,
+        name: &OsStr,
+        id: FileId,
+    ) -> Result<File> {
+        self.open_checked(dir, shown, name, OFlag::O_WRONLY, id)
+    }
+
+    /// Opens the file `name` in `dir` for reading, if it is the file `id`.
+    pub fn open_file(&self, dir: &OwnedFd, shown: &Path, name: &OsStr, id: FileId) -> Result<File> {
+        self.open_checked(dir, shown, name, OFlag::O_RDONLY, id)
+    }
+
+    /// Opens an existing regular file `name` in `dir` for reading (to
+    /// compare it with the snapshot); `None` when there is none.
+    pub fn open_existing(&self, dir: &OwnedFd, name: &OsStr) -> Option<(File, FileStat)> {
+        let fd = nix::fcntl::openat(
+            dir,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let stat = nix::sys::stat::fstat(&fd).ok()?;
+        (SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG)
+            .then(|| (File::from(fd), stat))
+    }
+
+    fn open_checked(
+        &self,
+        dir: &OwnedFd,
+        shown: &Path,
+        name: &OsStr,
+        mode: OFlag,
+        id: FileId,
+    ) -> Result<File> {
+        let path = shown.join(name);
+        let fd = nix::fcntl::openat(
+            dir,
+            name,
+            mode | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| replaced(path.clone(), e))?;
+        let file = File::from(fd);
+        if file_id(&file, &path)? != id {
+            return Err(replaced(path, Errno::ESTALE));
+        }
+        Ok(file)
+    }
+
+    /// Creates a symlink `name` in `dir` pointing at `target`.
+    pub fn symlink(
+        &self,
+        dir: &OwnedFd,
+        shown: &Path,
+        name: &OsStr,
+        target: &[u8],
+        fresh: bool,
+    ) -> Made<()> {
+        let path = shown.join(name);
+        self.make_room(dir, shown, name, fresh)?;
+        match nix::unistd::symlinkat(OsStr::from_bytes(target), dir, name) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => return Err(collision(&path)),
+            Err(e) => return Err(Refused::Error(Error::target(&path, io_err(e)))),
+        }
+        self.note_created_at(dir, name);
+        Ok(())
+    }
+
+    /// Creates a FIFO or device node `name` in `dir`.
+    pub fn special(
+        &self,
+        dir: &OwnedFd,
+        shown: &Path,
+        name: &OsStr,
+        node: &Node,
+        fresh: bool,
+    ) -> Made<()> {
+        let path = shown.join(name);
+        self.make_room(dir, shown, name, fresh)?;
+        let kind = match node.kind {
+            NodeKind::Fifo => SFlag::S_IFIFO,
+            NodeKind::Chardev => SFlag::S_IFCHR,
+            NodeKind::Blockdev => SFlag::S_IFBLK,
+            _ => return Ok(()),
+        };
+        let mode = Mode::from_bits_truncate(node.mode & 0o777);
+        match nix::sys::stat::mknodat(dir, name, kind, mode, node.rdev) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => return Err(collision(&path)),
+            Err(e) => return Err(Refused::Error(Error::target(&path, io_err(e)))),
+        }
+        self.note_created_at(dir, name);
+        Ok(())
+    }
+
+    /// Makes `name` in `dir` another name of the file `first_name` in
+    /// `first_dir`, which this restore created as `first_id`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn hard_link(
+        &self,
+        first_dir: &OwnedFd,
+        first_name: &OsStr,
+        first_id: FileId,
+        dir: &OwnedFd,
+        shown: &Path,
+        name: &OsStr,
+        fresh: bool,
+    ) -> Made<()> {
+        let path = shown.join(name);
+        match self.stat(first_dir, first_name) {
+            Some(stat) if id_of(&stat) == first_id => {}
+            _ => return Err(Refused::Error(replaced(path, Errno::ESTALE))),
+        }
+        self.make_room(dir, shown, name, fresh)?;
+        match nix::unistd::linkat(first_dir, first_name, dir, name, AtFlags::empty()) {
+            Ok(()) => Ok(()),
+            Err(Errno::EEXIST) => Err(collision(&path)),
+            Err(e) => Err(Refused::Error(Error::target(&path, io_err(e)))),
+        }
+    }
+
+    fn note_created_at(&self, dir: &OwnedFd, name: &OsStr) {
+        if let Some(stat) = self.stat(dir, name) {
+            self.note_created(id_of(&stat));
+        }
+    }
+
+    /// Clears `name` in `dir` for a new entry: nothing to do in a fresh
+    /// directory; an entry this restore created there means two names of
+    /// the snapshot fold into one on this file system.
+    fn make_room(&self, dir: &OwnedFd, shown: &Path, name: &OsStr, fresh: bool) -> Made<()> {
+        if fresh {
+            return Ok(());
+        }
+        if let Some(stat) = self.stat(dir, name) {
+            if self.was_created(id_of(&stat)) {
+                return Err(collision(&shown.join(name)));
+            }
+            self.remove(dir, shown, name)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `name` from `dir`, a directory with everything below it,
+    /// through handles: nothing it holds is followed.
+    pub fn remove(&self, dir: &OwnedFd, shown: &Path, name: &OsStr) -> Result<()> {
+        let path = shown.join(name);
+        let Some(stat) = self.stat(dir, name) else {
+            return Ok(());
+        };
+        let is_dir = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        if is_dir {
+            let child = self.open_child_dir(dir, &path, name)?;
+            // Entries may be read-only: the owner needs write access to empty it.
+            let _ = nix::sys::stat::fchmod(&child, Mode::from_bits_truncate(0o700));
+            for entry in self.list(&child, &path)? {
+                self.remove(&child, &path, &entry)?;
+            }
+        }
+        let flag = if is_dir {
+            nix::unistd::UnlinkatFlags::RemoveDir
+        } else {
+            nix::unistd::UnlinkatFlags::NoRemoveDir
+        };
+        match nix::unistd::unlinkat(dir, name, flag) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(Error::target(&path, io_err(e))),
+        }
+    }
+
+    /// The names in the open directory `dir`.
+    pub fn list(&self, dir: &OwnedFd, shown: &Path) -> Result<Vec<std::ffi::OsString>> {
+        let err = |e: Errno| Error::target(shown, io_err(e));
+        let copy = nix::unistd::dup(dir).map_err(err)?;
+        let mut listing = nix::dir::Dir::from_fd(copy).map_err(err)?;
+        let mut names = Vec::new();
+        for entry in listing.iter() {
+            let entry = entry.map_err(err)?;
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if name != "." && name != ".." {
+                names.push(name.to_os_string());
+            }
+        }
+        Ok(names)
+    }
+
+    /// Reads the target of the symlink `name` in `dir`.
+    pub fn read_link(&self, dir: &OwnedFd, name: &OsStr) -> Option<Vec<u8>> {
+        nix::fcntl::readlinkat(dir, name)
+            .ok()
+            .map(|t| t.as_bytes().to_vec())
+    }
+
+    /// Overwrites `length` bytes at `offset` of the file `name` in `dir`
+    /// (which must be the file `id`) with zeros: a lost piece of a file
+    /// patched in place must not keep older bytes.
+    pub fn clear_range(
+        &self,
+        dir: &OwnedFd,
+        shown: &Path,
+        name: &OsStr,
+        id: FileId,
+        offset: u64,
+        length: u64,
+    ) -> Result<()> {
+        let path = shown.join(name);
+        let file = self.open_for_write(dir, shown, name, id)?;
+        let zeros = vec![0u8; length.min(1 << 20) as usize];
+        let end = offset + length;
+        let mut at = offset;
+        while at < end {
+            let n = (end - at).min(zeros.len() as u64);
+            file.write_all_at(&zeros[..n as usize], at)
+                .map_err(|e| Error::target(&path, e))?;
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// Applies an entry's metadata (see [`apply`]): a directory or regular
+    /// file through a descriptor opened without following links (and only
+    /// if it is the entry `id`, when known); a symlink, FIFO or device by
+    /// name with calls that do not follow a link in its place.
+    pub fn apply_metadata(
+        &self,
+        dir: &OwnedFd,
+        shown: &Path,
+        name: &OsStr,
+        meta: &Meta,
+        id: Option<FileId>,
+        how: Apply,
+    ) -> Result<Vec<String>> {
+        let path = shown.join(name);
+        match meta.kind {
+            NodeKind::File => {
+                let fd = nix::fcntl::openat(
+                    dir,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| replaced(path.clone(), e))?;
+                let file = File::from(fd);
+                if let Some(id) = id
+                    && file_id(&file, &path)? != id
+                {
+                    return Err(replaced(path, Errno::ESTALE));
+                }
+                apply_to_fd(&file, &path, meta, how)
+            }
+            _ => apply_by_name(dir, &path, name, meta, how),
+        }
+    }
+
+    /// Applies a directory's metadata through its own handle.
+    pub fn apply_dir_metadata(
+        &self,
+        fd: &OwnedFd,
+        shown: &Path,
+        meta: &Meta,
+        how: Apply,
+    ) -> Result<Vec<String>> {
+        apply_to_fd(fd, shown, meta, how)
     }
 }
 
-/// Creates a directory where nothing is (its parent was created empty by
-/// this restore).
-pub(crate) fn create_new_dir(path: &Path) -> Result<()> {
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(path)
-        .map_err(|e| Error::target(path, e))
+/// What applying metadata may give back.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Apply {
+    /// Set owners (running as root).
+    pub owners: bool,
+    /// Keep setuid/setgid bits and file capabilities; without, they are
+    /// dropped (`--no-special`).
+    pub special: bool,
 }
 
-/// Creates a regular file of `size` bytes: a hole until its chunks are
-/// written, so all-zero chunks need no writing at all. Whatever was at the
-/// path is replaced, never written through (it may be a hard link or a
-/// symlink to something outside the target).
-pub(crate) fn create_file(path: &Path, size: u64) -> Result<()> {
-    create_open(path, size, false).map(drop)
+fn file_id(file: &File, path: &Path) -> Result<FileId> {
+    let stat = nix::sys::stat::fstat(file).map_err(|e| Error::target(path, io_err(e)))?;
+    Ok(id_of(&stat))
 }
 
-/// [`create_file`], keeping the file open for writing its chunks. With
-/// `absent` (its directory was created empty by this restore) nothing is
-/// looked for first; the exclusive create still refuses whatever might be
-/// there.
-pub(crate) fn create_open(path: &Path, size: u64, absent: bool) -> Result<File> {
-    if !absent {
-        remove_existing(path)?;
+fn collision(path: &Path) -> Refused {
+    Refused::Collision(format!(
+        "{}: not restored: another entry of this restore already has this name on this file system (it folds case or normalises names)",
+        path.display()
+    ))
+}
+
+/// A directory or file that is not what this restore made or found there.
+fn replaced(path: PathBuf, e: Errno) -> Error {
+    let why = match e {
+        Errno::ELOOP | Errno::EXDEV | Errno::ENOTDIR | Errno::ESTALE => io::Error::other(
+            "it was replaced (by a link or another entry) during the restore; nothing there was touched",
+        ),
+        other => io_err(other),
+    };
+    Error::target(path, why)
+}
+
+/// The capability extended attribute, which grants privileges to whoever
+/// runs the file.
+const CAPABILITY_XATTR: &[u8] = b"security.capability";
+
+/// Owner (as root), extended attributes, mode and times on an open
+/// descriptor, in that order: a chown clears setuid bits, and setting
+/// xattrs may need write permission the final mode takes away. Extended
+/// attributes the file system refuses are returned as warnings.
+fn apply_to_fd<F: AsFd>(fd: &F, path: &Path, meta: &Meta, how: Apply) -> Result<Vec<String>> {
+    let err = |e: Errno| Error::target(path, io_err(e));
+    let mut warnings = Vec::new();
+    if how.owners {
+        nix::unistd::fchown(
+            fd,
+            Some(nix::unistd::Uid::from_raw(meta.uid)),
+            Some(nix::unistd::Gid::from_raw(meta.gid)),
+        )
+        .map_err(err)?;
     }
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::target(path, e))?;
-    file.set_len(size).map_err(|e| Error::target(path, e))?;
-    Ok(file)
-}
-
-/// Opens a created file for writing chunks.
-pub(crate) fn open_for_write(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::target(path, e))
-}
-
-/// Overwrites `length` bytes at `offset` of an existing file with zeros:
-/// a lost piece of a file patched in place must not keep older bytes.
-pub(crate) fn clear_range(path: &Path, offset: u64, length: u64) -> Result<()> {
-    use std::os::unix::fs::FileExt;
-    let file = open_for_write(path)?;
-    let zeros = vec![0u8; length.min(1 << 20) as usize];
-    let end = offset + length;
-    let mut at = offset;
-    while at < end {
-        let n = (end - at).min(zeros.len() as u64);
-        file.write_all_at(&zeros[..n as usize], at)
-            .map_err(|e| Error::target(path, e))?;
-        at += n;
+    // SAFETY: the descriptor stays open (borrowed) for the duration of the
+    // xattr calls; ManuallyDrop keeps the File from closing it.
+    let file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(fd.as_fd().as_raw_fd()) });
+    for xattr in &meta.xattrs {
+        if !how.special && xattr.name == CAPABILITY_XATTR {
+            continue;
+        }
+        let name = OsStr::from_bytes(&xattr.name);
+        if let Err(e) = xattr::FileExt::set_xattr(&*file, name, &xattr.value) {
+            warnings.push(format!(
+                "{}: cannot set extended attribute {}: {e}",
+                path.display(),
+                String::from_utf8_lossy(&xattr.name)
+            ));
+        }
     }
-    Ok(())
+    nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode_of(meta, how))).map_err(err)?;
+    let (atime, mtime) = times(meta);
+    nix::sys::stat::futimens(fd, &atime, &mtime).map_err(err)?;
+    Ok(warnings)
+}
+
+/// The same for a symlink, FIFO or device node, by name: owner and times
+/// with `AT_SYMLINK_NOFOLLOW`; the mode of a FIFO or device through an
+/// `O_PATH` descriptor checked to be no link (chmod has no such flag).
+fn apply_by_name(
+    dir: &OwnedFd,
+    path: &Path,
+    name: &OsStr,
+    meta: &Meta,
+    how: Apply,
+) -> Result<Vec<String>> {
+    let err = |e: Errno| Error::target(path, io_err(e));
+    if how.owners {
+        nix::unistd::fchownat(
+            dir,
+            name,
+            Some(nix::unistd::Uid::from_raw(meta.uid)),
+            Some(nix::unistd::Gid::from_raw(meta.gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(err)?;
+    }
+    if meta.kind != NodeKind::Symlink {
+        let fd = nix::fcntl::openat(
+            dir,
+            name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| replaced(path.to_path_buf(), e))?;
+        let stat = nix::sys::stat::fstat(&fd).map_err(err)?;
+        if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+            return Err(replaced(path.to_path_buf(), Errno::ELOOP));
+        }
+        let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            proc.as_str(),
+            Mode::from_bits_truncate(mode_of(meta, how)),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(err)?;
+    }
+    let (atime, mtime) = times(meta);
+    nix::sys::stat::utimensat(
+        dir,
+        name,
+        &atime,
+        &mtime,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(err)?;
+    Ok(Vec::new())
+}
+
+fn mode_of(meta: &Meta, how: Apply) -> u32 {
+    let mode = meta.mode & 0o7777;
+    if how.special { mode } else { mode & !0o6000 }
+}
+
+fn times(meta: &Meta) -> (nix::sys::time::TimeSpec, nix::sys::time::TimeSpec) {
+    let spec = |t: Timestamp| nix::sys::time::TimeSpec::new(t.seconds, i64::from(t.nanos));
+    (spec(meta.atime), spec(meta.mtime))
 }
 
 /// File-system block size assumed for holes.
@@ -132,44 +683,6 @@ fn write_run(
         .map_err(|e| Error::target(path, e))
 }
 
-/// Creates a symlink, replacing whatever was there.
-pub(crate) fn create_symlink(path: &Path, target: &[u8]) -> Result<()> {
-    remove_existing(path)?;
-    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path)
-        .map_err(|e| Error::target(path, e))
-}
-
-/// Creates a FIFO or device node. Devices need root; the caller decides.
-pub(crate) fn create_special(path: &Path, node: &Node) -> Result<()> {
-    use nix::sys::stat::{Mode, SFlag};
-    remove_existing(path)?;
-    let mode = Mode::from_bits_truncate(node.mode & 0o777);
-    let made = match node.kind {
-        NodeKind::Fifo => nix::unistd::mkfifo(path, mode),
-        NodeKind::Chardev => nix::sys::stat::mknod(path, SFlag::S_IFCHR, mode, node.rdev),
-        NodeKind::Blockdev => nix::sys::stat::mknod(path, SFlag::S_IFBLK, mode, node.rdev),
-        _ => return Ok(()),
-    };
-    made.map_err(|e| Error::target(path, e.into()))
-}
-
-/// Makes `path` a hard link to the already restored `first`.
-pub(crate) fn create_hard_link(first: &Path, path: &Path) -> Result<()> {
-    remove_existing(path)?;
-    fs::hard_link(first, path).map_err(|e| Error::target(path, e))
-}
-
-/// Removes whatever is at `path`, if anything.
-fn remove_existing(path: &Path) -> Result<()> {
-    let removed = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    };
-    removed.map_err(|e| Error::target(path, e))
-}
-
 /// What applying an entry's metadata needs of its node: a restore keeps
 /// this for every entry until the data is written, not the whole node.
 #[derive(Debug)]
@@ -195,33 +708,4 @@ impl From<Node> for Meta {
             xattrs: node.xattrs,
         }
     }
-}
-
-/// Applies owner (when running as root), extended attributes, mode and
-/// times, in that order: a chown clears setuid bits, and setting xattrs may
-/// need write permission the final mode takes away. Extended attributes the
-/// target file system refuses are returned as warnings, not errors.
-pub(crate) fn apply_metadata(path: &Path, node: &Meta, as_root: bool) -> Result<Vec<String>> {
-    let err = |e| Error::target(path, e);
-    let mut warnings = Vec::new();
-    if as_root {
-        std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)).map_err(err)?;
-    }
-    for xattr in &node.xattrs {
-        let name = std::ffi::OsStr::from_bytes(&xattr.name);
-        if let Err(e) = xattr::set(path, name, &xattr.value) {
-            warnings.push(format!(
-                "{}: cannot set extended attribute {}: {e}",
-                path.display(),
-                String::from_utf8_lossy(&xattr.name)
-            ));
-        }
-    }
-    if node.kind != NodeKind::Symlink {
-        fs::set_permissions(path, fs::Permissions::from_mode(node.mode & 0o7777)).map_err(err)?;
-    }
-    let mtime = FileTime::from_unix_time(node.mtime.seconds, node.mtime.nanos);
-    let atime = FileTime::from_unix_time(node.atime.seconds, node.atime.nanos);
-    filetime::set_symlink_file_times(path, atime, mtime).map_err(err)?;
-    Ok(warnings)
 }

@@ -46,6 +46,9 @@ pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
         },
         delete: args.delete,
         verify: args.verify,
+        // Only root gets back what grants privileges, and not even root
+        // when asked not to.
+        special: nix::unistd::geteuid().is_root() && !args.no_special,
     };
     let counters = RestoreProgress::default();
     let bar = progress::spinner("{spinner} {elapsed} [{wide_bar}] {bytes}/{total_bytes} {eta}");

@@ -26,10 +26,12 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::sys::stat::FileStat;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use rayon::prelude::*;
@@ -40,7 +42,7 @@ use crate::id::{BlobId, PackId, TreeId};
 use crate::index::Location;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
-use crate::target::{self, Meta};
+use crate::target::{self, FileId, Meta, Refused, Target};
 use crate::tree::{Node, NodeKind};
 
 /// What to do with a file that already exists in the target.
@@ -71,6 +73,12 @@ pub struct RestoreOptions {
     pub delete: bool,
     /// Re-read what was written and check it against the snapshot's ids.
     pub verify: bool,
+    /// Recreate what grants more than plain data: FIFOs and device nodes,
+    /// setuid and setgid bits, and file capabilities
+    /// (`security.capability`). Without it they are left out and the bits
+    /// dropped, with a warning for each entry left out. Device nodes need
+    /// root in any case.
+    pub special: bool,
 }
 
 /// Live counters for progress.
@@ -142,12 +150,355 @@ struct Entry {
     dir: u32,
     name: Box<OsStr>,
     meta: Meta,
+    /// For a directory, its number in [`Plan::dirs`]; for a regular file,
+    /// its number in [`Plan::files`]; otherwise [`NONE`].
+    own: u32,
 }
 
-impl Entry {
-    fn path(&self, dirs: &[PathBuf]) -> PathBuf {
-        dirs[self.dir as usize].join(&*self.name)
+const NONE: u32 = u32::MAX;
+
+/// A directory of the restore, as planned.
+struct Dir {
+    /// Its path below the target ("" for the target itself).
+    rel: PathBuf,
+    /// Its path in the snapshot.
+    snap: PathBuf,
+    /// The directory it must be whenever it is reopened.
+    id: FileId,
+    /// Created empty by this restore: nothing in it needs looking at
+    /// before an entry is created.
+    fresh: bool,
+}
+
+#[derive(Default)]
+struct Plan {
+    /// Restored entries in walk order (post-order: a directory after
+    /// everything below it), with what their metadata needs.
+    entries: Vec<Entry>,
+    /// Directories holding entries, by number: an entry's path is its
+    /// directory's joined with its name, so each full path is kept once.
+    dirs: Vec<Dir>,
+    /// The number of the directory now being planned.
+    current_dir: u32,
+    /// Regular files by number: their place in `entries`.
+    files: Vec<usize>,
+    /// Per file number: the file it must be whenever it is reopened (not
+    /// yet known for a file its writer creates).
+    file_ids: Vec<Option<FileId>>,
+    /// Per file number: `Some(size)` when its writer creates it (at its
+    /// first chunk) rather than the plan; only in fresh directories.
+    deferred: Vec<Option<u64>>,
+    /// Files whose existing copy in the target is kept and patched: lost
+    /// ranges must be cleared in them, not just left unwritten.
+    reused: HashSet<usize>,
+    /// Pieces of files lost while planning (blobs missing from the index).
+    lost: Vec<Lost>,
+    /// Directories whose tree could not be read: (path in the snapshot,
+    /// problem).
+    lost_dirs: Vec<(PathBuf, String)>,
+    /// Entries refused because another one already has their name on the
+    /// target's file system (it folds case or normalises names).
+    refused: Vec<(PathBuf, String)>,
+    /// Keep each file's node after planning, to verify it.
+    keep_content: bool,
+    /// With `keep_content`: every regular file (by number) and its node.
+    checks: Vec<(usize, Node)>,
+    /// Per pack: blob, location, and where it goes.
+    packs: HashMap<PackId, PackBlobs>,
+    /// The file number restored first of each multiply linked file, by
+    /// (device, inode) in the snapshot.
+    links: HashMap<(u64, u64), usize>,
+    as_root: bool,
+    special: bool,
+    include: Option<Gitignore>,
+    exclude: Option<Gitignore>,
+    overwrite: Overwrite,
+    delete: bool,
+    summary: RestoreSummary,
+}
+
+impl Plan {
+    /// The path below the target of an entry `name` of directory `dir`.
+    fn rel(&self, dir: u32, name: &OsStr) -> PathBuf {
+        self.dirs[dir as usize].rel.join(name)
     }
+
+    /// The directory `dir` and the name of file `file`.
+    fn file_place(&self, file: usize) -> (u32, &OsStr) {
+        let entry = &self.entries[self.files[file]];
+        (entry.dir, &entry.name)
+    }
+}
+
+/// Directory handles by number, reopened (and checked) when not at hand.
+struct Handles<'p> {
+    target: &'p Target,
+    dirs: &'p [Dir],
+    open: HashMap<u32, std::os::fd::OwnedFd>,
+}
+
+impl<'p> Handles<'p> {
+    fn new(target: &'p Target, dirs: &'p [Dir]) -> Handles<'p> {
+        Handles {
+            target,
+            dirs,
+            open: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, dir: u32) -> Result<&std::os::fd::OwnedFd> {
+        if !self.open.contains_key(&dir) {
+            if self.open.len() >= 64 {
+                self.open.clear();
+            }
+            let d = &self.dirs[dir as usize];
+            self.open.insert(dir, self.target.dir(&d.rel, d.id)?);
+        }
+        Ok(&self.open[&dir])
+    }
+
+    /// The path of directory `dir`, for messages.
+    fn shown(&self, dir: u32) -> PathBuf {
+        self.target.shown(&self.dirs[dir as usize].rel)
+    }
+}
+
+/// Restores `snapshot` under `target` (created if missing).
+pub fn restore(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    target_path: &Path,
+    options: &RestoreOptions,
+    progress: &RestoreProgress,
+) -> Result<RestoreSummary> {
+    let target = Target::open(target_path)?;
+    let (root, root_id) = target.root()?;
+    let target_empty = target.list(&root, target_path)?.is_empty();
+    let as_root = running_as_root();
+    let mut plan = Plan {
+        as_root,
+        special: options.special,
+        include: matcher(&options.include, "include")?,
+        exclude: matcher(&options.exclude, "exclude")?,
+        overwrite: options.overwrite,
+        delete: options.delete,
+        keep_content: options.verify,
+        ..Plan::default()
+    };
+    plan.summary.owners_restored = as_root;
+    let top = |snap: PathBuf| Dir {
+        rel: PathBuf::new(),
+        snap,
+        id: root_id,
+        fresh: target_empty,
+    };
+    match &options.subpath {
+        None => {
+            plan.dirs.push(top(PathBuf::from("/")));
+            plan_dir(repo, &target, &snapshot.tree, &root, 0, false, &mut plan)?;
+        }
+        Some(sub) => {
+            let (at, node) = crate::ops::ls::find(repo, snapshot, sub)?;
+            match (node.kind, node.subtree) {
+                (NodeKind::Dir, Some(subtree)) => {
+                    plan.dirs.push(top(at));
+                    plan_dir(repo, &target, &subtree, &root, 0, false, &mut plan)?;
+                }
+                _ => {
+                    let parent = at.parent().unwrap_or(Path::new("/")).to_path_buf();
+                    plan.dirs.push(top(parent));
+                    plan_node(repo, &target, node, &root, false, &mut plan)?;
+                }
+            }
+        }
+    }
+    drop(root);
+    let total: u64 = plan
+        .packs
+        .values()
+        .flat_map(|blobs| blobs.values())
+        .map(|(loc, targets)| u64::from(loc.raw_length) * targets.len() as u64)
+        .sum();
+    progress.bytes_total.store(total, Ordering::Relaxed);
+
+    let packs: Vec<_> = plan.packs.iter().collect();
+    let written = write_packs(repo, &target, &plan, &packs, progress)?;
+    drop(packs);
+    for (file, id) in &written.created {
+        plan.file_ids[*file] = Some(*id);
+    }
+    let mut lost = std::mem::take(&mut plan.lost);
+    lost.extend(written.lost);
+    let mut refused: HashSet<usize> = HashSet::new();
+    for (file, why) in written.refused {
+        refused.insert(file);
+        let (dir, name) = plan.file_place(file);
+        let path = plan.dirs[dir as usize].snap.join(name);
+        plan.refused.push((path, why));
+    }
+    lost.retain(|piece| !refused.contains(&piece.file));
+    let damaged_files = settle_lost(&target, &mut plan, &lost)?;
+    let mut summary = std::mem::take(&mut plan.summary);
+    let lost_dirs = std::mem::take(&mut plan.lost_dirs);
+    summary.damaged = damaged_report(&plan, lost, lost_dirs);
+    summary.bytes_written = progress.bytes_written.load(Ordering::Relaxed);
+
+    let how = target::Apply {
+        owners: as_root,
+        special: plan.special,
+    };
+    summary
+        .warnings
+        .extend(apply_file_metadata(&target, &plan, &refused, how)?);
+    summary
+        .warnings
+        .extend(apply_dir_metadata(&target, &plan, how)?);
+    for (path, why) in std::mem::take(&mut plan.refused) {
+        summary.damaged.push(DamagedPath {
+            path: path.to_string_lossy().into_owned(),
+            kind: "refused",
+            lost: Vec::new(),
+            problem: why,
+        });
+    }
+    summary.damaged.sort_by(|a, b| a.path.cmp(&b.path));
+    if options.verify {
+        // Damaged files are reported as such; the rest must be exact.
+        let files: Vec<&(usize, Node)> = plan
+            .checks
+            .iter()
+            .filter(|(file, _)| !damaged_files.contains(file) && !refused.contains(file))
+            .collect();
+        summary.verified = verify(repo, &target, &plan, &files)?;
+    }
+    Ok(summary)
+}
+
+/// File and symlink metadata, in parallel, one directory's entries at a
+/// time through one handle of it.
+fn apply_file_metadata(
+    target: &Target,
+    plan: &Plan,
+    refused: &HashSet<usize>,
+    how: target::Apply,
+) -> Result<Vec<String>> {
+    let mut by_dir: HashMap<u32, Vec<&Entry>> = HashMap::new();
+    for e in &plan.entries {
+        let skip = e.meta.kind == NodeKind::Dir
+            || (e.meta.kind == NodeKind::File && refused.contains(&(e.own as usize)));
+        if !skip {
+            by_dir.entry(e.dir).or_default().push(e);
+        }
+    }
+    let groups: Vec<(u32, Vec<&Entry>)> = by_dir.into_iter().collect();
+    let applied: Vec<Vec<String>> = groups
+        .par_iter()
+        .map(|(dir, entries)| {
+            let mut handles = Handles::new(target, &plan.dirs);
+            let shown = handles.shown(*dir);
+            let fd = handles.get(*dir)?;
+            let mut warnings = Vec::new();
+            for e in entries {
+                let id = if e.meta.kind == NodeKind::File {
+                    plan.file_ids[e.own as usize]
+                } else {
+                    None
+                };
+                warnings.extend(target.apply_metadata(fd, &shown, &e.name, &e.meta, id, how)?);
+            }
+            Ok(warnings)
+        })
+        .collect::<Result<_>>()?;
+    Ok(applied.into_iter().flatten().collect())
+}
+
+/// Directory metadata, deepest first (the entries are in post-order), each
+/// through a handle of the directory itself, checked to be the one this
+/// restore made: its owner gets it back only when everything below it is
+/// finished, and nothing it could have swapped in is touched.
+fn apply_dir_metadata(target: &Target, plan: &Plan, how: target::Apply) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for e in plan.entries.iter().filter(|e| e.meta.kind == NodeKind::Dir) {
+        let dir = &plan.dirs[e.own as usize];
+        let fd = target.dir(&dir.rel, dir.id)?;
+        warnings.extend(target.apply_dir_metadata(&fd, &target.shown(&dir.rel), &e.meta, how)?);
+    }
+    Ok(warnings)
+}
+
+/// Makes every file that lost pieces whole in size, with nothing but holes
+/// (or zeros) where the lost pieces were: one whose chunks were all lost
+/// was never created by a writer; an existing one being patched may hold
+/// old bytes there. Returns the numbers of the damaged files.
+fn settle_lost(target: &Target, plan: &mut Plan, lost: &[Lost]) -> Result<HashSet<usize>> {
+    let mut damaged = HashSet::new();
+    for piece in lost {
+        let (dir, name) = plan.file_place(piece.file);
+        let name = name.to_os_string();
+        let d = &plan.dirs[dir as usize];
+        let fd = target.dir(&d.rel, d.id)?;
+        let shown = target.shown(&d.rel);
+        if damaged.insert(piece.file)
+            && let Some(size) = plan.deferred[piece.file]
+            && plan.file_ids[piece.file].is_none()
+        {
+            match target.create_file(&fd, &shown, &name, size, true) {
+                Ok((_, id)) => plan.file_ids[piece.file] = Some(id),
+                Err(Refused::Collision(why)) => {
+                    return Err(Error::target(
+                        shown.join(&name),
+                        std::io::Error::other(why),
+                    ));
+                }
+                Err(Refused::Error(e)) => return Err(e),
+            }
+        }
+        if plan.reused.contains(&piece.file)
+            && let Some(id) = plan.file_ids[piece.file]
+        {
+            target.clear_range(&fd, &shown, &name, id, piece.offset, piece.length)?;
+        }
+    }
+    Ok(damaged)
+}
+
+/// The damaged paths, files with their lost ranges merged, sorted by path.
+fn damaged_report(
+    plan: &Plan,
+    lost: Vec<Lost>,
+    lost_dirs: Vec<(PathBuf, String)>,
+) -> Vec<DamagedPath> {
+    let mut by_file: HashMap<usize, (Vec<LostRange>, String)> = HashMap::new();
+    for piece in lost {
+        let (ranges, _) = by_file
+            .entry(piece.file)
+            .or_insert_with(|| (Vec::new(), piece.problem.clone()));
+        ranges.push(LostRange {
+            offset: piece.offset,
+            length: piece.length,
+        });
+    }
+    let mut out: Vec<DamagedPath> = by_file
+        .into_iter()
+        .map(|(file, (mut ranges, problem))| {
+            let (dir, name) = plan.file_place(file);
+            let path = plan.dirs[dir as usize].snap.join(name);
+            DamagedPath {
+                path: path.to_string_lossy().into_owned(),
+                kind: "file",
+                lost: merge_ranges(&mut ranges),
+                problem,
+            }
+        })
+        .collect();
+    out.extend(lost_dirs.into_iter().map(|(path, problem)| DamagedPath {
+        path: path.to_string_lossy().into_owned(),
+        kind: "dir",
+        lost: Vec::new(),
+        problem,
+    }));
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
 }
 
 /// Where a blob goes: (file number, offset).
@@ -199,49 +550,6 @@ const MERGE_GAP: u32 = 1 << 20;
 /// with the blob being written, about what one restoring thread holds.
 const MAX_RANGE: u32 = 2 << 20;
 
-#[derive(Default)]
-struct Plan {
-    /// Restored entries in walk order, with what their metadata needs.
-    entries: Vec<Entry>,
-    /// Directories holding entries, by number: an entry's path is its
-    /// directory's joined with its name, so each full path is kept once.
-    dirs: Vec<PathBuf>,
-    /// The same directories' paths in the snapshot (for naming damage).
-    snap_dirs: Vec<PathBuf>,
-    /// Per directory: created empty by this restore, so nothing in it needs
-    /// looking at before it is created.
-    fresh: Vec<bool>,
-    /// The number of the directory now being planned.
-    current_dir: u32,
-    /// Regular files by number: their place in `entries`.
-    files: Vec<usize>,
-    /// Per file number: `Some((size, in a fresh directory))` when its
-    /// writer creates it (at its first chunk) rather than the plan.
-    deferred: Vec<Option<(u64, bool)>>,
-    /// Files whose existing copy in the target is kept and patched: lost
-    /// ranges must be cleared in them, not just left unwritten.
-    reused: HashSet<usize>,
-    /// Pieces of files lost while planning (blobs missing from the index).
-    lost: Vec<Lost>,
-    /// Directories whose tree could not be read: (path in the snapshot,
-    /// problem).
-    lost_dirs: Vec<(PathBuf, String)>,
-    /// Keep each file's node after planning, to verify it.
-    keep_content: bool,
-    /// With `keep_content`: every regular file and its node.
-    checks: Vec<(PathBuf, Node)>,
-    /// Per pack: blob, location, and where it goes.
-    packs: HashMap<PackId, PackBlobs>,
-    /// First restored path of each multiply linked file, by (device, inode).
-    links: HashMap<(u64, u64), PathBuf>,
-    as_root: bool,
-    include: Option<Gitignore>,
-    exclude: Option<Gitignore>,
-    overwrite: Overwrite,
-    delete: bool,
-    summary: RestoreSummary,
-}
-
 fn matcher(patterns: &[String], what: &str) -> Result<Option<Gitignore>> {
     if patterns.is_empty() {
         return Ok(None);
@@ -256,180 +564,6 @@ fn matcher(patterns: &[String], what: &str) -> Result<Option<Gitignore>> {
         .build()
         .map_err(|e| Error::InvalidInput(format!("{what} patterns: {e}")))?;
     Ok(Some(built))
-}
-
-/// Restores `snapshot` under `target` (created if missing).
-pub fn restore(
-    repo: &Repository,
-    snapshot: &Snapshot,
-    target: &Path,
-    options: &RestoreOptions,
-    progress: &RestoreProgress,
-) -> Result<RestoreSummary> {
-    std::fs::create_dir_all(target).map_err(|e| Error::target(target, e))?;
-    let target_empty = std::fs::read_dir(target)
-        .map_err(|e| Error::target(target, e))?
-        .next()
-        .is_none();
-    let as_root = running_as_root();
-    let mut plan = Plan {
-        as_root,
-        include: matcher(&options.include, "include")?,
-        exclude: matcher(&options.exclude, "exclude")?,
-        overwrite: options.overwrite,
-        delete: options.delete,
-        keep_content: options.verify,
-        ..Plan::default()
-    };
-    plan.summary.owners_restored = as_root;
-    match &options.subpath {
-        None => {
-            plan_tree(
-                repo,
-                &snapshot.tree,
-                target,
-                Path::new("/"),
-                false,
-                target_empty,
-                &mut plan,
-            )?;
-        }
-        Some(sub) => {
-            let (at, node) = crate::ops::ls::find(repo, snapshot, sub)?;
-            match (node.kind, node.subtree) {
-                (NodeKind::Dir, Some(subtree)) => {
-                    plan_tree(repo, &subtree, target, &at, false, target_empty, &mut plan)?;
-                }
-                _ => {
-                    let parent = at.parent().unwrap_or(Path::new("/")).to_path_buf();
-                    plan.dirs.push(target.to_path_buf());
-                    plan.snap_dirs.push(parent.clone());
-                    plan.fresh.push(target_empty);
-                    plan.current_dir = (plan.dirs.len() - 1) as u32;
-                    plan_node(repo, node, target, &parent, false, &mut plan)?;
-                }
-            }
-        }
-    }
-    let total: u64 = plan
-        .packs
-        .values()
-        .flat_map(|blobs| blobs.values())
-        .map(|(loc, targets)| u64::from(loc.raw_length) * targets.len() as u64)
-        .sum();
-    progress.bytes_total.store(total, Ordering::Relaxed);
-
-    let packs: Vec<_> = plan.packs.iter().collect();
-    let files: Vec<&Entry> = plan.files.iter().map(|&e| &plan.entries[e]).collect();
-    let written = write_packs(repo, &packs, &files, &plan.dirs, &plan.deferred, progress)?;
-    let mut lost = std::mem::take(&mut plan.lost);
-    lost.extend(written.lost);
-    let damaged_files = settle_lost(&plan, &files, &written.created, &lost)?;
-    drop(files);
-    let mut summary = std::mem::take(&mut plan.summary);
-    let lost_dirs = std::mem::take(&mut plan.lost_dirs);
-    summary.damaged = damaged_report(&plan, lost, lost_dirs);
-    summary.bytes_written = progress.bytes_written.load(Ordering::Relaxed);
-
-    // Files and symlinks in parallel (each is its own inode), then
-    // directories deepest first, one by one.
-    let dirs = &plan.dirs;
-    let non_dirs: Vec<&Entry> = plan
-        .entries
-        .iter()
-        .rev()
-        .filter(|e| e.meta.kind != NodeKind::Dir)
-        .collect();
-    let applied: Vec<Vec<String>> = non_dirs
-        .par_iter()
-        .map(|e| target::apply_metadata(&e.path(dirs), &e.meta, as_root))
-        .collect::<Result<_>>()?;
-    summary.warnings.extend(applied.into_iter().flatten());
-    let dir_entries = plan
-        .entries
-        .iter()
-        .rev()
-        .filter(|e| e.meta.kind == NodeKind::Dir);
-    for e in dir_entries {
-        summary
-            .warnings
-            .extend(target::apply_metadata(&e.path(dirs), &e.meta, as_root)?);
-    }
-    if options.verify {
-        // Damaged files are reported as such; the rest must be exact.
-        let files: Vec<&(PathBuf, Node)> = plan
-            .checks
-            .iter()
-            .filter(|(path, _)| !damaged_files.contains(path))
-            .collect();
-        summary.verified = verify(repo, &files)?;
-    }
-    Ok(summary)
-}
-
-/// Makes every file that lost pieces whole in size, with nothing but holes
-/// (or zeros) where the lost pieces were: one whose chunks were all lost
-/// was never created by a writer; an existing one being patched may hold
-/// old bytes there. Returns the target paths of the damaged files.
-fn settle_lost(
-    plan: &Plan,
-    files: &[&Entry],
-    created: &HashSet<usize>,
-    lost: &[Lost],
-) -> Result<HashSet<PathBuf>> {
-    let mut damaged = HashSet::new();
-    for piece in lost {
-        let path = files[piece.file].path(&plan.dirs);
-        if damaged.insert(path.clone())
-            && let Some((size, absent)) = plan.deferred[piece.file]
-            && !created.contains(&piece.file)
-        {
-            target::create_open(&path, size, absent)?;
-        }
-        if plan.reused.contains(&piece.file) {
-            target::clear_range(&path, piece.offset, piece.length)?;
-        }
-    }
-    Ok(damaged)
-}
-
-/// The damaged paths, files with their lost ranges merged, sorted by path.
-fn damaged_report(
-    plan: &Plan,
-    lost: Vec<Lost>,
-    lost_dirs: Vec<(PathBuf, String)>,
-) -> Vec<DamagedPath> {
-    let mut by_file: HashMap<usize, (Vec<LostRange>, String)> = HashMap::new();
-    for piece in lost {
-        let (ranges, _) = by_file
-            .entry(piece.file)
-            .or_insert_with(|| (Vec::new(), piece.problem.clone()));
-        ranges.push(LostRange {
-            offset: piece.offset,
-            length: piece.length,
-        });
-    }
-    let mut out: Vec<DamagedPath> = by_file
-        .into_iter()
-        .map(|(file, (mut ranges, problem))| {
-            let entry = &plan.entries[plan.files[file]];
-            let path = plan.snap_dirs[entry.dir as usize].join(&*entry.name);
-            DamagedPath {
-                path: path.to_string_lossy().into_owned(),
-                kind: "file",
-                lost: merge_ranges(&mut ranges),
-                problem,
-            }
-        })
-        .collect();
-    out.extend(lost_dirs.into_iter().map(|(path, problem)| DamagedPath {
-        path: path.to_string_lossy().into_owned(),
-        kind: "dir",
-        lost: Vec::new(),
-        problem,
-    }));
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out
 }
 
 /// Sorts ranges and joins those that touch or overlap.
@@ -454,75 +588,84 @@ fn running_as_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// Plans one directory's entries; returns whether anything was restored.
-fn plan_tree(
+/// Plans one directory (number `number`, open as `fd`): its entries are
+/// created through `fd`. Returns whether anything was restored.
+fn plan_dir(
     repo: &Repository,
+    target: &Target,
     tree_id: &TreeId,
-    dir: &Path,
-    snap_dir: &Path,
+    fd: &OwnedFd,
+    number: u32,
     included: bool,
-    fresh: bool,
     plan: &mut Plan,
 ) -> Result<bool> {
+    let snap_dir = plan.dirs[number as usize].snap.clone();
     let tree = match repo.read_tree(tree_id) {
         Ok(tree) => tree,
         Err(e) if e.is_damage() => {
             // Its contents are lost; the directory itself is restored.
-            plan.lost_dirs.push((snap_dir.to_path_buf(), e.to_string()));
+            plan.lost_dirs.push((snap_dir, e.to_string()));
             return Ok(true);
         }
         Err(e) => return Err(e),
     };
     if plan.delete {
         let keep: HashSet<&[u8]> = tree.nodes.iter().map(|n| n.name.as_slice()).collect();
-        delete_extra(dir, &keep, plan)?;
+        delete_extra(target, fd, number, &keep, plan)?;
     }
     let parent = plan.current_dir;
-    plan.dirs.push(dir.to_path_buf());
-    plan.snap_dirs.push(snap_dir.to_path_buf());
-    plan.fresh.push(fresh);
-    plan.current_dir = (plan.dirs.len() - 1) as u32;
+    plan.current_dir = number;
     let mut any = false;
     for node in tree.nodes {
-        any |= plan_node(repo, node, dir, snap_dir, included, plan)?;
+        any |= plan_node(repo, target, node, fd, included, plan)?;
     }
     plan.current_dir = parent;
     Ok(any)
 }
 
-/// Removes entries of `dir` whose names the snapshot does not have.
-fn delete_extra(dir: &Path, keep: &HashSet<&[u8]>, plan: &mut Plan) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+/// Removes entries of directory `number` whose names the snapshot lacks.
+fn delete_extra(
+    target: &Target,
+    fd: &OwnedFd,
+    number: u32,
+    keep: &HashSet<&[u8]>,
+    plan: &mut Plan,
+) -> Result<()> {
+    if plan.dirs[number as usize].fresh {
         return Ok(());
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::target(dir, e))?;
-        if !keep.contains(entry.file_name().as_bytes()) {
-            let path = entry.path();
-            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            removed.map_err(|e| Error::target(&path, e))?;
+    }
+    let shown = target.shown(&plan.dirs[number as usize].rel);
+    for name in target.list(fd, &shown)? {
+        if !keep.contains(name.as_bytes()) {
+            target.remove(fd, &shown, &name)?;
             plan.summary.deleted += 1;
         }
     }
     Ok(())
 }
 
-/// Plans one entry; returns whether it (or anything below it) is restored.
+/// Records an entry refused for its name (see [`Refused::Collision`]).
+fn refuse(plan: &mut Plan, name: &OsStr, why: String) {
+    let path = plan.dirs[plan.current_dir as usize].snap.join(name);
+    plan.refused.push((path, why));
+}
+
+/// Plans one entry of the current directory (open as `dir_fd`); returns
+/// whether it (or anything below it) is restored.
 fn plan_node(
     repo: &Repository,
+    target: &Target,
     node: Node,
-    dir: &Path,
-    snap_dir: &Path,
+    dir_fd: &OwnedFd,
     included: bool,
     plan: &mut Plan,
 ) -> Result<bool> {
-    let name = OsStr::from_bytes(&node.name);
-    let path = dir.join(name);
-    let snap_path = snap_dir.join(name);
+    let name = OsStr::from_bytes(&node.name).to_os_string();
+    let here = plan.current_dir;
+    let (fresh, shown, snap_path) = {
+        let d = &plan.dirs[here as usize];
+        (d.fresh, target.shown(&d.rel), d.snap.join(&name))
+    };
     let is_dir = node.kind == NodeKind::Dir;
     if plan
         .exclude
@@ -536,71 +679,108 @@ fn plan_node(
             .include
             .as_ref()
             .is_none_or(|g| g.matched(&snap_path, is_dir).is_ignore());
-    let in_fresh = plan.fresh[plan.current_dir as usize];
     if is_dir {
-        let existed = !in_fresh && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
-        if in_fresh {
-            target::create_new_dir(&path)?;
-        } else {
-            target::create_dir(&path)?;
-        }
+        let (fd, id, existed) = match target.mkdir(dir_fd, &shown, &name, fresh) {
+            Ok(made) => made,
+            Err(Refused::Collision(why)) => {
+                refuse(plan, &name, why);
+                return Ok(false);
+            }
+            Err(Refused::Error(e)) => return Err(e),
+        };
+        let number = plan.dirs.len() as u32;
+        plan.dirs.push(Dir {
+            rel: plan.rel(here, &name),
+            snap: snap_path,
+            id,
+            fresh: !existed,
+        });
         let any = match &node.subtree {
-            Some(subtree) => plan_tree(repo, subtree, &path, &snap_path, included, !existed, plan)?,
+            Some(subtree) => plan_dir(repo, target, subtree, &fd, number, included, plan)?,
             None => false,
         };
+        drop(fd);
         if !included && !any {
             // Only on the way to included entries, and none were below.
             if !existed {
-                std::fs::remove_dir(&path).map_err(|e| Error::target(&path, e))?;
+                target.remove(dir_fd, &shown, &name)?;
             }
             return Ok(false);
         }
         plan.summary.dirs += 1;
-        push_entry(plan, node);
+        push_entry(plan, node, number);
         return Ok(true);
     }
     if !included {
         return Ok(false);
     }
-    let existing = if in_fresh {
+    let existing = if fresh {
         None
     } else {
-        std::fs::symlink_metadata(&path).ok()
+        target.stat(dir_fd, &name)
     };
     if existing.is_some() && plan.overwrite == Overwrite::Never {
         plan.summary.files_unchanged += u64::from(node.kind == NodeKind::File);
         return Ok(true);
     }
-    match node.kind {
+    let made = match node.kind {
         NodeKind::File => {
             let key = (node.device, node.inode);
-            if let Some(first) = plan.links.get(&key).filter(|_| node.links > 1) {
-                target::create_hard_link(first, &path)?;
-                plan.summary.hard_links += 1;
-                return Ok(true); // one inode: its metadata is applied once
+            if let Some(&first) = plan.links.get(&key).filter(|_| node.links > 1) {
+                let (first_dir, first_name) = plan.file_place(first);
+                let first_name = first_name.to_os_string();
+                let first_id = plan.file_ids[first];
+                let d = &plan.dirs[first_dir as usize];
+                let first_fd = target.dir(&d.rel, d.id)?;
+                let linked = match first_id {
+                    Some(id) => {
+                        target.hard_link(&first_fd, &first_name, id, dir_fd, &shown, &name, fresh)
+                    }
+                    None => Ok(()),
+                };
+                if linked.is_ok() {
+                    plan.summary.hard_links += 1;
+                }
+                // One inode: its metadata is applied once.
+                return settle(plan, &name, linked.map(|()| true));
             }
-            if node.links > 1 {
-                plan.links.insert(key, path.clone());
+            let planned = plan_file(repo, target, dir_fd, &shown, &name, &node, existing, plan);
+            match settle(plan, &name, planned)? {
+                false => return Ok(false),
+                true => {
+                    if node.links > 1 {
+                        plan.links.insert(key, plan.files.len() - 1);
+                    }
+                    Ok(())
+                }
             }
-            plan_file(repo, &path, &node, existing.as_ref(), plan)?;
         }
         NodeKind::Symlink => {
             let same = existing
                 .as_ref()
-                .is_some_and(|m| m.file_type().is_symlink())
-                && std::fs::read_link(&path).is_ok_and(|t| t.as_os_str().as_bytes() == node.target);
-            if !(same && plan.overwrite == Overwrite::IfChanged) {
-                target::create_symlink(&path, &node.target)?;
-            }
+                .is_some_and(|s| s.st_mode & nix::libc::S_IFMT == nix::libc::S_IFLNK)
+                && target.read_link(dir_fd, &name).as_deref() == Some(node.target.as_slice());
             plan.summary.symlinks += 1;
+            if same && plan.overwrite == Overwrite::IfChanged {
+                Ok(())
+            } else {
+                target.symlink(dir_fd, &shown, &name, &node.target, fresh)
+            }
+        }
+        NodeKind::Fifo | NodeKind::Chardev | NodeKind::Blockdev if !plan.special => {
+            plan.summary.warnings.push(format!(
+                "{}: not restored: special files are restored only as root and without --no-special",
+                shown.join(&name).display()
+            ));
+            return Ok(false);
         }
         NodeKind::Fifo => {
-            target::create_special(&path, &node)?;
             plan.summary.special += 1;
+            target.special(dir_fd, &shown, &name, &node, fresh)
         }
         NodeKind::Chardev | NodeKind::Blockdev if plan.as_root => {
-            target::create_special(&path, &node)?;
             plan.summary.special += 1;
+            target.special(dir_fd, &shown, &name, &node, fresh)
         }
         NodeKind::Chardev | NodeKind::Blockdev | NodeKind::Socket => {
             let why = if node.kind == NodeKind::Socket {
@@ -608,59 +788,112 @@ fn plan_node(
             } else {
                 "device nodes need root"
             };
-            plan.summary
-                .warnings
-                .push(format!("{}: not restored: {why}", path.display()));
+            plan.summary.warnings.push(format!(
+                "{}: not restored: {why}",
+                shown.join(&name).display()
+            ));
             return Ok(false);
         }
-        NodeKind::Dir => {}
+        NodeKind::Dir => Ok(()),
+    };
+    if !settle(plan, &name, made.map(|()| true))? {
+        return Ok(false);
     }
+    let own = if node.kind == NodeKind::File {
+        (plan.files.len() - 1) as u32
+    } else {
+        NONE
+    };
     if plan.keep_content && node.kind == NodeKind::File {
-        plan.checks.push((path.clone(), node.clone()));
+        plan.checks.push((own as usize, node.clone()));
     }
-    push_entry(plan, node);
+    push_entry(plan, node, own);
     Ok(true)
 }
 
+/// A creation's outcome: a collision is recorded and reads as "not
+/// restored"; any other failure stops the restore.
+fn settle(plan: &mut Plan, name: &OsStr, made: target::Made<bool>) -> Result<bool> {
+    match made {
+        Ok(done) => Ok(done),
+        Err(Refused::Collision(why)) => {
+            refuse(plan, name, why);
+            Ok(false)
+        }
+        Err(Refused::Error(e)) => Err(e),
+    }
+}
+
 /// Records a restored entry of the directory being planned.
-fn push_entry(plan: &mut Plan, mut node: Node) {
+fn push_entry(plan: &mut Plan, mut node: Node, own: u32) {
     let name = std::ffi::OsString::from_vec(std::mem::take(&mut node.name));
     plan.entries.push(Entry {
         dir: plan.current_dir,
         name: name.into_boxed_os_str(),
         meta: Meta::from(node),
+        own,
     });
 }
 
 /// Plans a regular file's chunks. With `IfChanged`, an existing file of the
 /// right size (and no other names) keeps every chunk that already matches.
+/// Returns false when the file was refused.
+#[allow(clippy::too_many_arguments)]
 fn plan_file(
     repo: &Repository,
-    path: &Path,
+    target: &Target,
+    dir_fd: &OwnedFd,
+    shown: &Path,
+    name: &OsStr,
     node: &Node,
-    existing: Option<&std::fs::Metadata>,
+    existing: Option<FileStat>,
     plan: &mut Plan,
-) -> Result<()> {
+) -> target::Made<bool> {
     let reusable = plan.overwrite == Overwrite::IfChanged
-        && existing.is_some_and(|m| m.is_file() && m.nlink() == 1 && m.len() == node.size);
+        && existing.is_some_and(|s| {
+            s.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG
+                && s.st_nlink == 1
+                && s.st_size as u64 == node.size
+        });
     let mut have: Option<File> = None;
-    if reusable {
-        have = File::open(path).ok();
+    let mut id = None;
+    if reusable && let Some((file, stat)) = target.open_existing(dir_fd, name) {
+        id = Some((stat.st_dev, stat.st_ino));
+        have = Some(file);
     }
-    // A file with chunks is created by the writer of its first chunk, one
-    // open fewer; one with other names must exist now, for the links.
-    let defer = have.is_none() && !node.content.is_empty() && node.links <= 1;
+    let fresh = plan.dirs[plan.current_dir as usize].fresh;
+    // A file with chunks in a directory this restore made empty is created
+    // by the writer of its first chunk, one open fewer; one with other
+    // names must exist now, for the links.
+    let defer = fresh && have.is_none() && !node.content.is_empty() && node.links <= 1;
     if have.is_none() && !defer {
-        target::create_file(path, node.size)?;
+        id = Some(target.create_file(dir_fd, shown, name, node.size, fresh)?.1);
     }
     let number = plan.files.len();
     // plan_node adds the file's entry right after this.
     plan.files.push(plan.entries.len());
-    let fresh = plan.fresh[plan.current_dir as usize];
-    plan.deferred.push(defer.then_some((node.size, fresh)));
+    plan.file_ids.push(id);
+    plan.deferred.push(defer.then_some(node.size));
     if have.is_some() {
         plan.reused.insert(number);
     }
+    plan_chunks(repo, shown, name, node, have.as_ref(), number, plan)?;
+    plan.summary.files += 1;
+    plan.summary.bytes += node.size;
+    Ok(true)
+}
+
+/// Plans where each chunk of file `number` goes, leaving out those that
+/// `have` (the existing copy) already holds.
+fn plan_chunks(
+    repo: &Repository,
+    shown: &Path,
+    name: &OsStr,
+    node: &Node,
+    have: Option<&File>,
+    number: usize,
+    plan: &mut Plan,
+) -> Result<()> {
     let locations: Vec<Option<Location>> = node
         .content
         .iter()
@@ -710,7 +943,7 @@ fn plan_file(
                     format!("repository {}", repo.location()),
                     format!(
                         "chunks of {} add up to {size} bytes, not {}",
-                        path.display(),
+                        shown.join(name).display(),
                         node.size
                     ),
                 ));
@@ -724,7 +957,7 @@ fn plan_file(
         let (blob, Some(loc)) = (&node.content[i], locations[i]) else {
             continue;
         };
-        let present = match have.as_ref() {
+        let present = match have {
             Some(file) => {
                 buf.resize(loc.raw_length as usize, 0);
                 std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset).is_ok()
@@ -754,8 +987,6 @@ fn plan_file(
     if have.is_some() && all_present {
         plan.summary.files_unchanged += 1;
     }
-    plan.summary.files += 1;
-    plan.summary.bytes += node.size;
     Ok(())
 }
 
@@ -771,13 +1002,31 @@ fn offsets(locations: &[Option<Location>], start: u64) -> impl Iterator<Item = (
 
 /// Re-reads every restored file and checks each chunk against its id;
 /// returns how many files were checked.
-fn verify(repo: &Repository, files: &[&(PathBuf, Node)]) -> Result<u64> {
+fn verify(
+    repo: &Repository,
+    target: &Target,
+    plan: &Plan,
+    files: &[&(usize, Node)],
+) -> Result<u64> {
     let bad: Vec<String> = files
         .par_iter()
-        .filter_map(|(path, node)| match verify_file(repo, path, node) {
-            Ok(true) => None,
-            Ok(false) => Some(path.display().to_string()),
-            Err(e) => Some(format!("{}: {e}", path.display())),
+        .filter_map(|(file, node)| {
+            let (dir, name) = plan.file_place(*file);
+            let d = &plan.dirs[dir as usize];
+            let shown = target.shown(&d.rel).join(name);
+            let opened = plan.file_ids[*file].ok_or_else(|| {
+                Error::target(&shown, std::io::Error::other("it was never created"))
+            });
+            let checked = opened.and_then(|id| {
+                let fd = target.dir(&d.rel, d.id)?;
+                let file = target.open_file(&fd, &target.shown(&d.rel), name, id)?;
+                verify_file(repo, file, node).map_err(|e| Error::target(&shown, e))
+            });
+            match checked {
+                Ok(true) => None,
+                Ok(false) => Some(shown.display().to_string()),
+                Err(e) => Some(format!("{}: {e}", shown.display())),
+            }
         })
         .collect();
     if bad.is_empty() {
@@ -791,8 +1040,7 @@ fn verify(repo: &Repository, files: &[&(PathBuf, Node)]) -> Result<u64> {
     }
 }
 
-fn verify_file(repo: &Repository, path: &Path, node: &Node) -> std::io::Result<bool> {
-    let mut file = File::open(path)?;
+fn verify_file(repo: &Repository, mut file: File, node: &Node) -> std::io::Result<bool> {
     if file.metadata()?.len() != node.size {
         return Ok(false);
     }
@@ -831,18 +1079,26 @@ struct WriteJob {
 struct Written {
     /// Pieces of files whose blobs could not be read.
     lost: Vec<Lost>,
-    /// Deferred files the writers created.
-    created: HashSet<usize>,
+    /// Deferred files the writers created, and what they are.
+    created: HashMap<usize, FileId>,
+    /// Deferred files refused for their names, and why.
+    refused: Vec<(usize, String)>,
+}
+
+/// What one writer thread leaves.
+#[derive(Default)]
+struct Wrote {
+    created: HashMap<usize, FileId>,
+    refused: Vec<(usize, String)>,
 }
 
 /// Reads and opens the packs' blobs in parallel and hands them to the
 /// writer threads, file by file.
 fn write_packs(
     repo: &Repository,
+    target: &Target,
+    plan: &Plan,
     packs: &[(&PackId, &PackBlobs)],
-    files: &[&Entry],
-    dirs: &[PathBuf],
-    deferred: &[Option<(u64, bool)>],
     progress: &RestoreProgress,
 ) -> Result<Written> {
     let lost = std::sync::Mutex::new(Vec::new());
@@ -850,7 +1106,7 @@ fn write_packs(
         let (senders, writers): (Vec<_>, Vec<_>) = (0..WRITERS)
             .map(|_| {
                 let (tx, rx) = crossbeam_channel::bounded::<WriteJob>(WRITE_QUEUE);
-                let writer = scope.spawn(move || write_blobs(rx, files, dirs, deferred, progress));
+                let writer = scope.spawn(move || write_blobs(rx, target, plan, progress));
                 (tx, writer)
             })
             .collect();
@@ -859,54 +1115,83 @@ fn write_packs(
             .try_for_each(|(pack, blobs)| restore_pack(repo, pack, blobs, &senders, &lost));
         drop(senders);
         // A writer's own error explains why sending to it failed.
-        let mut created = HashSet::new();
+        let mut created = HashMap::new();
+        let mut refused = Vec::new();
         for writer in writers {
-            created.extend(writer.join().unwrap_or_else(|_| {
-                Err(Error::InvalidInput("a restore writer panicked".into()))
-            })?);
+            let wrote = writer
+                .join()
+                .unwrap_or_else(|_| Err(Error::InvalidInput("a restore writer panicked".into())))?;
+            created.extend(wrote.created);
+            refused.extend(wrote.refused);
         }
         read?;
         Ok(Written {
             lost: lost.into_inner().unwrap_or_else(|e| e.into_inner()),
             created,
+            refused,
         })
     })
 }
 
 /// Writes blobs into their files until the senders are gone; returns the
-/// deferred files it created.
+/// deferred files it created (and those refused for their names).
 fn write_blobs(
     jobs: crossbeam_channel::Receiver<WriteJob>,
-    files: &[&Entry],
-    dirs: &[PathBuf],
-    deferred: &[Option<(u64, bool)>],
+    target: &Target,
+    plan: &Plan,
     progress: &RestoreProgress,
-) -> Result<HashSet<usize>> {
+) -> Result<Wrote> {
+    let mut handles = Handles::new(target, &plan.dirs);
     let mut open_files: HashMap<usize, (File, PathBuf)> = HashMap::new();
-    // Deferred files this writer has created (it alone writes them).
-    let mut created: HashSet<usize> = HashSet::new();
+    let mut wrote = Wrote::default();
+    let mut refused: HashSet<usize> = HashSet::new();
     for job in jobs {
+        progress
+            .bytes_written
+            .fetch_add(job.length, Ordering::Relaxed);
+        if refused.contains(&job.file) {
+            continue;
+        }
         if !open_files.contains_key(&job.file) {
             if open_files.len() >= 64 {
                 open_files.clear();
             }
-            let path = files[job.file].path(dirs);
-            let handle = match deferred[job.file] {
-                Some((size, absent)) if created.insert(job.file) => {
-                    target::create_open(&path, size, absent)?
+            let (dir, name) = plan.file_place(job.file);
+            let shown = handles.shown(dir);
+            let fd = handles.get(dir)?;
+            let known = wrote
+                .created
+                .get(&job.file)
+                .copied()
+                .or(plan.file_ids[job.file]);
+            let handle = match (plan.deferred[job.file], known) {
+                (_, Some(id)) => target.open_for_write(fd, &shown, name, id)?,
+                (Some(size), None) => match target.create_file(fd, &shown, name, size, true) {
+                    Ok((file, id)) => {
+                        wrote.created.insert(job.file, id);
+                        file
+                    }
+                    Err(Refused::Collision(why)) => {
+                        refused.insert(job.file);
+                        wrote.refused.push((job.file, why));
+                        continue;
+                    }
+                    Err(Refused::Error(e)) => return Err(e),
+                },
+                (None, None) => {
+                    return Err(Error::target(
+                        shown.join(name),
+                        std::io::Error::other("planned but never created"),
+                    ));
                 }
-                _ => target::open_for_write(&path)?,
             };
-            open_files.insert(job.file, (handle, path));
+            open_files.insert(job.file, (handle, shown.join(name)));
         }
         if let (Some((handle, path)), Some(data)) = (open_files.get(&job.file), &job.data) {
             target::write_sparse(handle, path, job.offset, data)?;
         }
-        progress
-            .bytes_written
-            .fetch_add(job.length, Ordering::Relaxed);
     }
-    Ok(created)
+    Ok(wrote)
 }
 
 /// One pack's blobs in offset order.
@@ -1056,15 +1341,14 @@ mod tests {
         let outcome = snapshot(&mut repo, &snap_options, &Progress::default()).unwrap();
         let (_, node) = crate::ops::ls::find(&repo, &outcome.snapshot, &file).unwrap();
 
-        assert!(verify_file(&repo, &file, &node).unwrap());
+        let open = || File::open(&file).unwrap();
+        assert!(verify_file(&repo, open(), &node).unwrap());
         std::fs::write(&file, vec![8u8; 100_000]).unwrap();
         assert!(
-            !verify_file(&repo, &file, &node).unwrap(),
+            !verify_file(&repo, open(), &node).unwrap(),
             "same size, other bytes"
         );
         std::fs::write(&file, vec![7u8; 99_999]).unwrap();
-        assert!(!verify_file(&repo, &file, &node).unwrap(), "shorter");
-        let err = verify(&repo, &[&(file.clone(), node)]).unwrap_err();
-        assert!(err.to_string().contains(file.to_str().unwrap()), "{err}");
+        assert!(!verify_file(&repo, open(), &node).unwrap(), "shorter");
     }
 }
