@@ -7,6 +7,8 @@
 #   - OpenSSH's sshd and ssh from Debian's openssh-server/openssh-client.
 #   - promtool from Debian's prometheus package, which the metrics tests run
 #     on the files --metrics-file writes.
+#   - python3-fusepy from Debian (libfuse2; root mounts without fusermount), for a case-insensitive FUSE file
+#     system the restore tests write into.
 #   - systemd-analyze from Debian's systemd package, which verifies the units
 #     under contrib/systemd. `systemd-analyze verify` reads unit files only and
 #     needs no running systemd, so it works in a container; the test passes
@@ -54,5 +56,19 @@ if ! command -v systemd-analyze >/dev/null; then
       systemd
   else
     echo "systemd-analyze is missing; as root run: apt-get install systemd" >&2
+  fi
+fi
+
+# A case-insensitive FUSE file system (tests/fixtures/casefold_fs.py) for the
+# restore tests on targets that fold names: Debian's python3-fusepy, run by
+# the system's /usr/bin/python3, and /dev/fuse.
+if ! /usr/bin/python3 -c 'import fusepy' 2>/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing python3-fusepy (for the case-insensitive file system)"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      python3-fusepy
+  else
+    echo "python3-fusepy is missing; as root run: apt-get install python3-fusepy" >&2
   fi
 fi

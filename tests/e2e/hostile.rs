@@ -395,8 +395,9 @@ fn local_objects_that_are_not_what_they_seem_are_refused_without_reading_them() 
     assert!(peak_kib < 200 * 1024, "peak {peak_kib} KiB");
 }
 
-/// An S3 server that announces a huge body (and ignores the range asked
-/// for): arca takes no more than the config's limit from it.
+/// An S3 server that announces 179 bytes and then sends without end (and
+/// ignores any range asked for): arca takes no more than the config's limit
+/// from it.
 #[test]
 fn a_server_sending_more_than_asked_cannot_exhaust_memory() {
     use std::io::{BufRead, BufReader, Write};
@@ -411,12 +412,20 @@ fn a_server_sending_more_than_asked_cannot_exhaust_memory() {
             let counter = counter.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                let _ = reader.read_line(&mut request);
                 let mut line = String::new();
                 while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
                     line.clear();
                 }
                 let mut stream = stream;
-                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 4294967296\r\n\r\n";
+                // It announces 179 bytes, then sends without end.
+                if request.starts_with("HEAD") {
+                    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 179\r\n\r\n";
+                    let _ = stream.write_all(head.as_bytes());
+                    return;
+                }
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n";
                 if stream.write_all(head.as_bytes()).is_err() {
                     return;
                 }
@@ -448,4 +457,212 @@ fn a_server_sending_more_than_asked_cannot_exhaust_memory() {
     // not the 4 GiB it announced.
     let pushed = sent.load(Ordering::Relaxed);
     assert!(pushed < 256 << 20, "the server sent {pushed} bytes");
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Everything below `dir` with type, mode, owner and content: what a race
+/// must never change.
+fn state_of(dir: &Path) -> Vec<(String, u32, u32, Option<Vec<u8>>)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let meta = fs::symlink_metadata(dir).unwrap();
+    out.push((dir.display().to_string(), meta.mode(), meta.uid(), None));
+    if meta.is_dir() {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        for path in names {
+            out.extend(state_of(&path));
+        }
+    } else if meta.is_file() {
+        out.last_mut().unwrap().3 = Some(fs::read(dir).unwrap());
+    }
+    out
+}
+
+/// Finding 2 of issue 17: a local user racing a root restore, swapping a
+/// directory they own in the target for a link to elsewhere, never gets
+/// anything outside the target chowned, chmodded or written (200 attempts).
+#[test]
+fn a_racing_user_swapping_directories_for_links_never_reaches_outside_the_target() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if !running_as_root() {
+        eprintln!("skipping: restoring owners needs root");
+        return;
+    }
+    let env = Env::with_repo();
+    let src = env.path("src");
+    let user = src.join("home/user");
+    for d in 0..100 {
+        fs::create_dir_all(user.join(format!("filler/{d:03}"))).unwrap();
+    }
+    fs::create_dir_all(user.join("sub/deeper")).unwrap();
+    write_file(&user.join("sub/deeper/file"), b"user data", 0o666);
+    write_file(&user.join("sub/file"), b"user data", 0o4777);
+    for dir in [user.join("sub/deeper"), user.join("sub"), user.clone()] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    }
+    std::os::unix::fs::chown(user.join("sub/file"), Some(65534), Some(65534)).unwrap();
+    env.snapshot(&[&src]);
+
+    let outside = env.path("outside");
+    fs::create_dir_all(outside.join("etc")).unwrap();
+    write_file(&outside.join("etc/shadow"), b"root:secret", 0o600);
+    write_file(&outside.join("file"), b"root file", 0o600);
+    fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
+    let before = state_of(&outside);
+
+    let target = env.path("target");
+    let restored_user = restored(&target, &src).join("home/user");
+    // The racer swaps only while a restore runs, not while the target is
+    // cleared between attempts.
+    let (stop, racing) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let idle = Arc::new(AtomicBool::new(true));
+    let racer = {
+        let (stop, racing, idle) = (stop.clone(), racing.clone(), idle.clone());
+        let (sub, outside) = (restored_user.join("sub"), outside.clone());
+        std::thread::spawn(move || {
+            let aside = sub.with_file_name("sub.aside");
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if !racing.load(Ordering::Acquire) {
+                    idle.store(true, Ordering::Release);
+                    std::hint::spin_loop();
+                    continue;
+                }
+                idle.store(false, Ordering::Release);
+                if fs::symlink_metadata(&sub).is_ok_and(|m| m.is_dir())
+                    && fs::rename(&sub, &aside).is_ok()
+                {
+                    let _ = symlink(&outside, &sub);
+                    std::thread::yield_now();
+                    let _ = fs::remove_file(&sub);
+                    let _ = fs::rename(&aside, &sub);
+                    swaps += 1;
+                }
+            }
+            swaps
+        })
+    };
+    for attempt in 0..200 {
+        racing.store(true, Ordering::Release);
+        let out = env.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+        racing.store(false, Ordering::Release);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(state_of(&outside), before, "attempt {attempt}: {stderr}");
+        // A swap in progress finishes before the target goes.
+        while !idle.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        let _ = Command::new("rm").arg("-rf").arg(&target).status();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = racer.join().unwrap();
+    assert!(swaps > 0, "the racer never got a swap in");
+}
+
+/// A case-insensitive file system (tests/fixtures/casefold_fs.py over FUSE)
+/// mounted for one test, unmounted when dropped.
+struct CaseFolding {
+    mountpoint: std::path::PathBuf,
+    server: std::process::Child,
+}
+
+impl CaseFolding {
+    /// `None` (the test skips) without root, /dev/fuse or python3-fusepy,
+    /// unless the servers are required (CI).
+    fn mount(env: &Env) -> Option<CaseFolding> {
+        let required = std::env::var("ARCA_TEST_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
+        let usable = running_as_root()
+            && Path::new("/dev/fuse").exists()
+            && Command::new("/usr/bin/python3")
+                .args(["-c", "import fusepy"])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !usable {
+            assert!(!required, "a FUSE case-insensitive file system is required");
+            eprintln!("skipping: needs root, /dev/fuse and python3-fusepy");
+            return None;
+        }
+        let backing = env.path("casefold-backing");
+        let mountpoint = env.path("casefold");
+        fs::create_dir_all(&backing).unwrap();
+        fs::create_dir_all(&mountpoint).unwrap();
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/casefold_fs.py");
+        let server = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(&backing)
+            .arg(&mountpoint)
+            .spawn()
+            .unwrap();
+        let mounted = CaseFolding { mountpoint, server };
+        // Ready once the kernel lists the mount (bounded wait).
+        for _ in 0..400 {
+            let mounts = fs::read_to_string("/proc/mounts").unwrap();
+            if mounts.contains(mounted.mountpoint.to_str().unwrap()) {
+                return Some(mounted);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("the case-insensitive file system did not mount");
+    }
+}
+
+impl Drop for CaseFolding {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mountpoint).status();
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Finding 1 of issue 17: on a target that folds case, a tree holding a
+/// directory `A` and a symlink `a` (or the other way round) to elsewhere
+/// cannot make the restore write, chmod or chown anything outside its
+/// target: the second name is refused, not allowed to replace the first.
+#[test]
+fn a_case_folding_target_cannot_turn_a_directory_into_a_link_to_elsewhere() {
+    let env = Env::with_repo();
+    let Some(mount) = CaseFolding::mount(&env) else {
+        return;
+    };
+    let outside = env.path("outside");
+    fs::create_dir_all(&outside).unwrap();
+    write_file(&outside.join("keep"), b"precious", 0o600);
+    let before = state_of(&outside);
+    let link_to_outside = |name: &[u8]| Node {
+        target: outside.as_os_str().as_encoded_bytes().to_vec(),
+        ..node(name, NodeKind::Symlink)
+    };
+    let mut forge = Forge::new(&env);
+    for (round, (dir_name, link_name)) in [(b"A", b"a"), (b"a", b"A")].into_iter().enumerate() {
+        let mut victim = forge.file(b"victim", b"#!/bin/sh\necho owned\n", 21);
+        victim.mode = 0o4755;
+        let inner = forge.tree(vec![victim]);
+        // Names in byte order, as a tree must hold them.
+        let mut nodes = vec![dir(dir_name, inner), link_to_outside(link_name)];
+        nodes.sort_by(|x, y| x.name.cmp(&y.name));
+        let data = forge.tree(nodes);
+        let root = forge.tree(vec![dir(b"data", data)]);
+        let id = forge.snapshot(root);
+        let target = mount.mountpoint.join(format!("restore-{round}"));
+        let out = env.run(&["restore", &id, "--target", target.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(state_of(&outside), before, "{stderr}");
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("not restored"), "{stderr}");
+    }
 }

@@ -159,6 +159,8 @@ fn damage_lines(damaged: &[arca_core::DamagedPath]) -> Vec<String> {
         .map(|d| {
             let what = if d.kind == "dir" {
                 "its contents were lost".to_string()
+            } else if d.kind == "refused" {
+                "not restored".to_string()
             } else {
                 let ranges: Vec<String> = d
                     .lost

@@ -445,10 +445,7 @@ fn settle_lost(target: &Target, plan: &mut Plan, lost: &[Lost]) -> Result<HashSe
             match target.create_file(&fd, &shown, &name, size, true) {
                 Ok((_, id)) => plan.file_ids[piece.file] = Some(id),
                 Err(Refused::Collision(why)) => {
-                    return Err(Error::target(
-                        shown.join(&name),
-                        std::io::Error::other(why),
-                    ));
+                    return Err(Error::target(shown.join(&name), std::io::Error::other(why)));
                 }
                 Err(Refused::Error(e)) => return Err(e),
             }
