@@ -666,3 +666,66 @@ fn a_case_folding_target_cannot_turn_a_directory_into_a_link_to_elsewhere() {
         assert!(stderr.contains("not restored"), "{stderr}");
     }
 }
+
+impl Forge {
+    /// Stores trees that refer to each other, all in one pack: `build`
+    /// gets the id of the tree made before it (`None` for the first) and
+    /// returns the next. Returns the last tree's id.
+    pub fn tree_chain(
+        &mut self,
+        count: usize,
+        mut build: impl FnMut(Option<TreeId>) -> Tree,
+    ) -> TreeId {
+        let mut plains = Vec::with_capacity(count);
+        let mut last = None;
+        for _ in 0..count {
+            let plain = build(last).encode();
+            last = Some(TreeId(self.repo.key().blob_id(&plain)));
+            plains.push(plain);
+        }
+        self.store(BlobKind::Tree, &plains);
+        last.unwrap()
+    }
+}
+
+/// Finding 8 of issue 17: hostile tree shapes. Trees nested 15,000 levels
+/// deep, and 64 levels of a directory holding the level below twice (2^64
+/// paths from a few kilobytes), are refused by every command that walks a
+/// snapshot, with one line naming the tree: no stack overflow, no endless
+/// walk; `check` reports both.
+#[test]
+fn hostile_tree_shapes_are_refused_by_every_walk() {
+    let env = Env::with_repo();
+    let mut forge = Forge::new(&env);
+    let deep = forge.tree_chain(15_000, |below| Tree {
+        nodes: below.map(|t| vec![dir(b"d", t)]).unwrap_or_default(),
+    });
+    let wide = forge.tree_chain(64, |below| Tree {
+        nodes: below
+            .map(|t| vec![dir(b"a", t), dir(b"b", t)])
+            .unwrap_or_default(),
+    });
+    for (root, what) in [(deep, "nest more than"), (wide, "expands to more than")] {
+        let top = forge.tree(vec![dir(b"data", root)]);
+        let id = forge.snapshot(top);
+        let target = env.path(&format!("restore-{}", &id[..8]));
+        for args in [
+            vec!["ls", &id],
+            vec!["find", "zzz"],
+            vec!["dump", &id, "/data"],
+            vec!["stats", &id],
+            vec!["restore", &id, "--target", target.to_str().unwrap()],
+        ] {
+            let out = env.run(&args);
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(stderr.contains(what), "{args:?}: {stderr}");
+        }
+        let out = env.run(&["--json", "check"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(what));
+        // Nothing was restored of it.
+        assert!(!target.exists() || files_below(&target).is_empty());
+        fs::remove_file(env.repo.join("snapshots").join(&id)).unwrap();
+    }
+}

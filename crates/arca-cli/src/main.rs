@@ -41,6 +41,23 @@ fn disable_core_dumps() {
     }
 }
 
+/// A restore holds a directory handle per level it is in (up to the
+/// format's depth limit) besides the files it writes: take the open-file
+/// limit the system allows rather than the conservative default.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max.min(1 << 16).max(limit.rlim_cur);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 fn main() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only sets an allocator parameter; it is called before
@@ -49,6 +66,7 @@ fn main() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
     disable_core_dumps();
+    raise_open_file_limit();
     interrupt::install();
     let parsed = cli::Cli::command()
         .try_get_matches()

@@ -116,6 +116,13 @@ pub const MAX_PACK_HEADER_LEN: u32 = 64 * 1024 * 1024;
 pub const MAX_DATA_BLOB_LEN: u32 = CHUNK_MAX_HIGHEST;
 /// Largest raw tree blob: one directory's listing.
 pub const MAX_TREE_BLOB_LEN: u32 = 512 * 1024 * 1024;
+/// Deepest nesting of directories below a snapshot's root that readers
+/// walk (a path of that many levels of one-byte names is already past
+/// Linux's PATH_MAX of 4096 bytes).
+pub const MAX_TREE_DEPTH: u32 = 2048;
+/// Most paths a snapshot may expand to (its trees walked with every shared
+/// subtree repeated).
+pub const MAX_SNAPSHOT_ENTRIES: u64 = 1 << 32;
 /// Largest pack a whole read accepts: the largest target, one blob of the
 /// largest kind past it, and the largest header with its length.
 pub const MAX_PACK_LEN: u64 =

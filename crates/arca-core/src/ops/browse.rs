@@ -69,6 +69,8 @@ impl<'r> Finder<'r> {
 
     /// Every matching entry of the tree `root`, with its absolute path.
     pub fn find(&mut self, root: &TreeId) -> Result<Vec<(PathBuf, Node)>> {
+        // Bounded depth and expansion before the recursive search.
+        crate::ops::shape::measure(self.repo, root)?;
         self.below(root, Path::new("/"))
     }
 
@@ -129,6 +131,9 @@ pub struct Difference {
 
 /// Every difference between two trees, in path order.
 pub fn diff(repo: &Repository, a: &TreeId, b: &TreeId) -> Result<Vec<Difference>> {
+    // Bounded depth and expansion before the recursive comparison.
+    crate::ops::shape::measure(repo, a)?;
+    crate::ops::shape::measure(repo, b)?;
     let mut out = Vec::new();
     diff_trees(repo, Some(a), Some(b), Path::new("/"), &mut out)?;
     Ok(out)

@@ -138,6 +138,7 @@ pub fn check(
     let expected = load_indexes(repo, &mut report)?;
     check_packs_exist(repo, &expected, &mut report, &mut damage)?;
     let snapshots = load_snapshots(repo, &mut report)?;
+    check_shapes(repo, &snapshots, &mut report)?;
     check_trees(repo, &snapshots, &mut report, &mut damage);
     if let Some(subset) = options.read_data {
         read_data(repo, &expected, subset, progress, &mut report, &mut damage)?;
@@ -319,6 +320,25 @@ fn load_snapshots(
     }
     snapshots.sort_by_key(|s| s.1.time);
     Ok(snapshots)
+}
+
+/// Every snapshot must stay within the depth and expansion readers walk
+/// ([`crate::ops::shape`]): one that does cannot be listed or restored.
+fn check_shapes(
+    repo: &Repository,
+    snapshots: &[(SnapshotId, Snapshot)],
+    report: &mut CheckReport,
+) -> Result<()> {
+    for (id, snapshot) in snapshots {
+        match crate::ops::shape::measure(repo, &snapshot.tree) {
+            Ok(_) => {}
+            Err(e @ crate::Error::Corrupt { .. }) => report
+                .errors
+                .push(problem(format!("snapshot {id}"), e.to_string())),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Walks every distinct tree once: each must decode, and every blob it

@@ -11,21 +11,39 @@ use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind};
 
 /// Calls `visit` for every entry below `tree`, depth first, in name order,
-/// with its path under `prefix`.
+/// with its path under `prefix`. The tree is measured first
+/// ([`crate::ops::shape`]): one nesting too deep or expanding to too many
+/// paths is refused before anything is visited. The walk keeps its own
+/// stack, so no depth can overflow the thread's.
 pub fn walk(
     repo: &Repository,
     tree: &TreeId,
     prefix: &Path,
     visit: &mut dyn FnMut(&Path, &Node) -> Result<()>,
 ) -> Result<()> {
-    for node in repo.read_tree(tree)?.nodes {
-        let path = prefix.join(OsStr::from_bytes(&node.name));
+    crate::ops::shape::measure(repo, tree)?;
+    // Per open directory: its path and its remaining nodes, reversed.
+    let mut stack: Vec<(PathBuf, Vec<Node>)> = vec![(prefix.to_path_buf(), reversed(repo, tree)?)];
+    while let Some((dir, nodes)) = stack.last_mut() {
+        let Some(node) = nodes.pop() else {
+            stack.pop();
+            continue;
+        };
+        let path = dir.join(OsStr::from_bytes(&node.name));
         visit(&path, &node)?;
         if let (NodeKind::Dir, Some(subtree)) = (node.kind, &node.subtree) {
-            walk(repo, subtree, &path, visit)?;
+            let below = reversed(repo, subtree)?;
+            stack.push((path, below));
         }
     }
     Ok(())
+}
+
+/// A tree's nodes, last first (popped in name order).
+fn reversed(repo: &Repository, tree: &TreeId) -> Result<Vec<Node>> {
+    let mut nodes = repo.read_tree(tree)?.nodes;
+    nodes.reverse();
+    Ok(nodes)
 }
 
 /// The node at `path` (absolute, as stored) and its full path.

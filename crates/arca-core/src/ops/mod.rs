@@ -9,5 +9,6 @@ mod packer;
 pub mod prune;
 pub mod repair;
 pub mod restore;
+pub mod shape;
 pub mod snapshot;
 pub mod stats;

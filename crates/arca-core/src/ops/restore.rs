@@ -271,6 +271,8 @@ pub fn restore(
     options: &RestoreOptions,
     progress: &RestoreProgress,
 ) -> Result<RestoreSummary> {
+    // Bounded depth and expansion before anything is created.
+    crate::ops::shape::measure(repo, &snapshot.tree)?;
     let target = Target::open(target_path)?;
     let (root, root_id) = target.root()?;
     let target_empty = target.list(&root, target_path)?.is_empty();

@@ -798,6 +798,8 @@ struct Walker<'s, 'a> {
     warnings: Vec<Warning>,
     /// The packs holding the blobs it referenced without storing them.
     packs: HashSet<PackId>,
+    /// How many directories below a source path it walks.
+    depth: u32,
 }
 
 /// A subdirectory waiting for its walk.
@@ -837,6 +839,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             summary: Summary::default(),
             warnings: Vec::new(),
             packs: HashSet::new(),
+            depth: 0,
         }
     }
 
@@ -911,6 +914,18 @@ impl<'s, 'a> Walker<'s, 'a> {
         parent: Option<&Tree>,
     ) -> Result<TreeId> {
         let mut entries: Vec<(Vec<u8>, std::fs::DirEntry)> = Vec::new();
+        if self.depth >= crate::format::MAX_TREE_DEPTH {
+            // Readers would refuse the snapshot (format §6.1).
+            self.warn(
+                WarningKind::Unreadable,
+                dir,
+                format!(
+                    "nests more than {} directories deep; its contents are not stored",
+                    crate::format::MAX_TREE_DEPTH
+                ),
+            );
+            return self.store_tree(Tree::default());
+        }
         let handle = match source::DirHandle::open(at, listed) {
             Ok(handle) => Some(handle),
             Err(e) => {
@@ -970,12 +985,14 @@ impl<'s, 'a> Walker<'s, 'a> {
             }
         }
         let shared = self.shared;
+        let depth = self.depth;
         let walked: Vec<Result<(TreeId, Walker<'s, 'a>)>> = {
             use rayon::prelude::*;
             subdirs
                 .par_iter()
                 .map(|sub| {
                     let mut walker = Walker::new(shared);
+                    walker.depth = depth + 1;
                     let tree = walker.archive_dir(
                         &sub.path,
                         &sub.at,

@@ -45,9 +45,11 @@ pub fn stats(repo: &Repository, snapshots: &[(SnapshotId, Snapshot)]) -> Result<
     let mut totals: HashMap<TreeId, (u64, u64)> = HashMap::new();
     let mut blobs: HashSet<BlobId> = HashSet::new();
     for (_, snap) in snapshots {
+        // Bounded depth and expansion before the recursive totals.
+        crate::ops::shape::measure(repo, &snap.tree)?;
         let (files, bytes) = tree_totals(repo, &snap.tree, &mut totals, &mut blobs)?;
-        s.files += files;
-        s.restore_size += bytes;
+        s.files = s.files.saturating_add(files);
+        s.restore_size = s.restore_size.saturating_add(bytes);
     }
     s.unique_blobs = blobs.len() as u64;
     for blob in &blobs {
@@ -76,20 +78,20 @@ fn tree_totals(
     if let Some(t) = totals.get(id) {
         return Ok(*t);
     }
-    let mut files = 0;
-    let mut bytes = 0;
+    let mut files = 0u64;
+    let mut bytes = 0u64;
     for node in repo.read_tree(id)?.nodes {
         match node.kind {
             NodeKind::File => {
                 files += 1;
-                bytes += node.size;
+                bytes = bytes.saturating_add(node.size);
                 blobs.extend(node.content);
             }
             NodeKind::Dir => {
                 if let Some(sub) = node.subtree {
                     let (f, b) = tree_totals(repo, &sub, totals, blobs)?;
-                    files += f;
-                    bytes += b;
+                    files = f.saturating_add(files);
+                    bytes = b.saturating_add(bytes);
                 }
             }
             _ => {}
