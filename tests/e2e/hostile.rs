@@ -729,3 +729,75 @@ fn hostile_tree_shapes_are_refused_by_every_walk() {
         fs::remove_file(env.repo.join("snapshots").join(&id)).unwrap();
     }
 }
+
+/// Finding 9 of issue 17: `--no-special` (the default without root) leaves
+/// out device nodes and FIFOs and drops setuid/setgid bits; root without it
+/// gets them back.
+#[test]
+fn no_special_leaves_out_devices_fifos_and_privilege_bits() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if !running_as_root() {
+        eprintln!("skipping: device nodes need root");
+        return;
+    }
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    write_file(&src.join("tool"), b"#!/bin/sh\n", 0o6755);
+    nix::unistd::mkfifo(
+        &src.join("pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    nix::sys::stat::mknod(
+        &src.join("null"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    env.snapshot(&[&src]);
+
+    let safe = env.path("safe");
+    let out = env.run(&[
+        "restore",
+        "latest",
+        "--no-special",
+        "--target",
+        safe.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let back = restored(&safe, &src);
+    let mode = fs::metadata(back.join("tool"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755, "setuid/setgid dropped: {mode:o}");
+    assert!(!back.join("pipe").exists() && !back.join("null").exists());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("pipe") && stderr.contains("null"),
+        "{stderr}"
+    );
+
+    let full = env.path("full");
+    env.ok(&["restore", "latest", "--target", full.to_str().unwrap()]);
+    let back = restored(&full, &src);
+    let mode = fs::metadata(back.join("tool"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o6755);
+    assert!(
+        fs::symlink_metadata(back.join("pipe"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert!(
+        fs::symlink_metadata(back.join("null"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+}
