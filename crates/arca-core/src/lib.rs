@@ -37,6 +37,7 @@ mod config;
 mod crypto;
 mod damage;
 mod error;
+mod exact;
 mod file;
 pub mod format;
 mod id;
@@ -60,6 +61,7 @@ pub use config::{ChunkerParams, Config, InitOptions};
 pub use crypto::MasterKey;
 pub use damage::{DamageReporter, Damaged};
 pub use error::{Error, ErrorKind, Result};
+pub use exact::ExactReader;
 pub use id::{BlobId, Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
 pub use index::{Index, IndexFile, IndexPack, Location, PackInfo};
 pub use key::{KdfParams, KeyFile};
@@ -90,6 +92,7 @@ pub use ops::snapshot::{
     CHECKPOINT_INTERVAL, Progress, SnapshotOptions, SnapshotOutcome, Warning, WarningKind,
     snapshot, snapshot_stream,
 };
+pub use ops::shape::{Shape, measure as measure_tree, measure_with as measure_tree_with};
 pub use ops::stats::{Stats, stats};
 pub use pack::{FinishedPack, PackBody, PackEntry, PackWriter, read_header};
 pub use repository::{Owner, Repository};

@@ -98,7 +98,12 @@ fn append(
         NodeKind::File => {
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(node.size);
-            let reader = ContentReader::new(repo, node, path);
+            // Exactly the size the header announces (see ExactReader).
+            let chunks = node
+                .content
+                .iter()
+                .map(|blob| repo.read_blob(arca_core::BlobKind::Data, &blob.id()));
+            let reader = arca_core::ExactReader::new(chunks, node.size, path);
             builder.append_data(&mut header, &name, reader)?;
         }
         NodeKind::Dir => {
@@ -120,79 +125,3 @@ fn append(
     Ok(())
 }
 
-/// Reads a stored file chunk by chunk, exactly the size its node records:
-/// the tar header announces that size, so content that is longer or
-/// shorter (a hostile tree) would let bytes of the file be read as tar
-/// headers of members that are not in the snapshot. It is an error naming
-/// the path instead.
-struct ContentReader<'a> {
-    repo: &'a Repository,
-    node: &'a Node,
-    path: &'a Path,
-    next: usize,
-    chunk: Vec<u8>,
-    pos: usize,
-    /// Bytes still to give out of the recorded size.
-    left: u64,
-}
-
-impl<'a> ContentReader<'a> {
-    fn new(repo: &'a Repository, node: &'a Node, path: &'a Path) -> Self {
-        ContentReader {
-            repo,
-            node,
-            path,
-            next: 0,
-            chunk: Vec::new(),
-            pos: 0,
-            left: node.size,
-        }
-    }
-
-    fn mismatch(&self) -> io::Error {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "{}: its stored content is not the {} bytes its entry records (the repository is damaged)",
-                self.path.display(),
-                self.node.size
-            ),
-        )
-    }
-
-    /// Fetches the next chunk; false at the end of the content.
-    fn fill(&mut self) -> io::Result<bool> {
-        while self.pos == self.chunk.len() {
-            let Some(blob) = self.node.content.get(self.next) else {
-                return Ok(false);
-            };
-            self.chunk = self
-                .repo
-                .read_blob(arca_core::BlobKind::Data, &blob.id())
-                .map_err(|e| io::Error::other(format!("{}: {e}", self.path.display())))?;
-            self.pos = 0;
-            self.next += 1;
-        }
-        Ok(true)
-    }
-}
-
-impl io::Read for ContentReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let more = self.fill()?;
-        if self.left == 0 {
-            return if more { Err(self.mismatch()) } else { Ok(0) };
-        }
-        if !more {
-            return Err(self.mismatch());
-        }
-        let n = buf
-            .len()
-            .min(self.chunk.len() - self.pos)
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        self.left -= n as u64;
-        Ok(n)
-    }
-}

@@ -32,7 +32,15 @@ pub struct Shape {
 /// paths. Trees that cannot be read count as empty (their damage is
 /// reported by whoever reads them).
 pub fn measure(repo: &Repository, root: &TreeId) -> Result<Shape> {
-    let shape = shape_of(repo, root)?;
+    measure_with(root, &mut |id| repo.read_tree(id))
+}
+
+/// [`measure`] over trees that `read` gives (a repository's, or a test's).
+pub fn measure_with(
+    root: &TreeId,
+    read: &mut dyn FnMut(&TreeId) -> Result<crate::tree::Tree>,
+) -> Result<Shape> {
+    let shape = shape_of(root, read)?;
     check_limits(root, shape)?;
     Ok(shape)
 }
@@ -58,7 +66,10 @@ pub(crate) fn check_limits(root: &TreeId, shape: Shape) -> Result<()> {
 
 /// Depth-first without recursion: a frame per open directory, the
 /// subtrees still to visit, and what they added up to so far.
-fn shape_of(repo: &Repository, root: &TreeId) -> Result<Shape> {
+fn shape_of(
+    root: &TreeId,
+    read: &mut dyn FnMut(&TreeId) -> Result<crate::tree::Tree>,
+) -> Result<Shape> {
     struct Frame {
         id: TreeId,
         pending: Vec<TreeId>,
@@ -66,8 +77,8 @@ fn shape_of(repo: &Repository, root: &TreeId) -> Result<Shape> {
         depth: u32,
     }
     let mut memo: HashMap<TreeId, Shape> = HashMap::new();
-    let open = |id: TreeId| -> Result<Frame> {
-        let (entries, pending) = match repo.read_tree(&id) {
+    let mut open = |id: TreeId| -> Result<Frame> {
+        let (entries, pending) = match read(&id) {
             Ok(tree) => {
                 let subtrees = tree
                     .nodes
