@@ -88,11 +88,11 @@ pub use ops::repair::{
 pub use ops::restore::{
     DamagedPath, LostRange, Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore,
 };
+pub use ops::shape::{Shape, measure as measure_tree, measure_with as measure_tree_with};
 pub use ops::snapshot::{
     CHECKPOINT_INTERVAL, Progress, SnapshotOptions, SnapshotOutcome, Warning, WarningKind,
     snapshot, snapshot_stream,
 };
-pub use ops::shape::{Shape, measure as measure_tree, measure_with as measure_tree_with};
 pub use ops::stats::{Stats, stats};
 pub use pack::{FinishedPack, PackBody, PackEntry, PackWriter, read_header};
 pub use repository::{Owner, Repository};

@@ -455,10 +455,15 @@ impl Target {
         Ok(())
     }
 
-    /// Applies an entry's metadata (see [`apply`]): a directory or regular
-    /// file through a descriptor opened without following links (and only
-    /// if it is the entry `id`, when known); a symlink, FIFO or device by
-    /// name with calls that do not follow a link in its place.
+    /// Applies an entry's metadata (see [`apply_to_fd`]): a regular file
+    /// through a descriptor opened without following links (and only if it
+    /// is the entry `id`, when known); a symlink, FIFO or device by name
+    /// with calls that do not follow a link in its place. In a `private`
+    /// directory (made by this restore and not yet given its final owner
+    /// and mode, so no one else can change its entries) a regular file
+    /// without extended attributes is also handled by name, which spares
+    /// opening it.
+    #[allow(clippy::too_many_arguments)]
     pub fn apply_metadata(
         &self,
         dir: &OwnedFd,
@@ -467,10 +472,11 @@ impl Target {
         meta: &Meta,
         id: Option<FileId>,
         how: Apply,
+        private: bool,
     ) -> Result<Vec<String>> {
         let path = shown.join(name);
         match meta.kind {
-            NodeKind::File => {
+            NodeKind::File if !(private && meta.xattrs.is_empty()) => {
                 let fd = nix::fcntl::openat(
                     dir,
                     name,
@@ -597,7 +603,7 @@ fn apply_by_name(
         )
         .map_err(err)?;
     }
-    if meta.kind != NodeKind::Symlink {
+    if meta.kind != NodeKind::Symlink && !chmod_no_follow(dir, path, name, mode_of(meta, how))? {
         let fd = nix::fcntl::openat(
             dir,
             name,
@@ -628,6 +634,37 @@ fn apply_by_name(
     )
     .map_err(err)?;
     Ok(Vec::new())
+}
+
+/// `fchmodat2` with `AT_SYMLINK_NOFOLLOW` (Linux 6.6): sets the mode of
+/// `name` in `dir` unless it is a link. False when the kernel lacks it (the
+/// caller then goes through an `O_PATH` descriptor); an error when `name`
+/// is a link where something else was made.
+fn chmod_no_follow(dir: &OwnedFd, path: &Path, name: &OsStr, mode: u32) -> Result<bool> {
+    let Ok(c_name) = std::ffi::CString::new(name.as_bytes()) else {
+        return Ok(false);
+    };
+    // SAFETY: a plain system call on a borrowed descriptor and a
+    // NUL-terminated name that outlives it.
+    let done = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_fchmodat2,
+            dir.as_raw_fd(),
+            c_name.as_ptr(),
+            mode as nix::libc::mode_t,
+            nix::libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if done == 0 {
+        return Ok(true);
+    }
+    match Errno::last() {
+        Errno::ENOSYS | Errno::EINVAL | Errno::EPERM => Ok(false),
+        // A link where a file was made: its mode cannot be set, and the
+        // link's target is never touched.
+        Errno::EOPNOTSUPP => Err(replaced(path.to_path_buf(), Errno::ELOOP)),
+        e => Err(Error::target(path, io_err(e))),
+    }
 }
 
 fn mode_of(meta: &Meta, how: Apply) -> u32 {

@@ -271,8 +271,6 @@ pub fn restore(
     options: &RestoreOptions,
     progress: &RestoreProgress,
 ) -> Result<RestoreSummary> {
-    // Bounded depth and expansion before anything is created.
-    crate::ops::shape::measure(repo, &snapshot.tree)?;
     let target = Target::open(target_path)?;
     let (root, root_id) = target.root()?;
     let target_empty = target.list(&root, target_path)?.is_empty();
@@ -294,8 +292,11 @@ pub fn restore(
         id: root_id,
         fresh: target_empty,
     };
+    // Bounded depth and expansion of what is restored, before anything of
+    // it is created.
     match &options.subpath {
         None => {
+            crate::ops::shape::measure(repo, &snapshot.tree)?;
             plan.dirs.push(top(PathBuf::from("/")));
             plan_dir(repo, &target, &snapshot.tree, &root, 0, false, &mut plan)?;
         }
@@ -303,6 +304,7 @@ pub fn restore(
             let (at, node) = crate::ops::ls::find(repo, snapshot, sub)?;
             match (node.kind, node.subtree) {
                 (NodeKind::Dir, Some(subtree)) => {
+                    crate::ops::shape::measure(repo, &subtree)?;
                     plan.dirs.push(top(at));
                     plan_dir(repo, &target, &subtree, &root, 0, false, &mut plan)?;
                 }
@@ -399,6 +401,9 @@ fn apply_file_metadata(
             let mut handles = Handles::new(target, &plan.dirs);
             let shown = handles.shown(*dir);
             let fd = handles.get(*dir)?;
+            // Made by this restore and still 0700 until its own metadata
+            // comes, after this: no one else can change its entries.
+            let private = plan.dirs[*dir as usize].fresh && *dir != 0;
             let mut warnings = Vec::new();
             for e in entries {
                 let id = if e.meta.kind == NodeKind::File {
@@ -406,7 +411,8 @@ fn apply_file_metadata(
                 } else {
                     None
                 };
-                warnings.extend(target.apply_metadata(fd, &shown, &e.name, &e.meta, id, how)?);
+                warnings
+                    .extend(target.apply_metadata(fd, &shown, &e.name, &e.meta, id, how, private)?);
             }
             Ok(warnings)
         })
