@@ -4,30 +4,13 @@
 #![no_main]
 use std::collections::HashMap;
 
-use arca_core::{Id, Node, NodeKind, Timestamp, Tree, TreeId};
+use arca_core::{Id, Node, NodeKind, Tree, TreeId};
 use libfuzzer_sys::fuzz_target;
 
 fn dir(name: Vec<u8>, subtree: TreeId) -> Node {
     Node {
-        name,
-        kind: NodeKind::Dir,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        user: String::new(),
-        group: String::new(),
-        mtime: Timestamp::default(),
-        atime: Timestamp::default(),
-        ctime: Timestamp::default(),
-        size: 0,
-        inode: 0,
-        device: 0,
-        links: 1,
-        target: Vec::new(),
-        rdev: 0,
-        xattrs: Vec::new(),
-        content: Vec::new(),
         subtree: Some(subtree),
+        ..Node::new(&name, NodeKind::Dir)
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arca_backend::LocalBackend;
 use arca_core::{
     BlobId, BlobKind, IndexFile, Node, NodeKind, PackWriter, Repository, Sealer, Snapshot, Time,
-    Timestamp, Tree, TreeId,
+    Tree, TreeId,
 };
 
 use crate::util::*;
@@ -90,27 +90,7 @@ impl Forge {
 }
 
 pub fn node(name: &[u8], kind: NodeKind) -> Node {
-    Node {
-        name: name.to_vec(),
-        kind,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        user: String::new(),
-        group: String::new(),
-        mtime: Timestamp::default(),
-        atime: Timestamp::default(),
-        ctime: Timestamp::default(),
-        size: 0,
-        inode: 0,
-        device: 0,
-        links: 1,
-        target: Vec::new(),
-        rdev: 0,
-        xattrs: Vec::new(),
-        content: Vec::new(),
-        subtree: None,
-    }
+    Node::new(name, kind)
 }
 
 pub fn dir(name: &[u8], subtree: TreeId) -> Node {

@@ -266,25 +266,15 @@ pub(crate) fn stream_node(name: &str, size: u64, content: Vec<crate::id::BlobId>
     let now = jiff::Timestamp::now();
     let t = Timestamp::new(now.as_second(), i64::from(now.subsec_nanosecond()));
     Node {
-        name: name.as_bytes().to_vec(),
-        kind: NodeKind::File,
         mode: 0o600,
         uid: nix::unistd::getuid().as_raw(),
         gid: nix::unistd::getgid().as_raw(),
-        user: String::new(),
-        group: String::new(),
         mtime: t,
         atime: t,
         ctime: t,
         size,
-        inode: 0,
-        device: 0,
-        links: 1,
-        target: Vec::new(),
-        rdev: 0,
-        xattrs: Vec::new(),
         content,
-        subtree: None,
+        ..Node::new(name.as_bytes(), NodeKind::File)
     }
 }
 

@@ -76,6 +76,34 @@ pub struct Node {
     pub subtree: Option<TreeId>,
 }
 
+impl Node {
+    /// A node of `kind` named `name` with everything else empty or zero
+    /// (mode 0755, one link): a start for programs that build trees.
+    pub fn new(name: &[u8], kind: NodeKind) -> Node {
+        Node {
+            name: name.to_vec(),
+            kind,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            user: String::new(),
+            group: String::new(),
+            mtime: Timestamp::default(),
+            atime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            size: 0,
+            inode: 0,
+            device: 0,
+            links: 1,
+            target: Vec::new(),
+            rdev: 0,
+            xattrs: Vec::new(),
+            content: Vec::new(),
+            subtree: None,
+        }
+    }
+}
+
 /// A decoded directory.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {

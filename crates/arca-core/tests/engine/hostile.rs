@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arca_backend::MemoryBackend;
 use arca_core::{
     BlobId, BlobKind, IndexFile, Node, NodeKind, PackWriter, Repository, Sealer, Snapshot, Time,
-    Timestamp, Tree, TreeId,
+    Tree, TreeId,
 };
 
 fn repository() -> Repository {
@@ -24,27 +24,7 @@ fn repository() -> Repository {
 }
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
-    Node {
-        name: name.to_vec(),
-        kind,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        user: String::new(),
-        group: String::new(),
-        mtime: Timestamp::default(),
-        atime: Timestamp::default(),
-        ctime: Timestamp::default(),
-        size: 0,
-        inode: 0,
-        device: 0,
-        links: 1,
-        target: Vec::new(),
-        rdev: 0,
-        xattrs: Vec::new(),
-        content: Vec::new(),
-        subtree: None,
-    }
+    Node::new(name, kind)
 }
 
 /// Stores blobs of one kind in one pack with its index file, without any
