@@ -56,6 +56,8 @@ pub struct Finder<'r> {
     /// Matches below a tree, as paths relative to it (name-only patterns
     /// only: whole-path matches depend on where the tree sits).
     cache: HashMap<TreeId, Vec<(PathBuf, Node)>>,
+    /// Trees measured already (snapshots share most of theirs).
+    shapes: crate::ops::shape::ShapeCache,
 }
 
 impl<'r> Finder<'r> {
@@ -64,13 +66,14 @@ impl<'r> Finder<'r> {
             repo,
             pattern,
             cache: HashMap::new(),
+            shapes: HashMap::new(),
         }
     }
 
     /// Every matching entry of the tree `root`, with its absolute path.
     pub fn find(&mut self, root: &TreeId) -> Result<Vec<(PathBuf, Node)>> {
         // Bounded depth and expansion before the recursive search.
-        crate::ops::shape::measure(self.repo, root)?;
+        crate::ops::shape::measure_cached(self.repo, root, &mut self.shapes)?;
         self.below(root, Path::new("/"))
     }
 

@@ -329,8 +329,9 @@ fn check_shapes(
     snapshots: &[(SnapshotId, Snapshot)],
     report: &mut CheckReport,
 ) -> Result<()> {
+    let mut shapes = HashMap::new();
     for (id, snapshot) in snapshots {
-        match crate::ops::shape::measure(repo, &snapshot.tree) {
+        match crate::ops::shape::measure_cached(repo, &snapshot.tree, &mut shapes) {
             Ok(_) => {}
             Err(e @ crate::Error::Corrupt { .. }) => report
                 .errors

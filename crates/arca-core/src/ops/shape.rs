@@ -35,12 +35,23 @@ pub fn measure(repo: &Repository, root: &TreeId) -> Result<Shape> {
     measure_with(root, &mut |id| repo.read_tree(id))
 }
 
+/// Shapes already measured, by tree: several snapshots measured with one
+/// cache read each tree they share once.
+pub type ShapeCache = HashMap<TreeId, Shape>;
+
+/// [`measure`], remembering every tree's shape in `cache`.
+pub fn measure_cached(repo: &Repository, root: &TreeId, cache: &mut ShapeCache) -> Result<Shape> {
+    let shape = shape_of(root, &mut |id| repo.read_tree(id), cache)?;
+    check_limits(root, shape)?;
+    Ok(shape)
+}
+
 /// [`measure`] over trees that `read` gives (a repository's, or a test's).
 pub fn measure_with(
     root: &TreeId,
     read: &mut dyn FnMut(&TreeId) -> Result<crate::tree::Tree>,
 ) -> Result<Shape> {
-    let shape = shape_of(root, read)?;
+    let shape = shape_of(root, read, &mut HashMap::new())?;
     check_limits(root, shape)?;
     Ok(shape)
 }
@@ -69,14 +80,17 @@ pub(crate) fn check_limits(root: &TreeId, shape: Shape) -> Result<()> {
 fn shape_of(
     root: &TreeId,
     read: &mut dyn FnMut(&TreeId) -> Result<crate::tree::Tree>,
+    memo: &mut ShapeCache,
 ) -> Result<Shape> {
+    if let Some(known) = memo.get(root) {
+        return Ok(*known);
+    }
     struct Frame {
         id: TreeId,
         pending: Vec<TreeId>,
         entries: u64,
         depth: u32,
     }
-    let mut memo: HashMap<TreeId, Shape> = HashMap::new();
     let mut open = |id: TreeId| -> Result<Frame> {
         let (entries, pending) = match read(&id) {
             Ok(tree) => {

@@ -44,9 +44,10 @@ pub fn stats(repo: &Repository, snapshots: &[(SnapshotId, Snapshot)]) -> Result<
     };
     let mut totals: HashMap<TreeId, (u64, u64)> = HashMap::new();
     let mut blobs: HashSet<BlobId> = HashSet::new();
+    let mut shapes = HashMap::new();
     for (_, snap) in snapshots {
         // Bounded depth and expansion before the recursive totals.
-        crate::ops::shape::measure(repo, &snap.tree)?;
+        crate::ops::shape::measure_cached(repo, &snap.tree, &mut shapes)?;
         let (files, bytes) = tree_totals(repo, &snap.tree, &mut totals, &mut blobs)?;
         s.files = s.files.saturating_add(files);
         s.restore_size = s.restore_size.saturating_add(bytes);
