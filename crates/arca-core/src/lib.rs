@@ -2,9 +2,16 @@
 //! repository (format v1, specified in `docs/format.md`).
 //!
 //! - [`Repository`]: open or create a repository on any
-//!   [`arca_backend::Backend`]; read snapshots, trees and blobs.
+//!   [`arca_backend::Backend`]; read snapshots, trees and blobs. Damaged
+//!   snapshot and index files are skipped and recorded
+//!   ([`Repository::damaged`], [`Repository::on_damage`]).
 //! - [`snapshot()`]: take a snapshot of local paths ([`SnapshotOptions`]).
-//! - [`restore()`]: write a snapshot back to a directory.
+//! - [`restore()`]: write a snapshot back to a directory, through directory
+//!   handles, past damage ([`RestoreSummary::damaged`]).
+//! - [`check()`], [`repair_index()`], [`repair_packs()`],
+//!   [`repair_snapshots()`]: find damage and repair it.
+//! - [`measure_tree()`]: how deep a snapshot nests and how many paths it
+//!   expands to, within the format's limits.
 //! - [`plan_copy()`] and [`copy_snapshots()`]: copy snapshots to another
 //!   repository.
 //! - [`list()`] and [`walk()`]: browse a snapshot's trees.

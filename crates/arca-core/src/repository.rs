@@ -226,9 +226,9 @@ impl Repository {
         self.backend.location()
     }
 
-    /// Reads every index file into the in-memory index (skipping files
-    /// that another present file supersedes, and damaged ones: see
-    /// [`Repository::read_index`]).
+    /// Reads every index file into the in-memory index, skipping files
+    /// that another present file supersedes, and damaged ones (recorded;
+    /// the packs they described are then read from their own headers).
     pub fn load_index(&mut self) -> Result<()> {
         let (mut index, files) = self.read_index()?;
         index.finish();

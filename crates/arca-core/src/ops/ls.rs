@@ -12,7 +12,7 @@ use crate::tree::{Node, NodeKind};
 
 /// Calls `visit` for every entry below `tree`, depth first, in name order,
 /// with its path under `prefix`. The tree is measured first
-/// ([`crate::ops::shape`]): one nesting too deep or expanding to too many
+/// ([`crate::measure_tree`]): one nesting too deep or expanding to too many
 /// paths is refused before anything is visited. The walk keeps its own
 /// stack, so no depth can overflow the thread's.
 pub fn walk(
