@@ -19,6 +19,7 @@ mod drill;
 mod exit_codes;
 mod fidelity;
 mod full_disk;
+mod golden;
 mod hostile;
 mod interrupts;
 mod json_fields;

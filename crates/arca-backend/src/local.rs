@@ -68,6 +68,18 @@ impl LocalBackend {
         Ok(self.dir_of(kind, name).join(name))
     }
 
+    /// The directory of `kind`'s objects, made (0700) when it is missing: a
+    /// repository copied by a tool that drops empty directories (git, some
+    /// sync tools) may have lost `locks/`, and must still take locks.
+    fn kind_dir(&self, kind: FileKind) -> io::Result<PathBuf> {
+        let dir = self.root.join(kind.dir());
+        if kind != FileKind::Config && !dir.is_dir() {
+            Self::make_dir(&dir)?;
+            sync_dir(&self.root)?;
+        }
+        Ok(dir)
+    }
+
     fn make_dir(path: &Path) -> io::Result<()> {
         match DirBuilder::new().mode(0o700).create(path) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
@@ -279,15 +291,18 @@ impl Backend for LocalBackend {
     fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), Error> {
         let path = self.path_of(kind, name)?;
         let io_err = |e| Error::io(kind, name, e);
-        let (mut tmp, _guard) =
-            cleanup::new_temporary_file(&self.root.join(kind.dir()), ".tmp").map_err(io_err)?;
+        let dir = self.kind_dir(kind).map_err(io_err)?;
+        let (mut tmp, _guard) = cleanup::new_temporary_file(&dir, ".tmp").map_err(io_err)?;
         tmp.write_all(bytes).map_err(io_err)?;
         self.persist(tmp, kind, name, &path)
     }
 
     fn stage(&self, kind: FileKind) -> Result<Option<Box<dyn Staged>>, Error> {
-        let (tmp, guard) = cleanup::new_temporary_file(&self.root.join(kind.dir()), ".tmp")
+        let dir = self
+            .kind_dir(kind)
             .map_err(|e| Error::io(kind, "(new)", e))?;
+        let (tmp, guard) =
+            cleanup::new_temporary_file(&dir, ".tmp").map_err(|e| Error::io(kind, "(new)", e))?;
         Ok(Some(Box::new(LocalStaged {
             backend: self.clone(),
             kind,
