@@ -439,11 +439,6 @@ fn a_server_sending_more_than_asked_cannot_exhaust_memory() {
     assert!(pushed < 256 << 20, "the server sent {pushed} bytes");
 }
 
-fn running_as_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 /// Everything below `dir` with type, mode, owner and content: what a race
 /// must never change.
 fn state_of(dir: &Path) -> Vec<(String, u32, u32, Option<Vec<u8>>)> {

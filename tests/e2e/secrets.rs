@@ -116,10 +116,7 @@ fn arca_is_not_dumpable_while_it_holds_secrets() {
     let env = Env::with_repo();
     let command = format!("echo owner=$(stat -c %u /proc/$PPID/environ) >&2; echo '{PASSWORD}'");
     let arca = env.cmd(&["--password-command", &command, "snapshots"]);
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.uid() == 0
-    });
+    let root = running_as_root();
     // As root, run it as nobody: a dumpable process's /proc would then
     // belong to nobody.
     let mut cmd = if root {

@@ -217,10 +217,16 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Whether the tests run as root (the owner of /proc/self is the effective
+/// user of this process, which is dumpable).
+pub fn running_as_root() -> bool {
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
 /// Runs arca without the capabilities that let root read any file, so a
 /// mode-000 file is unreadable whoever runs the tests.
 pub fn without_dac_override(env: &Env, args: &[&str]) -> Output {
-    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let root = running_as_root();
     let mut cmd = env.cmd(args);
     if !root {
         return cmd.output().unwrap();

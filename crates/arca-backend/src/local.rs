@@ -22,20 +22,21 @@ use crate::{Backend, Entry, Error, ErrorKind, FileKind, Staged, check_name, clea
 /// Opens a stored object for reading: never through a symbolic link, never
 /// blocking on a FIFO, and only a regular file. Whatever else is found
 /// under an object's name (a link to `/dev/zero`, a device) is refused
-/// before a byte is read.
-fn open_object(path: &Path) -> io::Result<File> {
+/// before a byte is read. Returns the file and its size.
+fn open_object(path: &Path) -> io::Result<(File, u64)> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "not a regular file",
         ));
     }
-    Ok(file)
+    Ok((file, meta.len()))
 }
 
 /// A repository stored under one local directory.
@@ -244,8 +245,7 @@ impl Backend for LocalBackend {
     fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error> {
         let path = self.path_of(kind, name)?;
         let io_err = |e| Error::io(kind, name, e);
-        let file = open_object(&path).map_err(io_err)?;
-        let size = file.metadata().map_err(io_err)?.len();
+        let (file, size) = open_object(&path).map_err(io_err)?;
         if size > max {
             return Err(Error::new(ErrorKind::TooLarge, kind, name, None));
         }
@@ -269,8 +269,7 @@ impl Backend for LocalBackend {
     ) -> Result<Vec<u8>, Error> {
         let path = self.path_of(kind, name)?;
         let io_err = |e| Error::io(kind, name, e);
-        let mut file = open_object(&path).map_err(io_err)?;
-        let size = file.metadata().map_err(io_err)?.len();
+        let (mut file, size) = open_object(&path).map_err(io_err)?;
         if offset.checked_add(length).is_none_or(|end| end > size) {
             return Err(Error::new(ErrorKind::OutOfRange, kind, name, None));
         }

@@ -409,8 +409,15 @@ impl Target {
     /// The names in the open directory `dir`.
     pub fn list(&self, dir: &OwnedFd, shown: &Path) -> Result<Vec<std::ffi::OsString>> {
         let err = |e: Errno| Error::target(shown, io_err(e));
-        let copy = nix::unistd::dup(dir).map_err(err)?;
-        let mut listing = nix::dir::Dir::from_fd(copy).map_err(err)?;
+        // Its own open file description: a dup would share (and move) the
+        // read position of `dir` itself.
+        let mut listing = nix::dir::Dir::openat(
+            dir,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(err)?;
         let mut names = Vec::new();
         for entry in listing.iter() {
             let entry = entry.map_err(err)?;
