@@ -150,7 +150,16 @@ fn generate_golden_v1() {
         .collect();
     let prune = PruneOptions::default();
     let plan = arca_core::plan_prune(&mut repo, &prune, None).unwrap();
-    arca_core::execute_prune(&repo, &plan, &prune, None, None).unwrap();
+    let lock = arca_core::Lock::acquire(
+        &repo,
+        arca_core::LockMode::Exclusive,
+        "prune",
+        &arca_core::Owner::default(),
+        std::time::Duration::ZERO,
+    )
+    .unwrap();
+    arca_core::execute_prune(&repo, &plan, &prune, &lock, None).unwrap();
+    drop(lock);
     // As if the prune had been stopped before removing an old index file.
     let (path, bytes) = &before[0];
     fs::write(path, bytes).unwrap();

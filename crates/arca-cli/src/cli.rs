@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
+use arca_core::select::{SnapshotFilter, Spec};
 use clap::{Args, Parser, Subcommand};
+
+use crate::units;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -44,7 +47,7 @@ pub struct GlobalArgs {
         global = true,
         value_name = "REPO"
     )]
-    pub repo: Option<String>,
+    pub repo: Option<units::Address>,
 
     /// Read the password from the first line of FILE.
     #[arg(long, env = "ARCA_PASSWORD_FILE", global = true, value_name = "FILE")]
@@ -79,7 +82,7 @@ pub struct GlobalArgs {
     /// When the repository is locked (prune, repair, check, key changes), keep trying
     /// for up to DURATION (e.g. 30s, 10m, 2h) instead of failing at once.
     #[arg(long, global = true, value_name = "DURATION")]
-    pub retry_lock: Option<String>,
+    pub retry_lock: Option<units::Duration>,
 
     /// Keep nothing in the local cache (a remote repository's metadata,
     /// copy's map of what it already copied).
@@ -93,9 +96,8 @@ pub struct GlobalArgs {
 
     /// Transfers in flight at once [default: 8 for S3, 4 for SFTP, 2 for a
     /// local path].
-    #[arg(long, env = "ARCA_CONNECTIONS", global = true, value_name = "N",
-          value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub connections: Option<u16>,
+    #[arg(long, env = "ARCA_CONNECTIONS", global = true, value_name = "N")]
+    pub connections: Option<units::Connections>,
 
     /// After snapshot, forget, prune and check, write Prometheus metrics
     /// into FILE (for node_exporter's textfile collector), keeping the
@@ -106,7 +108,7 @@ pub struct GlobalArgs {
     /// Use the profile NAME: $XDG_CONFIG_HOME/arca/NAME.toml or
     /// ~/.config/arca/NAME.toml (flags and environment win over it).
     #[arg(long, global = true, value_name = "NAME", conflicts_with = "config")]
-    pub profile: Option<String>,
+    pub profile: Option<units::ProfileName>,
 
     /// Use the profile in FILE (see --profile).
     #[arg(long, global = true, value_name = "FILE")]
@@ -221,18 +223,23 @@ pub enum Command {
 pub struct RunArgs {
     /// Record this time in the snapshot instead of now (RFC 3339, or "YYYY-MM-DD HH:MM:SS" local).
     #[arg(long, value_name = "TIME")]
-    pub time: Option<String>,
+    pub time: Option<units::Time>,
 }
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// zstd level for new data, 0 (off) to 22.
-    #[arg(long, value_name = "LEVEL", default_value_t = arca_core::format::COMPRESSION_DEFAULT)]
-    pub compression: i32,
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        allow_negative_numbers = true,
+        default_value_t = units::Compression(arca_core::format::COMPRESSION_DEFAULT)
+    )]
+    pub compression: units::Compression,
 
     /// Target pack size, e.g. 16MiB (1 MiB to 1 GiB).
     #[arg(long, value_name = "SIZE", default_value = "16MiB")]
-    pub pack_size: String,
+    pub pack_size: units::PackSize,
 }
 
 #[derive(Debug, Args)]
@@ -252,7 +259,7 @@ pub struct SnapshotArgs {
 
     /// File name for --stdin or --stdin-from-command.
     #[arg(long, value_name = "NAME", default_value = "stdin")]
-    pub stdin_name: String,
+    pub stdin_name: units::FileName,
 
     /// Tag the snapshot (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
@@ -268,11 +275,11 @@ pub struct SnapshotArgs {
 
     /// Record this time instead of now (RFC 3339, or "YYYY-MM-DD HH:MM:SS" local).
     #[arg(long, value_name = "TIME")]
-    pub time: Option<String>,
+    pub time: Option<units::Time>,
 
     /// Compare against this snapshot instead of the newest one of the same host and paths.
     #[arg(long, value_name = "SNAPSHOT", conflicts_with = "force")]
-    pub parent: Option<String>,
+    pub parent: Option<Spec>,
 
     /// Read every file, even those unchanged since the parent snapshot.
     #[arg(long)]
@@ -280,7 +287,7 @@ pub struct SnapshotArgs {
 
     /// Leave out paths matching GLOB (gitignore rules; repeatable).
     #[arg(short = 'e', long = "exclude", value_name = "GLOB")]
-    pub excludes: Vec<String>,
+    pub excludes: Vec<units::Glob>,
 
     /// Read exclude patterns from FILE, one per line (gitignore rules; repeatable).
     #[arg(long = "exclude-file", value_name = "FILE")]
@@ -292,7 +299,7 @@ pub struct SnapshotArgs {
 
     /// Leave out files larger than SIZE (e.g. 2GiB).
     #[arg(long, value_name = "SIZE")]
-    pub exclude_larger_than: Option<String>,
+    pub exclude_larger_than: Option<units::Size>,
 
     /// Do not cross into other file systems below the given paths.
     #[arg(short = 'x', long)]
@@ -326,11 +333,12 @@ pub struct FilterArgs {
 }
 
 impl FilterArgs {
-    pub fn filter(&self) -> crate::commands::SnapshotFilter<'_> {
-        crate::commands::SnapshotFilter {
-            host: self.host.as_deref(),
-            paths: &self.paths,
-            tags: &self.tags,
+    /// The engine's filter.
+    pub fn filter(&self) -> SnapshotFilter {
+        SnapshotFilter {
+            host: self.host.clone(),
+            tags: self.tags.clone(),
+            paths: self.paths.clone(),
         }
     }
 }
@@ -345,11 +353,11 @@ pub struct SnapshotsArgs {
 pub struct CopyArgs {
     /// Snapshots to copy: ids, unique id prefixes or "latest" (default: all).
     #[arg(value_name = "SNAP")]
-    pub snapshots: Vec<String>,
+    pub snapshots: Vec<Spec>,
 
     /// The destination repository: any address -r takes (path, s3:, sftp:).
     #[arg(long = "to", env = "ARCA_TO_REPOSITORY", value_name = "REPO")]
-    pub to: String,
+    pub to: units::Address,
 
     /// Read the destination's password from the first line of FILE.
     #[arg(long, env = "ARCA_TO_PASSWORD_FILE", value_name = "FILE")]
@@ -374,8 +382,9 @@ pub struct CopyArgs {
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// Snapshot: an id, a unique id prefix, or "latest".
-    pub snapshot: String,
+    /// Snapshot: an id, a unique id prefix, or "latest" (the newest
+    /// matching --host/--tag/--path).
+    pub snapshot: Spec,
 
     /// Only this path (as stored: absolute) and what is below it.
     pub path: Option<PathBuf>,
@@ -383,6 +392,9 @@ pub struct LsArgs {
     /// Show type, mode, owner, size and modification time.
     #[arg(short, long)]
     pub long: bool,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -392,9 +404,10 @@ pub struct RestoreArgs {
     #[arg(
         value_name = "SNAP",
         required_unless_present = "as_of",
-        conflicts_with = "as_of"
+        conflicts_with = "as_of",
+        value_parser = parse_spec_with_path
     )]
-    pub snapshot: Option<String>,
+    pub snapshot: Option<Spec>,
 
     /// Directory to restore into (created if missing).
     #[arg(short, long, value_name = "DIR")]
@@ -404,23 +417,19 @@ pub struct RestoreArgs {
     /// "YYYY-MM-DD HH:MM:SS" local); with --host/--path when several hosts or
     /// path sets have snapshots.
     #[arg(long, value_name = "TIME")]
-    pub as_of: Option<String>,
+    pub as_of: Option<units::Time>,
 
-    /// With --as-of or latest: only snapshots of this host.
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
-
-    /// With --as-of or latest: only snapshots that include this path (repeatable).
-    #[arg(long = "path", value_name = "PATH")]
-    pub paths: Vec<String>,
+    /// With --as-of or latest: which snapshots are considered.
+    #[command(flatten)]
+    pub filter: FilterArgs,
 
     /// Restore only paths matching GLOB and what is below them (gitignore rules; repeatable).
     #[arg(short = 'i', long = "include", value_name = "GLOB")]
-    pub includes: Vec<String>,
+    pub includes: Vec<units::Glob>,
 
     /// Leave out paths matching GLOB (gitignore rules; repeatable).
     #[arg(short = 'e', long = "exclude", value_name = "GLOB")]
-    pub excludes: Vec<String>,
+    pub excludes: Vec<units::Glob>,
 
     /// Files already in the target: always replace, keep matching chunks
     /// (if-changed: a re-run resumes an interrupted restore), or never touch.
@@ -446,33 +455,35 @@ pub struct FindArgs {
     /// Glob pattern (`*`, `?`, `[...]`, `**`).
     pub pattern: String,
 
-    /// Search only these snapshots (repeatable; default: all).
+    /// Search only these snapshots (repeatable; default: all matching
+    /// --host/--tag/--path).
     #[arg(short, long = "snapshot", value_name = "SNAP")]
-    pub snapshots: Vec<String>,
+    pub snapshots: Vec<Spec>,
 
-    /// Only snapshots of this host.
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
-
-    /// Only snapshots with this tag (repeatable).
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The older snapshot.
-    pub first: String,
+    pub first: Spec,
     /// The newer snapshot.
-    pub second: String,
+    pub second: Spec,
+    /// Which snapshots "latest" considers.
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
     /// Snapshot: an id, a unique id prefix, or "latest".
-    pub snapshot: String,
+    pub snapshot: Spec,
     /// The stored path (absolute) of a file or directory.
     pub path: PathBuf,
+    /// Which snapshots "latest" considers.
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -483,7 +494,7 @@ pub struct CheckArgs {
 
     /// Read only a subset: N/M (bucket N of M, by pack id), P% (random) or SIZE (random, up to SIZE).
     #[arg(long, value_name = "SUBSET")]
-    pub read_data_subset: Option<String>,
+    pub read_data_subset: Option<units::Subset>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -527,57 +538,51 @@ pub struct ForgetArgs {
 
     /// Keep the newest N snapshots (N: a number, or -1/unlimited for all).
     #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
-    pub keep_last: Option<String>,
+    pub keep_last: Option<units::Count>,
     /// Keep the newest snapshot of each of the last N hours that have one.
     #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
-    pub keep_hourly: Option<String>,
+    pub keep_hourly: Option<units::Count>,
     /// Keep the newest snapshot of each of the last N days that have one.
     #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
-    pub keep_daily: Option<String>,
+    pub keep_daily: Option<units::Count>,
     /// Keep the newest snapshot of each of the last N ISO weeks that have one.
     #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
-    pub keep_weekly: Option<String>,
+    pub keep_weekly: Option<units::Count>,
     /// Keep the newest snapshot of each of the last N months that have one.
     #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
-    pub keep_monthly: Option<String>,
+    pub keep_monthly: Option<units::Count>,
     /// Keep the newest snapshot of each of the last N years that have one.
     #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
-    pub keep_yearly: Option<String>,
+    pub keep_yearly: Option<units::Count>,
     /// Keep every snapshot newer than DURATION (e.g. 2y5m7d3h) before the newest.
     #[arg(long, value_name = "DURATION", group = "policy")]
-    pub keep_within: Option<String>,
+    pub keep_within: Option<units::Span>,
     /// Keep one snapshot per hour within DURATION of the newest.
     #[arg(long, value_name = "DURATION", group = "policy")]
-    pub keep_within_hourly: Option<String>,
+    pub keep_within_hourly: Option<units::Span>,
     /// Keep one snapshot per day within DURATION of the newest.
     #[arg(long, value_name = "DURATION", group = "policy")]
-    pub keep_within_daily: Option<String>,
+    pub keep_within_daily: Option<units::Span>,
     /// Keep one snapshot per ISO week within DURATION of the newest.
     #[arg(long, value_name = "DURATION", group = "policy")]
-    pub keep_within_weekly: Option<String>,
+    pub keep_within_weekly: Option<units::Span>,
     /// Keep one snapshot per month within DURATION of the newest.
     #[arg(long, value_name = "DURATION", group = "policy")]
-    pub keep_within_monthly: Option<String>,
+    pub keep_within_monthly: Option<units::Span>,
     /// Keep one snapshot per year within DURATION of the newest.
     #[arg(long, value_name = "DURATION", group = "policy")]
-    pub keep_within_yearly: Option<String>,
+    pub keep_within_yearly: Option<units::Span>,
     /// Keep snapshots having all of these comma-separated tags (repeatable: any list).
     #[arg(long = "keep-tag", value_name = "TAGS", group = "policy")]
-    pub keep_tags: Vec<String>,
+    pub keep_tags: Vec<units::TagList>,
 
     /// Group snapshots by any of host, paths, tags ("" for one group).
     #[arg(long, value_name = "FIELDS", default_value = "host,paths")]
-    pub group_by: String,
+    pub group_by: units::GroupBy,
 
-    /// Only consider snapshots of this host.
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
-    /// Only consider snapshots with this tag (repeatable: all must match).
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-    /// Only consider snapshots that include this path (repeatable).
-    #[arg(long = "path", value_name = "PATH")]
-    pub paths: Vec<String>,
+    /// Which snapshots the policy considers.
+    #[command(flatten)]
+    pub filter: FilterArgs,
 
     /// Show what would be removed; remove nothing.
     #[arg(short = 'n', long)]
@@ -595,11 +600,11 @@ pub struct ForgetArgs {
 pub struct PruneOptionsArgs {
     /// Repack packs with more than this share of unused bytes ("5%", or "unlimited").
     #[arg(long, value_name = "PERCENT", default_value = "5%")]
-    pub max_unused: String,
+    pub max_unused: units::Percent,
 
     /// Delete marked packs only once marked for this long (e.g. 24h, 2d, 0).
     #[arg(long, value_name = "DURATION", default_value = "24h")]
-    pub keep_marked: String,
+    pub keep_marked: units::Duration,
 
     /// Delete unused packs now instead of marking them. Only safe when no
     /// other process is writing to the repository.
@@ -674,8 +679,11 @@ pub struct UnlockArgs {
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// Only this snapshot (default: all).
-    pub snapshot: Option<String>,
+    /// Only this snapshot (default: all matching --host/--tag/--path).
+    pub snapshot: Option<Spec>,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -683,7 +691,7 @@ pub struct StatusArgs {
     /// Exit 1 when the newest snapshot of a group is older than DURATION
     /// (e.g. 30s, 10m, 26h, 2d) or no snapshot matches.
     #[arg(long, value_name = "DURATION")]
-    pub max_age: Option<String>,
+    pub max_age: Option<units::Duration>,
 
     #[command(flatten)]
     pub filter: FilterArgs,
@@ -694,7 +702,7 @@ pub struct DrillArgs {
     /// Snapshot: an id, a unique id prefix, or "latest" (the default: the
     /// newest matching --host/--tag/--path).
     #[arg(value_name = "SNAP")]
-    pub snapshot: Option<String>,
+    pub snapshot: Option<Spec>,
 
     #[command(flatten)]
     pub filter: FilterArgs,
@@ -702,4 +710,9 @@ pub struct DrillArgs {
     /// Create the temporary directory in DIR [default: the system's temp directory].
     #[arg(long, value_name = "DIR")]
     pub target_dir: Option<PathBuf>,
+}
+
+/// `SNAP` or `SNAP:PATH`.
+fn parse_spec_with_path(text: &str) -> Result<Spec, arca_core::Error> {
+    Spec::parse(text, true)
 }

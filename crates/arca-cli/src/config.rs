@@ -50,7 +50,7 @@ impl Config {
     /// Settles the global options: flags and environment first, then the
     /// profile, then defaults.
     pub fn resolve(args: GlobalArgs) -> Result<Config> {
-        let loaded = profile::select(args.profile.as_deref(), args.config.as_deref())?;
+        let loaded = profile::select(args.profile.as_ref(), args.config.as_deref())?;
         let empty = Profile::default();
         let p = loaded.as_ref().map_or(&empty, |l| &l.profile);
         let password = password_source(
@@ -59,11 +59,7 @@ impl Config {
             std::env::var_os("ARCA_PASSWORD").is_some(),
             p,
         );
-        let retry_lock = match args.retry_lock.as_deref() {
-            Some(text) => crate::commands::parse_duration(text)
-                .with_context(|| "invalid --retry-lock".to_string())?,
-            None => std::time::Duration::ZERO,
-        };
+        let retry_lock = args.retry_lock.map_or(std::time::Duration::ZERO, |d| d.0);
         // --cache-dir also arrives from ARCA_CACHE_DIR through clap.
         let cache_dir = if args.no_cache {
             None
@@ -77,7 +73,7 @@ impl Config {
         Ok(Config {
             retry_lock,
             no_cache: args.no_cache,
-            repo: args.repo.or_else(|| p.repository.clone()),
+            repo: args.repo.or_else(|| p.repository.clone()).map(|a| a.0),
             password,
             json: args.json,
             quiet: args.quiet,
@@ -87,7 +83,7 @@ impl Config {
                 && !args.json
                 && std::io::stderr().is_terminal(),
             cache_dir,
-            connections: args.connections.or(p.connections).map(usize::from),
+            connections: args.connections.or(p.connections).map(|c| usize::from(c.0)),
             metrics_file: args
                 .metrics_file
                 .filter(|f| !f.as_os_str().is_empty())
@@ -288,15 +284,6 @@ pub fn open_backend(repo: &str) -> Result<Arc<dyn Backend>> {
     }
     if let Some(rest) = repo.strip_prefix("sftp:") {
         return open_sftp(repo, rest);
-    }
-    if let Some(scheme) = ["rest:", "b2:", "azure:", "gs:"]
-        .iter()
-        .find(|s| repo.starts_with(**s))
-    {
-        bail!(
-            "repository {repo}: {} repositories are not supported; use a local path, s3: or sftp:",
-            scheme.trim_end_matches(':')
-        );
     }
     let path = repo.strip_prefix("local:").unwrap_or(repo);
     if path.is_empty() {

@@ -6,12 +6,16 @@ mod commands;
 mod config;
 mod exit;
 mod interrupt;
+mod json;
 mod metrics;
 mod outfile;
 mod output;
 mod password;
 mod profile;
 mod progress;
+mod session;
+mod steps;
+mod units;
 
 use clap::{CommandFactory, FromArgMatches};
 
@@ -74,13 +78,27 @@ fn main() {
     let (cli, matches) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => {
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::SUCCESS
-            };
-            let _ = e.print();
-            std::process::exit(code);
+            if !e.use_stderr() {
+                let _ = e.print();
+                std::process::exit(exit::SUCCESS);
+            }
+            // A bad value is one line naming the option; other usage
+            // errors keep clap's hint.
+            let bad_value = matches!(
+                e.kind(),
+                clap::error::ErrorKind::InvalidValue | clap::error::ErrorKind::ValueValidation
+            );
+            let text = e.render().to_string();
+            match text.lines().next().filter(|_| bad_value) {
+                Some(first) => {
+                    let line = first.strip_prefix("error: ").unwrap_or(first);
+                    eprintln!("arca: {}", output::sanitize(line));
+                }
+                None => {
+                    let _ = e.print();
+                }
+            }
+            std::process::exit(exit::USAGE);
         }
     };
     let config = match config::Config::resolve(cli.global) {

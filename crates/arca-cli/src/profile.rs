@@ -9,15 +9,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
+use crate::units::{
+    Address, Connections, Count, Duration, GroupBy, Percent, ProfileName, Span, Subset, TagList,
+};
+
 /// A profile file, as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
-    pub repository: Option<String>,
+    pub repository: Option<Address>,
     pub password_file: Option<PathBuf>,
     pub password_command: Option<String>,
     pub cache_dir: Option<PathBuf>,
-    pub connections: Option<u16>,
+    pub connections: Option<Connections>,
     pub metrics_file: Option<PathBuf>,
     #[serde(default)]
     pub snapshot: SnapshotSection,
@@ -54,34 +58,34 @@ pub struct SnapshotSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForgetSection {
-    pub keep_last: Option<i64>,
-    pub keep_hourly: Option<i64>,
-    pub keep_daily: Option<i64>,
-    pub keep_weekly: Option<i64>,
-    pub keep_monthly: Option<i64>,
-    pub keep_yearly: Option<i64>,
-    pub keep_within: Option<String>,
+    pub keep_last: Option<Count>,
+    pub keep_hourly: Option<Count>,
+    pub keep_daily: Option<Count>,
+    pub keep_weekly: Option<Count>,
+    pub keep_monthly: Option<Count>,
+    pub keep_yearly: Option<Count>,
+    pub keep_within: Option<Span>,
     #[serde(default)]
-    pub keep_tags: Vec<String>,
-    pub group_by: Option<String>,
+    pub keep_tags: Vec<TagList>,
+    pub group_by: Option<GroupBy>,
 }
 
 /// `[prune]`: how and how often `run` prunes.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PruneSection {
-    pub max_unused: Option<String>,
-    pub keep_marked: Option<String>,
+    pub max_unused: Option<Percent>,
+    pub keep_marked: Option<Duration>,
     /// Prune when the last prune is older than this; unset: whenever forget
     /// removed a snapshot.
-    pub every: Option<String>,
+    pub every: Option<Duration>,
 }
 
 /// `[check]`: what `run` verifies beyond the structure.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckSection {
-    pub read_data_subset: Option<String>,
+    pub read_data_subset: Option<Subset>,
 }
 
 /// `[hooks]`: shell commands run around `run`.
@@ -109,16 +113,15 @@ impl Profile {
     /// Parses profile text; errors name `path`, the line and the key.
     pub fn parse(text: &str, path: &Path) -> Result<Profile> {
         toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .and_then(|s| text.get(..s.start))
+            let before = e.span().and_then(|s| text.get(..s.start));
+            let line = before
                 .map(|before| format!(", line {}", before.matches('\n').count() + 1))
                 .unwrap_or_default();
-            anyhow::anyhow!(
-                "profile {}{line}: {}",
-                path.display(),
-                e.message().trim_end()
-            )
+            let key = before
+                .and_then(|before| key_at(text, before.len()))
+                .unwrap_or_default();
+            let message = e.message().trim_end().replace('\n', " ");
+            anyhow::anyhow!("profile {}{line}: {key}{message}", path.display())
         })
     }
 
@@ -130,8 +133,28 @@ impl Profile {
     }
 }
 
+/// The setting written on the line holding byte `at`, as `[section] key: `
+/// (empty when that line sets no key), so an error names what to fix.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let (key, _) = text[start..end].split_once('=')?;
+    let key = key.trim();
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let section = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| format!("{l} "))
+        .unwrap_or_default();
+    Some(format!("{section}{key}: "))
+}
+
 /// Loads the profile named by `--profile NAME` or `--config FILE`, if any.
-pub fn select(name: Option<&str>, file: Option<&Path>) -> Result<Option<Loaded>> {
+pub fn select(name: Option<&ProfileName>, file: Option<&Path>) -> Result<Option<Loaded>> {
     let (name, path) = match (name, file) {
         (_, Some(file)) => {
             let stem = file
@@ -140,10 +163,7 @@ pub fn select(name: Option<&str>, file: Option<&Path>) -> Result<Option<Loaded>>
                 .unwrap_or_else(|| "profile".to_string());
             (stem, file.to_path_buf())
         }
-        (Some(name), None) => {
-            if name.is_empty() || name.contains('/') || name.starts_with('.') {
-                anyhow::bail!("profile name {name:?} is not a plain file name");
-            }
+        (Some(ProfileName(name)), None) => {
             let dir = config_dir(|v| std::env::var_os(v)).ok_or_else(|| {
                 anyhow::anyhow!(
                     "cannot find profile {name}: neither XDG_CONFIG_HOME nor HOME is set"
@@ -212,14 +232,20 @@ on_failure = ["logger arca failed"]
     #[test]
     fn a_complete_profile_parses() {
         let p = Profile::parse(GOOD, Path::new("nightly.toml")).unwrap();
-        assert_eq!(p.repository.as_deref(), Some("/srv/backup/arca"));
-        assert_eq!(p.connections, Some(4));
+        assert_eq!(
+            p.repository.map(|a| a.0).as_deref(),
+            Some("/srv/backup/arca")
+        );
+        assert_eq!(p.connections, Some(Connections(4)));
         assert_eq!(p.snapshot.sources.len(), 2);
         assert!(p.snapshot.one_file_system);
-        assert_eq!(p.forget.keep_daily, Some(7));
-        assert_eq!(p.forget.keep_monthly, Some(-1));
-        assert_eq!(p.prune.every.as_deref(), Some("7d"));
-        assert_eq!(p.check.read_data_subset.as_deref(), Some("5%"));
+        assert_eq!(p.forget.keep_daily, Some(Count(7)));
+        assert_eq!(p.forget.keep_monthly, Some(Count(-1)));
+        assert_eq!(p.prune.every.map(|d| d.to_string()).as_deref(), Some("1w"));
+        assert_eq!(
+            p.check.read_data_subset.map(|s| s.0),
+            Some(arca_core::Subset::Percent(5.0))
+        );
         assert_eq!(p.hooks.on_failure, ["logger arca failed"]);
         assert!(p.metrics_file.is_some());
     }
@@ -229,7 +255,7 @@ on_failure = ["logger arca failed"]
         let text = include_str!("../../../docs/profile-example.toml");
         let p = Profile::parse(text, Path::new("profile-example.toml")).unwrap();
         assert_eq!(p.snapshot.sources.len(), 3);
-        assert_eq!(p.forget.keep_yearly, Some(-1));
+        assert_eq!(p.forget.keep_yearly, Some(Count(-1)));
         assert_eq!(p.hooks.before.len(), 1);
     }
 
@@ -251,6 +277,27 @@ on_failure = ["logger arca failed"]
         );
         assert!(e.contains("exclud"), "{e}");
         assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_file_the_line_and_the_setting() {
+        let text = "repository = \"/r\"\n[prune]\nmax_unused = \"5%\"\nevery = \"weekly\"\n";
+        let e = Profile::parse(text, Path::new("/etc/arca/p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("profile /etc/arca/p.toml, line 4: [prune] every: "),
+            "{e}"
+        );
+        assert!(e.contains("weekly") && e.lines().count() == 1, "{e}");
+        for bad in [
+            "connections = 0\n",
+            "[forget]\nkeep_daily = -3\n",
+            "[forget]\nkeep_tags = [\"a,,b\"]\n",
+            "[check]\nread_data_subset = \"9/7\"\n",
+        ] {
+            assert!(Profile::parse(bad, Path::new("p.toml")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
+use arca_core::select::{self, SnapshotFilter, Spec};
 use arca_core::{
     CopiedSnapshot, CopyOptions, CopyPlan, CopyProgress, CopyReport, Repository, Snapshot,
     SnapshotId,
@@ -13,7 +14,7 @@ use serde::Serialize;
 use crate::cli::CopyArgs;
 use crate::config::Config;
 use crate::password::{PasswordSource, Role};
-use crate::{output, progress};
+use crate::{output, progress, session};
 
 /// One source snapshot and its copy (`None` in a dry run).
 #[derive(Serialize)]
@@ -42,13 +43,12 @@ struct CopyJson {
 }
 
 pub fn run(config: &Config, args: CopyArgs) -> Result<i32> {
-    let mut src = super::open_unindexed(config).with_context(|| match &config.repo {
+    let mut src = session::open_unindexed(config).with_context(|| match &config.repo {
         Some(repo) => format!("source repository {repo}"),
         None => "source repository".to_string(),
     })?;
     let mut dst = open_destination(config, &args)?;
-    let filter = args.filter.filter();
-    let chosen = choose(&src, &args.snapshots, &filter)?;
+    let chosen = choose(&src, &args.snapshots, &args.filter.filter())?;
     let plan = arca_core::plan_copy(&src, &dst, chosen)?;
     let dst_location = dst.location();
     if !config.json {
@@ -135,7 +135,7 @@ fn map_note(config: &Config) -> String {
 
 /// Opens the destination with its own password.
 fn open_destination(config: &Config, args: &CopyArgs) -> Result<Repository> {
-    let context = || format!("destination repository {}", args.to);
+    let context = || format!("destination repository {}", args.to.0);
     let source = if let Some(file) = &args.to_password_file {
         PasswordSource::File(file.clone())
     } else if let Some(cmd) = &args.to_password_command {
@@ -145,7 +145,7 @@ fn open_destination(config: &Config, args: &CopyArgs) -> Result<Repository> {
     };
     let password = zeroize::Zeroizing::new(source.get().with_context(context)?);
     config
-        .open_repository(&args.to, &password)
+        .open_repository(&args.to.0, &password)
         .with_context(context)
 }
 
@@ -153,20 +153,16 @@ fn open_destination(config: &Config, args: &CopyArgs) -> Result<Repository> {
 /// or every snapshot matching the filters.
 fn choose(
     src: &Repository,
-    specs: &[String],
-    filter: &super::SnapshotFilter,
+    specs: &[Spec],
+    filter: &SnapshotFilter,
 ) -> Result<Vec<(SnapshotId, Snapshot)>> {
     if specs.is_empty() {
-        return Ok(src
-            .snapshots()?
-            .into_iter()
-            .filter(|(_, s)| filter.matches(s))
-            .collect());
+        return Ok(select::matching(src, filter)?);
     }
-    specs
+    Ok(specs
         .iter()
-        .map(|spec| super::select_snapshot(src, Some(spec), None, filter))
-        .collect()
+        .map(|spec| select::resolve(src, &spec.which, filter))
+        .collect::<arca_core::Result<_>>()?)
 }
 
 fn report_dry_run(config: &Config, src: &Repository, dst: &Repository, plan: &CopyPlan) {

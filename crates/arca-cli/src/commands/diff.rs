@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::cli::DiffArgs;
 use crate::config::Config;
-use crate::output;
+use crate::{output, session};
 
 #[derive(Serialize, Default)]
 struct Counts {
@@ -25,9 +25,10 @@ struct DiffJson {
 }
 
 pub fn run(config: &Config, args: DiffArgs) -> Result<i32> {
-    let repo = super::open_repository(config)?;
-    let (a_id, a) = repo.find_snapshot(&args.first)?;
-    let (b_id, b) = repo.find_snapshot(&args.second)?;
+    let repo = session::open(config)?;
+    let filter = args.filter.filter();
+    let (a_id, a) = arca_core::select::resolve(&repo, &args.first.which, &filter)?;
+    let (b_id, b) = arca_core::select::resolve(&repo, &args.second.which, &filter)?;
     let changes = arca_core::diff(&repo, &a.tree, &b.tree)?;
     let mut counts = Counts::default();
     for c in &changes {

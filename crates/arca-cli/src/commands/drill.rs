@@ -6,17 +6,17 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use arca_core::{Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, Snapshot};
+use arca_core::select::{self, Which};
+use arca_core::{Overwrite, RestoreOptions, RestoreSummary, Snapshot};
 use indicatif::HumanBytes;
 use serde::Serialize;
 
 use crate::cli::DrillArgs;
 use crate::config::Config;
-use crate::{exit, output, progress};
+use crate::{exit, output, session, steps, units};
 
 /// `--json`; field names are part of the CLI contract.
 #[derive(Serialize)]
@@ -34,9 +34,9 @@ struct DrillJson {
 }
 
 pub fn run(config: &Config, args: DrillArgs) -> Result<i32> {
-    let repo = super::open_repository(config)?;
-    let filter = args.filter.filter();
-    let (id, snapshot) = super::select_snapshot(&repo, args.snapshot.as_deref(), None, &filter)?;
+    let repo = session::open(config)?;
+    let which = args.snapshot.map_or(Which::Latest, |s| s.which);
+    let (id, snapshot) = select::resolve(&repo, &which, &args.filter.filter())?;
     let parent = args.target_dir.unwrap_or_else(std::env::temp_dir);
     let scratch = tempfile::Builder::new()
         .prefix("arca-drill-")
@@ -74,7 +74,7 @@ pub fn run(config: &Config, args: DrillArgs) -> Result<i32> {
             RestoreSummary::default()
         }
     };
-    for line in super::damage_lines(&summary.damaged) {
+    for line in steps::damage_lines(&summary.damaged) {
         errors.push(format!("drill of snapshot {}: {line}", id.short()));
     }
     make_removable(scratch.path());
@@ -101,7 +101,7 @@ pub fn run(config: &Config, args: DrillArgs) -> Result<i32> {
         bytes: summary.bytes,
         seconds,
         bytes_per_second: (summary.bytes as f64 / seconds.max(0.001)) as u64,
-        age_seconds: super::age_seconds(snapshot.time),
+        age_seconds: units::age_seconds(snapshot.time),
         ok: errors.is_empty(),
         errors,
     };
@@ -129,18 +129,7 @@ fn restore_verified(
         verify: true,
         ..RestoreOptions::default()
     };
-    let counters = RestoreProgress::default();
-    let bar = progress::spinner("{spinner} {elapsed} [{wide_bar}] {bytes}/{total_bytes} {eta}");
-    let summary = progress::with_bar(
-        config.progress,
-        bar,
-        |bar| {
-            bar.set_length(counters.bytes_total.load(Ordering::Relaxed));
-            bar.set_position(counters.bytes_written.load(Ordering::Relaxed));
-        },
-        || arca_core::restore(repo, snapshot, target, &options, &counters),
-    )?;
-    Ok(summary)
+    steps::restore(config, repo, snapshot, target, &options)
 }
 
 /// Gives the owner full access to every directory below `dir`: a snapshot
@@ -176,6 +165,6 @@ fn print_report(report: &DrillJson, snapshot: &Snapshot) {
     ));
     output::line(format!(
         "snapshot age: {}",
-        super::format_age(report.age_seconds)
+        units::format_age(report.age_seconds)
     ));
 }

@@ -9,10 +9,12 @@ use arca_core::{Node, NodeKind, Repository};
 
 use crate::cli::DumpArgs;
 use crate::config::Config;
+use crate::session;
 
 pub fn run(config: &Config, args: DumpArgs) -> Result<i32> {
-    let repo = super::open_repository(config)?;
-    let (_, snapshot) = repo.find_snapshot(&args.snapshot)?;
+    let repo = session::open(config)?;
+    let (_, snapshot) =
+        arca_core::select::resolve(&repo, &args.snapshot.which, &args.filter.filter())?;
     let (at, node) = arca_core::find_node(&repo, &snapshot, &args.path)?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());

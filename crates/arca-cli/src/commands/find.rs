@@ -4,7 +4,8 @@ use serde::Serialize;
 
 use crate::cli::FindArgs;
 use crate::config::Config;
-use crate::output;
+use crate::json::kind_name;
+use crate::{output, session};
 
 /// One match as `find --json` prints it (one object a line).
 #[derive(Serialize)]
@@ -20,21 +21,14 @@ struct MatchJson<'a> {
 }
 
 pub fn run(config: &Config, args: FindArgs) -> Result<i32> {
-    let repo = super::open_repository(config)?;
+    let repo = session::open(config)?;
+    let filter = args.filter.filter();
     let snapshots = if args.snapshots.is_empty() {
-        let filter = super::SnapshotFilter {
-            host: args.host.as_deref(),
-            paths: &[],
-            tags: &args.tags,
-        };
-        repo.snapshots()?
-            .into_iter()
-            .filter(|(_, s)| filter.matches(s))
-            .collect()
+        arca_core::select::matching(&repo, &filter)?
     } else {
         args.snapshots
             .iter()
-            .map(|spec| repo.find_snapshot(spec))
+            .map(|spec| arca_core::select::resolve(&repo, &spec.which, &filter))
             .collect::<Result<Vec<_>, _>>()?
     };
     let mut finder = Finder::new(&repo, Pattern::new(&args.pattern)?);
@@ -65,7 +59,7 @@ pub fn run(config: &Config, args: FindArgs) -> Result<i32> {
                     time: snap.time.to_rfc3339(),
                     hostname: &snap.hostname,
                     path: shown,
-                    kind: super::ls::kind_name(node.kind),
+                    kind: kind_name(node.kind),
                     size: node.size,
                     mtime: mtime.to_rfc3339(),
                 });

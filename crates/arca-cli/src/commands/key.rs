@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use crate::cli::{KeyCommand, KeyRemoveArgs, NewKeyArgs};
 use crate::config::Config;
 use crate::password::NewPasswordSource;
-use crate::{exit, output};
+use crate::{exit, output, session};
 
 pub fn run(config: &Config, command: KeyCommand) -> Result<i32> {
     match command {
@@ -58,7 +58,7 @@ struct ChangeJson {
 }
 
 fn list(config: &Config) -> Result<i32> {
-    let repo = super::open_unindexed(config)?;
+    let repo = session::open_unindexed(config)?;
     let keys = arca_core::list_keys(&repo)?;
     if config.json {
         output::json(&keys.iter().map(KeyJson::new).collect::<Vec<_>>());
@@ -70,9 +70,9 @@ fn list(config: &Config) -> Result<i32> {
 
 fn add(config: &Config, args: NewKeyArgs) -> Result<i32> {
     let source = NewPasswordSource::resolve(args.new_password_file.clone())?;
-    let repo = super::open_unindexed(config)?;
+    let repo = session::open_unindexed(config)?;
     let password = Zeroizing::new(source.get()?);
-    let lock = super::lock(config, &repo, LockMode::Exclusive, "key add")?;
+    let lock = session::lock(config, &repo, LockMode::Exclusive, "key add")?;
     let id = arca_core::add_key(&repo, &password, KdfParams::default(), &owner(&args), &lock)?;
     report(config, Some(id), None, || {
         format!("added key {} to repository {}", id.short(), repo.location())
@@ -81,8 +81,8 @@ fn add(config: &Config, args: NewKeyArgs) -> Result<i32> {
 }
 
 fn remove(config: &Config, args: KeyRemoveArgs) -> Result<i32> {
-    let repo = super::open_unindexed(config)?;
-    let lock = super::lock(config, &repo, LockMode::Exclusive, "key remove")?;
+    let repo = session::open_unindexed(config)?;
+    let lock = session::lock(config, &repo, LockMode::Exclusive, "key remove")?;
     let id = arca_core::remove_key(&repo, &args.id, args.force, &lock)?;
     report(config, None, Some(id), || {
         format!(
@@ -96,9 +96,9 @@ fn remove(config: &Config, args: KeyRemoveArgs) -> Result<i32> {
 
 fn passwd(config: &Config, args: NewKeyArgs) -> Result<i32> {
     let source = NewPasswordSource::resolve(args.new_password_file.clone())?;
-    let mut repo = super::open_unindexed(config)?;
+    let mut repo = session::open_unindexed(config)?;
     let password = Zeroizing::new(source.get()?);
-    let lock = super::lock(config, &repo, LockMode::Exclusive, "key passwd")?;
+    let lock = session::lock(config, &repo, LockMode::Exclusive, "key passwd")?;
     let old = repo.key_id();
     let new = arca_core::change_password(
         &mut repo,
@@ -121,7 +121,7 @@ fn passwd(config: &Config, args: NewKeyArgs) -> Result<i32> {
 /// Who the new key records as its maker: this host and user unless the
 /// command line says otherwise.
 fn owner(args: &NewKeyArgs) -> Owner {
-    let mut owner = super::owner();
+    let mut owner = session::owner();
     if let Some(host) = &args.host {
         owner.hostname.clone_from(host);
     }

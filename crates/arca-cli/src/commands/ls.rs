@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::cli::LsArgs;
 use crate::config::Config;
-use crate::output;
+use crate::json::kind_name;
+use crate::{output, session};
 
 /// One entry as `ls --json` prints it (one object a line).
 #[derive(Serialize)]
@@ -25,26 +26,15 @@ struct EntryJson {
 }
 
 pub fn run(config: &Config, args: LsArgs) -> Result<i32> {
-    let repo = super::open_repository(config)?;
-    let (_, snapshot) = repo.find_snapshot(&args.snapshot)?;
+    let repo = session::open(config)?;
+    let (_, snapshot) =
+        arca_core::select::resolve(&repo, &args.snapshot.which, &args.filter.filter())?;
     let path = args.path.unwrap_or_else(|| PathBuf::from("/"));
     arca_core::list(&repo, &snapshot, &path, &mut |path, node| {
         print_entry(config, args.long, path, node);
         Ok(())
     })?;
     Ok(crate::exit::SUCCESS)
-}
-
-pub(crate) fn kind_name(kind: NodeKind) -> &'static str {
-    match kind {
-        NodeKind::File => "file",
-        NodeKind::Dir => "dir",
-        NodeKind::Symlink => "symlink",
-        NodeKind::Fifo => "fifo",
-        NodeKind::Socket => "socket",
-        NodeKind::Chardev => "chardev",
-        NodeKind::Blockdev => "blockdev",
-    }
 }
 
 fn print_entry(config: &Config, long: bool, path: &Path, node: &Node) {

@@ -3,15 +3,15 @@ use arca_core::RepairSnapshotsOptions;
 
 use crate::cli::RepairCommand;
 use crate::config::Config;
-use crate::output;
+use crate::{output, session};
 
 pub fn run(config: &Config, command: RepairCommand) -> Result<i32> {
     // The index may be what is broken: open without loading it.
-    let mut repo = super::open_unindexed(config)?;
-    let _lock = super::lock(config, &repo, arca_core::LockMode::Exclusive, "repair")?;
+    let mut repo = session::open_unindexed(config)?;
+    let lock = session::lock(config, &repo, arca_core::LockMode::Exclusive, "repair")?;
     match command {
         RepairCommand::Index { dry_run } => {
-            let report = arca_core::repair_index(&mut repo, dry_run)?;
+            let report = arca_core::repair_index(&mut repo, dry_run, &lock)?;
             for bad in &report.unreadable {
                 eprintln!("arca: warning: left out: {}", output::sanitize(bad));
             }
@@ -32,7 +32,7 @@ pub fn run(config: &Config, command: RepairCommand) -> Result<i32> {
             }
         }
         RepairCommand::Packs { packs, dry_run } => {
-            let report = arca_core::repair_packs(&mut repo, &packs, dry_run)?;
+            let report = arca_core::repair_packs(&mut repo, &packs, dry_run, &lock)?;
             if config.json {
                 output::json(&report);
             } else {
@@ -65,8 +65,11 @@ pub fn run(config: &Config, command: RepairCommand) -> Result<i32> {
         }
         RepairCommand::Snapshots { forget, dry_run } => {
             repo.load_index()?;
-            let repaired =
-                arca_core::repair_snapshots(&mut repo, RepairSnapshotsOptions { forget, dry_run })?;
+            let repaired = arca_core::repair_snapshots(
+                &mut repo,
+                RepairSnapshotsOptions { forget, dry_run },
+                &lock,
+            )?;
             if config.json {
                 output::json(&repaired);
             } else {

@@ -1,13 +1,12 @@
-use std::sync::atomic::Ordering;
-
 use anyhow::Result;
-use arca_core::{Overwrite, RestoreOptions, RestoreProgress};
+use arca_core::select::{self, Spec};
+use arca_core::{Overwrite, RestoreOptions};
 use indicatif::HumanBytes;
 use serde::Serialize;
 
 use crate::cli::RestoreArgs;
 use crate::config::Config;
-use crate::{output, progress};
+use crate::{output, session, steps};
 
 #[derive(Serialize)]
 struct RestoreJson {
@@ -18,27 +17,17 @@ struct RestoreJson {
 }
 
 pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
-    let as_of = args
-        .as_of
-        .as_deref()
-        .map(super::snapshot::parse_time)
-        .transpose()?;
-    let repo = super::open_repository(config)?;
-    let (spec, subpath) = match args.snapshot.as_deref().map(|s| s.split_once(':')) {
-        Some(Some((snap, path))) => (Some(snap), Some(std::path::PathBuf::from(path))),
-        Some(None) => (args.snapshot.as_deref(), None),
-        None => (None, None),
+    let repo = session::open(config)?;
+    let spec = match (args.snapshot, args.as_of) {
+        (Some(spec), _) => spec,
+        (None, Some(time)) => Spec::as_of(time.0),
+        (None, None) => Spec::latest(),
     };
-    let filter = super::SnapshotFilter {
-        host: args.host.as_deref(),
-        paths: &args.paths,
-        tags: &[],
-    };
-    let (id, snapshot) = super::select_snapshot(&repo, spec, as_of, &filter)?;
+    let (id, snapshot) = select::resolve(&repo, &spec.which, &args.filter.filter())?;
     let options = RestoreOptions {
-        subpath,
-        include: args.includes,
-        exclude: args.excludes,
+        subpath: spec.path,
+        include: args.includes.into_iter().map(|g| g.0).collect(),
+        exclude: args.excludes.into_iter().map(|g| g.0).collect(),
         overwrite: match args.overwrite.as_str() {
             "always" => Overwrite::Always,
             "never" => Overwrite::Never,
@@ -50,24 +39,14 @@ pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
         // when asked not to.
         special: nix::unistd::geteuid().is_root() && !args.no_special,
     };
-    let counters = RestoreProgress::default();
-    let bar = progress::spinner("{spinner} {elapsed} [{wide_bar}] {bytes}/{total_bytes} {eta}");
-    let summary = progress::with_bar(
-        config.progress,
-        bar,
-        |bar| {
-            bar.set_length(counters.bytes_total.load(Ordering::Relaxed));
-            bar.set_position(counters.bytes_written.load(Ordering::Relaxed));
-        },
-        || arca_core::restore(&repo, &snapshot, &args.target, &options, &counters),
-    )?;
+    let summary = steps::restore(config, &repo, &snapshot, &args.target, &options)?;
     for warning in &summary.warnings {
         eprintln!("arca: warning: {}", output::sanitize(warning));
     }
     if !summary.owners_restored {
         config.note("arca: not running as root: restored files belong to the current user");
     }
-    let damaged = super::damage_lines(&summary.damaged);
+    let damaged = steps::damage_lines(&summary.damaged);
     for line in &damaged {
         eprintln!("arca: {}", output::sanitize(line));
     }

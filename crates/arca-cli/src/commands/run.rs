@@ -12,18 +12,19 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use arca_core::retention::{self, GroupBy, Policy, Span};
+use arca_core::ops::forget;
+use arca_core::retention::{GroupBy, Policy};
+use arca_core::select::SnapshotFilter;
 use arca_core::{ExcludeOptions, Progress, PruneOptions, Repository, SnapshotOptions, Subset};
 use indicatif::HumanBytes;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::SnapshotFilter;
 use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::exit::{self, Usage};
-use crate::output;
 use crate::profile::{Loaded, Profile};
+use crate::{output, session, steps, units};
 
 /// The profile, checked and turned into the options each step takes.
 struct Plan {
@@ -61,7 +62,7 @@ pub fn run(config: &Config, args: RunArgs) -> Result<i32> {
             Usage("run needs a profile: use --profile NAME or --config FILE".into()).into(),
         );
     };
-    let plan = plan(&loaded.profile, args.time.as_deref())
+    let plan = plan(&loaded.profile, args.time.map(|t| t.0))
         .map_err(|e| Usage(format!("profile {}: {e:#}", loaded.path.display())))?;
     let mut night = Night {
         config,
@@ -91,7 +92,7 @@ pub fn run(config: &Config, args: RunArgs) -> Result<i32> {
 }
 
 /// Reads the profile into a plan; an error names the setting.
-fn plan(p: &Profile, time: Option<&str>) -> Result<Plan> {
+fn plan(p: &Profile, time: Option<arca_core::Time>) -> Result<Plan> {
     let s = &p.snapshot;
     if s.sources.is_empty() {
         anyhow::bail!("[snapshot] sources is empty: name at least one path to back up");
@@ -101,11 +102,11 @@ fn plan(p: &Profile, time: Option<&str>) -> Result<Plan> {
     }
     let snapshot = SnapshotOptions {
         paths: s.sources.clone(),
-        hostname: s.host.clone().unwrap_or_else(super::hostname),
-        username: super::username(),
+        hostname: s.host.clone().unwrap_or_else(session::hostname),
+        username: session::username(),
         tags: s.tags.clone(),
         description: String::new(),
-        time: time.map(super::snapshot::parse_time).transpose()?,
+        time,
         threads: 0,
         parent: None,
         no_parent: false,
@@ -120,68 +121,40 @@ fn plan(p: &Profile, time: Option<&str>) -> Result<Plan> {
         checkpoint_interval: None,
     };
     let pr = &p.prune;
-    let prune = super::prune::options(
-        pr.max_unused.as_deref().unwrap_or("5%"),
-        pr.keep_marked.as_deref().unwrap_or("24h"),
-        false,
-    )
-    .context("[prune]")?;
-    let prune_every = pr
-        .every
-        .as_deref()
-        .map(super::parse_duration)
-        .transpose()
-        .context("[prune] every")?;
-    let read_data = p
-        .check
-        .read_data_subset
-        .as_deref()
-        .map(super::check::parse_subset)
-        .transpose()
-        .context("[check] read_data_subset")?;
+    let prune = PruneOptions {
+        max_unused: pr.max_unused.map_or(arca_core::MAX_UNUSED_DEFAULT, |m| m.0),
+        keep_marked: pr
+            .keep_marked
+            .map_or(arca_core::KEEP_MARKED_DEFAULT, |d| d.0),
+        instant_delete: false,
+    };
     Ok(Plan {
         snapshot,
         verify_upload: s.verify_upload,
-        policy: policy(p)?,
+        policy: policy(p),
         prune,
-        prune_every,
-        read_data,
+        prune_every: pr.every.map(|d| d.0),
+        read_data: p.check.read_data_subset.map(|s| s.0),
     })
 }
 
 /// The `[forget]` policy, `None` when it has no rule.
-fn policy(p: &Profile) -> Result<Option<(Policy, GroupBy)>> {
+fn policy(p: &Profile) -> Option<(Policy, GroupBy)> {
     let f = &p.forget;
-    let within = f
-        .keep_within
-        .as_deref()
-        .map(|w| w.parse::<Span>())
-        .transpose()
-        .context("[forget] keep_within")?;
-    let tags = f
-        .keep_tags
-        .iter()
-        .map(|t| retention::parse_tag_list(t))
-        .collect::<std::result::Result<_, _>>()
-        .context("[forget] keep_tags")?;
+    let count = |c: Option<units::Count>| c.map(|c| c.0);
     let policy = Policy {
-        last: f.keep_last,
-        hourly: f.keep_hourly,
-        daily: f.keep_daily,
-        weekly: f.keep_weekly,
-        monthly: f.keep_monthly,
-        yearly: f.keep_yearly,
-        within,
-        tags,
+        last: count(f.keep_last),
+        hourly: count(f.keep_hourly),
+        daily: count(f.keep_daily),
+        weekly: count(f.keep_weekly),
+        monthly: count(f.keep_monthly),
+        yearly: count(f.keep_yearly),
+        within: f.keep_within.map(|s| s.0),
+        tags: f.keep_tags.iter().map(|t| t.0.clone()).collect(),
         ..Policy::default()
     };
-    let group_by: GroupBy = f
-        .group_by
-        .as_deref()
-        .unwrap_or("host,paths")
-        .parse()
-        .context("[forget] group_by")?;
-    Ok((!policy.is_empty()).then_some((policy, group_by)))
+    let group_by = f.group_by.map_or_else(GroupBy::default, |g| g.0);
+    (!policy.is_empty()).then_some((policy, group_by))
 }
 
 /// The state of one run: the steps so far.
@@ -279,7 +252,7 @@ impl Night<'_> {
     /// Snapshot, forget, prune and check on one opened repository.
     fn repository_steps(&mut self, plan: &Plan) {
         let started = Instant::now();
-        let mut repo = match super::open_repository(self.config) {
+        let mut repo = match session::open(self.config) {
             Ok(repo) => repo,
             Err(e) => {
                 self.fail("snapshot", started, &e, json!({}));
@@ -308,20 +281,16 @@ impl Night<'_> {
         let counters = Progress::default();
         let options = &plan.snapshot;
         repo.set_verify_uploads(plan.verify_upload);
-        let outcome = super::snapshot::with_progress(self.config, &counters, || {
+        let outcome = steps::snapshot(self.config, &counters, || {
             arca_core::snapshot(repo, options, &counters).map_err(anyhow::Error::from)
         });
-        let outcome = match outcome {
+        let (outcome, unreadable) = match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
                 self.fail("snapshot", started, &e, json!({}));
                 return None;
             }
         };
-        let unreadable = super::snapshot::warn(&outcome);
-        if outcome.id.is_some() {
-            super::snapshot::record(self.config, &outcome.snapshot);
-        }
         let s = outcome.snapshot.summary.clone().unwrap_or_default();
         let id = outcome.id.as_ref().map(|id| id.to_hex());
         let short = outcome.id.as_ref().map(|id| id.short()).unwrap_or_default();
@@ -376,18 +345,17 @@ impl Night<'_> {
         };
         let started = Instant::now();
         let filter = SnapshotFilter {
-            host: Some(host),
-            paths,
-            tags: &[],
+            host: Some(host.clone()),
+            paths: paths.clone(),
+            tags: Vec::new(),
         };
-        let result = repo
-            .snapshots()
+        let now = jiff::Zoned::now();
+        let result = forget::plan(repo, policy, *group_by, &filter, &now)
             .map_err(anyhow::Error::from)
-            .and_then(|all| {
-                let groups = super::forget::by_policy(&all, policy, *group_by, &filter);
-                let removed = super::forget::removed(&groups);
-                super::forget::remove(repo, &removed)?;
-                Ok((removed, super::forget::kept(&groups)))
+            .and_then(|plan| {
+                steps::forget(self.config, repo, &plan)?;
+                let removed: Vec<String> = plan.removed().iter().map(|id| id.to_hex()).collect();
+                Ok((removed, plan.kept()))
             });
         match result {
             Ok((removed, kept)) => {
@@ -411,7 +379,7 @@ impl Night<'_> {
             return;
         }
         let started = Instant::now();
-        match super::prune::prune(self.config, repo, &plan.prune, false) {
+        match steps::prune(self.config, repo, &plan.prune, false) {
             Ok(r) => {
                 self.record_prune();
                 let what = format!(
@@ -446,8 +414,8 @@ impl Night<'_> {
         (age < every).then(|| {
             format!(
                 "last prune {} ago, due every {}",
-                super::format_age(age.as_secs()),
-                super::format_age(every.as_secs())
+                units::format_age(age.as_secs()),
+                units::format_age(every.as_secs())
             )
         })
     }
@@ -487,7 +455,7 @@ impl Night<'_> {
 
     fn check(&mut self, repo: &mut Repository, plan: &Plan) {
         let started = Instant::now();
-        let report = match super::check::check(self.config, repo, plan.read_data) {
+        let report = match steps::check(self.config, repo, plan.read_data) {
             Ok(report) => report,
             Err(e) => return self.fail("check", started, &e, json!({})),
         };
@@ -598,6 +566,8 @@ mod tests {
         assert!(plan(&profile(""), None).is_err());
         let base = "[snapshot]\nsources = [\"/srv\"]\n";
         assert!(plan(&profile(base), None).is_ok());
+        // Bad values are refused when the profile is read, naming the
+        // section and the key.
         for bad in [
             "[forget]\nkeep_within = \"soon\"\n",
             "[prune]\nevery = \"weekly\"\n",
@@ -605,11 +575,13 @@ mod tests {
             "[check]\nread_data_subset = \"9/7\"\n",
             "[forget]\ngroup_by = \"colour\"\n",
         ] {
-            let e = plan(&profile(&format!("{base}{bad}")), None).err();
+            let text = format!("{base}{bad}");
+            let e = Profile::parse(&text, Path::new("p.toml")).err();
             let e = e.map(|e| format!("{e:#}")).unwrap_or_default();
             let section = &bad[..bad.find(']').unwrap() + 1];
             assert!(e.contains(section), "{bad}: {e}");
         }
+        assert!(plan(&profile("[snapshot]\nsources = [\"rel\"]\n"), None).is_err());
     }
 
     #[test]

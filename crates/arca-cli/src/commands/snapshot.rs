@@ -1,13 +1,12 @@
 use anyhow::{Context, Result, bail};
-use arca_core::{ExcludeOptions, Progress, SnapshotOptions, Time, WarningKind};
+use arca_core::{ExcludeOptions, Progress, SnapshotOptions, WarningKind};
 use indicatif::HumanBytes;
 use serde::Serialize;
-use std::sync::atomic::Ordering;
 
-use super::SnapshotJson;
 use crate::cli::SnapshotArgs;
 use crate::config::Config;
-use crate::{exit, output, progress};
+use crate::json::SnapshotJson;
+use crate::{exit, output, session, steps};
 
 #[derive(Serialize)]
 struct Warning {
@@ -32,50 +31,43 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
     if args.stdin && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         bail!("--stdin reads standard input, but it is a terminal; pipe the data in");
     }
-    let time = args.time.as_deref().map(parse_time).transpose()?;
-    let larger_than = args
-        .exclude_larger_than
-        .as_deref()
-        .map(super::parse_size)
-        .transpose()?;
-    let mut repo = super::open_repository(config)?;
+    let mut repo = session::open(config)?;
     repo.set_verify_uploads(args.verify_upload);
     let parent = match &args.parent {
-        Some(spec) => Some(repo.find_snapshot(spec)?.0),
+        Some(spec) => Some(arca_core::select::resolve(&repo, &spec.which, &Default::default())?.0),
         None => None,
     };
     let options = SnapshotOptions {
         paths: args.paths,
-        hostname: args.host.unwrap_or_else(super::hostname),
-        username: super::username(),
+        hostname: args.host.unwrap_or_else(session::hostname),
+        username: session::username(),
         tags: args.tags,
         description: args.description.unwrap_or_default(),
-        time,
+        time: args.time.map(|t| t.0),
         threads: 0,
         parent,
         no_parent: args.force,
         exclude: ExcludeOptions {
-            patterns: args.excludes,
+            patterns: args.excludes.into_iter().map(|g| g.0).collect(),
             pattern_files: args.exclude_files,
             if_present: args.exclude_if_present,
-            larger_than,
+            larger_than: args.exclude_larger_than.map(|s| s.0),
             one_file_system: args.one_file_system,
         },
         dry_run: args.dry_run,
         checkpoint_interval: None,
     };
     let counters = Progress::default();
-    let outcome = with_progress(config, &counters, || {
+    let name = &args.stdin_name.0;
+    let (outcome, unreadable) = steps::snapshot(config, &counters, || {
         match (&args.stdin_from_command, args.stdin) {
-            (Some(cmd), _) => {
-                snapshot_command(&mut repo, &options, &args.stdin_name, cmd, &counters)
-            }
+            (Some(cmd), _) => snapshot_command(&mut repo, &options, name, cmd, &counters),
             (None, true) => {
                 let mut stdin = std::io::stdin().lock();
                 arca_core::snapshot_stream(
                     &mut repo,
                     &options,
-                    &args.stdin_name,
+                    name,
                     &mut stdin,
                     &mut || Ok(()),
                     &counters,
@@ -87,10 +79,6 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
             }
         }
     })?;
-    let unreadable = warn(&outcome);
-    if outcome.id.is_some() {
-        record(config, &outcome.snapshot);
-    }
     if config.json {
         output::json(&SnapshotResultJson {
             snapshot: SnapshotJson::new(outcome.id.as_ref(), &outcome.snapshot),
@@ -140,72 +128,6 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
     }
 }
 
-/// The saved snapshot's figures for `--metrics-file`.
-pub(crate) fn record(config: &Config, snapshot: &arca_core::Snapshot) {
-    use crate::metrics::*;
-    let m = &config.metrics;
-    let time = snapshot.time.at;
-    m.set(
-        &SNAPSHOT_TIME,
-        time.seconds as f64 + f64::from(time.nanos) / 1e9,
-    );
-    if let Some(s) = &snapshot.summary {
-        m.set(&SNAPSHOT_BYTES_ADDED, s.bytes_added as f64);
-        m.set(&SNAPSHOT_BYTES_PROCESSED, s.total_bytes as f64);
-        m.set(&SNAPSHOT_FILES_PROCESSED, s.total_files as f64);
-        m.set(&SNAPSHOT_ERRORS, s.errors as f64);
-    }
-}
-
-/// Runs `work` (one of the engine's snapshot calls, reporting to
-/// `counters`) under a progress spinner.
-pub(crate) fn with_progress(
-    config: &Config,
-    counters: &Progress,
-    work: impl FnOnce() -> Result<arca_core::SnapshotOutcome>,
-) -> Result<arca_core::SnapshotOutcome> {
-    let bar = progress::spinner("{spinner} {elapsed} {msg}");
-    let started = std::time::Instant::now();
-    progress::with_bar(
-        config.progress,
-        bar,
-        |bar| {
-            let read = counters.bytes_read.load(Ordering::Relaxed);
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            bar.set_message(format!(
-                "{} files, {} read ({}/s), {} new",
-                counters.files.load(Ordering::Relaxed),
-                HumanBytes(read),
-                HumanBytes((read as f64 / secs) as u64),
-                HumanBytes(counters.bytes_added.load(Ordering::Relaxed)),
-            ));
-            bar.tick();
-        },
-        work,
-    )
-}
-
-/// Prints the outcome's warnings on stderr; returns how many source
-/// entries could not be read.
-pub(crate) fn warn(outcome: &arca_core::SnapshotOutcome) -> usize {
-    for w in &outcome.warnings {
-        let what = match w.kind {
-            WarningKind::Unreadable => "cannot read",
-            WarningKind::Changed => "file changed",
-        };
-        eprintln!(
-            "arca: warning: {what} {}: {}",
-            output::sanitize(&w.path.display().to_string()),
-            w.message
-        );
-    }
-    outcome
-        .warnings
-        .iter()
-        .filter(|w| w.kind == WarningKind::Unreadable)
-        .count()
-}
-
 /// Stores the output of `sh -c CMD`; a failing command saves nothing.
 fn snapshot_command(
     repo: &mut arca_core::Repository,
@@ -246,39 +168,4 @@ fn snapshot_command(
         &mut finish,
         counters,
     )?)
-}
-
-/// Parses RFC 3339 (with offset) or a local "YYYY-MM-DD[ HH:MM[:SS]]".
-pub fn parse_time(text: &str) -> Result<Time> {
-    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
-        return Ok(Time::from_zoned(&ts.to_zoned(jiff::tz::TimeZone::system())));
-    }
-    let civil = text.parse::<jiff::civil::DateTime>().or_else(|_| {
-        text.parse::<jiff::civil::Date>()
-            .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
-    });
-    match civil {
-        Ok(dt) => {
-            let zoned = dt
-                .to_zoned(jiff::tz::TimeZone::system())
-                .with_context(|| format!("time {text:?} does not exist in the local time zone"))?;
-            Ok(Time::from_zoned(&zoned))
-        }
-        Err(_) => bail!("{text:?} is not a time: use RFC 3339 or \"YYYY-MM-DD HH:MM:SS\""),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_time;
-
-    #[test]
-    fn times_parse_in_every_accepted_form() {
-        let t = parse_time("2026-03-01T14:30:00.5+02:00").unwrap();
-        assert_eq!(t.at.seconds, 1_772_368_200);
-        assert_eq!(t.at.nanos, 500_000_000);
-        assert!(parse_time("2026-03-01 14:30:00").is_ok());
-        assert!(parse_time("2026-03-01").is_ok());
-        assert!(parse_time("yesterday-ish").is_err());
-    }
 }

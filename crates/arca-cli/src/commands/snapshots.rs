@@ -1,19 +1,14 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::SnapshotJson;
 use crate::cli::SnapshotsArgs;
 use crate::config::Config;
-use crate::output;
+use crate::json::SnapshotJson;
+use crate::{output, session};
 
 pub fn run(config: &Config, args: SnapshotsArgs) -> Result<i32> {
-    let repo = super::open_repository(config)?;
-    let filter = args.filter.filter();
-    let snapshots: Vec<_> = repo
-        .snapshots()?
-        .into_iter()
-        .filter(|(_, s)| filter.matches(s))
-        .collect();
+    let repo = session::open(config)?;
+    let snapshots = arca_core::select::matching(&repo, &args.filter.filter())?;
     if config.json {
         let list: Vec<SnapshotJson> = snapshots
             .iter()

@@ -3,13 +3,14 @@ use indicatif::HumanBytes;
 
 use crate::cli::StatsArgs;
 use crate::config::Config;
-use crate::output;
+use crate::{output, session};
 
 pub fn run(config: &Config, args: StatsArgs) -> Result<i32> {
-    let repo = super::open_repository(config)?;
+    let repo = session::open(config)?;
+    let filter = args.filter.filter();
     let snapshots = match &args.snapshot {
-        Some(spec) => vec![repo.find_snapshot(spec)?],
-        None => repo.snapshots()?,
+        Some(spec) => vec![arca_core::select::resolve(&repo, &spec.which, &filter)?],
+        None => arca_core::select::matching(&repo, &filter)?,
     };
     let s = arca_core::stats(&repo, &snapshots)?;
     if config.json {

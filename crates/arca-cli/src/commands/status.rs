@@ -2,15 +2,13 @@
 //! it is (the recovery point objective actually met), for people and for
 //! monitoring. Reads snapshot files only, so it needs no index and no lock.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
-use arca_core::{Snapshot, SnapshotId};
+use arca_core::select::{self, GroupNewest};
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
 use crate::config::Config;
-use crate::{exit, output};
+use crate::{exit, output, session, units};
 
 #[derive(Serialize)]
 struct StatusJson {
@@ -35,25 +33,23 @@ struct LatestJson {
     time: String,
 }
 
-/// The newest snapshot of one (host, paths) group.
+/// The newest snapshot of one (host, paths) group, and its age.
 struct Group {
-    hostname: String,
-    paths: Vec<String>,
-    id: SnapshotId,
-    snapshot: Snapshot,
+    newest: GroupNewest,
     age_seconds: u64,
 }
 
 pub fn run(config: &Config, args: StatusArgs) -> Result<i32> {
-    let max_age = args
-        .max_age
-        .as_deref()
-        .map(super::parse_duration)
-        .transpose()?
-        .map(|d| d.as_secs());
-    let repo = super::open_unindexed(config)?;
-    let filter = args.filter.filter();
-    let groups = newest_per_group(repo.snapshots()?, &filter);
+    let max_age = args.max_age.map(|d| d.0.as_secs());
+    let repo = session::open_unindexed(config)?;
+    let groups: Vec<Group> =
+        select::newest_per_group(select::matching(&repo, &args.filter.filter())?)
+            .into_iter()
+            .map(|newest| Group {
+                age_seconds: units::age_seconds(newest.snapshot.time),
+                newest,
+            })
+            .collect();
     let is_stale = |g: &Group| max_age.is_some_and(|max| g.age_seconds > max);
     let ok = !groups.iter().any(is_stale) && (max_age.is_none() || !groups.is_empty());
 
@@ -62,12 +58,12 @@ pub fn run(config: &Config, args: StatusArgs) -> Result<i32> {
             groups: groups
                 .iter()
                 .map(|g| GroupJson {
-                    hostname: g.hostname.clone(),
-                    paths: g.paths.clone(),
+                    hostname: g.newest.hostname.clone(),
+                    paths: g.newest.paths.clone(),
                     latest: LatestJson {
-                        id: g.id.to_hex(),
-                        short_id: g.id.short(),
-                        time: g.snapshot.time.to_rfc3339(),
+                        id: g.newest.id.to_hex(),
+                        short_id: g.newest.id.short(),
+                        time: g.newest.snapshot.time.to_rfc3339(),
                     },
                     age_seconds: g.age_seconds,
                     stale: is_stale(g),
@@ -94,36 +90,14 @@ pub fn run(config: &Config, args: StatusArgs) -> Result<i32> {
     for g in groups.iter().filter(|g| is_stale(g)) {
         eprintln!(
             "arca: {} {}: newest snapshot {} is {} old, more than {}",
-            output::sanitize(&g.hostname),
-            output::sanitize(&g.paths.join(",")),
-            g.id.short(),
-            super::format_age(g.age_seconds),
-            super::format_age(max_age.unwrap_or(0)),
+            output::sanitize(&g.newest.hostname),
+            output::sanitize(&g.newest.paths.join(",")),
+            g.newest.id.short(),
+            units::format_age(g.age_seconds),
+            units::format_age(max_age.unwrap_or(0)),
         );
     }
     Ok(if ok { exit::SUCCESS } else { exit::ERROR })
-}
-
-/// Groups the matching snapshots by host and paths and keeps the newest of
-/// each; `snapshots` come oldest first.
-fn newest_per_group(
-    snapshots: Vec<(SnapshotId, Snapshot)>,
-    filter: &super::SnapshotFilter,
-) -> Vec<Group> {
-    let mut newest: BTreeMap<(String, Vec<String>), (SnapshotId, Snapshot)> = BTreeMap::new();
-    for (id, snap) in snapshots.into_iter().filter(|(_, s)| filter.matches(s)) {
-        newest.insert((snap.hostname.clone(), snap.path_strings()), (id, snap));
-    }
-    newest
-        .into_iter()
-        .map(|((hostname, paths), (id, snapshot))| Group {
-            hostname,
-            paths,
-            id,
-            age_seconds: super::age_seconds(snapshot.time),
-            snapshot,
-        })
-        .collect()
 }
 
 fn print_table(groups: &[Group]) {
@@ -131,11 +105,11 @@ fn print_table(groups: &[Group]) {
         .iter()
         .map(|g| {
             [
-                output::sanitize(&g.hostname),
-                output::sanitize(&g.paths.join(",")),
-                g.id.short(),
-                g.snapshot.time.to_local_string(),
-                super::format_age(g.age_seconds),
+                output::sanitize(&g.newest.hostname),
+                output::sanitize(&g.newest.paths.join(",")),
+                g.newest.id.short(),
+                g.newest.snapshot.time.to_local_string(),
+                units::format_age(g.age_seconds),
             ]
         })
         .collect();

@@ -3,7 +3,7 @@ use serde::Serialize;
 
 use crate::cli::UnlockArgs;
 use crate::config::Config;
-use crate::{exit, output};
+use crate::{exit, output, session};
 
 #[derive(Serialize)]
 struct Removed {
@@ -13,8 +13,8 @@ struct Removed {
 }
 
 pub fn run(config: &Config, args: UnlockArgs) -> Result<i32> {
-    let repo = super::open_unindexed(config)?;
-    let removed = arca_core::remove_locks(&repo, args.remove_all, &super::hostname())?;
+    let repo = session::open_unindexed(config)?;
+    let removed = arca_core::remove_locks(&repo, args.remove_all, &session::hostname())?;
     let removed: Vec<Removed> = removed
         .into_iter()
         .map(|lock| Removed {

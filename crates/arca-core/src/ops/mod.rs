@@ -3,6 +3,7 @@
 pub mod browse;
 pub mod check;
 pub mod copy;
+pub mod forget;
 pub mod keys;
 pub mod ls;
 mod packer;

@@ -652,13 +652,14 @@ fn count(plan: &PrunePlan) -> PruneStats {
     s
 }
 
-/// Carries out a plan: new packs, new index, then deletions. `lock` (when
-/// given) is checked before each destructive step.
+/// Carries out a plan: new packs, new index, then deletions. `lock` is the
+/// proof that this process holds the exclusive lock prune needs; it is
+/// checked before each destructive step.
 pub fn execute_prune(
     repo: &Repository,
     plan: &PrunePlan,
     options: &PruneOptions,
-    lock: Option<&Lock>,
+    lock: &Lock,
     progress: Option<&PruneProgress>,
 ) -> Result<PruneSummary> {
     let mut summary = PruneSummary {
@@ -669,7 +670,7 @@ pub fn execute_prune(
         summary.size_after = summary.size_before;
         return Ok(summary);
     }
-    let ensure = || lock.map_or(Ok(()), Lock::ensure);
+    let ensure = || lock.ensure();
     if options.instant_delete {
         unchanged_since_planning(repo, plan)?;
     }

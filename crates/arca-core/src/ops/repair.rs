@@ -7,6 +7,9 @@
 //! in new packs and a new index file before it deletes the damaged packs;
 //! `repair snapshots` stores the repaired snapshot and only then, with
 //! `forget`, removes the original.
+//!
+//! Each takes the exclusive [`Lock`] as proof that nothing else writes
+//! meanwhile; it is checked again before the first change.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -21,6 +24,7 @@ use crate::blob::{BlobKind, Sealer};
 use crate::error::{Error, Result};
 use crate::id::{Id, IndexId, PackId, TreeId};
 use crate::index::{IndexFile, IndexPack};
+use crate::lock::Lock;
 use crate::ops::packer::Packer;
 use crate::pack::{self, PackEntry, PackWriter};
 use crate::repository::Repository;
@@ -41,7 +45,11 @@ pub struct RepairIndexReport {
 
 /// Rebuilds the index from the headers of the packs present. Index entries
 /// of packs that are gone disappear; packs nobody indexed are taken in.
-pub fn repair_index(repo: &mut Repository, dry_run: bool) -> Result<RepairIndexReport> {
+pub fn repair_index(
+    repo: &mut Repository,
+    dry_run: bool,
+    lock: &Lock,
+) -> Result<RepairIndexReport> {
     let old: Vec<String> = repo
         .backend()
         .list(FileKind::Index)?
@@ -148,6 +156,7 @@ pub fn repair_index(repo: &mut Repository, dry_run: bool) -> Result<RepairIndexR
     if dry_run {
         return Ok(report);
     }
+    lock.ensure()?;
     let file = IndexFile {
         supersedes: old
             .iter()
@@ -204,6 +213,7 @@ pub fn repair_packs(
     repo: &mut Repository,
     only: &[String],
     dry_run: bool,
+    lock: &Lock,
 ) -> Result<RepairPacksReport> {
     let old_files: Vec<String> = repo
         .backend()
@@ -362,6 +372,7 @@ pub fn repair_packs(
         }
     }
     packs.extend(new_packs);
+    lock.ensure()?;
     let new = repo.save_index(&IndexFile {
         supersedes: old_files
             .iter()
@@ -510,6 +521,7 @@ impl<'r> TreeSaver<'r> {
 pub fn repair_snapshots(
     repo: &mut Repository,
     options: RepairSnapshotsOptions,
+    lock: &Lock,
 ) -> Result<Vec<RepairedSnapshot>> {
     let snapshots = repo.decodable_snapshots()?;
     let unreadable: Vec<crate::Damaged> = repo
@@ -544,6 +556,7 @@ pub fn repair_snapshots(
         let new = if options.dry_run {
             None
         } else {
+            lock.ensure()?;
             let new = repo.save_snapshot(&repaired)?;
             if options.forget {
                 repo.backend().remove(FileKind::Snapshot, &id.to_hex())?;
@@ -559,6 +572,7 @@ pub fn repair_snapshots(
     }
     for file in unreadable {
         if options.forget && !options.dry_run {
+            lock.ensure()?;
             match repo.backend().remove(FileKind::Snapshot, &file.name) {
                 Err(e) if e.kind() != arca_backend::ErrorKind::NotFound => return Err(e.into()),
                 _ => {}

@@ -84,6 +84,19 @@ fn open(backend: Arc<dyn Backend>) -> arca_core::Result<Repository> {
     Ok(repo)
 }
 
+/// The exclusive lock the destructive operations need, taken through the
+/// fault-free view so that the faults hit only the operation itself.
+fn exclusive(clean: &MemoryBackend) -> arca_core::Result<arca_core::Lock> {
+    let repo = Repository::open(Arc::new(clean.clone()), b"pw")?;
+    arca_core::Lock::acquire(
+        &repo,
+        arca_core::LockMode::Exclusive,
+        "test",
+        &arca_core::Owner::default(),
+        Duration::ZERO,
+    )
+}
+
 fn take(repo: &mut Repository, path: &Path) -> arca_core::Result<()> {
     let options = SnapshotOptions {
         paths: vec![path.to_path_buf()],
@@ -157,11 +170,18 @@ fn run(
                 instant_delete: true,
             };
             let plan = arca_core::plan_prune(&mut repo, &options, None)?;
-            arca_core::execute_prune(&repo, &plan, &options, None, None).map(drop)
+            let lock = exclusive(clean)?;
+            arca_core::execute_prune(&repo, &plan, &options, &lock, None).map(drop)
         }
-        Op::RepairIndex => arca_core::repair_index(&mut open(backend)?, false).map(drop),
+        Op::RepairIndex => {
+            let mut repo = open(backend)?;
+            let lock = exclusive(clean)?;
+            arca_core::repair_index(&mut repo, false, &lock).map(drop)
+        }
         Op::RepairSnapshots => {
-            arca_core::repair_snapshots(&mut open(backend)?, RepairSnapshotsOptions::default())
+            let mut repo = open(backend)?;
+            let lock = exclusive(clean)?;
+            arca_core::repair_snapshots(&mut repo, RepairSnapshotsOptions::default(), &lock)
                 .map(drop)
         }
         Op::Copy => {

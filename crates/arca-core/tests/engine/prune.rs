@@ -101,9 +101,27 @@ fn assert_sound(
 
 /// Plans and carries out a prune of `backend`; returns the plan.
 fn prune(backend: Arc<dyn Backend>, options: &PruneOptions) -> arca_core::Result<PrunePlan> {
+    prune_locked_through(backend.clone(), backend, options)
+}
+
+/// Plans and carries out a prune of `backend` under the exclusive lock,
+/// taken through `lock_on` (the same storage seen without faults, so that
+/// the lock's own writes are not among the changes a test interrupts).
+fn prune_locked_through(
+    backend: Arc<dyn Backend>,
+    lock_on: Arc<dyn Backend>,
+    options: &PruneOptions,
+) -> arca_core::Result<PrunePlan> {
+    let lock = arca_core::Lock::acquire(
+        &open(lock_on),
+        arca_core::LockMode::Exclusive,
+        "prune",
+        &arca_core::Owner::default(),
+        std::time::Duration::ZERO,
+    )?;
     let mut repo = open(backend);
     let plan = arca_core::plan_prune(&mut repo, options, None)?;
-    arca_core::execute_prune(&repo, &plan, options, None, None)?;
+    arca_core::execute_prune(&repo, &plan, options, &lock, None)?;
     Ok(plan)
 }
 
@@ -127,7 +145,7 @@ fn prune_failing_at(
     let failing = Failing::new(copy.clone(), move |_, _| {
         counter.fetch_add(1, Ordering::SeqCst) + 1 >= fail_at
     });
-    let failed = prune(Arc::new(failing), options).is_err();
+    let failed = prune_locked_through(Arc::new(failing), Arc::new(copy.clone()), options).is_err();
     (copy, failed, changes.load(Ordering::SeqCst))
 }
 

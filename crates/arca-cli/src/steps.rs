@@ -1,0 +1,325 @@
+//! The engine calls that more than one command makes (`run` makes most of
+//! them), each with its progress bar, its warnings and its figures for
+//! `--metrics-file`.
+
+use std::sync::atomic::Ordering;
+
+use anyhow::Result;
+use arca_core::ops::forget::{self, ForgetPlan};
+use arca_core::{
+    CheckOptions, CheckProgress, CheckReport, LockMode, Progress, PruneOptions, PruneProgress,
+    Repository, RestoreOptions, RestoreProgress, RestoreSummary, Snapshot, SnapshotOutcome, Subset,
+    WarningKind,
+};
+use indicatif::HumanBytes;
+
+use crate::config::Config;
+use crate::json::PruneJson;
+use crate::{metrics, output, progress, session, units};
+
+/// Runs `work` (one of the engine's snapshot calls, reporting to
+/// `counters`) under a progress spinner; prints its warnings and records
+/// the saved snapshot's figures. Returns the outcome and how many source
+/// entries could not be read.
+pub fn snapshot(
+    config: &Config,
+    counters: &Progress,
+    work: impl FnOnce() -> Result<SnapshotOutcome>,
+) -> Result<(SnapshotOutcome, usize)> {
+    let bar = progress::spinner("{spinner} {elapsed} {msg}");
+    let started = std::time::Instant::now();
+    let outcome = progress::with_bar(
+        config.progress,
+        bar,
+        |bar| {
+            let read = counters.bytes_read.load(Ordering::Relaxed);
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            bar.set_message(format!(
+                "{} files, {} read ({}/s), {} new",
+                counters.files.load(Ordering::Relaxed),
+                HumanBytes(read),
+                HumanBytes((read as f64 / secs) as u64),
+                HumanBytes(counters.bytes_added.load(Ordering::Relaxed)),
+            ));
+            bar.tick();
+        },
+        work,
+    )?;
+    for w in &outcome.warnings {
+        let what = match w.kind {
+            WarningKind::Unreadable => "cannot read",
+            WarningKind::Changed => "file changed",
+        };
+        eprintln!(
+            "arca: warning: {what} {}: {}",
+            output::sanitize(&w.path.display().to_string()),
+            w.message
+        );
+    }
+    let unreadable = outcome
+        .warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::Unreadable)
+        .count();
+    if outcome.id.is_some() {
+        record_snapshot(config, &outcome.snapshot);
+    }
+    Ok((outcome, unreadable))
+}
+
+/// The saved snapshot's figures for `--metrics-file`.
+fn record_snapshot(config: &Config, snapshot: &Snapshot) {
+    use metrics::*;
+    let m = &config.metrics;
+    let time = snapshot.time.at;
+    m.set(
+        &SNAPSHOT_TIME,
+        time.seconds as f64 + f64::from(time.nanos) / 1e9,
+    );
+    if let Some(s) = &snapshot.summary {
+        m.set(&SNAPSHOT_BYTES_ADDED, s.bytes_added as f64);
+        m.set(&SNAPSHOT_BYTES_PROCESSED, s.total_bytes as f64);
+        m.set(&SNAPSHOT_FILES_PROCESSED, s.total_files as f64);
+        m.set(&SNAPSHOT_ERRORS, s.errors as f64);
+    }
+}
+
+/// Carries out a forget plan; records how many snapshots were removed and
+/// (for a policy) kept.
+pub fn forget(config: &Config, repo: &Repository, plan: &ForgetPlan) -> Result<usize> {
+    let removed = forget::execute(repo, plan)?;
+    let m = &config.metrics;
+    m.set(&metrics::SNAPSHOTS_REMOVED, removed as f64);
+    // Snapshots named by id are removed without a policy keeping any.
+    if plan.policy.is_some() {
+        m.set(&metrics::SNAPSHOTS_KEPT, plan.kept() as f64);
+    }
+    Ok(removed)
+}
+
+/// Plans and (unless `dry_run`) carries out a prune under an exclusive lock.
+pub fn prune(
+    config: &Config,
+    repo: &mut Repository,
+    options: &PruneOptions,
+    dry_run: bool,
+) -> Result<PruneJson> {
+    let lock = if dry_run {
+        None
+    } else {
+        Some(session::lock(config, repo, LockMode::Exclusive, "prune")?)
+    };
+    let counters = PruneProgress::default();
+    let bar = progress::spinner("{spinner} {elapsed} {msg}");
+    let plan = progress::with_bar(
+        config.progress,
+        bar,
+        |bar| {
+            bar.set_message(format!(
+                "finding used data: {} trees",
+                counters.trees.load(Ordering::Relaxed)
+            ))
+        },
+        || arca_core::plan_prune(repo, options, Some(&counters)),
+    )?;
+    for warning in &plan.warnings {
+        eprintln!("arca: warning: {}", output::sanitize(warning));
+    }
+    let size_before = arca_core::repository_size(repo)?;
+    let later = plan.stats.mark_bytes
+        + if options.instant_delete {
+            0
+        } else {
+            plan.stats.repack_bytes
+        };
+    let mut report = PruneJson::new(&plan, dry_run, size_before, later);
+    let Some(lock) = lock else {
+        let freed_now = plan.stats.delete_bytes
+            + if options.instant_delete {
+                plan.stats
+                    .repack_bytes
+                    .saturating_sub(plan.stats.copy_bytes)
+            } else {
+                0
+            };
+        report.bytes_freed = freed_now;
+        report.size_after = size_before.saturating_sub(freed_now)
+            + if options.instant_delete {
+                0
+            } else {
+                plan.stats.copy_bytes
+            };
+        return Ok(report);
+    };
+    let bar = progress::spinner("{spinner} {elapsed} {msg}");
+    let summary = progress::with_bar(
+        config.progress,
+        bar,
+        |bar| {
+            bar.set_message(format!(
+                "repacked {}, deleted {} packs",
+                HumanBytes(counters.copied_bytes.load(Ordering::Relaxed)),
+                counters.deleted.load(Ordering::Relaxed)
+            ))
+        },
+        || arca_core::execute_prune(repo, &plan, options, &lock, Some(&counters)),
+    )?;
+    for warning in &summary.warnings {
+        eprintln!("arca: warning: {}", output::sanitize(warning));
+    }
+    report.size_before = summary.size_before;
+    report.size_after = summary.size_after;
+    report.bytes_freed = summary.size_before.saturating_sub(summary.size_after);
+    let m = &config.metrics;
+    m.set(&metrics::REPOSITORY_SIZE, report.size_after as f64);
+    m.set(&metrics::PRUNE_BYTES_FREED, report.bytes_freed as f64);
+    Ok(report)
+}
+
+/// The human report of a prune: for a dry run every pack that changes,
+/// then totals.
+pub fn print_prune(config: &Config, r: &PruneJson, options: &PruneOptions) {
+    let would = if r.dry_run { "would " } else { "" };
+    if r.dry_run {
+        for p in &r.changes {
+            output::line(format!(
+                "{would}{} {} pack {} ({}, {} used)",
+                p.action,
+                p.kind,
+                &p.id[..16],
+                HumanBytes(p.size),
+                HumanBytes(p.used_bytes)
+            ));
+        }
+    }
+    if config.quiet {
+        return;
+    }
+    let row = |what: &str, n: u64, bytes: u64, note: String| {
+        if n > 0 {
+            output::line(format!(
+                "  {what:<8}{n:>7} packs {:>12}{note}",
+                HumanBytes(bytes).to_string()
+            ));
+        }
+    };
+    output::line(format!(
+        "{} snapshots use {} of {} blobs; {} packs, {}",
+        r.snapshots,
+        r.used_blobs,
+        r.blobs,
+        r.packs,
+        HumanBytes(r.size_before)
+    ));
+    row("delete", r.delete_packs, r.delete_bytes, String::new());
+    row(
+        "repack",
+        r.repack_packs,
+        r.repack_bytes,
+        format!("  (copying {} still used)", HumanBytes(r.copy_bytes)),
+    );
+    let grace = match options.keep_marked.as_secs() {
+        0 => "any time".to_string(),
+        _ => units::Duration(options.keep_marked).to_string(),
+    };
+    row(
+        "mark",
+        r.mark_packs,
+        r.mark_bytes,
+        format!("  (deleted by a prune {grace} from now)"),
+    );
+    row("unmark", r.unmark_packs, 0, "  (used again)".into());
+    row(
+        "waiting",
+        r.waiting_packs,
+        r.waiting_bytes,
+        "  (marked earlier, grace period not over)".into(),
+    );
+    output::line(format!(
+        "{would}free {} now: repository {} -> {}{}",
+        HumanBytes(r.bytes_freed),
+        HumanBytes(r.size_before),
+        HumanBytes(r.size_after),
+        if r.bytes_freed_later > 0 {
+            format!(
+                "; up to {} more after the grace period",
+                HumanBytes(r.bytes_freed_later)
+            )
+        } else {
+            String::new()
+        }
+    ));
+}
+
+/// Checks `repo` under a shared lock (a prune deleting packs mid-check
+/// would look like damage), reading `read_data` of the packs; records the
+/// outcome for `--metrics-file`.
+pub fn check(
+    config: &Config,
+    repo: &mut Repository,
+    read_data: Option<Subset>,
+) -> Result<CheckReport> {
+    let _lock = session::lock(config, repo, LockMode::Shared, "check")?;
+    let counters = CheckProgress::default();
+    let bar = progress::spinner(
+        "{spinner} {elapsed} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta}",
+    );
+    let report = progress::with_bar(
+        config.progress,
+        bar,
+        |bar| {
+            bar.set_length(counters.bytes_total.load(Ordering::Relaxed));
+            bar.set_position(counters.bytes_read.load(Ordering::Relaxed));
+        },
+        || arca_core::check(repo, &CheckOptions { read_data }, &counters),
+    )?;
+    let m = &config.metrics;
+    m.set(&metrics::CHECK_ERRORS, report.errors.len() as f64);
+    m.set(&metrics::CHECK_WARNINGS, report.warnings.len() as f64);
+    m.set(&metrics::CHECK_SUCCESS, if report.ok() { 1.0 } else { 0.0 });
+    Ok(report)
+}
+
+/// Restores `snapshot` into `target` under a progress bar.
+pub fn restore(
+    config: &Config,
+    repo: &Repository,
+    snapshot: &Snapshot,
+    target: &std::path::Path,
+    options: &RestoreOptions,
+) -> Result<RestoreSummary> {
+    let counters = RestoreProgress::default();
+    let bar = progress::spinner("{spinner} {elapsed} [{wide_bar}] {bytes}/{total_bytes} {eta}");
+    Ok(progress::with_bar(
+        config.progress,
+        bar,
+        |bar| {
+            bar.set_length(counters.bytes_total.load(Ordering::Relaxed));
+            bar.set_position(counters.bytes_written.load(Ordering::Relaxed));
+        },
+        || arca_core::restore(repo, snapshot, target, options, &counters),
+    )?)
+}
+
+/// One line per path a restore could not bring back whole: the path, the
+/// byte ranges lost (for a file) and why.
+pub fn damage_lines(damaged: &[arca_core::DamagedPath]) -> Vec<String> {
+    damaged
+        .iter()
+        .map(|d| {
+            let what = if d.kind == "dir" {
+                "its contents were lost".to_string()
+            } else if d.kind == "refused" {
+                "not restored".to_string()
+            } else {
+                let ranges: Vec<String> = d
+                    .lost
+                    .iter()
+                    .map(|r| format!("{}-{}", r.offset, r.offset + r.length))
+                    .collect();
+                format!("bytes {} lost (left as holes)", ranges.join(", "))
+            };
+            format!("damaged: {}: {what}: {}", d.path, d.problem)
+        })
+        .collect()
+}
