@@ -88,15 +88,20 @@ fn main() {
                 e.kind(),
                 clap::error::ErrorKind::InvalidValue | clap::error::ErrorKind::ValueValidation
             );
-            let text = e.render().to_string();
-            match text.lines().next().filter(|_| bad_value) {
-                Some(first) => {
-                    let line = first.strip_prefix("error: ").unwrap_or(first);
-                    eprintln!("arca: {}", output::sanitize(line));
-                }
-                None => {
-                    let _ = e.print();
-                }
+            if bad_value {
+                // clap's lines (the value, then any allowed values or tip)
+                // joined into one, without its pointer to --help.
+                let text = e.render().to_string();
+                let parts: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                    .collect();
+                let line = parts.join(" ");
+                let line = line.strip_prefix("error: ").unwrap_or(&line);
+                eprintln!("arca: {}", output::sanitize(line));
+            } else {
+                let _ = e.print();
             }
             std::process::exit(exit::USAGE);
         }
