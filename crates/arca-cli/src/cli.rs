@@ -227,7 +227,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// zstd level for new data, 0 (off) to 22.
-    #[arg(long, value_name = "LEVEL", default_value_t = arca_core::format::COMPRESSION_DEFAULT)]
+    #[arg(long, value_name = "LEVEL", default_value_t = arca_core::InitOptions::DEFAULT_COMPRESSION)]
     pub compression: i32,
 
     /// Target pack size, e.g. 16MiB (1 MiB to 1 GiB).

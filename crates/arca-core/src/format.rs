@@ -53,15 +53,6 @@ pub const ID_LEN: usize = 32;
 /// Key file version and KDF.
 pub const KEY_FILE_VERSION: u32 = 1;
 pub const KDF_ARGON2ID: &str = "argon2id";
-/// Defaults for new keys: argon2id, 64 MiB, 3 passes, 1 lane. The password
-/// is what protects an offsite copy from whoever holds the bucket, so the
-/// cost of a guess is set with the tools operators compare arca with
-/// (borg 2 uses 64 MiB), not lowered to shave the memory a command holds
-/// for a moment while it opens the repository.
-pub const KDF_DEFAULT_MEMORY_KIB: u32 = 64 * 1024;
-pub const KDF_DEFAULT_ITERATIONS: u32 = 3;
-pub const KDF_DEFAULT_PARALLELISM: u32 = 1;
-pub const KDF_SALT_LEN: usize = 32;
 /// Caps on KDF parameters read from a key file. Key files are not
 /// authenticated before the KDF runs, so an attacker could ask for terabytes
 /// of memory; anything beyond these is refused before allocating.
@@ -77,10 +68,6 @@ pub const KDF_MIN_PARALLELISM: u32 = 1;
 pub const KDF_MIN_SALT_LEN: usize = 16;
 pub const KDF_MAX_SALT_LEN: usize = 64;
 
-/// Chunker defaults (FastCDC v2020, normalisation level 1).
-pub const CHUNK_MIN_DEFAULT: u32 = 512 * 1024;
-pub const CHUNK_AVG_DEFAULT: u32 = 1024 * 1024;
-pub const CHUNK_MAX_DEFAULT: u32 = 8 * 1024 * 1024;
 /// Bounds a config's chunker parameters must respect (those of FastCDC v2020).
 pub const CHUNK_MIN_LOWEST: u32 = 64;
 pub const CHUNK_MIN_HIGHEST: u32 = 1024 * 1024;
@@ -89,17 +76,11 @@ pub const CHUNK_AVG_HIGHEST: u32 = 4 * 1024 * 1024;
 pub const CHUNK_MAX_LOWEST: u32 = 1024;
 pub const CHUNK_MAX_HIGHEST: u32 = 16 * 1024 * 1024;
 
-/// Default target pack size, and the range `init` accepts.
-pub const PACK_SIZE_DEFAULT: u32 = 16 * 1024 * 1024;
+/// The range of target pack sizes a config may hold.
 pub const PACK_SIZE_MIN: u32 = 1024 * 1024;
 pub const PACK_SIZE_MAX: u32 = 1024 * 1024 * 1024;
 
-/// Default zstd level of new repositories' blobs; 0 means "store
-/// uncompressed". Level 2 spends a fifth less CPU than level 3 for about
-/// 1.5 % more bytes on database files (docs/performance.md).
-pub const COMPRESSION_DEFAULT: i32 = 2;
-/// zstd level of index, snapshot and lock files, whatever the config says.
-pub const COMPRESSION_METADATA: i32 = 3;
+/// Highest zstd level a config may hold (0 stores blobs uncompressed).
 pub const COMPRESSION_MAX: i32 = 22;
 
 /// Limits applied when decoding repository bytes.

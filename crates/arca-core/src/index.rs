@@ -56,7 +56,7 @@ pub struct IndexFile {
 
 impl IndexFile {
     pub fn encode(&self, key: &MasterKey) -> Vec<u8> {
-        file::seal(key, AAD_INDEX, self, COMPRESSION_METADATA)
+        file::seal(key, AAD_INDEX, self, file::METADATA_COMPRESSION)
     }
 
     /// Opens and validates an index file.

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::file;
-use crate::format::{AAD_LOCK, COMPRESSION_METADATA, MAX_LOCK_LEN};
+use crate::format::{AAD_LOCK, MAX_LOCK_LEN};
 use crate::id::Id;
 use crate::repository::{Owner, Repository};
 use crate::time::{Time, Timestamp};
@@ -77,7 +77,7 @@ impl LockRecord {
     }
 
     pub fn encode(&self, key: &MasterKey) -> Vec<u8> {
-        file::seal(key, AAD_LOCK, self, COMPRESSION_METADATA)
+        file::seal(key, AAD_LOCK, self, file::METADATA_COMPRESSION)
     }
 
     pub fn decode(bytes: &[u8], key: &MasterKey, object: &str) -> Result<LockRecord> {

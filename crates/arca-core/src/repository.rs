@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::*;
 use crate::id::{Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
 use crate::index::{Index, IndexFile, IndexPack, PackInfo};
-use crate::key::KeyFile;
+use crate::key::{KdfParams, KeyFile};
 use crate::pack::{FinishedPack, PackBody, PackEntry};
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
@@ -847,7 +847,8 @@ fn write_key(backend: &dyn Backend, file: &KeyFile) -> Result<KeyId> {
 /// the default cost. Key files are not authenticated before their KDF runs,
 /// so anyone who can write to storage can plant some; tried cheapest first
 /// and within this budget, they cost a command at most a few seconds.
-pub const KDF_BUDGET: u64 = 8 * KDF_DEFAULT_MEMORY_KIB as u64 * KDF_DEFAULT_ITERATIONS as u64;
+pub const KDF_BUDGET: u64 =
+    8 * KdfParams::DEFAULT.memory_kib as u64 * KdfParams::DEFAULT.iterations as u64;
 
 /// Key files asking for more memory than this are not tried: an
 /// allocation that large could take the machine down.

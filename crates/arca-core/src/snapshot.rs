@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::MasterKey;
 use crate::error::Result;
 use crate::file;
-use crate::format::{AAD_SNAPSHOT, COMPRESSION_METADATA, MAX_SNAPSHOT_LEN};
+use crate::format::{AAD_SNAPSHOT, MAX_SNAPSHOT_LEN};
 use crate::id::{Id, SnapshotId, TreeId};
 use crate::time::Time;
 
@@ -91,7 +91,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn encode(&self, key: &MasterKey) -> Vec<u8> {
-        file::seal(key, AAD_SNAPSHOT, self, COMPRESSION_METADATA)
+        file::seal(key, AAD_SNAPSHOT, self, file::METADATA_COMPRESSION)
     }
 
     pub fn decode(bytes: &[u8], key: &MasterKey, object: &str) -> Result<Snapshot> {
