@@ -1,8 +1,11 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::id::PackId;
+
 /// What kind of failure, for callers that map errors to exit codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// No repository at the given location.
     NoRepository,
@@ -29,10 +32,17 @@ pub enum ErrorKind {
     /// A concurrent operation removed data this one needed; nothing was
     /// saved, and running it again is safe.
     Conflict,
+    /// A bug or broken invariant in arca itself, not the fault of the
+    /// repository or of the caller.
+    Internal,
 }
 
 /// An error of the engine; each variant names the thing it concerns.
+///
+/// Messages state what went wrong in the engine's terms; what to type about
+/// it is for the program embedding the engine to add.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("there is no repository at {0}")]
     NoRepository(String),
@@ -60,14 +70,25 @@ pub enum Error {
     Target { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Storage(arca_backend::Error),
-    #[error(
-        "repository {location} is locked by {holder}; wait for it (--retry-lock DURATION), or run `arca unlock` if that process is gone"
-    )]
+    #[error("repository {location} is locked by {holder}")]
     Locked { location: String, holder: String },
     #[error("lost the lock on repository {location}: {reason}")]
     LockLost { location: String, reason: String },
     #[error("{0}")]
     Conflict(String),
+    #[error(
+        "{operation} not saved: pack(s) {}, which hold data it needs, are missing from the storage of repository {location} although the index lists them; run the {operation} again",
+        name_some(packs)
+    )]
+    PacksMissing {
+        operation: &'static str,
+        location: String,
+        packs: Vec<PackId>,
+    },
+    #[error("key {key} is the key in use for repository {location}")]
+    KeyInUse { key: String, location: String },
+    #[error("internal error (a bug in arca): {0}")]
+    Internal(String),
     /// An error of one of the two repositories an operation works on
     /// (`copy`'s source and destination).
     #[error("{role} repository {location}: {source}")]
@@ -95,6 +116,9 @@ impl Error {
             Error::Locked { .. } => ErrorKind::Locked,
             Error::LockLost { .. } => ErrorKind::Locked,
             Error::Conflict(_) => ErrorKind::Conflict,
+            Error::PacksMissing { .. } => ErrorKind::Conflict,
+            Error::KeyInUse { .. } => ErrorKind::InvalidInput,
+            Error::Internal(_) => ErrorKind::Internal,
             Error::InRepository { source, .. } => source.kind(),
         }
     }
@@ -160,6 +184,15 @@ impl Error {
 impl From<arca_backend::Error> for Error {
     fn from(e: arca_backend::Error) -> Error {
         Error::Storage(e)
+    }
+}
+
+/// The first three of `packs`, and how many more there are.
+fn name_some(packs: &[PackId]) -> String {
+    let names: Vec<String> = packs.iter().take(3).map(PackId::to_hex).collect();
+    match packs.len() - names.len() {
+        0 => names.join(", "),
+        more => format!("{} and {more} more", names.join(", ")),
     }
 }
 

@@ -399,7 +399,7 @@ fn conflict(repo: &Repository, own: &str, record: &LockRecord) -> Result<Option<
             }
             Err(reason) => {
                 return Ok(Some(format!(
-                    "an unreadable lock file {} ({reason}; `arca unlock` removes it)",
+                    "an unreadable lock file {} ({reason})",
                     other.name
                 )));
             }

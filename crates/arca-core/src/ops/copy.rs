@@ -429,7 +429,7 @@ impl Translator<'_> {
                 }
             }
         }
-        Err(Error::InvalidInput("tree translation ended early".into()))
+        Err(Error::Internal("tree translation ended early".into()))
     }
 
     /// Reads a source tree.
@@ -517,7 +517,7 @@ impl Translator<'_> {
         // The packer or the workers are gone; the packer's error says why.
         self.jobs
             .send(Job { kind, id, plain })
-            .map_err(|_| Error::InvalidInput("the storage pipeline stopped".into()))
+            .map_err(|_| Error::Internal("the storage pipeline stopped".into()))
     }
 }
 

@@ -102,9 +102,10 @@ pub fn remove_key(repo: &Repository, spec: &str, force: bool, lock: &Lock) -> Re
         )));
     }
     if target == repo.key_id() && !force {
-        return Err(Error::InvalidInput(format!(
-            "key {short} is the key in use for repository {location}; pass --force to remove it anyway"
-        )));
+        return Err(Error::KeyInUse {
+            key: short,
+            location,
+        });
     }
     lock.ensure()?;
     repo.backend().remove(FileKind::Key, &target.to_hex())?;

@@ -1125,7 +1125,7 @@ fn write_packs(
         for writer in writers {
             let wrote = writer
                 .join()
-                .unwrap_or_else(|_| Err(Error::InvalidInput("a restore writer panicked".into())))?;
+                .unwrap_or_else(|_| Err(Error::Internal("a restore writer panicked".into())))?;
             created.extend(wrote.created);
             refused.extend(wrote.refused);
         }
@@ -1307,12 +1307,9 @@ fn restore_range(
                 data: data.clone(),
                 length,
             };
-            writers[file % writers.len()].send(job).map_err(|_| {
-                (
-                    sent,
-                    Error::InvalidInput("the restore writers stopped".into()),
-                )
-            })?;
+            writers[file % writers.len()]
+                .send(job)
+                .map_err(|_| (sent, Error::Internal("the restore writers stopped".into())))?;
         }
     }
     Ok(())

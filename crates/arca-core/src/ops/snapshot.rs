@@ -350,7 +350,7 @@ pub(crate) fn pipeline<T>(
         let produced = produce(job_tx);
         let packed = packer
             .join()
-            .unwrap_or_else(|_| Err(Error::InvalidInput("packer thread panicked".into())));
+            .unwrap_or_else(|_| Err(Error::Internal("the packer thread panicked".into())));
         (produced, packed)
     })
 }
@@ -480,19 +480,12 @@ fn packs_of(repo: &Repository, root: TreeId) -> Result<(HashSet<PackId>, bool)> 
 }
 
 /// The error of a snapshot (or copy) that found packs it needs missing.
-pub(crate) fn missing_packs(repo: &Repository, missing: &[PackId], rerun: &str) -> Error {
-    let names: Vec<String> = missing.iter().take(3).map(PackId::to_hex).collect();
-    let more = missing.len().saturating_sub(names.len());
-    let more = if more > 0 {
-        format!(" and {more} more")
-    } else {
-        String::new()
-    };
-    Error::Conflict(format!(
-        "{rerun} not saved: pack(s) {}{more}, which hold data it needs, are missing from the storage of repository {} although the index lists them; run the {rerun} again (run arca check, and arca repair index if they are still missing)",
-        names.join(", "),
-        repo.location()
-    ))
+pub(crate) fn missing_packs(repo: &Repository, missing: &[PackId], rerun: &'static str) -> Error {
+    Error::PacksMissing {
+        operation: rerun,
+        location: repo.location(),
+        packs: missing.to_vec(),
+    }
 }
 
 /// The parent: the one asked for, or the newest snapshot of the same host
@@ -1232,7 +1225,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             // The packer or the workers are gone; the packer's error says why.
             Some(jobs) => jobs
                 .send(Job { kind, id, plain })
-                .map_err(|_| Error::InvalidInput("the storage pipeline stopped".into())),
+                .map_err(|_| Error::Internal("the storage pipeline stopped".into())),
             None => Ok(()),
         }
     }
