@@ -17,8 +17,11 @@ use crate::id::Id;
 /// Chunker parameters (FastCDC v2020, normalisation level 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkerParams {
+    /// Smallest chunk in bytes (only a file's last chunk may be smaller).
     pub min_size: u32,
+    /// Average chunk size in bytes the cut points aim for.
     pub avg_size: u32,
+    /// Largest chunk in bytes.
     pub max_size: u32,
 }
 
@@ -41,8 +44,11 @@ impl Default for ChunkerParams {
 /// The decoded body of `config`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
+    /// Format version ([`FORMAT_VERSION`]).
     pub version: u32,
+    /// The repository's random id.
     pub id: Id,
+    /// How file content is cut into chunks.
     pub chunker: ChunkerParams,
     /// zstd level for new blobs; 0 stores blobs uncompressed. (Index and
     /// snapshot files are small and always compressed at the default level.)
@@ -54,9 +60,13 @@ pub struct Config {
 /// Choices made at `init`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InitOptions {
+    /// zstd level for new blobs, 0 (uncompressed) to [`COMPRESSION_MAX`].
     pub compression: i32,
+    /// Target pack size in bytes, [`PACK_SIZE_MIN`] to [`PACK_SIZE_MAX`].
     pub pack_size: u32,
+    /// How file content is cut into chunks.
     pub chunker: ChunkerParams,
+    /// Cost of the first key's password derivation.
     pub kdf: crate::key::KdfParams,
 }
 

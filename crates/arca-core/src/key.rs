@@ -56,17 +56,27 @@ impl Default for KdfParams {
 /// A decoded key file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyFile {
+    /// Key file version ([`KEY_FILE_VERSION`]).
     pub version: u32,
+    /// The KDF's name ([`KDF_ARGON2ID`]).
     pub kdf: String,
+    /// Argon2id memory in KiB.
     pub memory_kib: u32,
+    /// Argon2id passes over memory.
     pub iterations: u32,
+    /// Argon2id lanes.
     pub parallelism: u32,
+    /// The KDF's salt.
     #[serde(with = "serde_bytes")]
     pub salt: Vec<u8>,
+    /// The master secret sealed with the password-derived key.
     #[serde(with = "serde_bytes")]
     pub sealed_secret: Vec<u8>,
+    /// When the key was made.
     pub created: Time,
+    /// Host that made the key.
     pub hostname: String,
+    /// User that made the key.
     pub username: String,
 }
 

@@ -27,10 +27,13 @@ enum Loaded {
     TreeUnindexed(SnapshotId, Snapshot),
 }
 
-/// Who is creating a key: recorded in the key file.
+/// Who is creating a key or taking a lock: recorded in the key or lock
+/// file.
 #[derive(Clone, Debug, Default)]
 pub struct Owner {
+    /// The host's name.
     pub hostname: String,
+    /// The user's name.
     pub username: String,
 }
 
@@ -185,10 +188,12 @@ impl Repository {
         self.verify_uploads.then(|| self.storage.clone())
     }
 
+    /// The repository's decoded config.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// The master key the repository was opened with.
     pub fn key(&self) -> &MasterKey {
         &self.key
     }
@@ -204,6 +209,7 @@ impl Repository {
         self.key_id = id;
     }
 
+    /// The storage, with the metadata cache if one is in use.
     pub fn backend(&self) -> &dyn Backend {
         &*self.backend
     }
@@ -213,6 +219,7 @@ impl Repository {
         self.backend.clone()
     }
 
+    /// The blob index, empty until [`Repository::load_index`].
     pub fn index(&self) -> &Index {
         &self.index
     }

@@ -46,9 +46,13 @@ const NANOS_PER_SECOND: i128 = 1_000_000_000;
 /// rule is off.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Span {
+    /// Calendar years.
     pub years: i32,
+    /// Calendar months.
     pub months: i32,
+    /// Calendar days.
     pub days: i32,
+    /// Hours of elapsed time.
     pub hours: i32,
 }
 
@@ -169,18 +173,27 @@ pub fn parse_tag_list(s: &str) -> Result<Vec<String>> {
 pub struct Policy {
     /// The newest `n` snapshots.
     pub last: Option<i64>,
+    /// The newest snapshot of each of the `n` newest hours.
     pub hourly: Option<i64>,
+    /// The newest snapshot of each of the `n` newest days.
     pub daily: Option<i64>,
+    /// The newest snapshot of each of the `n` newest ISO weeks.
     pub weekly: Option<i64>,
+    /// The newest snapshot of each of the `n` newest months.
     pub monthly: Option<i64>,
+    /// The newest snapshot of each of the `n` newest years.
     pub yearly: Option<i64>,
     /// Every snapshot strictly newer than the newest minus this span.
     pub within: Option<Span>,
     /// The newest snapshot of each hour within the span.
     pub within_hourly: Option<Span>,
+    /// The newest snapshot of each day within the span.
     pub within_daily: Option<Span>,
+    /// The newest snapshot of each ISO week within the span.
     pub within_weekly: Option<Span>,
+    /// The newest snapshot of each month within the span.
     pub within_monthly: Option<Span>,
+    /// The newest snapshot of each year within the span.
     pub within_yearly: Option<Span>,
     /// Snapshots that have all tags of at least one of these lists. They
     /// are kept without using up any count.
@@ -269,8 +282,11 @@ impl fmt::Display for Policy {
 /// group separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GroupBy {
+    /// Snapshots of different hosts are in different groups.
     pub host: bool,
+    /// Snapshots of different sets of source paths are in different groups.
     pub paths: bool,
+    /// Snapshots with different sets of tags are in different groups.
     pub tags: bool,
 }
 
@@ -333,8 +349,11 @@ impl fmt::Display for GroupBy {
 /// Paths and tags are sorted.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct GroupKey {
+    /// The host, when grouping by host.
     pub hostname: Option<String>,
+    /// The source paths, when grouping by paths.
     pub paths: Option<Vec<String>>,
+    /// The tags, when grouping by tags.
     pub tags: Option<Vec<String>>,
 }
 
@@ -363,10 +382,13 @@ impl fmt::Display for GroupKey {
 /// What the policy says about one snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Decision {
+    /// The snapshot.
     #[serde(serialize_with = "hex_id")]
     pub id: SnapshotId,
+    /// When it was taken.
     #[serde(serialize_with = "rfc3339")]
     pub time: Time,
+    /// Whether any rule keeps it.
     pub keep: bool,
     /// Why it is kept, in rule order: `has tags [a, b]`, `within 1m`,
     /// `last snapshot`, `daily snapshot`, `oldest monthly snapshot`,
@@ -385,7 +407,9 @@ fn rfc3339<S: Serializer>(time: &Time, s: S) -> std::result::Result<S::Ok, S::Er
 /// The decisions for one group, newest snapshot first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Group {
+    /// What the group's snapshots share.
     pub key: GroupKey,
+    /// One decision per snapshot of the group.
     pub decisions: Vec<Decision>,
 }
 
@@ -404,8 +428,11 @@ impl Group {
 /// What the rules look at in a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Item {
+    /// The snapshot.
     pub id: SnapshotId,
+    /// When it was taken, with its UTC offset (which decides its buckets).
     pub time: Time,
+    /// Its tags.
     pub tags: Vec<String>,
 }
 

@@ -55,10 +55,16 @@ use crate::tree::{Node, NodeKind, Tree};
 /// What to snapshot and how to label it.
 #[derive(Clone, Debug, Default)]
 pub struct SnapshotOptions {
+    /// The source paths; relative ones are taken from the current directory.
     pub paths: Vec<PathBuf>,
+    /// Host recorded in the snapshot (and whose snapshots a parent is
+    /// looked for among).
     pub hostname: String,
+    /// User recorded in the snapshot.
     pub username: String,
+    /// Labels recorded in the snapshot.
     pub tags: Vec<String>,
+    /// Free text recorded in the snapshot.
     pub description: String,
     /// Record this time instead of now.
     pub time: Option<Time>,
@@ -68,6 +74,7 @@ pub struct SnapshotOptions {
     pub parent: Option<SnapshotId>,
     /// Read every file, ignoring any parent.
     pub no_parent: bool,
+    /// What to leave out of the source.
     pub exclude: ExcludeOptions,
     /// Walk and chunk everything, store nothing.
     pub dry_run: bool,
@@ -85,8 +92,11 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
 /// Live counters a caller may poll to draw progress.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Files done so far.
     pub files: AtomicU64,
+    /// Bytes of file content read from the source so far.
     pub bytes_read: AtomicU64,
+    /// Plaintext bytes of new blobs so far.
     pub bytes_added: AtomicU64,
 }
 
@@ -102,8 +112,11 @@ pub enum WarningKind {
 /// A problem with one source entry.
 #[derive(Clone, Debug)]
 pub struct Warning {
+    /// What went wrong.
     pub kind: WarningKind,
+    /// The source entry.
     pub path: PathBuf,
+    /// The error, in words.
     pub message: String,
 }
 
@@ -112,7 +125,9 @@ pub struct Warning {
 pub struct SnapshotOutcome {
     /// The id of the saved snapshot; `None` for a dry run.
     pub id: Option<SnapshotId>,
+    /// The snapshot as saved (or as it would have been, for a dry run).
     pub snapshot: Snapshot,
+    /// Problems with source entries.
     pub warnings: Vec<Warning>,
 }
 
