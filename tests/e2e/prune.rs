@@ -272,6 +272,13 @@ fn a_held_lock_stops_a_second_prune_but_never_a_snapshot() {
         err.contains("backup-host-2") && err.contains("prune"),
         "{err}"
     );
+    // One line, ending with what to do about it.
+    assert!(
+        err.trim_end().ends_with(
+            "; wait for it (--retry-lock DURATION), or run `arca unlock` if that process is gone"
+        ) && err.trim_end().lines().count() == 1,
+        "{err}"
+    );
     expect_failure(&env.run(&["repair", "index"]), 11);
     // Snapshots and forget take no lock.
     env.snapshot(&[&source]);

@@ -233,7 +233,7 @@ pub struct InitArgs {
         long,
         value_name = "LEVEL",
         allow_negative_numbers = true,
-        default_value_t = units::Compression(arca_core::format::COMPRESSION_DEFAULT)
+        default_value_t = units::Compression(arca_core::InitOptions::DEFAULT_COMPRESSION)
     )]
     pub compression: units::Compression,
 

@@ -42,3 +42,22 @@ pub fn for_error(error: &anyhow::Error) -> i32 {
         _ => ERROR,
     }
 }
+
+/// What to do about an engine error, in this program's terms (the engine's
+/// messages name no commands or options); `None` when the message is enough.
+pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
+    use arca_core::Error;
+    error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<Error>())
+        .find_map(|e| match e {
+            Error::Locked { .. } => Some(
+                "wait for it (--retry-lock DURATION), or run `arca unlock` if that process is gone",
+            ),
+            Error::KeyInUse { .. } => Some("pass --force to remove it anyway"),
+            Error::PacksMissing { .. } => {
+                Some("run arca check, and arca repair index if they are still missing")
+            }
+            _ => None,
+        })
+}

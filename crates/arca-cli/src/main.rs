@@ -143,7 +143,7 @@ fn main() {
 }
 
 /// The error and its causes in one line, leaving out causes whose text the
-/// message before them already includes.
+/// message before them already includes, then what to do about it.
 pub(crate) fn message(error: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in error.chain() {
@@ -154,6 +154,10 @@ pub(crate) fn message(error: &anyhow::Error) -> String {
             }
             text.push_str(&part);
         }
+    }
+    if let Some(hint) = exit::hint(error) {
+        text.push_str("; ");
+        text.push_str(hint);
     }
     text
 }

@@ -14,7 +14,9 @@ use crate::id::Id;
 /// The two kinds of blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BlobKind {
+    /// A chunk of file content.
     Data,
+    /// One directory's listing ([`Tree`](crate::Tree)).
     Tree,
 }
 

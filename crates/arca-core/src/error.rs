@@ -1,8 +1,11 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::id::PackId;
+
 /// What kind of failure, for callers that map errors to exit codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// No repository at the given location.
     NoRepository,
@@ -29,51 +32,128 @@ pub enum ErrorKind {
     /// A concurrent operation removed data this one needed; nothing was
     /// saved, and running it again is safe.
     Conflict,
+    /// A bug or broken invariant in arca itself, not the fault of the
+    /// repository or of the caller.
+    Internal,
 }
 
 /// An error of the engine; each variant names the thing it concerns.
+///
+/// Messages state what went wrong in the engine's terms; what to type about
+/// it is for the program embedding the engine to add.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// No repository at the location (the string).
     #[error("there is no repository at {0}")]
     NoRepository(String),
+    /// `init` found the location (the string) not empty.
     #[error("{0} is not empty; a new repository needs an empty or missing directory")]
     RepositoryExists(String),
+    /// No key of the repository at the location (the string) opens with the
+    /// password.
     #[error("wrong password: no key of repository {0} opens with it")]
     WrongPassword(String),
+    /// Repository bytes failed authentication or decoding.
     #[error("{object} is damaged or was tampered with: {reason}")]
-    Corrupt { object: String, reason: String },
+    Corrupt {
+        /// The object, such as `snapshot <id>` or `data pack <id>`.
+        object: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The repository's config has a format version this build does not read.
     #[error(
         "repository {location} has format version {found} in its config, but this arca reads only version {supported}"
     )]
     UnsupportedVersion {
+        /// Where the repository is.
         location: String,
+        /// The version in its config.
         found: u32,
+        /// The version this build reads.
         supported: u32,
     },
+    /// Something asked for does not exist; the string says what.
     #[error("{0}")]
     NotFound(String),
+    /// A request that cannot be carried out as given; the string says why.
     #[error("{0}")]
     InvalidInput(String),
+    /// Reading the backup source failed.
     #[error("cannot read {}: {source}", path.display())]
-    Source { path: PathBuf, source: io::Error },
+    Source {
+        /// The path that could not be read.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Writing the restore target failed.
     #[error("cannot write {}: {source}", path.display())]
-    Target { path: PathBuf, source: io::Error },
+    Target {
+        /// The path that could not be written.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The storage failed.
     #[error(transparent)]
     Storage(arca_backend::Error),
-    #[error(
-        "repository {location} is locked by {holder}; wait for it (--retry-lock DURATION), or run `arca unlock` if that process is gone"
-    )]
-    Locked { location: String, holder: String },
+    /// Another process holds a conflicting lock.
+    #[error("repository {location} is locked by {holder}")]
+    Locked {
+        /// Where the repository is.
+        location: String,
+        /// Who holds the lock: command, pid, user, host and since when.
+        holder: String,
+    },
+    /// A lock this process holds could not be kept (removed by someone
+    /// else, not refreshed in time), or taking it was interrupted.
     #[error("lost the lock on repository {location}: {reason}")]
-    LockLost { location: String, reason: String },
+    LockLost {
+        /// Where the repository is.
+        location: String,
+        /// What happened to the lock.
+        reason: String,
+    },
+    /// A concurrent operation removed data this one needed; nothing was
+    /// saved, and running it again is safe. The string says what happened.
     #[error("{0}")]
     Conflict(String),
+    /// Packs that the index lists, and that a snapshot or copy needs, are
+    /// missing from storage; nothing was saved.
+    #[error(
+        "{operation} not saved: pack(s) {}, which hold data it needs, are missing from the storage of repository {location} although the index lists them; run the {operation} again",
+        name_some(packs)
+    )]
+    PacksMissing {
+        /// The operation that was not saved: `snapshot` or `copy`.
+        operation: &'static str,
+        /// Where the repository is.
+        location: String,
+        /// The missing packs.
+        packs: Vec<PackId>,
+    },
+    /// Removing the key that opened the repository was not forced.
+    #[error("key {key} is the key in use for repository {location}")]
+    KeyInUse {
+        /// The key's short id.
+        key: String,
+        /// Where the repository is.
+        location: String,
+    },
+    /// A bug or broken invariant in arca itself; the string says what.
+    #[error("internal error (a bug in arca): {0}")]
+    Internal(String),
     /// An error of one of the two repositories an operation works on
     /// (`copy`'s source and destination).
     #[error("{role} repository {location}: {source}")]
     InRepository {
+        /// Which repository: `source` or `destination`.
         role: &'static str,
+        /// Where it is.
         location: String,
+        /// The error.
         source: Box<Error>,
     },
 }
@@ -95,6 +175,9 @@ impl Error {
             Error::Locked { .. } => ErrorKind::Locked,
             Error::LockLost { .. } => ErrorKind::Locked,
             Error::Conflict(_) => ErrorKind::Conflict,
+            Error::PacksMissing { .. } => ErrorKind::Conflict,
+            Error::KeyInUse { .. } => ErrorKind::InvalidInput,
+            Error::Internal(_) => ErrorKind::Internal,
             Error::InRepository { source, .. } => source.kind(),
         }
     }
@@ -160,6 +243,15 @@ impl Error {
 impl From<arca_backend::Error> for Error {
     fn from(e: arca_backend::Error) -> Error {
         Error::Storage(e)
+    }
+}
+
+/// The first three of `packs`, and how many more there are.
+fn name_some(packs: &[PackId]) -> String {
+    let names: Vec<String> = packs.iter().take(3).map(PackId::to_hex).collect();
+    match packs.len() - names.len() {
+        0 => names.join(", "),
+        more => format!("{} and {more} more", names.join(", ")),
     }
 }
 

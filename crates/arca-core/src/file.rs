@@ -12,6 +12,10 @@ use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::format::{COMPRESSION_NONE, COMPRESSION_ZSTD};
 
+/// zstd level of index, snapshot and lock files, whatever the config says
+/// (a writer's choice: readers accept any level).
+pub(crate) const METADATA_COMPRESSION: i32 = 3;
+
 /// Encodes `value` as MessagePack, compresses it at `level` when that helps
 /// (0: never) and seals it.
 pub(crate) fn seal<T: Serialize>(key: &MasterKey, aad: &[u8], value: &T, level: i32) -> Vec<u8> {

@@ -13,34 +13,52 @@ pub const FORMAT_VERSION: u32 = 1;
 /// First bytes of the `config` object, before the sealed part.
 pub const CONFIG_MAGIC: &[u8; 8] = b"ARCAREPO";
 
-/// Associated data of the sealed parts of each object kind. Binding the kind
-/// into the AEAD means an attacker cannot pass one kind off as another.
+// Associated data of the sealed parts of each object kind. Binding the kind
+// into the AEAD means an attacker cannot pass one kind off as another.
+
+/// Associated data of the sealed `config` body (followed by its header).
 pub const AAD_CONFIG: &[u8] = b"arca.v1.config";
+/// Associated data of the master secret sealed in a key file.
 pub const AAD_KEY: &[u8] = b"arca.v1.key";
+/// Associated data of an index file.
 pub const AAD_INDEX: &[u8] = b"arca.v1.index";
+/// Associated data of a snapshot file.
 pub const AAD_SNAPSHOT: &[u8] = b"arca.v1.snapshot";
+/// Associated data of a lock file.
 pub const AAD_LOCK: &[u8] = b"arca.v1.lock";
+/// Associated data of a pack's header.
 pub const AAD_PACK_HEADER: &[u8] = b"arca.v1.pack-header";
 /// Associated data of a copy's translation map: a local cache file, kept
 /// outside every repository but sealed with the destination's key, so its
 /// label must differ from every object's.
 pub const AAD_COPY_MAP: &[u8] = b"arca.v1.copy-map";
 
-/// BLAKE3 `derive_key` contexts splitting the 32-byte master secret.
+// BLAKE3 `derive_key` contexts splitting the 32-byte master secret.
+
+/// Context of the XChaCha20-Poly1305 key.
 pub const CONTEXT_ENCRYPTION: &str = "arca v1 encryption key";
+/// Context of the keyed-BLAKE3 key that makes blob ids.
 pub const CONTEXT_ID: &str = "arca v1 blob id key";
+/// Context of the seed of the chunker's gear table.
 pub const CONTEXT_CHUNKER: &str = "arca v1 chunker seed";
 
-/// Blob kinds, as stored in pack headers, index entries and blob AAD.
+// Blob kinds, as stored in pack headers, index entries and blob AAD.
+
+/// Kind byte of a data blob (a chunk of file content).
 pub const BLOB_DATA: u8 = 0;
+/// Kind byte of a tree blob (one directory's listing).
 pub const BLOB_TREE: u8 = 1;
 
-/// Compression markers, in pack headers, index entries and sealed files.
+// Compression markers, in pack headers, index entries and sealed files.
+
+/// Marker of bytes stored uncompressed.
 pub const COMPRESSION_NONE: u8 = 0;
+/// Marker of bytes stored as one zstd frame.
 pub const COMPRESSION_ZSTD: u8 = 1;
 
-/// XChaCha20-Poly1305 sizes.
+/// Bytes of an XChaCha20-Poly1305 nonce, stored before each sealed value.
 pub const NONCE_LEN: usize = 24;
+/// Bytes of the Poly1305 tag that ends each sealed value.
 pub const TAG_LEN: usize = 16;
 /// Bytes a sealed value adds to its plaintext.
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
@@ -50,65 +68,76 @@ pub const KEY_LEN: usize = 32;
 /// Length of every id (BLAKE3 output).
 pub const ID_LEN: usize = 32;
 
-/// Key file version and KDF.
+/// Version of the key file layout.
 pub const KEY_FILE_VERSION: u32 = 1;
+/// Name of the only KDF key files use.
 pub const KDF_ARGON2ID: &str = "argon2id";
-/// Defaults for new keys: argon2id, 64 MiB, 3 passes, 1 lane. The password
-/// is what protects an offsite copy from whoever holds the bucket, so the
-/// cost of a guess is set with the tools operators compare arca with
-/// (borg 2 uses 64 MiB), not lowered to shave the memory a command holds
-/// for a moment while it opens the repository.
-pub const KDF_DEFAULT_MEMORY_KIB: u32 = 64 * 1024;
-pub const KDF_DEFAULT_ITERATIONS: u32 = 3;
-pub const KDF_DEFAULT_PARALLELISM: u32 = 1;
-pub const KDF_SALT_LEN: usize = 32;
-/// Caps on KDF parameters read from a key file. Key files are not
-/// authenticated before the KDF runs, so an attacker could ask for terabytes
-/// of memory; anything beyond these is refused before allocating.
+
+// Caps on KDF parameters read from a key file. Key files are not
+// authenticated before the KDF runs, so an attacker could ask for terabytes
+// of memory; anything beyond these is refused before allocating.
+
+/// Most memory a key file may ask the KDF for, in KiB (4 GiB).
 pub const KDF_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+/// Most passes a key file may ask for.
 pub const KDF_MAX_ITERATIONS: u32 = 64;
+/// Most lanes a key file may ask for.
 pub const KDF_MAX_PARALLELISM: u32 = 64;
-/// Floors: a key file asking for less is refused as damaged (nothing
-/// arca writes is that weak, so it was edited, or made by a careless tool),
-/// as is one below Argon2's own minimum of 8 KiB per lane.
+
+// Floors: a key file asking for less is refused as damaged (nothing
+// arca writes is that weak, so it was edited, or made by a careless tool),
+// as is one below Argon2's own minimum of 8 KiB per lane.
+
+/// Least memory a key file may ask the KDF for, in KiB (8 MiB).
 pub const KDF_MIN_MEMORY_KIB: u32 = 8 * 1024;
+/// Fewest passes a key file may ask for.
 pub const KDF_MIN_ITERATIONS: u32 = 1;
+/// Fewest lanes a key file may ask for.
 pub const KDF_MIN_PARALLELISM: u32 = 1;
+/// Shortest salt a key file may hold, in bytes.
 pub const KDF_MIN_SALT_LEN: usize = 16;
+/// Longest salt a key file may hold, in bytes.
 pub const KDF_MAX_SALT_LEN: usize = 64;
 
-/// Chunker defaults (FastCDC v2020, normalisation level 1).
-pub const CHUNK_MIN_DEFAULT: u32 = 512 * 1024;
-pub const CHUNK_AVG_DEFAULT: u32 = 1024 * 1024;
-pub const CHUNK_MAX_DEFAULT: u32 = 8 * 1024 * 1024;
-/// Bounds a config's chunker parameters must respect (those of FastCDC v2020).
+// Bounds a config's chunker parameters must respect (those of FastCDC
+// v2020), in bytes.
+
+/// Lowest minimum chunk size.
 pub const CHUNK_MIN_LOWEST: u32 = 64;
+/// Highest minimum chunk size.
 pub const CHUNK_MIN_HIGHEST: u32 = 1024 * 1024;
+/// Lowest average chunk size.
 pub const CHUNK_AVG_LOWEST: u32 = 256;
+/// Highest average chunk size.
 pub const CHUNK_AVG_HIGHEST: u32 = 4 * 1024 * 1024;
+/// Lowest maximum chunk size.
 pub const CHUNK_MAX_LOWEST: u32 = 1024;
+/// Highest maximum chunk size.
 pub const CHUNK_MAX_HIGHEST: u32 = 16 * 1024 * 1024;
 
-/// Default target pack size, and the range `init` accepts.
-pub const PACK_SIZE_DEFAULT: u32 = 16 * 1024 * 1024;
+/// Smallest target pack size a config may hold, in bytes (1 MiB).
 pub const PACK_SIZE_MIN: u32 = 1024 * 1024;
+/// Largest target pack size a config may hold, in bytes (1 GiB).
 pub const PACK_SIZE_MAX: u32 = 1024 * 1024 * 1024;
 
-/// Default zstd level of new repositories' blobs; 0 means "store
-/// uncompressed". Level 2 spends a fifth less CPU than level 3 for about
-/// 1.5 % more bytes on database files (docs/performance.md).
-pub const COMPRESSION_DEFAULT: i32 = 2;
-/// zstd level of index, snapshot and lock files, whatever the config says.
-pub const COMPRESSION_METADATA: i32 = 3;
+/// Highest zstd level a config may hold (0 stores blobs uncompressed).
 pub const COMPRESSION_MAX: i32 = 22;
 
-/// Limits applied when decoding repository bytes.
+// Limits applied when decoding repository bytes: for sealed files, both
+// the stored size and the decompressed body.
+
+/// Largest `config` object, in bytes.
 pub const MAX_CONFIG_LEN: u64 = 64 * 1024;
+/// Largest key file, in bytes.
 pub const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
+/// Largest snapshot file, in bytes.
 pub const MAX_SNAPSHOT_LEN: u64 = 64 * 1024 * 1024;
+/// Largest index file, in bytes.
 pub const MAX_INDEX_LEN: u64 = 1024 * 1024 * 1024;
+/// Largest lock file, in bytes.
 pub const MAX_LOCK_LEN: u64 = 64 * 1024;
-/// A copy map larger than this is ignored (about 16 million blobs).
+/// Largest copy map read, in bytes; a larger one is ignored (about 16
+/// million blobs).
 pub const MAX_COPY_MAP_LEN: u64 = 1024 * 1024 * 1024;
 /// A pack header may not exceed this many stored bytes.
 pub const MAX_PACK_HEADER_LEN: u32 = 64 * 1024 * 1024;

@@ -36,11 +36,13 @@ use crate::time::Timestamp;
 /// One pack as an index file lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexPack {
+    /// The pack's id (the hash of its stored bytes).
     pub id: PackId,
     /// Kind of every blob in the pack (and so its directory).
     pub kind: u8,
-    /// Stored size of the whole pack.
+    /// Stored size of the whole pack, in bytes.
     pub size: u64,
+    /// Its blobs, as its header lists them.
     pub blobs: Vec<PackEntry>,
     /// When a prune marked the pack for deletion; `None`: in use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,13 +52,16 @@ pub struct IndexPack {
 /// The decoded body of `index/<id>`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexFile {
+    /// Index files this one replaces; readers ignore them.
     pub supersedes: Vec<IndexId>,
+    /// The packs it lists.
     pub packs: Vec<IndexPack>,
 }
 
 impl IndexFile {
+    /// Seals the index file for storage.
     pub fn encode(&self, key: &MasterKey) -> Vec<u8> {
-        file::seal(key, AAD_INDEX, self, COMPRESSION_METADATA)
+        file::seal(key, AAD_INDEX, self, file::METADATA_COMPRESSION)
     }
 
     /// Opens and validates an index file.
@@ -223,10 +228,15 @@ fn search(slice: &[Entry], key: &Key) -> Option<usize> {
 /// Where a blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Location {
+    /// The pack holding the blob.
     pub pack: PackId,
+    /// Where the stored blob starts in the pack, in bytes.
     pub offset: u32,
+    /// Stored (sealed) length in bytes.
     pub length: u32,
+    /// Length of the plaintext in bytes.
     pub raw_length: u32,
+    /// Compression marker ([`COMPRESSION_NONE`] or [`COMPRESSION_ZSTD`]).
     pub compression: u8,
     /// The pack is marked for deletion (and no unmarked copy exists).
     pub marked: bool,
@@ -235,9 +245,13 @@ pub struct Location {
 /// One pack as the in-memory index knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PackInfo {
+    /// The pack's id.
     pub id: PackId,
+    /// Kind of every blob in it.
     pub kind: BlobKind,
+    /// Stored size in bytes.
     pub size: u64,
+    /// Whether an index file marks it for deletion.
     pub marked: bool,
 }
 
@@ -281,9 +295,8 @@ impl Index {
 
     /// Adds every pack of the index file `id`, remembering what it
     /// supersedes: [`Index::finish`] drops the packs of every added file
-    /// that another added file supersedes, as [`effective`] does for whole
-    /// files. Files can so be added one by one as they are decoded, in any
-    /// order, without holding them all.
+    /// that another added file supersedes. Files can so be added one by one
+    /// as they are decoded, in any order, without holding them all.
     pub fn add_file_from(&mut self, id: IndexId, file: &IndexFile) {
         let number = self.files.len() as u32;
         self.files.push((id, file.supersedes.clone()));
@@ -468,6 +481,7 @@ impl Index {
         })
     }
 
+    /// Whether the repository has the blob, in any pack.
     pub fn contains(&self, kind: BlobKind, id: &Id) -> bool {
         self.get(kind, id).is_some()
     }
@@ -483,6 +497,7 @@ impl Index {
         self.entries.len()
     }
 
+    /// Whether the index knows no blob.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

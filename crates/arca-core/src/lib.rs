@@ -19,7 +19,7 @@
 //!   [`change_password()`]: the passwords that open a repository.
 //! - The format objects: [`Config`], [`KeyFile`], [`PackWriter`],
 //!   [`IndexFile`], [`Tree`], [`Snapshot`]; their constants live in
-//!   [`format`].
+//!   [`mod@format`].
 //!
 //! ```
 //! use std::sync::Arc;
@@ -36,6 +36,8 @@
 //! repo.load_index().unwrap();
 //! assert!(repo.snapshots().unwrap().is_empty());
 //! ```
+
+#![warn(missing_docs)]
 
 mod blob;
 mod cache;

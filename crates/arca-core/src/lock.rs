@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::file;
-use crate::format::{AAD_LOCK, COMPRESSION_METADATA, MAX_LOCK_LEN};
+use crate::format::{AAD_LOCK, MAX_LOCK_LEN};
 use crate::id::Id;
 use crate::repository::{Owner, Repository};
 use crate::time::{Time, Timestamp};
@@ -51,13 +51,19 @@ pub enum LockMode {
 /// The content of a lock file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockRecord {
+    /// Whether the lock is [`LockMode::Exclusive`].
     pub exclusive: bool,
     /// The command holding it, e.g. `prune`.
     pub command: String,
+    /// Host of the holding process.
     pub hostname: String,
+    /// User of the holding process.
     pub username: String,
+    /// Process id of the holder, on its host.
     pub pid: u32,
+    /// When the lock was taken.
     pub created: Timestamp,
+    /// When the holder last refreshed it.
     pub refreshed: Timestamp,
 }
 
@@ -76,10 +82,12 @@ impl LockRecord {
         }
     }
 
+    /// Seals the record for storage.
     pub fn encode(&self, key: &MasterKey) -> Vec<u8> {
-        file::seal(key, AAD_LOCK, self, COMPRESSION_METADATA)
+        file::seal(key, AAD_LOCK, self, file::METADATA_COMPRESSION)
     }
 
+    /// Opens a stored record; `object` names it in errors.
     pub fn decode(bytes: &[u8], key: &MasterKey, object: &str) -> Result<LockRecord> {
         file::open(key, AAD_LOCK, bytes, object, MAX_LOCK_LEN)
     }
@@ -125,6 +133,7 @@ fn process_exists(pid: u32) -> bool {
 /// One lock file found in `locks/`.
 #[derive(Clone, Debug)]
 pub struct FoundLock {
+    /// The lock file's name in `locks/`.
     pub name: String,
     /// `Err`: the file could not be read or decoded (it is reported, and
     /// treated as held until removed).
@@ -399,7 +408,7 @@ fn conflict(repo: &Repository, own: &str, record: &LockRecord) -> Result<Option<
             }
             Err(reason) => {
                 return Ok(Some(format!(
-                    "an unreadable lock file {} ({reason}; `arca unlock` removes it)",
+                    "an unreadable lock file {} ({reason})",
                     other.name
                 )));
             }

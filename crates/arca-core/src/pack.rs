@@ -38,21 +38,27 @@ pub struct PackEntry(
 );
 
 impl PackEntry {
+    /// The blob's kind; `None` for an unknown kind byte.
     pub fn kind(&self) -> Option<BlobKind> {
         BlobKind::from_byte(self.0)
     }
+    /// The blob's id.
     pub fn id(&self) -> Id {
         self.1
     }
+    /// Where the stored blob starts in the pack, in bytes.
     pub fn offset(&self) -> u32 {
         self.2
     }
+    /// Stored length in bytes.
     pub fn length(&self) -> u32 {
         self.3
     }
+    /// Plaintext length in bytes.
     pub fn raw_length(&self) -> u32 {
         self.4
     }
+    /// Compression marker.
     pub fn compression(&self) -> u8 {
         self.5
     }
@@ -133,6 +139,7 @@ impl std::fmt::Debug for PackWriter {
 
 /// The bytes of a finished pack.
 pub enum PackBody {
+    /// Assembled in memory.
     Memory(Vec<u8>),
     /// Written to the repository, waiting for [`Staged::commit`].
     Staged(Box<dyn Staged>),
@@ -149,11 +156,15 @@ impl std::fmt::Debug for PackBody {
 
 /// A finished pack, ready to store.
 pub struct FinishedPack {
+    /// The pack's id (the hash of its bytes).
     pub id: PackId,
+    /// Kind of every blob in it.
     pub kind: BlobKind,
     /// Its size in bytes.
     pub size: u64,
+    /// Its bytes.
     pub body: PackBody,
+    /// Its blobs, as its header lists them.
     pub entries: Vec<PackEntry>,
 }
 
@@ -179,6 +190,8 @@ impl FinishedPack {
 }
 
 impl PackWriter {
+    /// A writer assembling a pack of `kind` in memory, with room for
+    /// `capacity` bytes.
     pub fn new(kind: BlobKind, capacity: usize) -> PackWriter {
         PackWriter::with_buffer(kind, Vec::with_capacity(capacity))
     }
@@ -233,6 +246,7 @@ impl PackWriter {
         self.len
     }
 
+    /// Whether no blob was added.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::*;
 use crate::id::{Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
 use crate::index::{Index, IndexFile, IndexPack, PackInfo};
-use crate::key::KeyFile;
+use crate::key::{KdfParams, KeyFile};
 use crate::pack::{FinishedPack, PackBody, PackEntry};
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
@@ -27,10 +27,13 @@ enum Loaded {
     TreeUnindexed(SnapshotId, Snapshot),
 }
 
-/// Who is creating a key: recorded in the key file.
+/// Who is creating a key or taking a lock: recorded in the key or lock
+/// file.
 #[derive(Clone, Debug, Default)]
 pub struct Owner {
+    /// The host's name.
     pub hostname: String,
+    /// The user's name.
     pub username: String,
 }
 
@@ -185,10 +188,12 @@ impl Repository {
         self.verify_uploads.then(|| self.storage.clone())
     }
 
+    /// The repository's decoded config.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// The master key the repository was opened with.
     pub fn key(&self) -> &MasterKey {
         &self.key
     }
@@ -204,6 +209,7 @@ impl Repository {
         self.key_id = id;
     }
 
+    /// The storage, with the metadata cache if one is in use.
     pub fn backend(&self) -> &dyn Backend {
         &*self.backend
     }
@@ -213,6 +219,7 @@ impl Repository {
         self.backend.clone()
     }
 
+    /// The blob index, empty until [`Repository::load_index`].
     pub fn index(&self) -> &Index {
         &self.index
     }
@@ -847,7 +854,8 @@ fn write_key(backend: &dyn Backend, file: &KeyFile) -> Result<KeyId> {
 /// the default cost. Key files are not authenticated before their KDF runs,
 /// so anyone who can write to storage can plant some; tried cheapest first
 /// and within this budget, they cost a command at most a few seconds.
-pub const KDF_BUDGET: u64 = 8 * KDF_DEFAULT_MEMORY_KIB as u64 * KDF_DEFAULT_ITERATIONS as u64;
+pub const KDF_BUDGET: u64 =
+    8 * KdfParams::DEFAULT.memory_kib as u64 * KdfParams::DEFAULT.iterations as u64;
 
 /// Key files asking for more memory than this are not tried: an
 /// allocation that large could take the machine down.

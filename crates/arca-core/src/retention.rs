@@ -38,7 +38,6 @@ use crate::time::Time;
 pub const UNLIMITED: i64 = -1;
 
 const NANOS_PER_SECOND: i128 = 1_000_000_000;
-const SECONDS_PER_DAY: i128 = 86_400;
 
 /// A calendar duration for the `within` rules, such as `1y6m` or `7d12h`.
 ///
@@ -47,9 +46,13 @@ const SECONDS_PER_DAY: i128 = 86_400;
 /// rule is off.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Span {
+    /// Calendar years.
     pub years: i32,
+    /// Calendar months.
     pub months: i32,
+    /// Calendar days.
     pub days: i32,
+    /// Hours of elapsed time.
     pub hours: i32,
 }
 
@@ -170,18 +173,27 @@ pub fn parse_tag_list(s: &str) -> Result<Vec<String>> {
 pub struct Policy {
     /// The newest `n` snapshots.
     pub last: Option<i64>,
+    /// The newest snapshot of each of the `n` newest hours.
     pub hourly: Option<i64>,
+    /// The newest snapshot of each of the `n` newest days.
     pub daily: Option<i64>,
+    /// The newest snapshot of each of the `n` newest ISO weeks.
     pub weekly: Option<i64>,
+    /// The newest snapshot of each of the `n` newest months.
     pub monthly: Option<i64>,
+    /// The newest snapshot of each of the `n` newest years.
     pub yearly: Option<i64>,
     /// Every snapshot strictly newer than the newest minus this span.
     pub within: Option<Span>,
     /// The newest snapshot of each hour within the span.
     pub within_hourly: Option<Span>,
+    /// The newest snapshot of each day within the span.
     pub within_daily: Option<Span>,
+    /// The newest snapshot of each ISO week within the span.
     pub within_weekly: Option<Span>,
+    /// The newest snapshot of each month within the span.
     pub within_monthly: Option<Span>,
+    /// The newest snapshot of each year within the span.
     pub within_yearly: Option<Span>,
     /// Snapshots that have all tags of at least one of these lists. They
     /// are kept without using up any count.
@@ -270,8 +282,11 @@ impl fmt::Display for Policy {
 /// group separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GroupBy {
+    /// Snapshots of different hosts are in different groups.
     pub host: bool,
+    /// Snapshots of different sets of source paths are in different groups.
     pub paths: bool,
+    /// Snapshots with different sets of tags are in different groups.
     pub tags: bool,
 }
 
@@ -334,8 +349,11 @@ impl fmt::Display for GroupBy {
 /// Paths and tags are sorted.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct GroupKey {
+    /// The host, when grouping by host.
     pub hostname: Option<String>,
+    /// The source paths, when grouping by paths.
     pub paths: Option<Vec<String>>,
+    /// The tags, when grouping by tags.
     pub tags: Option<Vec<String>>,
 }
 
@@ -364,10 +382,13 @@ impl fmt::Display for GroupKey {
 /// What the policy says about one snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Decision {
+    /// The snapshot.
     #[serde(serialize_with = "hex_id")]
     pub id: SnapshotId,
+    /// When it was taken.
     #[serde(serialize_with = "rfc3339")]
     pub time: Time,
+    /// Whether any rule keeps it.
     pub keep: bool,
     /// Why it is kept, in rule order: `has tags [a, b]`, `within 1m`,
     /// `last snapshot`, `daily snapshot`, `oldest monthly snapshot`,
@@ -386,7 +407,9 @@ fn rfc3339<S: Serializer>(time: &Time, s: S) -> std::result::Result<S::Ok, S::Er
 /// The decisions for one group, newest snapshot first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Group {
+    /// What the group's snapshots share.
     pub key: GroupKey,
+    /// One decision per snapshot of the group.
     pub decisions: Vec<Decision>,
 }
 
@@ -405,8 +428,11 @@ impl Group {
 /// What the rules look at in a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Item {
+    /// The snapshot.
     pub id: SnapshotId,
+    /// When it was taken, with its UTC offset (which decides its buckets).
     pub time: Time,
+    /// Its tags.
     pub tags: Vec<String>,
 }
 
@@ -649,27 +675,25 @@ impl Bucket {
     /// The bucket of the snapshot at position `nr` (newest first), read on
     /// the wall clock of its recorded offset.
     fn value(self, time: Time, nr: usize) -> [i64; 4] {
-        let wall = wall_seconds(time);
-        let days = wall.div_euclid(SECONDS_PER_DAY) as i64;
-        let hour = (wall.rem_euclid(SECONDS_PER_DAY) / 3600) as i64;
-        let (year, month, day) = civil_from_days(days);
+        let wall = time.to_zoned().datetime();
+        let date = wall.date();
+        let (year, month, day) = (
+            i64::from(date.year()),
+            i64::from(date.month()),
+            i64::from(date.day()),
+        );
         match self {
             Bucket::Last => [nr as i64, 0, 0, 0],
-            Bucket::Hour => [year, month, day, hour],
+            Bucket::Hour => [year, month, day, i64::from(wall.hour())],
             Bucket::Day => [year, month, day, 0],
             Bucket::Week => {
-                let (iso_year, week) = iso_week(days);
-                [iso_year, week, 0, 0]
+                let week = date.iso_week_date();
+                [i64::from(week.year()), i64::from(week.week()), 0, 0]
             }
             Bucket::Month => [year, month, 0, 0],
             Bucket::Year => [year, 0, 0, 0],
         }
     }
-}
-
-/// Seconds since the epoch of the snapshot's wall clock read as UTC.
-fn wall_seconds(time: Time) -> i128 {
-    i128::from(time.at.seconds) + i128::from(time.offset_seconds)
 }
 
 /// Nanoseconds since the epoch.
@@ -746,59 +770,31 @@ fn cutoff(reference: Time, span: Span, local: &jiff::tz::TimeZone) -> i128 {
         Calendar::Fixed(offset)
     };
 
-    let wall = at + offset;
-    let time_of_day = wall.rem_euclid(SECONDS_PER_DAY);
-    let (year, month, day) = civil_from_days(wall.div_euclid(SECONDS_PER_DAY) as i64);
-    let months = (month - 1) - i64::from(span.months);
-    let year = year - i64::from(span.years) + months.div_euclid(12);
-    let month = months.rem_euclid(12) + 1;
-    // The day number stays; past the end of the month it rolls on.
-    let days = days_from_civil(year, month, 1) + (day - 1) - i64::from(span.days);
-    let wall = i128::from(days) * SECONDS_PER_DAY + time_of_day;
-    let unix = calendar.resolve(wall) - i128::from(span.hours) * 3600;
-    unix * NANOS_PER_SECOND + i128::from(reference.at.nanos)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date; `month` is 1 to 12.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    // Count years from March so the leap day ends the year.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y.rem_euclid(400);
-    let march_month = (month + 9) % 12;
-    let day_of_year = (153 * march_month + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// Year, month (1 to 12) and day of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let march_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * march_month + 2) / 5 + 1;
-    let month = if march_month < 10 {
-        march_month + 3
-    } else {
-        march_month - 9
+    // Years and months move the month and keep the day number; past the
+    // end of the month it rolls on (jiff's month arithmetic would clamp
+    // instead), so count the months from the first of the month and add the
+    // day back as days.
+    let mut whole = reference;
+    whole.at.nanos = 0;
+    let wall = whole.to_zoned().datetime();
+    let months = i64::from(span.years) * 12 + i64::from(span.months);
+    let days = i64::from(wall.day()) - 1 - i64::from(span.days);
+    let moved = jiff::Span::new()
+        .try_months(months)
+        .and_then(|months| wall.date().first_of_month().checked_sub(months))
+        .and_then(|date| date.checked_add(jiff::Span::new().try_days(days)?));
+    // Spans are never negative, so a date before the calendar's range
+    // (year -9999) is before every snapshot.
+    let Ok(moved) = moved else {
+        return i128::MIN;
     };
-    let year = era * 400 + year_of_era + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// ISO 8601 year and week of a day count since 1970-01-01: the week's
-/// Thursday decides the year.
-fn iso_week(days: i64) -> (i64, i64) {
-    // 1970-01-01 was a Thursday; Monday is 0.
-    let weekday = (days + 3).rem_euclid(7);
-    let thursday = days - weekday + 3;
-    let (year, _, _) = civil_from_days(thursday);
-    let week = (thursday - days_from_civil(year, 1, 1)) / 7 + 1;
-    (year, week)
+    let epoch = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
+    let wall = moved
+        .to_datetime(wall.time())
+        .duration_since(epoch)
+        .as_secs();
+    let unix = calendar.resolve(i128::from(wall)) - i128::from(span.hours) * 3600;
+    unix * NANOS_PER_SECOND + i128::from(reference.at.nanos)
 }
 
 #[cfg(test)]
@@ -1184,43 +1180,9 @@ mod tests {
             ("2027-01-01", 2026, 53),
             ("2026-01-01", 2026, 1),
         ] {
-            let d: jiff::civil::Date = date.parse().unwrap();
-            let days = days_from_civil(
-                i64::from(d.year()),
-                i64::from(d.month()),
-                i64::from(d.day()),
-            );
-            assert_eq!(iso_week(days), (year, week), "{date}");
+            let at = time(&format!("{date}T12:00:00Z"));
+            assert_eq!(Bucket::Week.value(at, 0), [year, week, 0, 0], "{date}");
         }
-    }
-
-    #[test]
-    fn calendar_helpers_agree_with_jiff_over_centuries() {
-        let start = days_from_civil(1890, 1, 1);
-        let end = days_from_civil(2110, 12, 31);
-        let mut date = jiff::civil::date(1890, 1, 1);
-        for days in start..=end {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(
-                (y, m, d),
-                (
-                    i64::from(date.year()),
-                    i64::from(date.month()),
-                    i64::from(date.day())
-                )
-            );
-            assert_eq!(days_from_civil(y, m, d), days);
-            let iso = date.iso_week_date();
-            assert_eq!(
-                iso_week(days),
-                (i64::from(iso.year()), i64::from(iso.week())),
-                "{date}"
-            );
-            date = date.tomorrow().unwrap();
-        }
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(civil_from_days(-719_528), (0, 1, 1));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::MasterKey;
 use crate::error::Result;
 use crate::file;
-use crate::format::{AAD_SNAPSHOT, COMPRESSION_METADATA, MAX_SNAPSHOT_LEN};
+use crate::format::{AAD_SNAPSHOT, MAX_SNAPSHOT_LEN};
 use crate::id::{Id, SnapshotId, TreeId};
 use crate::time::Time;
 
@@ -23,11 +23,17 @@ pub struct Origin {
 /// What one snapshot run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Files counted as new (every file, when there is no parent).
     pub files_new: u64,
+    /// Files changed relative to the parent snapshot.
     pub files_changed: u64,
+    /// Files unchanged relative to the parent snapshot.
     pub files_unchanged: u64,
+    /// Directories counted as new (every directory, when there is no parent).
     pub dirs_new: u64,
+    /// Directories changed relative to the parent snapshot.
     pub dirs_changed: u64,
+    /// Directories unchanged relative to the parent snapshot.
     pub dirs_unchanged: u64,
     /// Bytes of file content read from the source.
     pub bytes_read: u64,
@@ -35,12 +41,15 @@ pub struct Summary {
     pub bytes_added: u64,
     /// Stored (compressed, sealed) bytes of those blobs.
     pub bytes_stored: u64,
+    /// Number of blobs this run added.
     pub blobs_added: u64,
-    /// Total size of the files in the snapshot.
+    /// Total size of the files in the snapshot, in bytes.
     pub total_bytes: u64,
+    /// Number of files in the snapshot.
     pub total_files: u64,
     /// Source entries that could not be read and were left out.
     pub errors: u64,
+    /// Duration of the run in milliseconds.
     pub duration_ms: u64,
 }
 
@@ -66,19 +75,29 @@ impl Summary {
 /// A decoded snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// When the snapshot was taken, with the UTC offset of the place.
     pub time: Time,
+    /// The root tree.
     pub tree: TreeId,
     /// The absolute source paths, raw bytes.
     pub paths: Vec<serde_bytes::ByteBuf>,
+    /// Host the snapshot was taken on.
     pub hostname: String,
+    /// User who took it.
     pub username: String,
+    /// Labels; empty when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Free text; empty when there is none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// The earlier snapshot this one was based on; `None`: none (every file
+    /// was read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<SnapshotId>,
+    /// The writer's name and version, e.g. `arca 0.1.0`.
     pub program_version: String,
+    /// Statistics of the run; `None` when the writer recorded none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
     /// For a snapshot made by `repair snapshots`: the damaged original.
@@ -90,10 +109,12 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Seals the snapshot for storage.
     pub fn encode(&self, key: &MasterKey) -> Vec<u8> {
-        file::seal(key, AAD_SNAPSHOT, self, COMPRESSION_METADATA)
+        file::seal(key, AAD_SNAPSHOT, self, file::METADATA_COMPRESSION)
     }
 
+    /// Opens a stored snapshot; `object` names it in errors.
     pub fn decode(bytes: &[u8], key: &MasterKey, object: &str) -> Result<Snapshot> {
         file::open(key, AAD_SNAPSHOT, bytes, object, MAX_SNAPSHOT_LEN)
     }

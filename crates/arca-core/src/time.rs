@@ -62,6 +62,7 @@ impl Timestamp {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "(i64, u32, i32)", into = "(i64, u32, i32)")]
 pub struct Time {
+    /// The instant.
     pub at: Timestamp,
     /// Offset from UTC in seconds, within ±24 h.
     pub offset_seconds: i32,

@@ -16,20 +16,29 @@ use crate::time::Timestamp;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeKind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link.
     Symlink,
+    /// A named pipe.
     Fifo,
+    /// A Unix socket.
     Socket,
+    /// A character device.
     Chardev,
+    /// A block device.
     Blockdev,
 }
 
 /// One extended attribute.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Xattr {
+    /// The attribute's name, raw bytes.
     #[serde(with = "serde_bytes")]
     pub name: Vec<u8>,
+    /// Its value, raw bytes.
     #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
 }
@@ -41,24 +50,37 @@ fn is_zero(v: &u64) -> bool {
 /// One directory entry with its metadata.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
+    /// The entry's name, raw bytes.
     #[serde(with = "serde_bytes")]
     pub name: Vec<u8>,
+    /// What the entry is.
     pub kind: NodeKind,
     /// Permission bits including setuid, setgid and sticky (`st_mode & 0o7777`).
     pub mode: u32,
+    /// Owner user id.
     pub uid: u32,
+    /// Owner group id.
     pub gid: u32,
+    /// Owner user name; empty when unknown.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user: String,
+    /// Owner group name; empty when unknown.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub group: String,
+    /// Modification time.
     pub mtime: Timestamp,
+    /// Access time (for directories: the modification time, so that
+    /// walking them does not change every tree).
     pub atime: Timestamp,
+    /// Status change time.
     pub ctime: Timestamp,
     /// Size in bytes (files: content length; symlinks: target length).
     pub size: u64,
+    /// Inode number at the source.
     pub inode: u64,
+    /// Device id of the file system that held it at the source (`st_dev`).
     pub device: u64,
+    /// Hard link count.
     pub links: u64,
     /// Symlink target, raw bytes.
     #[serde(default, skip_serializing_if = "Vec::is_empty", with = "serde_bytes")]
@@ -66,6 +88,7 @@ pub struct Node {
     /// Device number of character and block devices.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rdev: u64,
+    /// Extended attributes, sorted by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub xattrs: Vec<Xattr>,
     /// Files: the ids of their chunks, in order.
@@ -107,6 +130,7 @@ impl Node {
 /// A decoded directory.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {
+    /// One node per entry, sorted by name bytes.
     pub nodes: Vec<Node>,
 }
 

@@ -29,6 +29,7 @@ pub struct Pattern {
 }
 
 impl Pattern {
+    /// Compiles a glob; an invalid one is [`Error::InvalidInput`].
     pub fn new(pattern: &str) -> Result<Pattern> {
         let glob = Glob::new(pattern)
             .map_err(|e| Error::InvalidInput(format!("pattern {pattern:?}: {e}")))?;
@@ -61,6 +62,7 @@ pub struct Finder<'r> {
 }
 
 impl<'r> Finder<'r> {
+    /// A finder of `pattern` in `repo`'s snapshots.
     pub fn new(repo: &'r Repository, pattern: Pattern) -> Finder<'r> {
         Finder {
             repo,
@@ -126,9 +128,13 @@ pub enum Change {
 /// One difference, with the entry's size on each side.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Difference {
+    /// How the entry differs.
     pub change: Change,
+    /// The entry's absolute path in the snapshots.
     pub path: PathBuf,
+    /// Its size in bytes in the first snapshot (0 when absent there).
     pub size_before: u64,
+    /// Its size in bytes in the second snapshot (0 when absent there).
     pub size_after: u64,
 }
 

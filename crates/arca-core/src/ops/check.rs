@@ -42,7 +42,12 @@ pub enum Subset {
     All,
     /// The packs in bucket `n` (1-based) of `m`, by pack id: `m` runs with
     /// `n` = 1..=m read every pack exactly once.
-    Bucket { n: u32, m: u32 },
+    Bucket {
+        /// Which bucket, from 1 to `m`.
+        n: u32,
+        /// How many buckets.
+        m: u32,
+    },
     /// A random share of the packs, in percent.
     Percent(f64),
     /// Random packs up to this many bytes.
@@ -59,22 +64,29 @@ pub struct CheckOptions {
 /// Live counters for a progress bar.
 #[derive(Debug, Default)]
 pub struct CheckProgress {
+    /// Pack bytes read so far.
     pub bytes_read: AtomicU64,
+    /// Pack bytes the check reads in all (0 until known).
     pub bytes_total: AtomicU64,
 }
 
 /// A snapshot path hurt by a problem.
 #[derive(Clone, Debug, Serialize)]
 pub struct Affected {
+    /// The snapshot's id, in hex.
     pub snapshot: String,
+    /// The path in the snapshot.
     pub path: String,
 }
 
 /// One problem, naming the object it is about.
 #[derive(Clone, Debug, Serialize)]
 pub struct Problem {
+    /// The object, such as `snapshot <id>` or `data pack <id>`.
     pub object: String,
+    /// What is wrong with it.
     pub message: String,
+    /// Snapshot paths it hurts (at most 100 per problem).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub affects: Vec<Affected>,
 }
@@ -82,22 +94,32 @@ pub struct Problem {
 /// The outcome of a check.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CheckReport {
+    /// Damage found.
     pub errors: Vec<Problem>,
+    /// Findings that are not damage (packs no index lists).
     pub warnings: Vec<Problem>,
+    /// Key files checked.
     pub keys: u64,
+    /// Index files listed.
     pub index_files: u64,
+    /// Snapshot files listed.
     pub snapshots: u64,
     /// Distinct trees walked.
     pub trees: u64,
+    /// Packs the index lists.
     pub packs: u64,
+    /// Packs read in full.
     pub packs_read: u64,
+    /// Pack bytes read.
     pub bytes_read: u64,
     /// Blobs stored in more than one pack.
     pub duplicate_blobs: u64,
+    /// Packs in storage that no index lists.
     pub unindexed_packs: u64,
 }
 
 impl CheckReport {
+    /// Whether no damage was found (warnings aside).
     pub fn ok(&self) -> bool {
         self.errors.is_empty()
     }

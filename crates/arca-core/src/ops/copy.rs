@@ -79,7 +79,9 @@ pub struct CopyProgress {
 /// A source snapshot and its copy in the destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct CopiedSnapshot {
+    /// The snapshot in the source repository.
     pub source: SnapshotId,
+    /// Its copy in the destination.
     pub destination: SnapshotId,
 }
 
@@ -97,7 +99,9 @@ pub struct CopyPlan {
 /// What a copy did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CopyReport {
+    /// Snapshots this copy wrote.
     pub copied: Vec<CopiedSnapshot>,
+    /// Snapshots the destination already held a copy of.
     pub skipped: Vec<CopiedSnapshot>,
     /// Blobs read from the source.
     pub blobs_read: u64,
@@ -429,7 +433,7 @@ impl Translator<'_> {
                 }
             }
         }
-        Err(Error::InvalidInput("tree translation ended early".into()))
+        Err(Error::Internal("tree translation ended early".into()))
     }
 
     /// Reads a source tree.
@@ -517,7 +521,7 @@ impl Translator<'_> {
         // The packer or the workers are gone; the packer's error says why.
         self.jobs
             .send(Job { kind, id, plain })
-            .map_err(|_| Error::InvalidInput("the storage pipeline stopped".into()))
+            .map_err(|_| Error::Internal("the storage pipeline stopped".into()))
     }
 }
 

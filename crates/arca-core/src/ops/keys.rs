@@ -30,13 +30,15 @@ use crate::time::Time;
 /// One key file of a repository.
 #[derive(Clone, Debug)]
 pub struct KeyInfo {
+    /// The key file's id.
     pub id: KeyId,
     /// Whether this key opened the repository.
     pub current: bool,
     /// When the key was made; `None` when its file could not be read.
     pub created: Option<Time>,
-    /// Host and user that made it (informational).
+    /// Host that made it (informational; empty when unreadable).
     pub hostname: String,
+    /// User that made it (informational; empty when unreadable).
     pub username: String,
     /// Why the key file could not be read or decoded.
     pub error: Option<String>,
@@ -102,9 +104,10 @@ pub fn remove_key(repo: &Repository, spec: &str, force: bool, lock: &Lock) -> Re
         )));
     }
     if target == repo.key_id() && !force {
-        return Err(Error::InvalidInput(format!(
-            "key {short} is the key in use for repository {location}; pass --force to remove it anyway"
-        )));
+        return Err(Error::KeyInUse {
+            key: short,
+            location,
+        });
     }
     lock.ensure()?;
     repo.backend().remove(FileKind::Key, &target.to_hex())?;

@@ -100,7 +100,7 @@ impl<'r> Packer<'r> {
             }
         }
         if self.uploads.close() {
-            return Err(Error::InvalidInput("a pack upload worker panicked".into()));
+            return Err(Error::Internal("a pack upload worker panicked".into()));
         }
         self.uploads.take_finished()
     }
@@ -170,9 +170,7 @@ impl Uploads {
         }
         match self.jobs.as_ref().map(|jobs| jobs.send(pack)) {
             Some(Ok(())) => Ok(()),
-            _ => Err(Error::InvalidInput(
-                "the pack upload workers stopped".into(),
-            )),
+            _ => Err(Error::Internal("the pack upload workers stopped".into())),
         }
     }
 

@@ -97,6 +97,7 @@ pub enum PackAction {
 }
 
 impl PackAction {
+    /// The action's name, as plans print it (`keep-marked`, `repack`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             PackAction::Keep => "keep",
@@ -114,11 +115,15 @@ impl PackAction {
 /// One pack in a plan.
 #[derive(Clone, Debug)]
 pub struct PackPlan {
+    /// The pack.
     pub id: PackId,
+    /// Kind of every blob in it.
     pub kind: BlobKind,
     /// Stored size in bytes.
     pub size: u64,
+    /// Blobs it holds.
     pub blobs: u64,
+    /// Blobs in it that snapshots use.
     pub used_blobs: u64,
     /// Stored bytes of the used blobs.
     pub used_bytes: u64,
@@ -126,6 +131,7 @@ pub struct PackPlan {
     pub marked: Option<Timestamp>,
     /// Whether an index file lists it.
     pub indexed: bool,
+    /// What the prune does with it.
     pub action: PackAction,
     /// The blobs to copy when repacking.
     copy: Vec<PackEntry>,
@@ -134,25 +140,35 @@ pub struct PackPlan {
 /// Counts of a plan.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PruneStats {
+    /// Snapshots whose data is kept.
     pub snapshots: u64,
+    /// Distinct blobs in the index.
     pub blobs: u64,
+    /// Distinct blobs those snapshots use.
     pub used_blobs: u64,
     /// Stored bytes of all packs (indexed or not).
     pub pack_bytes: u64,
+    /// Packs in the plan (indexed or not).
     pub packs: u64,
-    /// Packs and bytes this run deletes.
+    /// Packs this run deletes.
     pub delete_packs: u64,
+    /// Stored bytes of those packs.
     pub delete_bytes: u64,
-    /// Packs and bytes this run marks (a later prune deletes them).
+    /// Packs this run marks (a later prune deletes them).
     pub mark_packs: u64,
+    /// Stored bytes of those packs.
     pub mark_bytes: u64,
+    /// Marked packs that snapshots use again, unmarked by this run.
     pub unmark_packs: u64,
-    /// Packs repacked, their bytes, and the used bytes copied out of them.
+    /// Packs repacked.
     pub repack_packs: u64,
+    /// Stored bytes of those packs.
     pub repack_bytes: u64,
+    /// Stored bytes of the used blobs copied out of them.
     pub copy_bytes: u64,
     /// Marked packs still in their grace period.
     pub waiting_packs: u64,
+    /// Stored bytes of those packs.
     pub waiting_bytes: u64,
 }
 
@@ -161,9 +177,11 @@ pub struct PruneStats {
 pub struct PrunePlan {
     /// Taken before the snapshots were listed; grace periods count to it.
     pub started: Timestamp,
+    /// Every pack in storage or in the index, with its action.
     pub packs: Vec<PackPlan>,
     /// Every index file present; the new index supersedes them all.
     pub index_files: Vec<IndexId>,
+    /// What the plan adds up to.
     pub stats: PruneStats,
     /// Whether carrying the plan out changes anything.
     pub changes: bool,
@@ -179,12 +197,18 @@ pub struct PrunePlan {
 /// What a prune did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PruneSummary {
-    /// Repository size (packs, index files, snapshots, keys) before and after.
+    /// Repository size in bytes (packs, index files, snapshots, keys)
+    /// before the prune.
     pub size_before: u64,
+    /// The same after it.
     pub size_after: u64,
+    /// New packs written by repacking.
     pub packs_written: u64,
+    /// Packs deleted.
     pub packs_deleted: u64,
+    /// Index files written.
     pub index_files_written: u64,
+    /// Index files deleted (superseded by the new one).
     pub index_files_deleted: u64,
     /// Packs left as they were because they are damaged.
     pub warnings: Vec<String>,
@@ -193,8 +217,11 @@ pub struct PruneSummary {
 /// Live counters for a progress display.
 #[derive(Debug, Default)]
 pub struct PruneProgress {
+    /// Distinct trees walked to find the used blobs.
     pub trees: AtomicU64,
+    /// Stored bytes copied into new packs by repacking.
     pub copied_bytes: AtomicU64,
+    /// Packs deleted.
     pub deleted: AtomicU64,
 }
 

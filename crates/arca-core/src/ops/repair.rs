@@ -35,11 +35,13 @@ use crate::tree::{NodeKind, Tree};
 pub struct RepairIndexReport {
     /// Packs whose headers were read into the new index.
     pub packs: u64,
+    /// Blobs those packs hold.
     pub blobs: u64,
     /// Packs left out because their header could not be read.
     pub unreadable: Vec<String>,
     /// Old index files removed (superseded by the new one).
     pub removed_index_files: u64,
+    /// The index file written, in hex (`None` in a dry run).
     pub new_index: Option<String>,
 }
 
@@ -191,6 +193,7 @@ pub struct RepairPacksReport {
 pub struct SalvagedPack {
     /// `data pack <id>` or `tree pack <id>`.
     pub pack: String,
+    /// What is wrong with it.
     pub problem: String,
     /// Blobs that still open, copied into new packs.
     pub salvaged_blobs: u64,
@@ -437,6 +440,7 @@ pub struct RepairSnapshotsOptions {
 /// One damaged snapshot and its repair.
 #[derive(Clone, Debug, Serialize)]
 pub struct RepairedSnapshot {
+    /// The damaged snapshot's id, in hex.
     pub original: String,
     /// The repaired copy (`None` in a dry run, and for a snapshot file that
     /// cannot be read at all).

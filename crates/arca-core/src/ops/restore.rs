@@ -68,6 +68,7 @@ pub struct RestoreOptions {
     pub include: Vec<String>,
     /// Leave out paths matching these patterns.
     pub exclude: Vec<String>,
+    /// What to do with files that already exist in the target.
     pub overwrite: Overwrite,
     /// Remove entries of restored directories that the snapshot lacks.
     pub delete: bool,
@@ -84,17 +85,24 @@ pub struct RestoreOptions {
 /// Live counters for progress.
 #[derive(Debug, Default)]
 pub struct RestoreProgress {
+    /// File bytes written so far.
     pub bytes_written: AtomicU64,
+    /// File bytes the restore writes in all (0 until planned).
     pub bytes_total: AtomicU64,
 }
 
 /// What a restore did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct RestoreSummary {
+    /// Regular files restored.
     pub files: u64,
+    /// Directories restored.
     pub dirs: u64,
+    /// Symbolic links restored.
     pub symlinks: u64,
+    /// Extra names of hard-linked files, made as links.
     pub hard_links: u64,
+    /// FIFOs and device nodes restored.
     pub special: u64,
     /// Total size of the restored files.
     pub bytes: u64,
@@ -133,7 +141,9 @@ pub struct DamagedPath {
 /// Bytes `offset..offset + length` of a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LostRange {
+    /// Where the range starts, in bytes.
     pub offset: u64,
+    /// Its length in bytes.
     pub length: u64,
 }
 
@@ -1125,7 +1135,7 @@ fn write_packs(
         for writer in writers {
             let wrote = writer
                 .join()
-                .unwrap_or_else(|_| Err(Error::InvalidInput("a restore writer panicked".into())))?;
+                .unwrap_or_else(|_| Err(Error::Internal("a restore writer panicked".into())))?;
             created.extend(wrote.created);
             refused.extend(wrote.refused);
         }
@@ -1307,12 +1317,9 @@ fn restore_range(
                 data: data.clone(),
                 length,
             };
-            writers[file % writers.len()].send(job).map_err(|_| {
-                (
-                    sent,
-                    Error::InvalidInput("the restore writers stopped".into()),
-                )
-            })?;
+            writers[file % writers.len()]
+                .send(job)
+                .map_err(|_| (sent, Error::Internal("the restore writers stopped".into())))?;
         }
     }
     Ok(())

@@ -55,10 +55,16 @@ use crate::tree::{Node, NodeKind, Tree};
 /// What to snapshot and how to label it.
 #[derive(Clone, Debug, Default)]
 pub struct SnapshotOptions {
+    /// The source paths; relative ones are taken from the current directory.
     pub paths: Vec<PathBuf>,
+    /// Host recorded in the snapshot (and whose snapshots a parent is
+    /// looked for among).
     pub hostname: String,
+    /// User recorded in the snapshot.
     pub username: String,
+    /// Labels recorded in the snapshot.
     pub tags: Vec<String>,
+    /// Free text recorded in the snapshot.
     pub description: String,
     /// Record this time instead of now.
     pub time: Option<Time>,
@@ -68,6 +74,7 @@ pub struct SnapshotOptions {
     pub parent: Option<SnapshotId>,
     /// Read every file, ignoring any parent.
     pub no_parent: bool,
+    /// What to leave out of the source.
     pub exclude: ExcludeOptions,
     /// Walk and chunk everything, store nothing.
     pub dry_run: bool,
@@ -85,8 +92,11 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
 /// Live counters a caller may poll to draw progress.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Files done so far.
     pub files: AtomicU64,
+    /// Bytes of file content read from the source so far.
     pub bytes_read: AtomicU64,
+    /// Plaintext bytes of new blobs so far.
     pub bytes_added: AtomicU64,
 }
 
@@ -102,8 +112,11 @@ pub enum WarningKind {
 /// A problem with one source entry.
 #[derive(Clone, Debug)]
 pub struct Warning {
+    /// What went wrong.
     pub kind: WarningKind,
+    /// The source entry.
     pub path: PathBuf,
+    /// The error, in words.
     pub message: String,
 }
 
@@ -112,7 +125,9 @@ pub struct Warning {
 pub struct SnapshotOutcome {
     /// The id of the saved snapshot; `None` for a dry run.
     pub id: Option<SnapshotId>,
+    /// The snapshot as saved (or as it would have been, for a dry run).
     pub snapshot: Snapshot,
+    /// Problems with source entries.
     pub warnings: Vec<Warning>,
 }
 
@@ -350,7 +365,7 @@ pub(crate) fn pipeline<T>(
         let produced = produce(job_tx);
         let packed = packer
             .join()
-            .unwrap_or_else(|_| Err(Error::InvalidInput("packer thread panicked".into())));
+            .unwrap_or_else(|_| Err(Error::Internal("the packer thread panicked".into())));
         (produced, packed)
     })
 }
@@ -480,19 +495,12 @@ fn packs_of(repo: &Repository, root: TreeId) -> Result<(HashSet<PackId>, bool)> 
 }
 
 /// The error of a snapshot (or copy) that found packs it needs missing.
-pub(crate) fn missing_packs(repo: &Repository, missing: &[PackId], rerun: &str) -> Error {
-    let names: Vec<String> = missing.iter().take(3).map(PackId::to_hex).collect();
-    let more = missing.len().saturating_sub(names.len());
-    let more = if more > 0 {
-        format!(" and {more} more")
-    } else {
-        String::new()
-    };
-    Error::Conflict(format!(
-        "{rerun} not saved: pack(s) {}{more}, which hold data it needs, are missing from the storage of repository {} although the index lists them; run the {rerun} again (run arca check, and arca repair index if they are still missing)",
-        names.join(", "),
-        repo.location()
-    ))
+pub(crate) fn missing_packs(repo: &Repository, missing: &[PackId], rerun: &'static str) -> Error {
+    Error::PacksMissing {
+        operation: rerun,
+        location: repo.location(),
+        packs: missing.to_vec(),
+    }
 }
 
 /// The parent: the one asked for, or the newest snapshot of the same host
@@ -1232,7 +1240,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             // The packer or the workers are gone; the packer's error says why.
             Some(jobs) => jobs
                 .send(Job { kind, id, plain })
-                .map_err(|_| Error::InvalidInput("the storage pipeline stopped".into())),
+                .map_err(|_| Error::Internal("the storage pipeline stopped".into())),
             None => Ok(()),
         }
     }

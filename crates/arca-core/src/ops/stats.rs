@@ -16,6 +16,7 @@ use crate::tree::NodeKind;
 /// Statistics of a set of snapshots.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Stats {
+    /// Snapshots measured.
     pub snapshots: u64,
     /// Files over all the snapshots (a file in two snapshots counts twice).
     pub files: u64,
@@ -27,8 +28,9 @@ pub struct Stats {
     pub unique_bytes: u64,
     /// Their stored (compressed, encrypted) size.
     pub stored_bytes: u64,
-    /// Packs in the repository, and their total size.
+    /// Packs in the repository.
     pub packs: u64,
+    /// Their total stored size in bytes.
     pub repository_bytes: u64,
     /// unique_bytes / stored_bytes.
     pub compression_ratio: f64,

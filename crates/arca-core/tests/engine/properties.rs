@@ -253,8 +253,10 @@ proptest! {
         let k = inserted.len();
         let after = boundaries(&changed, chunker_seed);
 
-        // Chunks that end before the insertion are untouched.
-        let before: Vec<usize> = original.iter().copied().filter(|&e| e <= p).collect();
+        // Chunks that end before the insertion are untouched. A cut at `p`
+        // itself may move: FastCDC decides a cut at `e` after hashing the
+        // byte at `e`, which the insertion replaces.
+        let before: Vec<usize> = original.iter().copied().filter(|&e| e < p).collect();
         prop_assert_eq!(&after[..before.len()], &before[..]);
         // After it, the cuts meet the original ones (shifted by the
         // insertion) within a few chunks, and from there on all agree.
