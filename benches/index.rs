@@ -7,7 +7,8 @@
 
 use std::hint::black_box;
 
-use arca_core::{BlobKind, Id, Index, PackEntry, PackId, PackInfo};
+use arca_core::raw::{Index, PackEntry, PackInfo};
+use arca_core::{BlobKind, Id, PackId};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// Blobs per pack: a 16 MiB pack of ~4 KiB chunks (small files).

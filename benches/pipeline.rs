@@ -8,7 +8,8 @@
 
 use std::hint::black_box;
 
-use arca_core::{BlobKind, Chunker, ChunkerParams, MasterKey, PackWriter, Sealer};
+use arca_core::raw::{Chunker, MasterKey, PackWriter, Sealer};
+use arca_core::{BlobKind, ChunkerParams};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const LEN: usize = 64 << 20;

@@ -3,14 +3,15 @@
 //! first five bytes), so zstd frames that lie about their size or expand
 //! without bound reach the decompressor.
 #![no_main]
-use arca_core::{BlobKind, open_blob};
+use arca_core::{BlobKind};
+use arca_core::raw::{open_blob};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((head, body)) = data.split_at_checked(5) else {
         return;
     };
-    let key = arca_core::MasterKey::from_secret(&[7; 32]);
+    let key = arca_core::raw::MasterKey::from_secret(&[7; 32]);
     let compression = head[0] & 1;
     let raw_length = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
     let id = key.blob_id(body);

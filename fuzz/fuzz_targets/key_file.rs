@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = arca_core::KeyFile::decode(data, "key fuzz");
+    let _ = arca_core::raw::KeyFile::decode(data, "key fuzz");
 });

@@ -5,11 +5,11 @@ use arca_core::format;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let key = arca_core::MasterKey::from_secret(&[7; 32]);
-    let _ = arca_core::read_header(&key, data, "pack fuzz");
+    let key = arca_core::raw::MasterKey::from_secret(&[7; 32]);
+    let _ = arca_core::raw::read_header(&key, data, "pack fuzz");
     let mut pack = vec![0u8; 256];
     let sealed = key.seal(format::AAD_PACK_HEADER, data);
     pack.extend_from_slice(&sealed);
     pack.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-    let _ = arca_core::read_header(&key, &pack, "pack fuzz");
+    let _ = arca_core::raw::read_header(&key, &pack, "pack fuzz");
 });

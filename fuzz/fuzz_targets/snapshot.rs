@@ -4,7 +4,7 @@ use arca_core::{Snapshot, format};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let key = arca_core::MasterKey::from_secret(&[7; 32]);
+    let key = arca_core::raw::MasterKey::from_secret(&[7; 32]);
     let _ = Snapshot::decode(data, &key, "snapshot fuzz");
     let _ = Snapshot::decode(&key.seal(format::AAD_SNAPSHOT, data), &key, "snapshot fuzz");
 });

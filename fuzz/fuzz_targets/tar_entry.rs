@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     // bytes, are the chunks.
     let size = u64::from(claim) * 7;
     let chunks: Vec<Vec<u8>> = rest.split(|&b| b == 0xff).map(<[u8]>::to_vec).collect();
-    let reader = arca_core::ExactReader::new(chunks.clone().into_iter().map(Ok), size, "/f");
+    let reader = arca_core::raw::ExactReader::new(chunks.clone().into_iter().map(Ok), size, "/f");
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Regular);
     header.set_mode(0o644);

@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let root = id(count - 1);
-    let measured = arca_core::measure_tree_with(&root, &mut |t| {
+    let measured = arca_core::raw::measure_tree_with(&root, &mut |t| {
         Ok(trees.get(t).cloned().unwrap_or_default())
     });
     if let Ok(shape) = measured {

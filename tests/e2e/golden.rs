@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use arca_backend::LocalBackend;
 use arca_core::{
-    InitOptions, KdfParams, Owner, Progress, PruneOptions, Repository, SnapshotOptions, Time,
+    InitOptions, KdfParams, Owner, PruneOptions, Repository, SnapshotOptions, SnapshotProgress,
+    Time,
 };
 use serde_json::Value;
 
@@ -125,7 +126,7 @@ fn generate_golden_v1() {
             time: Some(at(i64::from(version))),
             ..SnapshotOptions::default()
         };
-        arca_core::snapshot(&mut repo, &options, &Progress::default()).unwrap();
+        arca_core::snapshot(&mut repo, &options, &SnapshotProgress::default()).unwrap();
     }
     // A third snapshot, forgotten: a prune marks the pack only it used.
     let scratch = Path::new("/tmp/arca-golden-scratch");
@@ -138,7 +139,7 @@ fn generate_golden_v1() {
         time: Some(at(3)),
         ..SnapshotOptions::default()
     };
-    let third = arca_core::snapshot(&mut repo, &options, &Progress::default()).unwrap();
+    let third = arca_core::snapshot(&mut repo, &options, &SnapshotProgress::default()).unwrap();
     repo.remove_snapshot(&third.id.unwrap()).unwrap();
     let index_dir = repo_dir.join("index");
     let before: Vec<(PathBuf, Vec<u8>)> = files_below(&index_dir)

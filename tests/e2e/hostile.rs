@@ -7,10 +7,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use arca_backend::LocalBackend;
-use arca_core::{
-    BlobId, BlobKind, IndexFile, Node, NodeKind, PackWriter, Repository, Sealer, Snapshot, Time,
-    Tree, TreeId,
-};
+use arca_core::raw::{IndexFile, PackWriter, Sealer};
+use arca_core::{BlobId, BlobKind, Node, NodeKind, Repository, Snapshot, Time, Tree, TreeId};
 
 use crate::util::*;
 
@@ -313,7 +311,7 @@ fn planted_expensive_key_files_are_not_tried() {
     let mut attempt = 0u32;
     while planted < 4 {
         attempt += 1;
-        let mut file = arca_core::KeyFile::decode(&fs::read(&real).unwrap(), "key").unwrap();
+        let mut file = arca_core::raw::KeyFile::decode(&fs::read(&real).unwrap(), "key").unwrap();
         // 1 GiB, 2 passes: each alone more than a command spends.
         file.memory_kib = 1024 * 1024;
         file.iterations = 2;

@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 use anyhow::Result;
 use arca_core::ops::forget::{self, ForgetPlan};
 use arca_core::{
-    CheckOptions, CheckProgress, CheckReport, LockMode, Progress, PruneOptions, PruneProgress,
-    Repository, RestoreOptions, RestoreProgress, RestoreSummary, Snapshot, SnapshotOutcome, Subset,
-    WarningKind,
+    CheckOptions, CheckProgress, CheckReport, LockMode, PruneOptions, PruneProgress, Repository,
+    RestoreOptions, RestoreProgress, RestoreSummary, Snapshot, SnapshotOutcome, SnapshotProgress,
+    SnapshotWarningKind, Subset,
 };
 use indicatif::HumanBytes;
 
@@ -23,7 +23,7 @@ use crate::{metrics, output, progress, session, units};
 /// entries could not be read.
 pub fn snapshot(
     config: &Config,
-    counters: &Progress,
+    counters: &SnapshotProgress,
     work: impl FnOnce() -> Result<SnapshotOutcome>,
 ) -> Result<(SnapshotOutcome, usize)> {
     let bar = progress::spinner("{spinner} {elapsed} {msg}");
@@ -47,8 +47,8 @@ pub fn snapshot(
     )?;
     for w in &outcome.warnings {
         let what = match w.kind {
-            WarningKind::Unreadable => "cannot read",
-            WarningKind::Changed => "file changed",
+            SnapshotWarningKind::Unreadable => "cannot read",
+            SnapshotWarningKind::Changed => "file changed",
         };
         eprintln!(
             "arca: warning: {what} {}: {}",
@@ -59,7 +59,7 @@ pub fn snapshot(
     let unreadable = outcome
         .warnings
         .iter()
-        .filter(|w| w.kind == WarningKind::Unreadable)
+        .filter(|w| w.kind == SnapshotWarningKind::Unreadable)
         .count();
     if outcome.id.is_some() {
         record_snapshot(config, &outcome.snapshot);

@@ -17,9 +17,15 @@
 //! - [`list()`] and [`walk()`]: browse a snapshot's trees.
 //! - [`list_keys()`], [`add_key()`], [`remove_key()`],
 //!   [`change_password()`]: the passwords that open a repository.
-//! - The format objects: [`Config`], [`KeyFile`], [`PackWriter`],
-//!   [`IndexFile`], [`Tree`], [`Snapshot`]; their constants live in
-//!   [`mod@format`].
+//! - [`select`]: which snapshot a name (`latest`, an id prefix, a time)
+//!   means, under a [`select::SnapshotFilter`].
+//! - [`ops::forget`]: decide which snapshots to forget (by a [`retention`]
+//!   policy or by id), then remove them. Every destructive operation is
+//!   planned first and carried out second, and the carrying out takes the
+//!   [`Lock`] it needs ([`execute_prune()`], the repairs, key removal).
+//! - The objects as a program sees them: [`RepositoryConfig`], [`Tree`],
+//!   [`Node`], [`Snapshot`]; the format's building blocks (packs, index and
+//!   key files, sealing) are in [`raw`], its constants in [`mod@format`].
 //!
 //! ```
 //! use std::sync::Arc;
@@ -64,24 +70,23 @@ mod target;
 mod time;
 mod tree;
 
-pub use blob::{BlobKind, Sealer, open as open_blob};
-pub use cache::CachedBackend;
-pub use chunker::Chunker;
-pub use config::{ChunkerParams, Config, InitOptions};
-pub use crypto::MasterKey;
+// The repository, its objects as a program sees them, and errors.
+pub use blob::BlobKind;
+pub use config::{ChunkerParams, Config as RepositoryConfig, InitOptions};
 pub use damage::{DamageReporter, Damaged};
 pub use error::{Error, ErrorKind, Result};
-pub use exact::ExactReader;
 pub use id::{BlobId, Id, IndexId, KeyId, PackId, SnapshotId, TreeId};
-pub use index::{Index, IndexFile, IndexPack, Location, PackInfo};
-pub use key::{KdfParams, KeyFile};
-pub use lock::{
-    FoundLock, Lock, LockMode, LockRecord, REFRESH_INTERVAL, STALE_AFTER, list_locks, remove_locks,
-};
+pub use key::KdfParams;
+pub use lock::{FoundLock, Lock, LockMode, LockRecord, list_locks, remove_locks};
+pub use repository::{Owner, Repository};
+pub use snapshot::{Origin, Snapshot, Summary};
+pub use source::{ExcludeOptions, absolute};
+pub use time::{Time, Timestamp};
+pub use tree::{Node, NodeKind, Tree, Xattr};
+
+// The operations (each also under `ops::`), with their options and reports.
 pub use ops::browse::{Change, Difference, Finder, Pattern, diff, write_content};
-pub use ops::check::{
-    Affected, CheckOptions, CheckProgress, CheckReport, Problem, Subset, bucket_of, check,
-};
+pub use ops::check::{Affected, CheckOptions, CheckProgress, CheckReport, Problem, Subset, check};
 pub use ops::copy::{
     CopiedSnapshot, CopyOptions, CopyPlan, CopyProgress, CopyReport, copy_snapshots, plan_copy,
 };
@@ -98,15 +103,28 @@ pub use ops::repair::{
 pub use ops::restore::{
     DamagedPath, LostRange, Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore,
 };
-pub use ops::shape::{Shape, measure as measure_tree, measure_with as measure_tree_with};
+pub use ops::shape::{Shape, measure as measure_tree};
 pub use ops::snapshot::{
-    CHECKPOINT_INTERVAL, Progress, SnapshotOptions, SnapshotOutcome, Warning, WarningKind,
-    snapshot, snapshot_stream,
+    CHECKPOINT_INTERVAL, Progress as SnapshotProgress, SnapshotOptions, SnapshotOutcome,
+    Warning as SnapshotWarning, WarningKind as SnapshotWarningKind, snapshot, snapshot_stream,
 };
 pub use ops::stats::{Stats, stats};
-pub use pack::{FinishedPack, PackBody, PackEntry, PackWriter, read_header};
-pub use repository::{Owner, Repository};
-pub use snapshot::{Origin, Snapshot, Summary};
-pub use source::{ExcludeOptions, absolute};
-pub use time::{Time, Timestamp};
-pub use tree::{Node, NodeKind, Tree, Xattr};
+
+/// The format's building blocks, below [`Repository`]: sealing blobs,
+/// chunking, packs, index and key files, the metadata cache, and lock
+/// timing. For tools that read or write repository objects directly
+/// (tests, forensics, other implementations); a program that backs up and
+/// restores needs none of it.
+pub mod raw {
+    pub use crate::blob::{Sealer, open as open_blob};
+    pub use crate::cache::CachedBackend;
+    pub use crate::chunker::Chunker;
+    pub use crate::crypto::MasterKey;
+    pub use crate::exact::ExactReader;
+    pub use crate::index::{Index, IndexFile, IndexPack, Location, PackInfo};
+    pub use crate::key::KeyFile;
+    pub use crate::lock::{REFRESH_INTERVAL, STALE_AFTER};
+    pub use crate::ops::check::bucket_of;
+    pub use crate::ops::shape::measure_with as measure_tree_with;
+    pub use crate::pack::{FinishedPack, PackBody, PackEntry, PackWriter, read_header};
+}

@@ -105,7 +105,7 @@ fn append(
                 .content
                 .iter()
                 .map(|blob| repo.read_blob(arca_core::BlobKind::Data, &blob.id()));
-            let reader = arca_core::ExactReader::new(chunks, node.size, path);
+            let reader = arca_core::raw::ExactReader::new(chunks, node.size, path);
             builder.append_data(&mut header, &name, reader)?;
         }
         NodeKind::Dir => {

@@ -15,7 +15,9 @@ use anyhow::{Context, Result};
 use arca_core::ops::forget;
 use arca_core::retention::{GroupBy, Policy};
 use arca_core::select::SnapshotFilter;
-use arca_core::{ExcludeOptions, Progress, PruneOptions, Repository, SnapshotOptions, Subset};
+use arca_core::{
+    ExcludeOptions, PruneOptions, Repository, SnapshotOptions, SnapshotProgress, Subset,
+};
 use indicatif::HumanBytes;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -278,7 +280,7 @@ impl Night<'_> {
     /// Takes the snapshot; returns its host and paths, for forget.
     fn snapshot(&mut self, repo: &mut Repository, plan: &Plan) -> Option<(String, Vec<String>)> {
         let started = Instant::now();
-        let counters = Progress::default();
+        let counters = SnapshotProgress::default();
         let options = &plan.snapshot;
         repo.set_verify_uploads(plan.verify_upload);
         let outcome = steps::snapshot(self.config, &counters, || {

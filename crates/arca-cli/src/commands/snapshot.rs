@@ -1,5 +1,5 @@
 use anyhow::{Context, Result, bail};
-use arca_core::{ExcludeOptions, Progress, SnapshotOptions, WarningKind};
+use arca_core::{ExcludeOptions, SnapshotOptions, SnapshotProgress, SnapshotWarningKind};
 use indicatif::HumanBytes;
 use serde::Serialize;
 
@@ -57,7 +57,7 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         dry_run: args.dry_run,
         checkpoint_interval: None,
     };
-    let counters = Progress::default();
+    let counters = SnapshotProgress::default();
     let name = &args.stdin_name.0;
     let (outcome, unreadable) = steps::snapshot(config, &counters, || {
         match (&args.stdin_from_command, args.stdin) {
@@ -88,8 +88,8 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
                 .iter()
                 .map(|w| Warning {
                     kind: match w.kind {
-                        WarningKind::Unreadable => "unreadable",
-                        WarningKind::Changed => "changed",
+                        SnapshotWarningKind::Unreadable => "unreadable",
+                        SnapshotWarningKind::Changed => "changed",
                     },
                     path: w.path.display().to_string(),
                     error: w.message.clone(),
@@ -134,7 +134,7 @@ fn snapshot_command(
     options: &SnapshotOptions,
     name: &str,
     cmd: &str,
-    counters: &Progress,
+    counters: &SnapshotProgress,
 ) -> Result<arca_core::SnapshotOutcome> {
     use std::process::{Command, Stdio};
     let mut child = Command::new("sh")

@@ -11,7 +11,7 @@ use crate::common;
 use std::sync::Arc;
 
 use arca_backend::{Backend, FileKind, MemoryBackend};
-use arca_core::{ErrorKind, Progress, SnapshotOptions};
+use arca_core::{ErrorKind, SnapshotOptions, SnapshotProgress};
 use common::random;
 
 /// Stores `data` as the stream `/dump.sql`; `meanwhile` runs when the
@@ -32,7 +32,7 @@ fn stream_snapshot(
             meanwhile(memory);
             Ok(())
         },
-        &Progress::default(),
+        &SnapshotProgress::default(),
     )
     .map(|outcome| outcome.snapshot)
 }
@@ -111,12 +111,12 @@ fn a_snapshot_of_files_stores_what_an_absent_pack_held_anew() {
         ..SnapshotOptions::default()
     };
     let mut repo = common::open(Arc::new(memory.clone()), b"pw");
-    arca_core::snapshot(&mut repo, &options, &Progress::default()).unwrap();
+    arca_core::snapshot(&mut repo, &options, &SnapshotProgress::default()).unwrap();
     for name in data_packs(&memory) {
         memory.remove(FileKind::Data, &name).unwrap();
     }
     let mut repo = common::open(Arc::new(memory.clone()), b"pw");
-    let outcome = arca_core::snapshot(&mut repo, &options, &Progress::default()).unwrap();
+    let outcome = arca_core::snapshot(&mut repo, &options, &SnapshotProgress::default()).unwrap();
     // Fresh from storage: the new snapshot restores whole.
     let repo = common::open(Arc::new(memory.clone()), b"pw");
     let target = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ use crate::common;
 use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::{
     BlobKind, CheckOptions, CheckProgress, CopyOptions, CopyProgress, CopyReport, ErrorKind, Id,
-    InitOptions, Progress, Repository, SnapshotId, SnapshotOptions, Subset,
+    InitOptions, Repository, SnapshotId, SnapshotOptions, SnapshotProgress, Subset,
 };
 use common::{Counting, open, random};
 
@@ -76,7 +76,7 @@ fn take(memory: &MemoryBackend, dir: &Path) -> SnapshotId {
         description: "positions".into(),
         ..SnapshotOptions::default()
     };
-    arca_core::snapshot(&mut repo, &options, &Progress::default())
+    arca_core::snapshot(&mut repo, &options, &SnapshotProgress::default())
         .unwrap()
         .id
         .unwrap()

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::{
-    BlobKind, Id, InitOptions, KdfParams, Owner, PackId, Progress, Repository, SnapshotOptions,
+    BlobKind, Id, InitOptions, KdfParams, Owner, PackId, Repository, SnapshotOptions,
+    SnapshotProgress,
 };
 
 const PASSWORD: &[u8] = b"pw";
@@ -38,7 +39,7 @@ fn repository_with_snapshot() -> (MemoryBackend, tempfile::TempDir) {
         paths: vec![source.path().to_path_buf()],
         ..Default::default()
     };
-    arca_core::snapshot(&mut repo, &options, &Progress::default()).unwrap();
+    arca_core::snapshot(&mut repo, &options, &SnapshotProgress::default()).unwrap();
     (backend, source)
 }
 
@@ -68,9 +69,9 @@ fn read_everything(backend: &MemoryBackend) -> arca_core::Result<()> {
             let id = PackId(Id::from_hex(&entry.name).unwrap());
             let bytes = repo.read_pack(kind, &id)?;
             let object = format!("{file_kind} {}", entry.name);
-            for e in arca_core::read_header(repo.key(), &bytes, &object)? {
+            for e in arca_core::raw::read_header(repo.key(), &bytes, &object)? {
                 let stored = &bytes[e.offset() as usize..(e.offset() + e.length()) as usize];
-                arca_core::open_blob(
+                arca_core::raw::open_blob(
                     repo.key(),
                     kind,
                     &e.id(),

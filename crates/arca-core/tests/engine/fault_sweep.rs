@@ -18,8 +18,8 @@ use std::time::Duration;
 use arca_backend::fault::{Fault, FaultBackend, Schedule};
 use arca_backend::{Backend, MemoryBackend, RetryBackend, RetryPolicy};
 use arca_core::{
-    CheckOptions, CheckProgress, CopyOptions, CopyProgress, Progress, PruneOptions,
-    RepairSnapshotsOptions, Repository, SnapshotOptions, Subset,
+    CheckOptions, CheckProgress, CopyOptions, CopyProgress, PruneOptions, RepairSnapshotsOptions,
+    Repository, SnapshotOptions, SnapshotProgress, Subset,
 };
 use common::random;
 
@@ -103,7 +103,7 @@ fn take(repo: &mut Repository, path: &Path) -> arca_core::Result<()> {
         checkpoint_interval: Some(Duration::ZERO),
         ..SnapshotOptions::default()
     };
-    arca_core::snapshot(repo, &options, &Progress::default()).map(drop)
+    arca_core::snapshot(repo, &options, &SnapshotProgress::default()).map(drop)
 }
 
 fn world() -> World {

@@ -12,7 +12,7 @@ use crate::common;
 
 use arca_backend::fault::{Fault, FaultBackend, Schedule};
 use arca_backend::{Backend, FileKind, MemoryBackend, RetryBackend, RetryPolicy};
-use arca_core::{Progress, Repository, SnapshotOptions};
+use arca_core::{Repository, SnapshotOptions, SnapshotProgress};
 use common::random;
 
 fn init() -> MemoryBackend {
@@ -46,7 +46,7 @@ fn snapshot(
         checkpoint_interval: Some(Duration::ZERO),
         ..SnapshotOptions::default()
     };
-    arca_core::snapshot(repo, &options, &Progress::default()).map(|o| o.id.unwrap())
+    arca_core::snapshot(repo, &options, &SnapshotProgress::default()).map(|o| o.id.unwrap())
 }
 
 /// A full check with every pack read, through a backend that behaves.

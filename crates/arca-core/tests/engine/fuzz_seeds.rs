@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use arca_core::format::{
     AAD_CONFIG, AAD_INDEX, AAD_LOCK, AAD_PACK_HEADER, AAD_SNAPSHOT, COMPRESSION_ZSTD,
 };
+use arca_core::raw::{IndexFile, KeyFile, MasterKey, PackWriter, read_header};
 use arca_core::{
-    BlobKind, ChunkerParams, Config, Id, IndexFile, KdfParams, KeyFile, LockMode, LockRecord,
-    MasterKey, Node, NodeKind, Owner, PackWriter, Snapshot, Time, Timestamp, Tree, TreeId,
-    read_header,
+    BlobKind, ChunkerParams, Id, KdfParams, LockMode, LockRecord, Node, NodeKind, Owner,
+    RepositoryConfig, Snapshot, Time, Timestamp, Tree, TreeId,
 };
 
 /// The key every fuzz target seals with.
@@ -93,7 +93,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let key_file = KeyFile::create(&key, b"pw", kdf, "db1", "root").unwrap();
     out.push(("key_file", "valid", key_file.encode()));
 
-    let config = Config {
+    let config = RepositoryConfig {
         version: 1,
         id: Id([9; 32]),
         chunker: ChunkerParams::default(),
@@ -111,7 +111,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     out.push(("config", "stored", stored));
 
     let mut writer = PackWriter::new(BlobKind::Data, 1 << 16);
-    let mut sealer = arca_core::Sealer::default();
+    let mut sealer = arca_core::raw::Sealer::default();
     for plain in [&b"first chunk"[..], &[0; 3000]] {
         let id = key.blob_id(plain);
         let mut stored = Vec::new();
@@ -131,7 +131,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
 
     let index = IndexFile {
         supersedes: vec![arca_core::IndexId(Id([5; 32]))],
-        packs: vec![arca_core::IndexPack {
+        packs: vec![arca_core::raw::IndexPack {
             id: pack.id,
             kind: BlobKind::Data.to_byte(),
             size: bytes.len() as u64,
@@ -180,7 +180,8 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
             aad.extend_from_slice(header);
             let mut stored = header.to_vec();
             stored.extend_from_slice(&key.seal(&aad, bytes));
-            Config::decode(bytes, &key).is_ok() || Config::decode(&stored, &key).is_ok()
+            RepositoryConfig::decode(bytes, &key).is_ok()
+                || RepositoryConfig::decode(&stored, &key).is_ok()
         }
         "pack_header" => {
             let mut pack = vec![0u8; 256];

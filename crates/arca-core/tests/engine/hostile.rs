@@ -13,10 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arca_backend::MemoryBackend;
-use arca_core::{
-    BlobId, BlobKind, IndexFile, Node, NodeKind, PackWriter, Repository, Sealer, Snapshot, Time,
-    Tree, TreeId,
-};
+use arca_core::raw::{IndexFile, PackWriter, Sealer};
+use arca_core::{BlobId, BlobKind, Node, NodeKind, Repository, Snapshot, Time, Tree, TreeId};
 
 fn repository() -> Repository {
     let memory = common::init_memory(b"pw", &common::test_options());

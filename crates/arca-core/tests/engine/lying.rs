@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use arca_backend::fault::{Fault, FaultBackend, Schedule};
 use arca_backend::{FileKind, MemoryBackend};
-use arca_core::{Progress, SnapshotOptions};
+use arca_core::{SnapshotOptions, SnapshotProgress};
 use common::random;
 
 fn source() -> tempfile::TempDir {
@@ -43,7 +43,7 @@ fn snapshot_through_liar(
         checkpoint_interval: Some(Duration::ZERO),
         ..SnapshotOptions::default()
     };
-    arca_core::snapshot(&mut repo, &options, &Progress::default()).map(drop)
+    arca_core::snapshot(&mut repo, &options, &SnapshotProgress::default()).map(drop)
 }
 
 #[test]

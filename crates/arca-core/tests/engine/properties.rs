@@ -5,9 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+use arca_core::raw::{Chunker, IndexFile, IndexPack, MasterKey, PackEntry, Sealer, open_blob};
 use arca_core::{
-    BlobId, BlobKind, Chunker, ChunkerParams, Id, IndexFile, IndexPack, MasterKey, Node, NodeKind,
-    PackEntry, PackId, Sealer, Snapshot, Time, Timestamp, Tree, TreeId, open_blob,
+    BlobId, BlobKind, ChunkerParams, Id, Node, NodeKind, PackId, Snapshot, Time, Timestamp, Tree,
+    TreeId,
 };
 use proptest::prelude::*;
 

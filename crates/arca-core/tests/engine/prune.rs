@@ -13,8 +13,8 @@ use crate::common;
 
 use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::{
-    CheckOptions, CheckProgress, ErrorKind, InitOptions, PackAction, Progress, PruneOptions,
-    PrunePlan, Repository, SnapshotId, SnapshotOptions, Subset,
+    CheckOptions, CheckProgress, ErrorKind, InitOptions, PackAction, PruneOptions, PrunePlan,
+    Repository, SnapshotId, SnapshotOptions, SnapshotProgress, Subset,
 };
 use common::{Failing, random};
 
@@ -50,10 +50,14 @@ fn write_version(dir: &Path, version: &Version) {
 fn take(memory: &MemoryBackend, dir: &Path, version: &Version) -> SnapshotId {
     write_version(dir, version);
     let mut repo = open(Arc::new(memory.clone()));
-    arca_core::snapshot(&mut repo, &snapshot_options(dir), &Progress::default())
-        .unwrap()
-        .id
-        .unwrap()
+    arca_core::snapshot(
+        &mut repo,
+        &snapshot_options(dir),
+        &SnapshotProgress::default(),
+    )
+    .unwrap()
+    .id
+    .unwrap()
 }
 
 /// Four versions of three files; each version rewrites one file.
@@ -281,7 +285,7 @@ fn a_snapshot_that_ran_across_a_marking_prune_copies_what_it_needs() {
     let outcome = arca_core::snapshot(
         &mut early,
         &snapshot_options(dir.path()),
-        &Progress::default(),
+        &SnapshotProgress::default(),
     )
     .unwrap();
     let late = outcome.id.unwrap();
@@ -320,7 +324,7 @@ fn a_snapshot_whose_data_was_deleted_meanwhile_fails_cleanly() {
     let err = arca_core::snapshot(
         &mut early,
         &snapshot_options(dir.path()),
-        &Progress::default(),
+        &SnapshotProgress::default(),
     )
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::common;
 
 use arca_backend::{Backend, FileKind};
-use arca_core::{Progress, Repository, SnapshotOptions};
+use arca_core::{Repository, SnapshotOptions, SnapshotProgress};
 use common::{Failing, random};
 
 #[test]
@@ -40,7 +40,8 @@ fn an_interrupted_snapshot_is_resumed_without_resending() {
     }));
     let mut repo = Repository::open(flaky, b"pw").unwrap();
     repo.load_index().unwrap();
-    let err = arca_core::snapshot(&mut repo, &snap_options, &Progress::default()).unwrap_err();
+    let err =
+        arca_core::snapshot(&mut repo, &snap_options, &SnapshotProgress::default()).unwrap_err();
     assert!(err.to_string().contains("data pack"), "{err}");
     assert!(
         memory.list(FileKind::Snapshot).unwrap().is_empty(),
@@ -55,7 +56,8 @@ fn an_interrupted_snapshot_is_resumed_without_resending() {
 
     let mut repo = Repository::open(Arc::new(memory.clone()), b"pw").unwrap();
     repo.load_index().unwrap();
-    let outcome = arca_core::snapshot(&mut repo, &snap_options, &Progress::default()).unwrap();
+    let outcome =
+        arca_core::snapshot(&mut repo, &snap_options, &SnapshotProgress::default()).unwrap();
     let summary = outcome.snapshot.summary.unwrap();
     assert_eq!(summary.bytes_read, 8 << 20);
     // At least four of the eight MiB (four full packs) were stored before

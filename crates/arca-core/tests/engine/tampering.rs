@@ -14,9 +14,8 @@ use crate::common;
 use std::sync::Arc;
 
 use arca_backend::{Backend, FileKind, MemoryBackend};
-use arca_core::{
-    BlobKind, Id, IndexFile, IndexPack, PackEntry, Progress, Repository, SnapshotOptions,
-};
+use arca_core::raw::{IndexFile, IndexPack, PackEntry};
+use arca_core::{BlobKind, Id, Repository, SnapshotOptions, SnapshotProgress};
 use common::random;
 
 /// A repository with one snapshot of two files of 64 KiB each (one
@@ -32,7 +31,7 @@ fn repository() -> (MemoryBackend, tempfile::TempDir) {
         paths: vec![src.path().to_path_buf()],
         ..SnapshotOptions::default()
     };
-    arca_core::snapshot(&mut repo, &options, &Progress::default()).unwrap();
+    arca_core::snapshot(&mut repo, &options, &SnapshotProgress::default()).unwrap();
     (memory, src)
 }
 
