@@ -20,4 +20,5 @@ mod lying;
 mod properties;
 mod prune;
 mod resume;
+mod strays;
 mod tampering;
