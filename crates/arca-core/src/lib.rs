@@ -66,6 +66,8 @@ pub use cache::CachedBackend;
 pub use chunker::Chunker;
 pub use config::{ChunkerParams, Config, InitOptions};
 pub use crypto::MasterKey;
+#[doc(hidden)]
+pub use crypto::with_fixed_nonces;
 pub use damage::{DamageReporter, Damaged};
 pub use error::{Error, ErrorKind, Result};
 pub use exact::ExactReader;
