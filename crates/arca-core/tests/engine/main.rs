@@ -13,6 +13,7 @@ mod copy;
 mod damage;
 mod fault_sweep;
 mod faults;
+mod format_examples;
 mod fuzz_seeds;
 mod hostile;
 mod keys;
