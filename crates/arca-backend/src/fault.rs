@@ -260,6 +260,10 @@ impl<B: Backend> Backend for FaultBackend<B> {
         )
     }
 
+    fn strays(&self, kind: FileKind) -> Result<Vec<String>, Error> {
+        self.inner.strays(kind)
+    }
+
     fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error> {
         self.apply(
             kind,

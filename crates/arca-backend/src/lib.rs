@@ -69,6 +69,12 @@ pub struct Entry {
 ///   but [`FileKind::Config`] the name is lowercase hex (the engine uses the
 ///   BLAKE3 hash of the stored bytes); the backend may fan names out into
 ///   sub-directories but reports and accepts the plain name.
+/// - **Listing** reports only objects, each where its name puts it, so that
+///   every listed name can be read and removed by that name. Anything else
+///   in a kind's directory — a file under the wrong fan-out directory or
+///   beside them, a name that is not valid, a link or directory where a
+///   file belongs — is not an object: it is never listed, and so never read
+///   or removed. [`Backend::strays`] names such entries, for reports.
 /// - **No overwrite.** [`Backend::write`] never replaces an existing object: if
 ///   the name exists it fails with [`ErrorKind::AlreadyExists`] and the stored
 ///   object is untouched. Content addressing makes a second write of the same
@@ -105,6 +111,15 @@ pub trait Backend: Send + Sync {
 
     /// Lists the objects of one kind, in no particular order.
     fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error>;
+
+    /// Entries in the directory of `kind` that are not objects (see
+    /// **Listing** above), as paths from the repository's root; temporary
+    /// files of writes in progress are left out. Only for reporting: they
+    /// are nobody's to remove. Backends that cannot tell report none.
+    fn strays(&self, kind: FileKind) -> Result<Vec<String>, Error> {
+        let _ = kind;
+        Ok(Vec::new())
+    }
 
     /// Reads a whole object of at most `max` bytes.
     fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error>;
@@ -163,6 +178,9 @@ impl<T: Backend + ?Sized> Backend for std::sync::Arc<T> {
     }
     fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
         (**self).list(kind)
+    }
+    fn strays(&self, kind: FileKind) -> Result<Vec<String>, Error> {
+        (**self).strays(kind)
     }
     fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error> {
         (**self).read(kind, name, max)
@@ -227,6 +245,32 @@ fn check_name(kind: FileKind, name: &str) -> Result<(), Error> {
     } else {
         Err(Error::new(ErrorKind::InvalidName, kind, name, None))
     }
+}
+
+/// The name of the object of `kind` stored at `path` (from the repository's
+/// root, `/`-separated), if `path` is exactly where the object of that name
+/// lives: `<dir>/<name>`, or `<dir>/<nn>/<name>` for packs, where `<nn>` is
+/// the name's first two characters.
+fn object_at(kind: FileKind, path: &str) -> Option<&str> {
+    let name = match kind {
+        FileKind::Config => path,
+        _ => {
+            let rest = path.strip_prefix(kind.dir())?.strip_prefix('/')?;
+            if kind.fanned_out() {
+                let (fan, name) = rest.split_once('/')?;
+                (name.get(..name.len().min(2)) == Some(fan)).then_some(name)?
+            } else {
+                rest
+            }
+        }
+    };
+    check_name(kind, name).ok().map(|()| name)
+}
+
+/// Whether `name` is a temporary file of a write in progress (or of one a
+/// crash interrupted): never an object, never worth reporting.
+fn is_temporary(name: &str) -> bool {
+    name.starts_with(".tmp")
 }
 
 #[cfg(test)]

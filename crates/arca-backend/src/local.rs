@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-use crate::{Backend, Entry, Error, ErrorKind, FileKind, Staged, check_name, cleanup};
+use crate::{
+    Backend, Entry, Error, ErrorKind, FileKind, Staged, check_name, cleanup, is_temporary,
+    object_at,
+};
 
 /// Opens a stored object for reading: never through a symbolic link, never
 /// blocking on a FIFO, and only a regular file. Whatever else is found
@@ -88,42 +91,94 @@ impl LocalBackend {
         }
     }
 
-    fn list_dir(dir: &Path, kind: FileKind, out: &mut Vec<Entry>) -> Result<(), Error> {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io(kind, "", e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(kind, "", e))?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            // An entry removed since the directory was read (by another
-            // process's forget or prune) is simply not there any more.
-            let file_type = match entry.file_type() {
-                Ok(file_type) => file_type,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(kind, &name, e)),
-            };
-            if kind.fanned_out() && file_type.is_dir() && name.len() == 2 {
-                Self::list_dir(&entry.path(), kind, out)?;
-            } else if file_type.is_file() && check_name(kind, &name).is_ok() {
-                // Temporary files (".tmp…") fail the name check and are skipped.
-                let meta = match entry.metadata() {
+    /// The objects of `kind` and, when `strays` is given, the paths of
+    /// the other entries of its directory (temporary files left out).
+    fn scan(
+        &self,
+        kind: FileKind,
+        mut strays: Option<&mut Vec<String>>,
+    ) -> Result<Vec<Entry>, Error> {
+        let mut objects = Vec::new();
+        let dir = kind.dir();
+        for (name, file_type) in Self::entries(&self.root.join(dir), kind)? {
+            let path = format!("{dir}/{name}");
+            if kind.fanned_out() && file_type.is_dir() && is_fan_out(&name) {
+                for (inner, file_type) in Self::entries(&self.root.join(&path), kind)? {
+                    let path = format!("{path}/{inner}");
+                    self.sort_entry(kind, path, file_type, &mut objects, strays.as_deref_mut())?;
+                }
+            } else {
+                self.sort_entry(kind, path, file_type, &mut objects, strays.as_deref_mut())?;
+            }
+        }
+        Ok(objects)
+    }
+
+    /// Adds the entry at `path` to `objects` if it is an object of `kind`
+    /// where its name puts it, else to `strays` (unless temporary).
+    fn sort_entry(
+        &self,
+        kind: FileKind,
+        path: String,
+        file_type: fs::FileType,
+        objects: &mut Vec<Entry>,
+        strays: Option<&mut Vec<String>>,
+    ) -> Result<(), Error> {
+        match object_at(kind, &path).filter(|_| file_type.is_file()) {
+            Some(name) => {
+                // An entry removed since the directory was read (by another
+                // process's forget or prune) is simply not there any more.
+                let meta = match fs::symlink_metadata(self.root.join(&path)) {
                     Ok(meta) => meta,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io(kind, &name, e)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(Error::io(kind, name, e)),
                 };
-                out.push(Entry {
-                    name,
+                objects.push(Entry {
+                    name: name.to_string(),
                     size: meta.len(),
                     modified: meta.modified().ok(),
                 });
             }
+            None => {
+                let last = path.rsplit('/').next().unwrap_or_default();
+                if let Some(strays) = strays
+                    && !is_temporary(last)
+                {
+                    strays.push(path);
+                }
+            }
         }
         Ok(())
     }
+
+    /// The entries of `dir` (none when it is missing) with their types; a
+    /// name that is not UTF-8 is given lossily (it is no object's name).
+    fn entries(dir: &Path, kind: FileKind) -> Result<Vec<(String, fs::FileType)>, Error> {
+        let listing = match fs::read_dir(dir) {
+            Ok(listing) => listing,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(kind, "", e)),
+        };
+        let mut entries = Vec::new();
+        for entry in listing {
+            let entry = entry.map_err(|e| Error::io(kind, "", e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            match entry.file_type() {
+                Ok(file_type) => entries.push((name, file_type)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(kind, &name, e)),
+            }
+        }
+        Ok(entries)
+    }
+}
+
+/// A fan-out directory's name: two lowercase hex digits.
+fn is_fan_out(name: &str) -> bool {
+    name.len() == 2
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Writes of a staged object are gathered into pieces of this size.
@@ -238,8 +293,15 @@ impl Backend for LocalBackend {
             }
             return Ok(out);
         }
-        Self::list_dir(&self.root.join(kind.dir()), kind, &mut out)?;
-        Ok(out)
+        self.scan(kind, None)
+    }
+
+    fn strays(&self, kind: FileKind) -> Result<Vec<String>, Error> {
+        let mut strays = Vec::new();
+        if kind != FileKind::Config {
+            self.scan(kind, Some(&mut strays))?;
+        }
+        Ok(strays)
     }
 
     fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error> {

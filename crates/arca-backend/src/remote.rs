@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use opendal::{EntryMode, Operator};
 
-use crate::{Backend, Entry, Error, ErrorKind, FileKind, check_name, cleanup};
+use crate::{
+    Backend, Entry, Error, ErrorKind, FileKind, check_name, cleanup, is_temporary, object_at,
+};
 
 /// How long one request may take before it counts as a transient failure.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -240,6 +242,30 @@ impl RemoteBackend {
         self.runtime.block_on(future.into_future())
     }
 
+    /// Everything under the directory of `kind` (the root's entries for
+    /// the config), packs' fan-out directories included.
+    fn listing(&self, kind: FileKind) -> Result<Vec<opendal::Entry>, Error> {
+        let prefix = match kind {
+            FileKind::Config => String::new(),
+            _ => format!("{}/", kind.dir()),
+        };
+        let listed = self.block_on(
+            self.operator
+                .list_with(&prefix)
+                .recursive(kind.fanned_out()),
+        );
+        match listed {
+            Ok(entries) => Ok(entries),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::listing(
+                classify(&e),
+                kind,
+                &self.location,
+                Some(io::Error::other(describe(&e))),
+            )),
+        }
+    }
+
     fn stat(&self, kind: FileKind, name: &str) -> Result<Option<opendal::Metadata>, Error> {
         match self.block_on(self.operator.stat(&path(kind, name))) {
             Ok(meta) => Ok(Some(meta)),
@@ -282,36 +308,33 @@ impl Backend for RemoteBackend {
     }
 
     fn list(&self, kind: FileKind) -> Result<Vec<Entry>, Error> {
-        let prefix = match kind {
-            FileKind::Config => String::new(),
-            _ => format!("{}/", kind.dir()),
-        };
-        let listed = self.block_on(
-            self.operator
-                .list_with(&prefix)
-                .recursive(kind.fanned_out()),
-        );
-        let entries = match listed {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(Error::listing(
-                    classify(&e),
-                    kind,
-                    &self.location,
-                    Some(io::Error::other(describe(&e))),
-                ));
-            }
-        };
-        Ok(entries
+        Ok(self
+            .listing(kind)?
             .into_iter()
-            .filter(|e| e.metadata().mode() == EntryMode::FILE)
-            .filter(|e| check_name(kind, e.name()).is_ok())
-            .map(|e| Entry {
-                name: e.name().to_string(),
-                size: e.metadata().content_length(),
-                modified: e.metadata().last_modified().map(Into::into),
+            .filter_map(|e| {
+                let name = object_at(kind, e.path())?;
+                (e.metadata().mode() == EntryMode::FILE).then(|| Entry {
+                    name: name.to_string(),
+                    size: e.metadata().content_length(),
+                    modified: e.metadata().last_modified().map(Into::into),
+                })
             })
+            .collect())
+    }
+
+    fn strays(&self, kind: FileKind) -> Result<Vec<String>, Error> {
+        if kind == FileKind::Config {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .listing(kind)?
+            .into_iter()
+            .filter(|e| {
+                e.metadata().mode() == EntryMode::FILE
+                    && object_at(kind, e.path()).is_none()
+                    && !is_temporary(e.name())
+            })
+            .map(|e| e.path().to_string())
             .collect())
     }
 
@@ -569,6 +592,15 @@ mod tests {
         let temporary = temporary_path(FileKind::Data, "abcdef");
         assert!(temporary.starts_with("data/ab/.tmp-abcdef-"), "{temporary}");
         assert!(check_name(FileKind::Data, temporary.rsplit('/').next().unwrap()).is_err());
+        assert_eq!(object_at(FileKind::Data, &temporary), None);
+        for (kind, name) in [
+            (FileKind::Config, "config"),
+            (FileKind::Data, "abcdef"),
+            (FileKind::Tree, "0123"),
+            (FileKind::Index, "abcdef"),
+        ] {
+            assert_eq!(object_at(kind, &path(kind, name)), Some(name), "{kind}");
+        }
     }
 
     #[cfg(feature = "s3")]

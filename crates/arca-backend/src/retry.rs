@@ -225,6 +225,14 @@ impl<B: Backend> Backend for RetryBackend<B> {
         )
     }
 
+    fn strays(&self, kind: FileKind) -> Result<Vec<String>, Error> {
+        self.run(
+            || format!("list strays in {}", kind.dir()),
+            || self.inner.strays(kind),
+            |_| None,
+        )
+    }
+
     fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, Error> {
         let bytes = self.run(
             || format!("read {kind} {name}"),

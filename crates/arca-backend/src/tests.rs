@@ -116,6 +116,70 @@ fn local_backend_creates_private_files_and_skips_temporaries() {
 }
 
 #[test]
+fn local_listing_reports_objects_only_where_their_names_put_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    let backend = LocalBackend::new(&root);
+    backend.create().unwrap();
+    backend.write(FileKind::Data, "abcdef", b"pack").unwrap();
+    backend.write(FileKind::Index, "0123", b"index").unwrap();
+    let put = |path: &str| {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"stray").unwrap();
+    };
+    // Hex names in the wrong fan-out directory, beside the fan-out
+    // directories, and under a fan-out directory that is not hex; a name
+    // that is not hex; a directory where an index file belongs; and the
+    // temporary files of writes, which are no one's business.
+    for stray in [
+        "data/cd/abcd01",
+        "data/abcd02",
+        "data/zz/zz",
+        "data/AB/ab03",
+        "index/0123.bak",
+        "index/ABCD",
+        "index/4567/89",
+        "data/.tmpXYZ",
+        "index/.tmp-0123-1",
+    ] {
+        put(stray);
+    }
+    let names = |kind| -> Vec<String> {
+        let mut names: Vec<_> = backend
+            .list(kind)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(FileKind::Data), ["abcdef"]);
+    assert_eq!(names(FileKind::Index), ["0123"]);
+    let strays = |kind| -> Vec<String> {
+        let mut strays = backend.strays(kind).unwrap();
+        strays.sort();
+        strays
+    };
+    assert_eq!(
+        strays(FileKind::Data),
+        ["data/AB", "data/abcd02", "data/cd/abcd01", "data/zz"]
+    );
+    assert_eq!(
+        strays(FileKind::Index),
+        ["index/0123.bak", "index/4567", "index/ABCD"]
+    );
+    assert!(strays(FileKind::Tree).is_empty());
+    // Every listed name reads by that name.
+    for kind in [FileKind::Data, FileKind::Index] {
+        for entry in backend.list(kind).unwrap() {
+            backend.read(kind, &entry.name, 1024).unwrap();
+        }
+    }
+}
+
+#[test]
 fn local_create_refuses_a_non_empty_directory_and_touches_nothing() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("keep.txt"), b"mine").unwrap();

@@ -186,9 +186,12 @@ pub fn open_with<'b>(
     let plain: &[u8] = match compression {
         COMPRESSION_NONE => &buffers.payload,
         COMPRESSION_ZSTD => {
-            decompress_into(&buffers.payload, raw_len as usize, &mut buffers.plain).map_err(
-                |e| Error::corrupt(object(), format!("{kind} {id} does not decompress: {e}")),
-            )?;
+            let bad = |e: String| {
+                Error::corrupt(object(), format!("{kind} {id} does not decompress: {e}"))
+            };
+            crate::file::single_frame(&buffers.payload).map_err(bad)?;
+            decompress_into(&buffers.payload, raw_len as usize, &mut buffers.plain)
+                .map_err(|e| bad(e.to_string()))?;
             &buffers.plain
         }
         other => {
@@ -284,6 +287,55 @@ mod tests {
         assert_eq!(round_trip(3, &random), COMPRESSION_NONE);
         assert_eq!(round_trip(0, &[b'a'; 100]), COMPRESSION_NONE);
         assert_eq!(round_trip(3, b""), COMPRESSION_NONE);
+    }
+
+    #[test]
+    fn a_compressed_blob_is_exactly_one_zstd_frame() {
+        let key = MasterKey::generate();
+        let plain = vec![b'a'; 1000];
+        let id = key.blob_id(&plain);
+        let frame = zstd::bulk::compress(&plain, 3).unwrap();
+        let halves = [
+            zstd::bulk::compress(&plain[..500], 3).unwrap(),
+            zstd::bulk::compress(&plain[500..], 3).unwrap(),
+        ]
+        .concat();
+        let mut skippable = 0x184D_2A5Fu32.to_le_bytes().to_vec();
+        skippable.extend_from_slice(&[2, 0, 0, 0, 0xab, 0xcd]);
+        let open = |payload: &[u8]| {
+            let stored = key.seal(&aad(BlobKind::Data, &id), payload);
+            open(
+                &key,
+                BlobKind::Data,
+                &id,
+                COMPRESSION_ZSTD,
+                1000,
+                &stored,
+                &|| "data pack p".into(),
+            )
+        };
+        assert_eq!(open(&frame).unwrap(), plain);
+        let hostile = [
+            (
+                "a trailing skippable frame",
+                [frame.clone(), skippable.clone()].concat(),
+            ),
+            (
+                "a leading skippable frame",
+                [skippable.clone(), frame.clone()].concat(),
+            ),
+            ("the content split over two frames", halves),
+            ("a trailing byte", [frame.clone(), vec![0]].concat()),
+        ];
+        for (what, payload) in hostile {
+            let err = open(&payload).unwrap_err();
+            assert!(err.is_damage(), "{what}: {err}");
+            let shown = err.to_string();
+            assert!(
+                shown.contains("data pack p") && shown.contains(&id.to_string()),
+                "{what}: {shown}"
+            );
+        }
     }
 
     #[test]

@@ -105,9 +105,37 @@ impl MasterKey {
     }
 }
 
+thread_local! {
+    /// Nonces that [`with_fixed_nonces`] hands to this thread's seals.
+    static FIXED_NONCES: std::cell::RefCell<Vec<[u8; NONCE_LEN]>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with the values it seals on this thread taking their nonces
+/// from `nonces`, in order, instead of from the random source; once they
+/// are used up, seals draw random nonces again. This exists so that tests
+/// can rebuild the worked examples of docs/format.md §9 byte for byte. A
+/// nonce used twice under one key breaks XChaCha20-Poly1305's security, so
+/// nothing but tests may call it.
+#[doc(hidden)]
+pub fn with_fixed_nonces<T>(nonces: &[[u8; NONCE_LEN]], f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            FIXED_NONCES.with(|fixed| fixed.borrow_mut().clear());
+        }
+    }
+    FIXED_NONCES.with(|fixed| *fixed.borrow_mut() = nonces.iter().rev().copied().collect());
+    let _reset = Reset;
+    f()
+}
+
 pub(crate) fn seal_into(key: &[u8; KEY_LEN], aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
     let mut nonce = [0; NONCE_LEN];
-    random_bytes(&mut nonce);
+    match FIXED_NONCES.with(|fixed| fixed.borrow_mut().pop()) {
+        Some(fixed) => nonce = fixed,
+        None => random_bytes(&mut nonce),
+    }
     let cipher = XChaCha20Poly1305::new(key.into());
     out.reserve(plaintext.len() + SEAL_OVERHEAD);
     out.extend_from_slice(&nonce);
@@ -168,6 +196,23 @@ mod tests {
     fn nonces_are_fresh() {
         let key = MasterKey::generate();
         assert_ne!(key.seal(b"", b"same"), key.seal(b"", b"same"));
+    }
+
+    #[test]
+    fn fixed_nonces_serve_only_inside_the_closure_and_only_once() {
+        let key = MasterKey::generate();
+        let fixed = [[1; NONCE_LEN], [2; NONCE_LEN]];
+        let sealed = with_fixed_nonces(&fixed, || {
+            [b"a", b"b", b"c"].map(|p| key.seal(b"", p)[..NONCE_LEN].to_vec())
+        });
+        assert_eq!(sealed[0], [1; NONCE_LEN]);
+        assert_eq!(sealed[1], [2; NONCE_LEN]);
+        assert!(![[1; NONCE_LEN], [2; NONCE_LEN]].contains(&sealed[2][..].try_into().unwrap()));
+        let _ = std::panic::catch_unwind(|| with_fixed_nonces(&fixed, || panic!("unwinds")));
+        let after = key.seal(b"", b"a");
+        assert!(
+            ![[1; NONCE_LEN], [2; NONCE_LEN]].contains(&after[..NONCE_LEN].try_into().unwrap())
+        );
     }
 
     #[test]

@@ -73,6 +73,8 @@ mod tree;
 // The repository, its objects as a program sees them, and errors.
 pub use blob::BlobKind;
 pub use config::{ChunkerParams, Config as RepositoryConfig, InitOptions};
+#[doc(hidden)]
+pub use crypto::with_fixed_nonces;
 pub use damage::{DamageReporter, Damaged};
 pub use error::{Error, ErrorKind, Result};
 pub use id::{BlobId, Id, IndexId, KeyId, PackId, SnapshotId, TreeId};

@@ -143,7 +143,7 @@ pub struct FoundLock {
 /// Every lock in the repository.
 pub fn list_locks(repo: &Repository) -> Result<Vec<FoundLock>> {
     let mut found = Vec::new();
-    for entry in repo.backend().list(FileKind::Lock)? {
+    for entry in repo.list(FileKind::Lock)? {
         let record = match read_lock(repo.backend(), repo.key(), &entry.name) {
             Ok(Some(record)) => Ok(record),
             Ok(None) => continue, // removed since the listing

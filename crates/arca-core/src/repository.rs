@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arca_backend::{Backend, ErrorKind as BackendErrorKind, FileKind};
+use arca_backend::{Backend, Entry, ErrorKind as BackendErrorKind, FileKind};
 use rayon::prelude::*;
 
 use crate::blob::{self, BlobKind};
@@ -214,6 +214,11 @@ impl Repository {
         &*self.backend
     }
 
+    /// The objects of `kind` in storage (see [`list_objects`]).
+    pub(crate) fn list(&self, kind: FileKind) -> Result<Vec<Entry>> {
+        list_objects(&*self.backend, kind)
+    }
+
     /// The backend, for work that outlives a borrow (lock refreshing).
     pub(crate) fn shared_backend(&self) -> Arc<dyn Backend> {
         self.backend.clone()
@@ -265,7 +270,7 @@ impl Repository {
     /// read from their own headers, so every pack present is still known.
     pub(crate) fn read_index(&self) -> Result<(Index, Vec<IndexId>)> {
         self.retry_vanished(|| {
-            let entries = self.backend.list(FileKind::Index)?;
+            let entries = self.list(FileKind::Index)?;
             let index = std::sync::Mutex::new(Index::default());
             let read: Vec<Option<IndexId>> = entries
                 .par_iter()
@@ -310,7 +315,7 @@ impl Repository {
     pub(crate) fn listed_packs(&self) -> Result<std::collections::HashMap<PackId, u64>> {
         let mut listed = std::collections::HashMap::new();
         for kind in [FileKind::Data, FileKind::Tree] {
-            for entry in self.backend.list(kind)? {
+            for entry in self.list(kind)? {
                 if let Some(id) = Id::from_hex(&entry.name) {
                     listed.insert(PackId(id), entry.size);
                 }
@@ -323,7 +328,7 @@ impl Repository {
     /// recording) damaged ones.
     pub fn read_index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
         self.retry_vanished(|| {
-            let entries = self.backend.list(FileKind::Index)?;
+            let entries = self.list(FileKind::Index)?;
             let read: Vec<Option<(IndexId, IndexFile)>> = entries
                 .par_iter()
                 .map(|entry| self.read_index_file_or_skip(&entry.name))
@@ -355,7 +360,7 @@ impl Repository {
         let mut found = Vec::new();
         for kind in [BlobKind::Data, BlobKind::Tree] {
             let file_kind = kind.file_kind();
-            let listed = self.backend.list(file_kind)?;
+            let listed = self.list(file_kind)?;
             let headers: Vec<Option<(PackInfo, Vec<PackEntry>)>> = listed
                 .par_iter()
                 .map(|entry| {
@@ -465,7 +470,7 @@ impl Repository {
     }
 
     fn list_snapshots(&self, need_tree: bool) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        let entries = self.backend.list(FileKind::Snapshot)?;
+        let entries = self.list(FileKind::Snapshot)?;
         let loaded: Vec<Loaded> = entries
             .par_iter()
             .map(|entry| self.load_listed_snapshot(&entry.name, need_tree))
@@ -529,7 +534,7 @@ impl Repository {
     fn index_of_newer_files(&self) -> Result<Index> {
         let known: std::collections::HashSet<IndexId> = self.index_files.iter().copied().collect();
         let mut index = Index::default();
-        for entry in self.backend.list(FileKind::Index)? {
+        for entry in self.list(FileKind::Index)? {
             let Some(id) = Id::from_hex(&entry.name).map(IndexId) else {
                 continue;
             };
@@ -582,7 +587,6 @@ impl Repository {
             )));
         }
         let names: Vec<SnapshotId> = self
-            .backend
             .list(FileKind::Snapshot)?
             .into_iter()
             .filter(|e| e.name.starts_with(&spec_lower))
@@ -679,7 +683,6 @@ impl Repository {
     /// Ids of the key files.
     pub fn keys(&self) -> Result<Vec<KeyId>> {
         Ok(self
-            .backend
             .list(FileKind::Key)?
             .into_iter()
             .filter_map(|e| Id::from_hex(&e.name).map(KeyId))
@@ -861,11 +864,28 @@ pub const KDF_BUDGET: u64 =
 /// allocation that large could take the machine down.
 pub const KDF_MAX_TRIED_MEMORY_KIB: u32 = 1024 * 1024;
 
+/// The objects of `kind` in storage: the backend's listing without the
+/// names that are no object's, not being 64 lowercase hex digits (format.md
+/// §2.2). Every command ignores those files and none removes them; only
+/// `check` reports them.
+pub(crate) fn list_objects(backend: &dyn Backend, kind: FileKind) -> Result<Vec<Entry>> {
+    let mut entries = backend.list(kind)?;
+    entries.retain(|e| kind == FileKind::Config || is_object_name(&e.name));
+    Ok(entries)
+}
+
+/// Whether `name` can name a stored object: the hex of a 32-byte id.
+pub(crate) fn is_object_name(name: &str) -> bool {
+    name.len() == 2 * ID_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Tries the password against the key files, cheapest first, within
 /// [`KDF_BUDGET`]; returns the one that fits.
 fn open_key(backend: &dyn Backend, password: &[u8]) -> Result<(KeyId, MasterKey)> {
-    let mut names: Vec<String> = backend
-        .list(FileKind::Key)?
+    let mut names: Vec<String> = list_objects(backend, FileKind::Key)?
         .into_iter()
         .map(|e| e.name)
         .collect();

@@ -277,6 +277,21 @@ mod tests {
     }
 
     #[test]
+    fn rdev_is_linux_dev_t_as_format_md_says() {
+        use nix::sys::stat::{major, makedev, minor};
+        // docs/format.md §4.8: the stored value is st_rdev as it is, and
+        // restore hands it to mknod as it is.
+        for (dev_major, dev_minor, rdev) in [
+            (1, 3, 0x103),
+            (8, 0, 0x800),
+            (0x1234, 0x56789, 0x1000_5672_3489),
+        ] {
+            assert_eq!(makedev(dev_major, dev_minor), rdev);
+            assert_eq!((major(rdev), minor(rdev)), (dev_major, dev_minor));
+        }
+    }
+
+    #[test]
     fn rejects_traversal_names_and_unsorted_entries() {
         for bad in [&b".."[..], b".", b"a/b", b"", b"nul\0"] {
             let tree = Tree {

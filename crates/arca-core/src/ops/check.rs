@@ -157,6 +157,7 @@ pub fn check(
     let mut report = CheckReport::default();
     let mut damage = Damage::default();
     check_keys(repo, &mut report)?;
+    report_strays(repo, &mut report)?;
     let expected = load_indexes(repo, &mut report)?;
     check_packs_exist(repo, &expected, &mut report, &mut damage)?;
     let snapshots = load_snapshots(repo, &mut report)?;
@@ -171,10 +172,41 @@ pub fn check(
     Ok(report)
 }
 
+/// Files in the repository's directories that are no object: a name that
+/// is not 64 lowercase hex digits, a pack under another fan-out directory
+/// than its name's. Every command ignores them and none removes them
+/// (format.md §2.2), so they are warnings, left for a person to look at.
+fn report_strays(repo: &Repository, report: &mut CheckReport) -> Result<()> {
+    let kinds = [
+        FileKind::Key,
+        FileKind::Data,
+        FileKind::Tree,
+        FileKind::Index,
+        FileKind::Snapshot,
+        FileKind::Lock,
+    ];
+    for kind in kinds {
+        let mut strays = repo.backend().strays(kind)?;
+        for entry in repo.backend().list(kind)? {
+            if !crate::repository::is_object_name(&entry.name) {
+                strays.push(format!("{}/{}", kind.dir(), entry.name));
+            }
+        }
+        strays.sort();
+        for path in strays {
+            report.warnings.push(problem(
+                path,
+                "is not an object of the repository (not a 64-digit lowercase hex name where that name belongs): ignored, and never removed by arca",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Every key file must decode (the one in use opened the repository; the
 /// others may belong to other people, so only their structure is checked).
 fn check_keys(repo: &Repository, report: &mut CheckReport) -> Result<()> {
-    for entry in repo.backend().list(FileKind::Key)? {
+    for entry in repo.list(FileKind::Key)? {
         let object = format!("key {}", entry.name);
         let decoded = repo
             .read_verified(FileKind::Key, &entry.name, crate::format::MAX_KEY_FILE_LEN)
@@ -191,7 +223,7 @@ fn load_indexes(
     repo: &mut Repository,
     report: &mut CheckReport,
 ) -> Result<HashMap<PackId, Expected>> {
-    let entries = repo.backend().list(FileKind::Index)?;
+    let entries = repo.list(FileKind::Index)?;
     report.index_files = entries.len() as u64;
     let decoded: Vec<std::result::Result<(IndexId, IndexFile), Problem>> = entries
         .par_iter()
@@ -273,7 +305,7 @@ fn check_packs_exist(
 ) -> Result<()> {
     let mut stored: HashMap<(BlobKind, String), u64> = HashMap::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        for entry in repo.backend().list(kind.file_kind())? {
+        for entry in repo.list(kind.file_kind())? {
             stored.insert((kind, entry.name), entry.size);
         }
     }
@@ -313,7 +345,7 @@ fn load_snapshots(
     repo: &Repository,
     report: &mut CheckReport,
 ) -> Result<Vec<(SnapshotId, Snapshot)>> {
-    let entries = repo.backend().list(FileKind::Snapshot)?;
+    let entries = repo.list(FileKind::Snapshot)?;
     report.snapshots = entries.len() as u64;
     let loaded: Vec<std::result::Result<(SnapshotId, Snapshot), Problem>> = entries
         .par_iter()

@@ -646,7 +646,6 @@ fn save_map(
     known: &[IndexId],
 ) -> Result<()> {
     let listed: HashSet<IndexId> = dst
-        .backend()
         .list(arca_backend::FileKind::Index)?
         .iter()
         .filter_map(|e| Id::from_hex(&e.name).map(IndexId))

@@ -485,7 +485,7 @@ type Stored = HashMap<PackId, (BlobKind, u64, Option<std::time::SystemTime>)>;
 fn stored_packs(repo: &Repository) -> Result<Stored> {
     let mut stored = HashMap::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        for entry in repo.backend().list(kind.file_kind())? {
+        for entry in repo.list(kind.file_kind())? {
             if let Some(id) = Id::from_hex(&entry.name) {
                 stored.insert(PackId(id), (kind, entry.size, entry.modified));
             }
@@ -614,11 +614,14 @@ fn merge_small(packs: &mut [PackPlan], target: u64) {
     }
 }
 
-/// Reads the headers of the packs to adopt; one that cannot be read is
-/// deleted instead, since no index can ever list it.
+/// Reads the headers of the packs no index lists that the plan adopts or
+/// deletes. One that cannot be read is deleted, since no index can ever
+/// list it. One holding blobs of the other kind is a pack in the wrong
+/// directory: it is not this prune's to judge, so it is left alone and
+/// reported.
 fn adopt(repo: &Repository, plan: &mut PrunePlan) -> Result<()> {
     for pack in &mut plan.packs {
-        if pack.action != PackAction::Adopt {
+        if pack.indexed || !matches!(pack.action, PackAction::Adopt | PackAction::Delete) {
             continue;
         }
         let file_kind = pack.kind.file_kind();
@@ -631,10 +634,17 @@ fn adopt(repo: &Repository, plan: &mut PrunePlan) -> Result<()> {
             pack.size,
         ) {
             Ok(blobs) if blobs.iter().all(|b| b.kind() == Some(pack.kind)) => {
-                pack.blobs = blobs.len() as u64;
-                plan.listings.insert(pack.id, blobs);
+                if pack.action == PackAction::Adopt {
+                    pack.blobs = blobs.len() as u64;
+                    plan.listings.insert(pack.id, blobs);
+                }
             }
-            Ok(_) => pack.action = PackAction::Delete,
+            Ok(_) => {
+                pack.action = PackAction::Wait;
+                plan.warnings.push(format!(
+                    "{file_kind} {name} holds blobs of the other kind, so it is in the wrong directory; prune leaves it alone (run arca check)"
+                ));
+            }
             Err(Error::Storage(e)) if e.kind() != BackendErrorKind::NotFound => {
                 return Err(Error::Storage(e));
             }
@@ -777,7 +787,7 @@ fn unchanged_since_planning(repo: &Repository, plan: &PrunePlan) -> Result<()> {
         )))
     };
     let listed = |kind| -> Result<HashSet<Id>> {
-        let entries = repo.backend().list(kind)?;
+        let entries = repo.list(kind)?;
         Ok(entries
             .iter()
             .filter_map(|e| Id::from_hex(&e.name))
@@ -879,12 +889,7 @@ pub fn repository_size(repo: &Repository) -> Result<u64> {
         FileKind::Snapshot,
         FileKind::Key,
     ] {
-        total += repo
-            .backend()
-            .list(kind)?
-            .iter()
-            .map(|e| e.size)
-            .sum::<u64>();
+        total += repo.list(kind)?.iter().map(|e| e.size).sum::<u64>();
     }
     Ok(total)
 }

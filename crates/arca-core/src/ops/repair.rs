@@ -53,14 +53,13 @@ pub fn repair_index(
     lock: &Lock,
 ) -> Result<RepairIndexReport> {
     let old: Vec<String> = repo
-        .backend()
         .list(FileKind::Index)?
         .into_iter()
         .map(|e| e.name)
         .collect();
     let mut stored = Vec::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        for entry in repo.backend().list(kind.file_kind())? {
+        for entry in repo.list(kind.file_kind())? {
             stored.push((kind, entry.name, entry.size));
         }
     }
@@ -219,7 +218,6 @@ pub fn repair_packs(
     lock: &Lock,
 ) -> Result<RepairPacksReport> {
     let old_files: Vec<String> = repo
-        .backend()
         .list(FileKind::Index)?
         .into_iter()
         .map(|e| e.name)
@@ -230,7 +228,7 @@ pub fn repair_packs(
     let listings = crate::index::listings(repo.read_index_files()?);
     let mut stored: HashMap<PackId, (BlobKind, String, u64)> = HashMap::new();
     for kind in [BlobKind::Data, BlobKind::Tree] {
-        for entry in repo.backend().list(kind.file_kind())? {
+        for entry in repo.list(kind.file_kind())? {
             if let Some(id) = Id::from_hex(&entry.name).map(PackId) {
                 stored.insert(id, (kind, entry.name, entry.size));
             }

@@ -552,7 +552,6 @@ fn confirm_references(
     let mut reloaded = false;
     for _ in 0..CONFIRM_ATTEMPTS {
         let listed: HashSet<IndexId> = repo
-            .backend()
             .list(arca_backend::FileKind::Index)?
             .iter()
             .filter_map(|e| Id::from_hex(&e.name).map(IndexId))

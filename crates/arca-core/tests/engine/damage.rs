@@ -124,3 +124,97 @@ fn every_flipped_byte_of_every_object_is_an_error_naming_it() {
     read_everything(&backend).unwrap();
     assert!(checked > 1000, "only {checked} flips checked");
 }
+
+/// An interrupted prune's leftovers: index files A and B, and C that
+/// supersedes them and holds all they held; then A is damaged in storage.
+/// Returns the repository, A's and C's names, and the source directory.
+fn superseded_and_damaged() -> (MemoryBackend, String, String, tempfile::TempDir) {
+    let (backend, source) = repository_with_snapshot();
+    std::fs::write(source.path().join("c.txt"), b"gamma").unwrap();
+    let mut repo = Repository::open(Arc::new(backend.clone()), PASSWORD).unwrap();
+    repo.load_index().unwrap();
+    let options = SnapshotOptions {
+        paths: vec![source.path().to_path_buf()],
+        ..Default::default()
+    };
+    arca_core::snapshot(&mut repo, &options, &SnapshotProgress::default()).unwrap();
+    let files = repo.read_index_files().unwrap();
+    assert_eq!(files.len(), 2);
+    let superseding = arca_core::raw::IndexFile {
+        supersedes: files.iter().map(|(id, _)| *id).collect(),
+        packs: files.iter().flat_map(|(_, f)| f.packs.clone()).collect(),
+    };
+    let c = repo.save_index(&superseding).unwrap().to_hex();
+    let a = files[0].0.to_hex();
+    let mut bytes = backend.read(FileKind::Index, &a, u64::MAX).unwrap();
+    bytes[30] ^= 1;
+    backend.tamper(FileKind::Index, &a, bytes);
+    (backend, a, c, source)
+}
+
+fn full_check(backend: &MemoryBackend) -> arca_core::CheckReport {
+    let mut repo = Repository::open(Arc::new(backend.clone()), PASSWORD).unwrap();
+    let options = arca_core::CheckOptions {
+        read_data: Some(arca_core::Subset::All),
+    };
+    arca_core::check(&mut repo, &options, &arca_core::CheckProgress::default()).unwrap()
+}
+
+#[test]
+fn a_damaged_index_file_that_another_supersedes_costs_nothing_and_maintenance_removes_it() {
+    for maintenance in ["prune", "repair index"] {
+        let (backend, a, c, source) = superseded_and_damaged();
+        // Readers skip it and report it; both snapshots are whole.
+        let mut repo = Repository::open(Arc::new(backend.clone()), PASSWORD).unwrap();
+        repo.load_index().unwrap();
+        let damaged: Vec<String> = repo.damaged().into_iter().map(|d| d.name).collect();
+        assert_eq!(damaged, std::slice::from_ref(&a));
+        let snapshots = repo.snapshots().unwrap();
+        assert_eq!(snapshots.len(), 2);
+        let target = tempfile::tempdir().unwrap();
+        crate::common::restore(&repo, &snapshots[1].1, target.path()).unwrap();
+        let restored = target
+            .path()
+            .join(source.path().strip_prefix("/").unwrap())
+            .join("c.txt");
+        assert_eq!(std::fs::read(restored).unwrap(), b"gamma");
+        // Check names it as an error.
+        let report = full_check(&backend);
+        let errors: Vec<&str> = report.errors.iter().map(|e| e.object.as_str()).collect();
+        assert_eq!(errors, [format!("index {a}")], "{:?}", report.errors);
+
+        let lock = arca_core::Lock::acquire(
+            &repo,
+            arca_core::LockMode::Exclusive,
+            maintenance,
+            &Owner::default(),
+            std::time::Duration::ZERO,
+        )
+        .unwrap();
+        match maintenance {
+            "prune" => {
+                let options = arca_core::PruneOptions::default();
+                let plan = arca_core::plan_prune(&mut repo, &options, None).unwrap();
+                arca_core::execute_prune(&repo, &plan, &options, &lock, None).unwrap();
+            }
+            _ => {
+                arca_core::repair_index(&mut repo, false, &lock).unwrap();
+            }
+        }
+        drop(lock);
+        let left: Vec<String> = backend
+            .list(FileKind::Index)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(left.len(), 1, "{maintenance}: {left:?}");
+        assert!(!left.contains(&a) && !left.contains(&c), "{maintenance}");
+        let report = full_check(&backend);
+        assert!(report.ok(), "{maintenance}: {:?}", report.errors);
+        let mut repo = Repository::open(Arc::new(backend.clone()), PASSWORD).unwrap();
+        repo.load_index().unwrap();
+        assert_eq!(repo.snapshots().unwrap().len(), 2);
+        assert!(repo.damaged().is_empty(), "{maintenance}");
+    }
+}
