@@ -165,7 +165,7 @@ impl Repository {
     }
 
     /// Keeps a local cache of this repository's metadata under
-    /// `root/<repository id>` (see [`crate::CachedBackend`]). Fails only if
+    /// `root/<repository id>` (see [`crate::raw::CachedBackend`]). Fails only if
     /// the cache directory cannot be created.
     pub fn use_cache(&mut self, root: &std::path::Path) -> std::io::Result<()> {
         let cached =
