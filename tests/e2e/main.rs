@@ -37,3 +37,4 @@ mod servers;
 mod sources;
 mod status;
 mod streams;
+mod tooling;

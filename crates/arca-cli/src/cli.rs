@@ -27,7 +27,12 @@ not be read, 10 no repository, 11 repository locked, 12 wrong password.";
 /// Every snapshot is logically full, only chunks the repository has never
 /// seen are stored, and everything is encrypted before it leaves the machine.
 #[derive(Debug, Parser)]
-#[command(name = "arca", version, after_help = EXAMPLES, max_term_width = 100)]
+#[command(
+    name = "arca",
+    version = env!("ARCA_VERSION_LINE"),
+    after_help = EXAMPLES,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -37,6 +42,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Repository: a path or local:PATH; s3:ENDPOINT/BUCKET/PREFIX;
     /// sftp:[USER@]HOST:/PATH or sftp://[USER@]HOST[:PORT]/PATH.
@@ -217,6 +223,34 @@ pub enum Command {
         after_help = "Examples:\n  arca run --profile nightly\n  arca run --config /etc/arca/db1.toml --json --log-file /var/log/arca.log\n\nSteps: before-hooks, snapshot of [snapshot] sources, forget by [forget] (skipped\nwithout keep_*), prune when due ([prune] every), check (structure plus\n[check] read_data_subset), then after-hooks, or on_failure hooks when a step\nfailed. The exit code is the worst step's; docs/usage.md has the details."
     )]
     Run(RunArgs),
+    /// Print a shell completion script for arca.
+    #[command(
+        after_help = "Examples:\n  arca completions bash > /etc/bash_completion.d/arca\n  arca completions zsh > \"${fpath[1]}/_arca\"\n  arca completions fish > ~/.config/fish/completions/arca.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Write the manual pages (arca.1 and one per command).
+    #[command(
+        after_help = "Examples:\n  arca man /usr/local/share/man/man1\n  arca man | man -l -   # read arca(1) now"
+    )]
+    Man(ManArgs),
+    /// Print the version, the commit it was built from and its features.
+    #[command(after_help = "Examples:\n  arca version\n  arca version --json")]
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write arca.1 and arca-COMMAND.1 pages into DIR (created if missing);
+    /// without DIR, print arca.1 on stdout.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

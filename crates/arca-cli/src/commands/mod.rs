@@ -3,6 +3,7 @@
 //! renders the outcome. This module only dispatches.
 
 mod check;
+mod completions;
 mod copy;
 mod diff;
 mod drill;
@@ -12,6 +13,7 @@ mod forget;
 mod init;
 mod key;
 mod ls;
+mod man;
 mod prune;
 mod repair;
 mod restore;
@@ -21,6 +23,7 @@ mod snapshots;
 mod stats;
 mod status;
 mod unlock;
+mod version;
 
 use anyhow::Result;
 
@@ -76,6 +79,9 @@ fn dispatch(config: &Config, command: Command) -> Result<i32> {
         Command::Status(args) => status::run(config, args),
         Command::Drill(args) => drill::run(config, args),
         Command::Run(args) => run::run(config, args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(config, args),
+        Command::Version => version::run(config),
     }
 }
 
