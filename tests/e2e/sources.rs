@@ -124,3 +124,43 @@ fn an_unreadable_file_is_named_and_gives_exit_3_with_the_snapshot_saved() {
         "{names:?}"
     );
 }
+
+#[test]
+fn a_missing_source_path_is_left_out_with_a_warning_and_exit_3() {
+    let env = Env::with_repo();
+    let present = env.path("present");
+    fs::create_dir(&present).unwrap();
+    write_file(&present.join("kept.txt"), b"kept", 0o644);
+    let missing = env.path("gone");
+    let out = env.run(&[
+        "-q",
+        "snapshot",
+        present.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
+    let err = expect_failure(&out, 3);
+    assert!(err.contains(missing.to_str().unwrap()), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    // The snapshot was saved with the path that exists.
+    let list = env.json(&["snapshots"]);
+    let snaps = list.as_array().unwrap();
+    assert_eq!(snaps.len(), 1, "{list}");
+    assert_eq!(
+        snaps[0]["paths"],
+        serde_json::json!([present.to_str().unwrap()])
+    );
+    assert_eq!(snaps[0]["summary"]["errors"], 1, "{list}");
+    let file = present.join("kept.txt");
+    assert_eq!(env.ok(&["dump", "latest", file.to_str().unwrap()]), "kept");
+
+    // When no path exists there is nothing to save: exit 1, no snapshot.
+    let other = env.path("also-gone");
+    let out = env.run(&[
+        "snapshot",
+        missing.to_str().unwrap(),
+        other.to_str().unwrap(),
+    ]);
+    let err = expect_failure(&out, 1);
+    assert!(err.contains(missing.to_str().unwrap()), "{err}");
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+}

@@ -24,9 +24,18 @@ struct SnapshotResultJson<'a> {
 }
 
 pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
-    // Check the sources before asking for a password or touching anything.
-    for path in &args.paths {
-        arca_core::absolute(path)?;
+    // Check the sources before asking for a password or touching anything:
+    // a missing one is left out with a warning (exit 3), but when none is
+    // there, there is nothing to save.
+    let unusable: Vec<arca_core::Error> = args
+        .paths
+        .iter()
+        .filter_map(|p| arca_core::absolute(p).err())
+        .collect();
+    if unusable.len() == args.paths.len()
+        && let Some(first) = unusable.into_iter().next()
+    {
+        return Err(first.into());
     }
     if args.stdin && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         bail!("--stdin reads standard input, but it is a terminal; pipe the data in");

@@ -156,11 +156,33 @@ pub fn snapshot(
     if options.paths.is_empty() {
         return Err(Error::InvalidInput("no source paths given".into()));
     }
-    let mut paths: Vec<PathBuf> = options
-        .paths
-        .iter()
-        .map(|p| source::absolute(p))
-        .collect::<Result<_>>()?;
+    // A source path that does not exist is left out with a warning, as
+    // restic does; the snapshot records and holds the others. When none
+    // exists there is nothing to save.
+    let mut paths: Vec<PathBuf> = Vec::with_capacity(options.paths.len());
+    let mut missing: Vec<Warning> = Vec::new();
+    let mut first_missing = None;
+    for given in &options.paths {
+        match source::absolute(given) {
+            Ok(path) => paths.push(path),
+            Err(Error::Source { path, source })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                missing.push(Warning {
+                    kind: WarningKind::Unreadable,
+                    path: path.clone(),
+                    message: "it does not exist; the snapshot holds the other paths".into(),
+                });
+                first_missing.get_or_insert(Error::Source { path, source });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if paths.is_empty()
+        && let Some(e) = first_missing
+    {
+        return Err(e);
+    }
     paths.sort();
     paths.dedup();
     let root = source::build_root(&paths);
@@ -180,6 +202,7 @@ pub fn snapshot(
         filter,
         paths: path_bytes,
         parent: parent_id,
+        missing,
     };
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     // Deep trees recurse deeply; give the walking threads room.
@@ -218,6 +241,7 @@ pub fn snapshot_stream(
         filter: Filter::new(&ExcludeOptions::default(), &[])?,
         paths: vec![serde_bytes::ByteBuf::from(format!("/{name}").into_bytes())],
         parent: None,
+        missing: Vec::new(),
     };
     // A stream cannot be read a second time: rely only on packs storage
     // lists now, so that a pack gone since it was indexed costs nothing
@@ -247,6 +271,8 @@ struct Run<'a> {
     filter: Filter,
     paths: Vec<serde_bytes::ByteBuf>,
     parent: Option<SnapshotId>,
+    /// Source paths left out because they do not exist.
+    missing: Vec<Warning>,
 }
 
 impl Run<'_> {
@@ -305,6 +331,7 @@ impl Run<'_> {
             }
             break (tree, summary, warnings, stored_bytes);
         };
+        let warnings: Vec<Warning> = self.missing.iter().cloned().chain(warnings).collect();
         summary.bytes_stored = stored_bytes;
         summary.errors = warnings
             .iter()
