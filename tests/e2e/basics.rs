@@ -342,3 +342,52 @@ fn restore_replaces_existing_entries_without_writing_through_links() {
     assert_eq!(fs::read(&outside).unwrap(), b"outside, keep me");
     assert_eq!(fs::read(&outside2).unwrap(), b"also keep me");
 }
+
+/// `-q` leaves only errors and warnings: a command that succeeds without
+/// any prints nothing at all, so cron mails nothing.
+#[test]
+fn quiet_commands_print_nothing_on_success() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    write_file(&src.join("a.txt"), b"alpha", 0o644);
+    let src = src.to_str().unwrap();
+    let target = env.path("target");
+    let other = env.path("other");
+    let other_repo = other.to_str().unwrap();
+    let quiet = |args: &[&str], extra: &[(&str, &str)]| {
+        let mut argv = vec!["-q"];
+        argv.extend_from_slice(args);
+        let out = env.cmd(&argv).envs(extra.iter().copied()).output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success() && stdout.is_empty() && stderr.is_empty(),
+            "arca -q {args:?}: {:?}\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        );
+    };
+    quiet(&["init"], &[]);
+    quiet(&["snapshot", src], &[]);
+    quiet(&["snapshot", src, "--tag", "second"], &[]);
+    quiet(
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+        &[],
+    );
+    quiet(&["check", "--read-data"], &[]);
+    quiet(&["drill"], &[]);
+    quiet(&["forget", "--keep-last", "1", "--dry-run"], &[]);
+    quiet(&["forget", "--keep-last", "1"], &[]);
+    quiet(&["prune", "--dry-run"], &[]);
+    quiet(&["prune", "--keep-marked", "0"], &[]);
+    quiet(&["unlock"], &[]);
+    quiet(&["key", "add"], &[("ARCA_NEW_PASSWORD", "second password")]);
+    quiet(&["-r", other_repo, "init"], &[]);
+    quiet(
+        &["copy", "--to", other_repo],
+        &[("ARCA_TO_PASSWORD", PASSWORD)],
+    );
+    quiet(&["status", "--max-age", "1d"], &[]);
+}

@@ -179,6 +179,9 @@ pub fn prune(
 /// The human report of a prune: for a dry run every pack that changes,
 /// then totals.
 pub fn print_prune(config: &Config, r: &PruneJson, options: &PruneOptions) {
+    if config.quiet {
+        return;
+    }
     let would = if r.dry_run { "would " } else { "" };
     if r.dry_run {
         for p in &r.changes {
@@ -191,9 +194,6 @@ pub fn print_prune(config: &Config, r: &PruneJson, options: &PruneOptions) {
                 HumanBytes(p.used_bytes)
             ));
         }
-    }
-    if config.quiet {
-        return;
     }
     let row = |what: &str, n: u64, bytes: u64, note: String| {
         if n > 0 {

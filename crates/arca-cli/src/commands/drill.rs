@@ -107,7 +107,7 @@ pub fn run(config: &Config, args: DrillArgs) -> Result<i32> {
     };
     if config.json {
         output::json(&report);
-    } else if report.ok {
+    } else if report.ok && !config.quiet {
         print_report(&report, &snapshot);
     }
     Ok(if report.ok {

@@ -37,7 +37,7 @@ pub fn run(config: &Config, args: ForgetArgs) -> Result<i32> {
         })?
     };
     let mut report = ForgetJson::new(&plan, args.dry_run);
-    if !config.json {
+    if !config.json && !config.quiet {
         print(config, &report);
     }
     if !args.dry_run {

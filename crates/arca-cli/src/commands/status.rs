@@ -72,7 +72,8 @@ pub fn run(config: &Config, args: StatusArgs) -> Result<i32> {
             max_age_seconds: max_age,
             ok,
         });
-    } else {
+    } else if !config.quiet {
+        // Under -q a monitoring check says only what is wrong.
         print_table(&groups);
     }
     if groups.is_empty() {

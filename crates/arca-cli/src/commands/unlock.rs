@@ -27,7 +27,7 @@ pub fn run(config: &Config, args: UnlockArgs) -> Result<i32> {
         .collect();
     if config.json {
         output::json(&removed);
-    } else {
+    } else if !config.quiet {
         for r in &removed {
             output::line(format!(
                 "removed lock {} held by {}",
