@@ -51,6 +51,11 @@ fn keys(value: &Value) -> Fields {
         .collect()
 }
 
+/// `value` has exactly the fields docs/json.md lists under `table`.
+pub fn assert_documented(value: &Value, table: &str) {
+    assert_fields(value, &doc(table), table);
+}
+
 fn assert_fields(value: &Value, expected: &Fields, what: &str) {
     assert_eq!(&keys(value), expected, "{what}: {value}");
 }

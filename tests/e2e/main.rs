@@ -37,4 +37,5 @@ mod servers;
 mod sources;
 mod status;
 mod streams;
+mod tags;
 mod tooling;

@@ -223,6 +223,12 @@ pub enum Command {
         after_help = "Examples:\n  arca run --profile nightly\n  arca run --config /etc/arca/db1.toml --json --log-file /var/log/arca.log\n\nSteps: before-hooks, snapshot of [snapshot] sources, forget by [forget] (skipped\nwithout keep_*), prune when due ([prune] every), check (structure plus\n[check] read_data_subset), then after-hooks, or on_failure hooks when a step\nfailed. The exit code is the worst step's; docs/usage.md has the details."
     )]
     Run(RunArgs),
+    /// Add, remove or set the tags of snapshots.
+    #[command(
+        after_help = "Examples:\n  arca tag 1a2b3c4d --add month-end\n  arca tag latest --host db1 --remove nightly --add weekly\n  arca tag 1a2b3c4d 5e6f7a8b --set audit-2026\n\nEach changed snapshot is written anew, recording the one it replaces as its\noriginal, and only then is the old one removed: an interruption never loses both.",
+        group = clap::ArgGroup::new("change").required(true).multiple(true)
+    )]
+    Tag(TagArgs),
     /// Print a shell completion script for arca.
     #[command(
         after_help = "Examples:\n  arca completions bash > /etc/bash_completion.d/arca\n  arca completions zsh > \"${fpath[1]}/_arca\"\n  arca completions fish > ~/.config/fish/completions/arca.fish"
@@ -236,6 +242,30 @@ pub enum Command {
     /// Print the version, the commit it was built from and its features.
     #[command(after_help = "Examples:\n  arca version\n  arca version --json")]
     Version,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// Snapshots: ids, unique id prefixes, or "latest" (the newest matching
+    /// --host/--tag/--path).
+    #[arg(value_name = "SNAP", required = true)]
+    pub snapshots: Vec<Spec>,
+
+    /// Add TAG (repeatable).
+    #[arg(long = "add", value_name = "TAG", group = "change")]
+    pub add: Vec<units::Tag>,
+
+    /// Remove TAG (repeatable).
+    #[arg(long = "remove", value_name = "TAG", group = "change")]
+    pub remove: Vec<units::Tag>,
+
+    /// Replace all tags with these (repeatable).
+    #[arg(long = "set", value_name = "TAG", group = "change", conflicts_with_all = ["add", "remove"])]
+    pub set: Vec<units::Tag>,
+
+    /// Which snapshots "latest" considers.
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]

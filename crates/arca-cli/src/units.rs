@@ -447,6 +447,24 @@ impl FromStr for FileName {
     }
 }
 
+/// A snapshot tag: not empty, no commas (a `--keep-tag` list separates
+/// tags with them), no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag(pub String);
+
+impl FromStr for Tag {
+    type Err = Invalid;
+
+    fn from_str(text: &str) -> Result<Tag, Invalid> {
+        if text.trim().is_empty() || text.contains(',') || text.chars().any(char::is_control) {
+            return Err(invalid(format!(
+                "{text:?} is not a tag (not empty, no commas or control characters)"
+            )));
+        }
+        Ok(Tag(text.to_string()))
+    }
+}
+
 /// A profile's name (`--profile NAME`): a plain file name, not hidden.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileName(pub String);

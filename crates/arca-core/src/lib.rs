@@ -19,6 +19,8 @@
 //!   [`change_password()`]: the passwords that open a repository.
 //! - [`select`]: which snapshot a name (`latest`, an id prefix, a time)
 //!   means, under a [`select::SnapshotFilter`].
+//! - [`ops::tag`]: change the tags of stored snapshots (each replaced by a
+//!   new snapshot that records its `original`).
 //! - [`ops::forget`]: decide which snapshots to forget (by a [`retention`]
 //!   policy or by id), then remove them. Every destructive operation is
 //!   planned first and carried out second, and the carrying out takes the

@@ -22,6 +22,7 @@ mod snapshot;
 mod snapshots;
 mod stats;
 mod status;
+mod tag;
 mod unlock;
 mod version;
 
@@ -79,6 +80,7 @@ fn dispatch(config: &Config, command: Command) -> Result<i32> {
         Command::Status(args) => status::run(config, args),
         Command::Drill(args) => drill::run(config, args),
         Command::Run(args) => run::run(config, args),
+        Command::Tag(args) => tag::run(config, args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(config, args),
         Command::Version => version::run(config),

@@ -13,3 +13,4 @@ pub mod restore;
 pub mod shape;
 pub mod snapshot;
 pub mod stats;
+pub mod tag;

@@ -22,4 +22,5 @@ mod properties;
 mod prune;
 mod resume;
 mod strays;
+mod tag;
 mod tampering;
