@@ -2,6 +2,8 @@
 //! failure at any write or removal leaves, for every snapshot, the old file
 //! or its replacement (never neither), and a repository `check` passes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
