@@ -80,3 +80,44 @@ fn command_output_is_stored_and_a_failing_command_saves_nothing() {
         "only the good snapshot exists"
     );
 }
+
+/// What a failing command produced is thrown away whole: no pack of it is
+/// left in the repository, so check has no stray to warn about.
+#[test]
+fn a_failed_stream_command_leaves_no_pack_behind() {
+    let env = Env::with_repo();
+    let packs = |env: &Env| -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        for kind in ["data", "tree"] {
+            let dir = env.repo.join(kind);
+            for sub in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                found.extend(
+                    fs::read_dir(sub.path())
+                        .unwrap()
+                        .flatten()
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        found
+    };
+    let before = packs(&env);
+    // Enough output (random, so incompressible and unique) to fill packs.
+    let out = env.run(&[
+        "snapshot",
+        "--stdin-from-command",
+        "head -c 3000000 /dev/urandom; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        packs(&env),
+        before,
+        "the failed stream's packs were deleted"
+    );
+    let out = env.run(&["check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("warning"),
+        "{stderr}"
+    );
+}

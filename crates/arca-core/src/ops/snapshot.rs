@@ -203,6 +203,7 @@ pub fn snapshot(
         paths: path_bytes,
         parent: parent_id,
         missing,
+        discard_on_failure: false,
     };
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     // Deep trees recurse deeply; give the walking threads room.
@@ -242,6 +243,7 @@ pub fn snapshot_stream(
         paths: vec![serde_bytes::ByteBuf::from(format!("/{name}").into_bytes())],
         parent: None,
         missing: Vec::new(),
+        discard_on_failure: true,
     };
     // A stream cannot be read a second time: rely only on packs storage
     // lists now, so that a pack gone since it was indexed costs nothing
@@ -273,6 +275,10 @@ struct Run<'a> {
     parent: Option<SnapshotId>,
     /// Source paths left out because they do not exist.
     missing: Vec<Warning>,
+    /// Whether a failed walk deletes the packs it stored and no index file
+    /// lists yet: a stream whose producer failed stored nothing worth
+    /// keeping, while a walk of files may be resumed from them.
+    discard_on_failure: bool,
 }
 
 impl Run<'_> {
@@ -318,7 +324,15 @@ impl Run<'_> {
             // A failed store stops the walker too; report the store's error,
             // which is the cause, rather than the walker's closed channel.
             let packed = packed?;
-            let (tree, summary, warnings, packs) = walked?;
+            let (tree, summary, warnings, packs) = match walked {
+                Ok(walked) => walked,
+                Err(e) => {
+                    if self.discard_on_failure {
+                        discard(repo_ref, &packed.unsaved);
+                    }
+                    return Err(e);
+                }
+            };
             let stored_bytes = packed.stored_bytes;
             if !options.dry_run {
                 let indexed = index_packs(repo, tree, packed, Some(packs), "snapshot")?;
@@ -362,6 +376,17 @@ impl Run<'_> {
             snapshot,
             warnings,
         })
+    }
+}
+
+/// Deletes packs a failed run stored that no index file lists: nothing
+/// refers to them and no other process knows them. Best effort: a pack left
+/// behind is only a stray that `prune` removes after its grace period.
+fn discard(repo: &Repository, packs: &[IndexPack]) {
+    for pack in packs {
+        if let Some(kind) = BlobKind::from_byte(pack.kind) {
+            let _ = repo.backend().remove(kind.file_kind(), &pack.id.to_hex());
+        }
     }
 }
 
