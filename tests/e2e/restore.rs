@@ -224,6 +224,30 @@ fn delete_removes_what_the_snapshot_does_not_have() {
     assert_same_tree(&src, &root);
 }
 
+/// `--delete` acts inside the snapshot's own directories only: what sits
+/// beside them in the target (in the directories the snapshot holds just to
+/// reach its paths, up to the target itself) is left alone.
+#[test]
+fn delete_leaves_what_is_beside_the_snapshots_directories_alone() {
+    let env = Env::with_repo();
+    let src = sample(&env);
+    let target = env.path("out");
+    let t = target.to_str().unwrap();
+    env.ok(&["restore", "latest", "--target", t]);
+    let root = restored(&target, &src);
+    let beside_root = target.join("notes.txt");
+    let beside_src = root.parent().unwrap().join("sibling.txt");
+    write_file(&beside_root, b"mine", 0o644);
+    write_file(&beside_src, b"mine too", 0o644);
+    write_file(&root.join("db/stray.tmp"), b"x", 0o644);
+    let result = restore_json(&env, &["latest", "--target", t, "--delete"]);
+    assert_eq!(result["deleted"], 1, "only the stray inside: {result}");
+    assert!(!root.join("db/stray.tmp").exists());
+    assert_eq!(fs::read(&beside_root).unwrap(), b"mine");
+    assert_eq!(fs::read(&beside_src).unwrap(), b"mine too");
+    assert_same_tree(&src, &root);
+}
+
 /// Kills a restore once it has started writing, then re-runs it: the re-run
 /// completes the tree and does not rewrite what the first run finished.
 #[test]

@@ -70,7 +70,8 @@ pub struct RestoreOptions {
     pub exclude: Vec<String>,
     /// What to do with files that already exist in the target.
     pub overwrite: Overwrite,
-    /// Remove entries of restored directories that the snapshot lacks.
+    /// Remove entries the snapshot lacks from the restored directories at
+    /// or below the snapshot's own paths (never beside them).
     pub delete: bool,
     /// Re-read what was written and check it against the snapshot's ids.
     pub verify: bool,
@@ -224,6 +225,10 @@ struct Plan {
     exclude: Option<Gitignore>,
     overwrite: Overwrite,
     delete: bool,
+    /// The snapshot's own paths: `delete` acts only in directories at or
+    /// below one of them, never in the directories above them that the
+    /// snapshot holds only to reach them.
+    own: Vec<PathBuf>,
     summary: RestoreSummary,
 }
 
@@ -292,6 +297,11 @@ pub fn restore(
         exclude: matcher(&options.exclude, "exclude")?,
         overwrite: options.overwrite,
         delete: options.delete,
+        own: snapshot
+            .paths
+            .iter()
+            .map(|p| PathBuf::from(OsStr::from_bytes(p)))
+            .collect(),
         keep_content: options.verify,
         ..Plan::default()
     };
@@ -624,7 +634,7 @@ fn plan_dir(
         }
         Err(e) => return Err(e),
     };
-    if plan.delete {
+    if plan.delete && plan.own.iter().any(|own| snap_dir.starts_with(own)) {
         let keep: HashSet<&[u8]> = tree.nodes.iter().map(|n| n.name.as_slice()).collect();
         delete_extra(target, fd, number, &keep, plan)?;
     }
