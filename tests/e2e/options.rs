@@ -78,6 +78,9 @@ fn invalid() -> Vec<Case> {
     vec![
         // Global options, from flags and from the environment.
         case!(&["--retry-lock", "soon", "snapshots"], "--retry-lock"),
+        // `m` is months in a retention span and so ambiguous in a DURATION.
+        case!(&["--retry-lock", "10m", "snapshots"], "--retry-lock"),
+        case!(&["status", "--max-age", "1h30m"], "--max-age"),
         case!(&["--connections", "0", "snapshots"], "--connections"),
         case!(&["--connections", "1000", "snapshots"], "--connections"),
         case!(&["--connections", "x", "snapshots"], "--connections"),
@@ -235,6 +238,7 @@ fn valid() -> Vec<Case> {
     vec![
         // durations
         good(&["--retry-lock", "30s", "snapshots"]),
+        good(&["--retry-lock", "1min30s", "snapshots"]),
         good(&["status", "--max-age", "26h"]),
         good(&["prune", "--keep-marked", "48h", "--dry-run"]),
         // sizes

@@ -287,7 +287,7 @@ fn a_held_lock_stops_a_second_prune_but_never_a_snapshot() {
     assert_eq!(env.json(&["unlock"]).as_array().unwrap().len(), 0);
 
     // A prune told to wait gets the lock once the holder lets go.
-    let mut waiting = env.cmd(&["prune", "--retry-lock", "5m"]);
+    let mut waiting = env.cmd(&["prune", "--retry-lock", "5min"]);
     waiting.stderr(std::process::Stdio::piped());
     let mut child = waiting.spawn().unwrap();
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());

@@ -86,7 +86,7 @@ pub struct GlobalArgs {
     pub no_progress: bool,
 
     /// When the repository is locked (prune, repair, check, key changes), keep trying
-    /// for up to DURATION (e.g. 30s, 10m, 2h) instead of failing at once.
+    /// for up to DURATION (e.g. 30s, 10min, 2h) instead of failing at once.
     #[arg(long, global = true, value_name = "DURATION")]
     pub retry_lock: Option<units::Duration>,
 
@@ -178,7 +178,7 @@ pub enum Command {
     Dump(DumpArgs),
     /// Remove snapshots: the ones given, or those a retention policy does not keep.
     #[command(
-        after_help = "Examples:\n  arca forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --keep-tag month-end --dry-run\n  arca forget --keep-within 30d --keep-monthly -1 --prune\n  arca forget 1a2b3c4d 5e6f7a8b\n\nSnapshots are grouped by host and paths (--group-by) and the policy applies to\neach group. Buckets (hour, day, ISO week, month, year) are in local time.\nDurations are like 2y5m7d3h, counted back from the newest snapshot of the group.\nA count of -1 means unlimited. See docs/retention.md for the exact rules.",
+        after_help = "Examples:\n  arca forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --keep-tag month-end --dry-run\n  arca forget --keep-within 30d --keep-monthly -1 --prune\n  arca forget 1a2b3c4d 5e6f7a8b\n\nSnapshots are grouped by host and paths (--group-by) and the policy applies to\neach group. Buckets (hour, day, ISO week, month, year) are in local time.\nSpans are like 2y5m7d3h (m: months, as in restic), counted back from the newest\nsnapshot of the group.\nA count of -1 means unlimited. See docs/retention.md for the exact rules.",
         group = clap::ArgGroup::new("policy").multiple(true).conflicts_with("ids")
     )]
     Forget(Box<ForgetArgs>),
@@ -618,23 +618,24 @@ pub struct ForgetArgs {
     /// Keep the newest snapshot of each of the last N years that have one.
     #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
     pub keep_yearly: Option<units::Count>,
-    /// Keep every snapshot newer than DURATION (e.g. 2y5m7d3h) before the newest.
-    #[arg(long, value_name = "DURATION", group = "policy")]
+    /// Keep every snapshot newer than SPAN before the newest (2y5m7d3h: years,
+    /// months, days, hours, as in restic).
+    #[arg(long, value_name = "SPAN", group = "policy")]
     pub keep_within: Option<units::Span>,
-    /// Keep one snapshot per hour within DURATION of the newest.
-    #[arg(long, value_name = "DURATION", group = "policy")]
+    /// Keep one snapshot per hour within SPAN of the newest.
+    #[arg(long, value_name = "SPAN", group = "policy")]
     pub keep_within_hourly: Option<units::Span>,
-    /// Keep one snapshot per day within DURATION of the newest.
-    #[arg(long, value_name = "DURATION", group = "policy")]
+    /// Keep one snapshot per day within SPAN of the newest.
+    #[arg(long, value_name = "SPAN", group = "policy")]
     pub keep_within_daily: Option<units::Span>,
-    /// Keep one snapshot per ISO week within DURATION of the newest.
-    #[arg(long, value_name = "DURATION", group = "policy")]
+    /// Keep one snapshot per ISO week within SPAN of the newest.
+    #[arg(long, value_name = "SPAN", group = "policy")]
     pub keep_within_weekly: Option<units::Span>,
-    /// Keep one snapshot per month within DURATION of the newest.
-    #[arg(long, value_name = "DURATION", group = "policy")]
+    /// Keep one snapshot per month within SPAN of the newest.
+    #[arg(long, value_name = "SPAN", group = "policy")]
     pub keep_within_monthly: Option<units::Span>,
-    /// Keep one snapshot per year within DURATION of the newest.
-    #[arg(long, value_name = "DURATION", group = "policy")]
+    /// Keep one snapshot per year within SPAN of the newest.
+    #[arg(long, value_name = "SPAN", group = "policy")]
     pub keep_within_yearly: Option<units::Span>,
     /// Keep snapshots having all of these comma-separated tags (repeatable: any list).
     #[arg(long = "keep-tag", value_name = "TAGS", group = "policy")]
@@ -753,7 +754,7 @@ pub struct StatsArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Exit 1 when the newest snapshot of a group is older than DURATION
-    /// (e.g. 30s, 10m, 26h, 2d) or no snapshot matches.
+    /// (e.g. 30s, 10min, 26h, 2d) or no snapshot matches.
     #[arg(long, value_name = "DURATION")]
     pub max_age: Option<units::Duration>,
 

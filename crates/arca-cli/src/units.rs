@@ -6,8 +6,10 @@
 //!
 //! Grammars (docs/usage.md, "Option values"):
 //! - DURATION: `0`, or whole numbers each followed by a unit, `s`
-//!   seconds, `m` minutes, `h` hours, `d` days, `w` weeks, each unit at
-//!   most once, largest first: `30s`, `10m`, `1h30m`, `2d`, `1w`.
+//!   seconds, `min` minutes, `h` hours, `d` days, `w` weeks, each unit at
+//!   most once, largest first: `30s`, `10min`, `1h30min`, `2d`, `1w`. A
+//!   bare `m` is refused: in `--keep-within` (restic's grammar) it means
+//!   months.
 //! - SIZE: a whole number with an optional binary unit, `B`, `K`/`KiB`,
 //!   `M`/`MiB`, `G`/`GiB`, `T`/`TiB` (`KB`, `MB`, ... mean the same).
 //! - retention spans (`--keep-within*`) are calendar spans with `y`, `m`
@@ -51,12 +53,12 @@ fn invalid(message: impl Into<String>) -> Invalid {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Duration(pub std::time::Duration);
 
-const UNITS: [(char, u64); 5] = [
-    ('w', 7 * 86_400),
-    ('d', 86_400),
-    ('h', 3600),
-    ('m', 60),
-    ('s', 1),
+const UNITS: [(&str, u64); 5] = [
+    ("w", 7 * 86_400),
+    ("d", 86_400),
+    ("h", 3600),
+    ("min", 60),
+    ("s", 1),
 ];
 
 impl FromStr for Duration {
@@ -65,7 +67,7 @@ impl FromStr for Duration {
     fn from_str(text: &str) -> Result<Duration, Invalid> {
         let bad = || {
             invalid(format!(
-                "{text:?} is not a duration (try 30s, 10m, 1h30m or 2d)"
+                "{text:?} is not a duration (use s, min, h, d and w: 30s, 10min, 1h30min, 2d)"
             ))
         };
         let t = text.trim();
@@ -83,7 +85,15 @@ impl FromStr for Duration {
             let split = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
             let (digits, after) = rest.split_at(split);
             let n: u64 = digits.parse().map_err(|_| bad())?;
-            let unit = after.chars().next().ok_or_else(bad)?;
+            let unit_len = after
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(after.len());
+            let unit = &after[..unit_len];
+            if unit == "m" {
+                return Err(invalid(format!(
+                    "{text:?}: the unit m is ambiguous; write min for minutes (m means months, in --keep-within only)"
+                )));
+            }
             let at = allowed
                 .iter()
                 .position(|(u, _)| *u == unit)
@@ -94,13 +104,13 @@ impl FromStr for Duration {
                 .checked_mul(seconds)
                 .and_then(|s| total.checked_add(s))
                 .ok_or_else(bad)?;
-            rest = &after[unit.len_utf8()..];
+            rest = &after[unit_len..];
         }
         Ok(Duration(std::time::Duration::from_secs(total)))
     }
 }
 
-/// The shortest form the grammar reads back: `0`, `90s` as `1m30s`,
+/// The shortest form the grammar reads back: `0`, `90s` as `1min30s`,
 /// `2d`, `1w1d`.
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -505,13 +515,14 @@ pub fn age_seconds(time: arca_core::Time) -> u64 {
     u64::try_from(now.saturating_sub(time.at.seconds)).unwrap_or(0)
 }
 
-/// An age for people, largest unit hours: `45s`, `10m 5s`, `27h 3m`, `26h`.
+/// An age for people, largest unit hours, in the DURATION units: `45s`,
+/// `10min 5s`, `27h 3min`, `26h`.
 pub fn format_age(seconds: u64) -> String {
     let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
     let parts: Vec<String> = if h > 0 {
-        vec![format!("{h}h"), format!("{m}m")]
+        vec![format!("{h}h"), format!("{m}min")]
     } else if m > 0 {
-        vec![format!("{m}m"), format!("{s}s")]
+        vec![format!("{m}min"), format!("{s}s")]
     } else {
         return format!("{s}s");
     };
@@ -533,7 +544,8 @@ mod tests {
         let d = |s: &str| s.parse::<Duration>().map(|d| d.0);
         assert_eq!(d("0"), Ok(Std::ZERO));
         assert_eq!(d("30s"), Ok(Std::from_secs(30)));
-        assert_eq!(d("1h30m"), Ok(Std::from_secs(5400)));
+        assert_eq!(d("1h30min"), Ok(Std::from_secs(5400)));
+        assert_eq!(d("10min"), Ok(Std::from_secs(600)));
         assert_eq!(d("2d"), Ok(Std::from_secs(172_800)));
         assert_eq!(d("1w"), Ok(Std::from_secs(604_800)));
         for bad in [
@@ -543,12 +555,14 @@ mod tests {
             "h",
             "99999999999999999999d",
             "1h-",
-            "30m1h",
+            "30min1h",
+            "10m",
+            "1h30m",
             "1h1h",
         ] {
             assert!(d(bad).is_err(), "{bad}");
         }
-        for text in ["0", "45s", "1m30s", "2d", "1w1d", "3h"] {
+        for text in ["0", "45s", "1min30s", "2d", "1w1d", "3h"] {
             assert_eq!(text.parse::<Duration>().unwrap().to_string(), text);
         }
     }
@@ -614,10 +628,10 @@ mod tests {
     fn ages_read_naturally() {
         assert_eq!(format_age(0), "0s");
         assert_eq!(format_age(45), "45s");
-        assert_eq!(format_age(605), "10m 5s");
-        assert_eq!(format_age(600), "10m");
+        assert_eq!(format_age(605), "10min 5s");
+        assert_eq!(format_age(600), "10min");
         assert_eq!(format_age(26 * 3600), "26h");
-        assert_eq!(format_age(27 * 3600 + 3 * 60 + 59), "27h 3m");
+        assert_eq!(format_age(27 * 3600 + 3 * 60 + 59), "27h 3min");
         assert_eq!(format_age(2 * 86_400), "48h");
     }
 }
