@@ -340,3 +340,88 @@ fn sigint_with_storage_stalled_exits_within_the_cleanup_limit() {
     // What was left is ignored: the repository checks.
     env.ok(&["check", "--read-data"]);
 }
+
+/// The packs fully stored in `data/` (named by their hash), and their bytes.
+fn stored_data_packs(repo: &Path) -> (usize, u64) {
+    let mut count = 0;
+    let mut bytes = 0;
+    for sub in std::fs::read_dir(repo.join("data"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for pack in std::fs::read_dir(sub.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = pack.file_name();
+            let name = name.to_string_lossy();
+            if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                count += 1;
+                bytes += pack.metadata().unwrap().len();
+            }
+        }
+    }
+    (count, bytes)
+}
+
+/// A first snapshot interrupted after some packs landed indexes them on
+/// the way out, so the re-run reads everything again but sends only what
+/// had not landed, and leaves no unindexed pack behind.
+#[test]
+fn an_interrupted_first_snapshot_resumes_without_sending_again() {
+    let env = Env::new();
+    env.ok(&["init", "--pack-size", "1MiB"]);
+    let src = env.path("src");
+    std::fs::create_dir(&src).unwrap();
+    let total: u64 = 24 << 20;
+    for i in 0..12u64 {
+        write_file(
+            &src.join(format!("part-{i:02}.db")),
+            &random_bytes(2 << 20, 500 + i),
+            0o644,
+        );
+    }
+    let mut child = env
+        .cmd(&["--no-progress", "snapshot", src.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Polling for a condition, not a time: packs land as the run goes.
+    while stored_data_packs(&env.repo).0 < 3 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the snapshot ended before it could be interrupted"
+        );
+        std::thread::yield_now();
+    }
+    // SAFETY: kill sends a signal to the child this test started.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, landed) = stored_data_packs(&env.repo);
+    assert!(landed >= 3 << 20, "{landed}");
+
+    let rerun = env.json(&["snapshot", src.to_str().unwrap()]);
+    let sent = rerun["summary"]["bytes_stored"].as_u64().unwrap();
+    assert!(
+        sent + landed * 9 / 10 <= total,
+        "the re-run sent {sent} bytes of {total}, though {landed} had landed"
+    );
+    // Every pack that landed was indexed on the way out: none is a stray.
+    let check = env.run(&["check", "--read-data"]);
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        check.status.success() && !stderr.contains("warning"),
+        "{stderr}"
+    );
+}

@@ -7,6 +7,12 @@
 //!
 //! After [`run`] the registry stays closed: whatever registers later (a
 //! thread that had not yet noticed) is undone at once.
+//!
+//! Some work is worth keeping rather than undoing: a snapshot's packs that
+//! are stored but not yet listed in an index file. [`before_interrupt`]
+//! registers such a save; [`run`] runs the saves first, while the registry
+//! is still open (so that they can write through temporary files), and only
+//! then closes it and undoes the rest.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -18,7 +24,11 @@ type Undo = Box<dyn FnOnce() + Send>;
 
 struct Registry {
     next: u64,
+    /// Saves, run first and with the registry open.
+    saves: BTreeMap<u64, Undo>,
     pending: BTreeMap<u64, Undo>,
+    /// [`run`] has begun (saves may still be running).
+    stopping: bool,
     closed: bool,
 }
 
@@ -28,7 +38,9 @@ impl Registry {
     const fn new() -> Registry {
         Registry {
             next: 0,
+            saves: BTreeMap::new(),
             pending: BTreeMap::new(),
+            stopping: false,
             closed: false,
         }
     }
@@ -57,7 +69,9 @@ impl std::fmt::Debug for Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(id) = self.id {
-            locked(self.registry).pending.remove(&id);
+            let mut inner = locked(self.registry);
+            inner.pending.remove(&id);
+            inner.saves.remove(&id);
         }
     }
 }
@@ -78,7 +92,33 @@ fn register(registry: &'static Shared, undo: Undo) -> Guard {
     }
 }
 
+/// Registers `save` with the saves (see the module documentation); once
+/// the registry is closed there is nothing left that could write, so a
+/// late save is dropped.
+fn register_save(registry: &'static Shared, save: Undo) -> Guard {
+    let mut inner = locked(registry);
+    if inner.closed {
+        return Guard { registry, id: None };
+    }
+    let id = inner.next;
+    inner.next += 1;
+    inner.saves.insert(id, save);
+    Guard {
+        registry,
+        id: Some(id),
+    }
+}
+
 fn run_all(registry: &Shared) -> usize {
+    let saves = {
+        let mut inner = locked(registry);
+        inner.stopping = true;
+        std::mem::take(&mut inner.saves)
+    };
+    let saved = saves.len();
+    for (_, save) in saves {
+        save();
+    }
     let pending = {
         let mut inner = locked(registry);
         inner.closed = true;
@@ -88,7 +128,14 @@ fn run_all(registry: &Shared) -> usize {
     for (_, undo) in pending.into_iter().rev() {
         undo();
     }
-    count
+    saved + count
+}
+
+/// Registers `save` to run first if the process is interrupted while the
+/// guard lives, before anything is undone and while writes still work: for
+/// recording work done (an index of stored packs) so that a re-run keeps it.
+pub fn before_interrupt(save: impl FnOnce() + Send + 'static) -> Guard {
+    register_save(&REGISTRY, Box::new(save))
 }
 
 /// Registers `undo` to run if the process is interrupted while the guard
@@ -151,8 +198,14 @@ pub fn is_closed() -> bool {
     locked(&REGISTRY).closed
 }
 
-/// Runs every registered action, newest first, and closes the registry.
-/// Returns how many ran.
+/// Whether [`run`] has begun, even while its saves still run: work that
+/// would only add to what the saves record (another pack) should stop.
+pub fn is_stopping() -> bool {
+    locked(&REGISTRY).stopping
+}
+
+/// Runs the saves, then every registered undo action, newest first, and
+/// closes the registry. Returns how many actions ran.
 pub fn run() -> usize {
     run_all(&REGISTRY)
 }
@@ -197,6 +250,9 @@ mod tests {
         // And no temporary file is created any more.
         let refused = new_temporary_file_with(registry, dir.path(), ".tmp").unwrap_err();
         assert_eq!(refused.kind(), std::io::ErrorKind::Interrupted);
+        assert_eq!(run_all(registry), 0);
+        // A late save is dropped: nothing could write any more.
+        let _guard = register_save(registry, Box::new(|| panic!("ran after closing")));
         assert_eq!(run_all(registry), 0);
     }
 }

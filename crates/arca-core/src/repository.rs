@@ -728,6 +728,15 @@ pub(crate) fn store_pack(
     pack: FinishedPack,
     verify: Option<&dyn Backend>,
 ) -> Result<(IndexPack, Option<Vec<u8>>)> {
+    // Once an interrupt has begun, its saves record the packs stored so
+    // far; one stored now would land unrecorded.
+    if arca_backend::cleanup::is_stopping() {
+        return Err(Error::Conflict(format!(
+            "pack {} was not stored in {}: the process is being interrupted",
+            pack.id,
+            backend.location()
+        )));
+    }
     let kind = pack.kind.file_kind();
     let name = pack.id.to_hex();
     let buffer = match pack.body {

@@ -14,7 +14,8 @@
 //! next pack, so the same few buffers serve a whole run instead of fresh
 //! memory (and fresh page faults) for every pack.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use arca_backend::Backend;
@@ -27,6 +28,28 @@ use crate::index::IndexPack;
 use crate::pack::{FinishedPack, PackWriter};
 use crate::repository::{Repository, store_pack};
 
+/// Every pack stored, as the upload workers store them, and how many
+/// stores are under way: what an interrupt's save records.
+#[derive(Default)]
+pub(crate) struct Recording {
+    /// Packs stored (the owner removes those it has indexed).
+    pub stored: Mutex<Vec<IndexPack>>,
+    /// Stores begun and not yet recorded.
+    pub in_flight: AtomicUsize,
+}
+
+impl Recording {
+    /// The packs stored and not yet taken, once the stores under way have
+    /// ended (waiting at most `limit`; an interrupt is stopping new ones).
+    pub fn settle(&self, limit: std::time::Duration) -> Vec<IndexPack> {
+        let deadline = std::time::Instant::now() + limit;
+        while self.in_flight.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::mem::take(&mut *self.stored.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 pub(crate) struct Packer<'r> {
     repo: &'r Repository,
     target: usize,
@@ -37,11 +60,18 @@ pub(crate) struct Packer<'r> {
 
 impl<'r> Packer<'r> {
     pub fn new(repo: &'r Repository) -> Packer<'r> {
+        Packer::recording(repo, None)
+    }
+
+    /// A packer whose upload workers also add each pack they store to
+    /// `stored` the moment it is stored (before [`Packer::add`] returns it),
+    /// for whoever must know every stored pack at any moment.
+    pub fn recording(repo: &'r Repository, stored: Option<Arc<Recording>>) -> Packer<'r> {
         Packer {
             repo,
             target: repo.config().pack_size as usize,
             writers: [None, None],
-            uploads: Uploads::start(repo.shared_backend(), repo.upload_verifier()),
+            uploads: Uploads::start(repo.shared_backend(), repo.upload_verifier(), stored),
         }
     }
 
@@ -120,7 +150,11 @@ struct Uploads {
 }
 
 impl Uploads {
-    fn start(backend: Arc<dyn Backend>, verify: Option<Arc<dyn Backend>>) -> Uploads {
+    fn start(
+        backend: Arc<dyn Backend>,
+        verify: Option<Arc<dyn Backend>>,
+        stored: Option<Arc<Recording>>,
+    ) -> Uploads {
         let count = backend.connections().max(1);
         // A rendezvous channel: a full pack is handed over only when a
         // worker is free to take it.
@@ -135,17 +169,33 @@ impl Uploads {
                 let done_tx = done_tx.clone();
                 let spare_tx = spare_tx.clone();
                 let verify = verify.clone();
+                let record = stored.clone();
                 std::thread::spawn(move || {
                     for pack in job_rx {
+                        // Counted before storing: an interrupt's save waits
+                        // for this store to be recorded (or refused).
+                        if let Some(record) = &record {
+                            record.in_flight.fetch_add(1, Ordering::SeqCst);
+                        }
                         let stored = store_pack(&*backend, pack, verify.as_deref()).map(
                             |(entry, buffer)| {
                                 if let Some(buffer) = buffer {
                                     // A full spare queue drops the buffer instead.
                                     let _ = spare_tx.try_send(buffer);
                                 }
+                                if let Some(record) = &record {
+                                    record
+                                        .stored
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .push(entry.clone());
+                                }
                                 entry
                             },
                         );
+                        if let Some(record) = &record {
+                            record.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        }
                         if done_tx.send(stored).is_err() {
                             break;
                         }

@@ -33,8 +33,8 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -44,7 +44,7 @@ use crate::chunker::Chunker;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, Id, IndexId, PackId, SnapshotId, TreeId};
 use crate::index::{IndexFile, IndexPack};
-use crate::ops::packer::Packer;
+use crate::ops::packer::{Packer, Recording};
 use crate::repository::Repository;
 use crate::snapshot::{Snapshot, Summary};
 use crate::source::{self, ExcludeOptions, Filter, Names, SourceNode};
@@ -782,13 +782,44 @@ pub(crate) struct Packed {
 
 /// Fills one pack per kind, storing each as it reaches the target size, and
 /// saves a checkpoint index of the stored packs every `checkpoint`.
+///
+/// Interrupted (SIGINT, SIGTERM), the run indexes the packs it stored since
+/// the last checkpoint before the process exits, so that a re-run of an
+/// interrupted first snapshot sends only what is still missing.
 fn pack_blobs(repo: &Repository, sealed: Receiver<Sealed>, checkpoint: Duration) -> Result<Packed> {
-    let mut packer = Packer::new(repo);
     let mut packed = Packed {
         all: Vec::new(),
         unsaved: Vec::new(),
         checkpoints: Vec::new(),
         stored_bytes: 0,
+    };
+    // The packs stored and not yet in an index file, as the interrupt
+    // cleanup sees them: the upload workers add each one as it is stored.
+    let recording = Arc::new(Recording::default());
+    let mut packer = Packer::recording(repo, Some(recording.clone()));
+    let _index_on_interrupt = {
+        let recording = recording.clone();
+        let backend = repo.shared_backend();
+        let key = repo.key().clone();
+        arca_backend::cleanup::before_interrupt(move || {
+            // New stores are refused from now on; those under way get a
+            // moment to finish, so that what lands is what is indexed.
+            let packs = recording.settle(Duration::from_secs(2));
+            if !packs.is_empty() {
+                let file = IndexFile {
+                    supersedes: Vec::new(),
+                    packs,
+                };
+                let bytes = file.encode(&key);
+                let name = Id::of_stored(&bytes).to_hex();
+                let _ = crate::repository::write_new(
+                    &*backend,
+                    arca_backend::FileKind::Index,
+                    &name,
+                    &bytes,
+                );
+            }
+        })
     };
     let mut last_checkpoint = Instant::now();
     for blob in sealed {
@@ -819,10 +850,13 @@ fn pack_blobs(repo: &Repository, sealed: Receiver<Sealed>, checkpoint: Duration)
             packed.unsaved.push(pack);
         }
         if any && last_checkpoint.elapsed() >= checkpoint {
+            let saved = std::mem::take(&mut packed.unsaved);
+            let ids: HashSet<PackId> = saved.iter().map(|p| p.id).collect();
             let id = repo.save_index(&IndexFile {
                 supersedes: Vec::new(),
-                packs: std::mem::take(&mut packed.unsaved),
+                packs: saved,
             })?;
+            lock(&recording.stored).retain(|p| !ids.contains(&p.id));
             packed.checkpoints.push(id);
             last_checkpoint = Instant::now();
         }
