@@ -391,3 +391,56 @@ fn quiet_commands_print_nothing_on_success() {
     );
     quiet(&["status", "--max-age", "1d"], &[]);
 }
+
+#[test]
+fn snapshots_shows_the_newest_of_each_group_and_lists_group_by_group() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    let src = src.to_str().unwrap();
+    for (n, host) in [(0, "db1"), (1, "db1"), (2, "db2"), (3, "db1"), (4, "db2")] {
+        write_file(&env.path("src/f"), format!("version {n}").as_bytes(), 0o644);
+        env.ok(&["snapshot", src, "--host", host]);
+    }
+    let all = env.json(&["snapshots"]);
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 5);
+    let latest = env.json(&["snapshots", "--latest", "1"]);
+    let latest: Vec<&str> = latest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = [3, 4]
+        .iter()
+        .map(|&i| all[i]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        latest, expected,
+        "the newest of db1 and of db2, oldest first"
+    );
+
+    let grouped = env.json(&["snapshots", "--group-by", "host", "--latest", "2"]);
+    let grouped = grouped.as_array().unwrap();
+    assert_eq!(grouped.len(), 2, "{grouped:?}");
+    assert_eq!(grouped[0]["key"]["hostname"], "db1");
+    crate::json_fields::assert_documented(&grouped[0], "snapshots --group-by");
+    let db1: Vec<&str> = grouped[0]["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = [1, 3]
+        .iter()
+        .map(|&i| all[i]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(db1, expected);
+
+    // The table has a column of what each snapshot added.
+    let table = env.ok(&["snapshots"]);
+    assert!(table.lines().next().unwrap().contains("Added"), "{table}");
+    let err = expect_failure(&env.run(&["snapshots", "--latest", "0"]), 2);
+    assert!(err.contains("--latest"), "{err}");
+}

@@ -139,7 +139,7 @@ pub enum Command {
     Snapshot(Box<SnapshotArgs>),
     /// List snapshots.
     #[command(
-        after_help = "Examples:\n  arca snapshots\n  arca snapshots --host db1 --tag nightly --json"
+        after_help = "Examples:\n  arca snapshots\n  arca snapshots --host db1 --tag nightly --json\n  arca snapshots --latest 1 --group-by host"
     )]
     Snapshots(SnapshotsArgs),
     /// List the entries of a snapshot.
@@ -411,6 +411,15 @@ impl FilterArgs {
 pub struct SnapshotsArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
+
+    /// Only the newest N snapshots of each group (by --group-by, else by
+    /// host and paths).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub latest: Option<u32>,
+
+    /// List the snapshots group by group: any of host, paths, tags.
+    #[arg(long, value_name = "FIELDS")]
+    pub group_by: Option<units::GroupBy>,
 }
 
 #[derive(Debug, Args)]
