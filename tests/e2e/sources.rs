@@ -164,3 +164,49 @@ fn a_missing_source_path_is_left_out_with_a_warning_and_exit_3() {
     assert!(err.contains(missing.to_str().unwrap()), "{err}");
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
 }
+
+/// `-v` lists every file a snapshot stores as new or changed, a dry run
+/// included, so excludes can be checked before they are trusted; `--json`
+/// keeps stdout one document.
+#[test]
+fn verbose_snapshots_list_new_and_changed_files() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("logs")).unwrap();
+    write_file(&src.join("trades.db"), b"one", 0o644);
+    write_file(&src.join("logs/app.log"), b"log", 0o644);
+    let s = src.to_str().unwrap();
+    let lines = |out: String| -> Vec<String> {
+        out.lines()
+            .filter(|l| {
+                l.starts_with("new ") || l.starts_with("changed ") || l.starts_with("unchanged ")
+            })
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let dry = lines(env.ok(&["-v", "snapshot", s, "--dry-run", "--exclude", "*.log"]));
+    assert_eq!(
+        dry,
+        [format!("new {s}/trades.db")],
+        "the excluded log is not listed"
+    );
+    assert!(env.json(&["snapshots"]).as_array().unwrap().is_empty());
+
+    env.ok(&["snapshot", s]);
+    write_file(&src.join("trades.db"), b"two", 0o644);
+    write_file(&src.join("positions.csv"), b"p", 0o644);
+    let mut listed = lines(env.ok(&["-v", "snapshot", s]));
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            format!("changed {s}/trades.db"),
+            format!("new {s}/positions.csv")
+        ]
+    );
+    let all = lines(env.ok(&["-vv", "snapshot", s]));
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all.iter().all(|l| l.starts_with("unchanged ")), "{all:?}");
+    let json = env.ok(&["-v", "--json", "snapshot", s]);
+    serde_json::from_str::<serde_json::Value>(&json).expect("stdout is one JSON document");
+}

@@ -29,7 +29,8 @@ pub fn snapshot(
     let bar = progress::spinner("{spinner} {elapsed} {msg}");
     let started = std::time::Instant::now();
     let outcome = progress::with_bar(
-        config.progress,
+        // At -v the list of files is the progress.
+        config.progress && config.verbose == 0,
         bar,
         |bar| {
             let read = counters.bytes_read.load(Ordering::Relaxed);

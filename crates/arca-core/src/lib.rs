@@ -109,8 +109,9 @@ pub use ops::restore::{
 };
 pub use ops::shape::{Shape, measure as measure_tree};
 pub use ops::snapshot::{
-    CHECKPOINT_INTERVAL, Progress as SnapshotProgress, SnapshotOptions, SnapshotOutcome,
-    Warning as SnapshotWarning, WarningKind as SnapshotWarningKind, snapshot, snapshot_stream,
+    CHECKPOINT_INTERVAL, FileChange, Progress as SnapshotProgress, SnapshotOptions,
+    SnapshotOutcome, Warning as SnapshotWarning, WarningKind as SnapshotWarningKind, snapshot,
+    snapshot_stream,
 };
 pub use ops::stats::{Stats, stats};
 

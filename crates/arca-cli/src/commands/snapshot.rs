@@ -1,5 +1,7 @@
 use anyhow::{Context, Result, bail};
-use arca_core::{ExcludeOptions, SnapshotOptions, SnapshotProgress, SnapshotWarningKind};
+use arca_core::{
+    ExcludeOptions, FileChange, SnapshotOptions, SnapshotProgress, SnapshotWarningKind,
+};
 use indicatif::HumanBytes;
 use serde::Serialize;
 
@@ -67,6 +69,23 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         checkpoint_interval: None,
     };
     let counters = SnapshotProgress::default();
+    if config.verbose > 0 && !config.json {
+        // -v: every file stored (or, in a dry run, to store) as new or
+        // changed; -vv: unchanged ones too.
+        let verbose = config.verbose;
+        counters.on_file(move |path, change| {
+            let what = match change {
+                FileChange::New => "new",
+                FileChange::Changed => "changed",
+                FileChange::Unchanged if verbose > 1 => "unchanged",
+                FileChange::Unchanged => return,
+            };
+            output::line(format!(
+                "{what:<9} {}",
+                output::sanitize(&path.display().to_string())
+            ));
+        });
+    }
     let name = &args.stdin_name.0;
     let (outcome, unreadable) = steps::snapshot(config, &counters, || {
         match (&args.stdin_from_command, args.stdin) {

@@ -89,8 +89,9 @@ const WALK_STACK: usize = 256 << 20;
 /// Default time between index checkpoints of a running snapshot.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
 
-/// Live counters a caller may poll to draw progress.
-#[derive(Debug, Default)]
+/// Live counters a caller may poll to draw progress, and an optional
+/// report of every file as it is done ([`Progress::on_file`]).
+#[derive(Default)]
 pub struct Progress {
     /// Files done so far.
     pub files: AtomicU64,
@@ -98,6 +99,47 @@ pub struct Progress {
     pub bytes_read: AtomicU64,
     /// Plaintext bytes of new blobs so far.
     pub bytes_added: AtomicU64,
+    on_file: std::sync::OnceLock<FileReport>,
+}
+
+/// Told each file's path and what became of it.
+type FileReport = Box<dyn Fn(&Path, FileChange) + Send + Sync>;
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("files", &self.files)
+            .field("bytes_read", &self.bytes_read)
+            .field("bytes_added", &self.bytes_added)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Progress {
+    /// Calls `report` with every regular file the snapshot stores (from
+    /// several threads, in no particular order), saying whether it is new,
+    /// changed since the parent or unchanged; a dry run reports what it
+    /// would store. Only the first report set is used.
+    pub fn on_file(&self, report: impl Fn(&Path, FileChange) + Send + Sync + 'static) {
+        let _ = self.on_file.set(Box::new(report));
+    }
+
+    fn report_file(&self, path: &Path, change: FileChange) {
+        if let Some(report) = self.on_file.get() {
+            report(path, change);
+        }
+    }
+}
+
+/// What became of one file in a snapshot, as [`Progress::on_file`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileChange {
+    /// No parent snapshot had it: read and stored.
+    New,
+    /// The parent had it with other metadata: read again.
+    Changed,
+    /// As in the parent: its content was reused without reading it.
+    Unchanged,
 }
 
 /// What went wrong with one source entry.
@@ -1148,9 +1190,11 @@ impl<'s, 'a> Walker<'s, 'a> {
         self.fill_metadata(path, at, node, before);
         match node.kind {
             NodeKind::File => {
+                let progress = self.shared.progress;
                 if let Some(content) = self.unchanged_content(node, before) {
                     node.content = content;
                     self.summary.files_unchanged += 1;
+                    progress.report_file(path, FileChange::Unchanged);
                 } else {
                     let Some((content, size)) = self.archive_file(path, at, meta)? else {
                         return Ok(false);
@@ -1159,8 +1203,10 @@ impl<'s, 'a> Walker<'s, 'a> {
                     node.size = size;
                     if before.is_some() {
                         self.summary.files_changed += 1;
+                        progress.report_file(path, FileChange::Changed);
                     } else {
                         self.summary.files_new += 1;
+                        progress.report_file(path, FileChange::New);
                     }
                 }
                 self.summary.total_files += 1;
