@@ -69,7 +69,8 @@ fn items<'a>(value: &'a Value, what: &str) -> &'a [Value] {
     list
 }
 
-fn json_lines(env: &Env, args: &[&str]) -> Vec<Value> {
+/// The JSON objects, one a line, that `--json` ARGS prints.
+pub fn json_lines(env: &Env, args: &[&str]) -> Vec<Value> {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     env.ok(&all)

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::json_fields::json_lines;
 use crate::util::*;
 
 /// A repository with an older snapshot of A (host alpha, tag t1) and a
@@ -61,15 +62,6 @@ fn two_hosts() -> Two {
         a,
         env,
     }
-}
-
-fn json_lines(env: &Env, args: &[&str]) -> Vec<Value> {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    env.ok(&all)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON ({e}): {l}")))
-        .collect()
 }
 
 /// The sum of diff's counts: 0 when nothing changed.

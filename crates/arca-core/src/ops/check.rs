@@ -177,15 +177,7 @@ pub fn check(
 /// than its name's. Every command ignores them and none removes them
 /// (format.md §2.2), so they are warnings, left for a person to look at.
 fn report_strays(repo: &Repository, report: &mut CheckReport) -> Result<()> {
-    let kinds = [
-        FileKind::Key,
-        FileKind::Data,
-        FileKind::Tree,
-        FileKind::Index,
-        FileKind::Snapshot,
-        FileKind::Lock,
-    ];
-    for kind in kinds {
+    for kind in FileKind::ALL.into_iter().filter(|k| *k != FileKind::Config) {
         let mut strays = repo.backend().strays(kind)?;
         for entry in repo.backend().list(kind)? {
             if !crate::repository::is_object_name(&entry.name) {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use arca_backend::{Backend, Entry, Error, FileKind, MemoryBackend};
-use arca_core::{ChunkerParams, InitOptions, KdfParams, Owner, Repository};
+use arca_core::{ChunkerParams, InitOptions, KdfParams, Lock, LockMode, Owner, Repository};
 
 /// Options for a test repository: a KDF that costs nothing, 1 MiB packs.
 pub fn test_options() -> InitOptions {
@@ -47,6 +47,18 @@ pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Repository {
     let mut repo = Repository::open(backend, password).expect("the test repository opens");
     repo.load_index().expect("its index loads");
     repo
+}
+
+/// The exclusive lock that prune, the repairs and key changes require,
+/// taken at once.
+pub fn exclusive(repo: &Repository) -> arca_core::Result<Lock> {
+    Lock::acquire(
+        repo,
+        LockMode::Exclusive,
+        "test",
+        &Owner::default(),
+        std::time::Duration::ZERO,
+    )
 }
 
 /// A memory backend whose writes and removes fail when `fails(kind,

@@ -356,14 +356,7 @@ fn with_the_map_a_later_copy_reads_only_new_data() {
     // After a repair of the destination's index (as after a prune), a
     // remembered tree no longer proves its blobs are there: trees are read
     // again, data still is not.
-    let lock = arca_core::Lock::acquire(
-        &dst,
-        arca_core::LockMode::Exclusive,
-        "repair",
-        &arca_core::Owner::default(),
-        std::time::Duration::ZERO,
-    )
-    .unwrap();
+    let lock = common::exclusive(&dst).unwrap();
     arca_core::repair_index(&mut dst, false, &lock).unwrap();
     drop(lock);
     change_b(&dir, &mut expected, 30);

@@ -11,7 +11,20 @@ use arca_core::{
     SnapshotProgress,
 };
 
+use crate::common;
+
 const PASSWORD: &[u8] = b"pw";
+
+/// Takes a snapshot of `source` into the repository in `backend`.
+fn take(backend: &MemoryBackend, source: &std::path::Path) {
+    let mut repo = Repository::open(Arc::new(backend.clone()), PASSWORD).unwrap();
+    repo.load_index().unwrap();
+    let options = SnapshotOptions {
+        paths: vec![source.to_path_buf()],
+        ..Default::default()
+    };
+    arca_core::snapshot(&mut repo, &options, &SnapshotProgress::default()).unwrap();
+}
 
 fn repository_with_snapshot() -> (MemoryBackend, tempfile::TempDir) {
     let backend = MemoryBackend::new();
@@ -33,13 +46,7 @@ fn repository_with_snapshot() -> (MemoryBackend, tempfile::TempDir) {
     let source = tempfile::tempdir().unwrap();
     std::fs::write(source.path().join("a.txt"), b"alpha alpha alpha").unwrap();
     std::fs::write(source.path().join("b.bin"), [7u8; 3000]).unwrap();
-    let mut repo = Repository::open(Arc::new(backend.clone()), PASSWORD).unwrap();
-    repo.load_index().unwrap();
-    let options = SnapshotOptions {
-        paths: vec![source.path().to_path_buf()],
-        ..Default::default()
-    };
-    arca_core::snapshot(&mut repo, &options, &SnapshotProgress::default()).unwrap();
+    take(&backend, source.path());
     (backend, source)
 }
 
@@ -131,13 +138,8 @@ fn every_flipped_byte_of_every_object_is_an_error_naming_it() {
 fn superseded_and_damaged() -> (MemoryBackend, String, String, tempfile::TempDir) {
     let (backend, source) = repository_with_snapshot();
     std::fs::write(source.path().join("c.txt"), b"gamma").unwrap();
-    let mut repo = Repository::open(Arc::new(backend.clone()), PASSWORD).unwrap();
-    repo.load_index().unwrap();
-    let options = SnapshotOptions {
-        paths: vec![source.path().to_path_buf()],
-        ..Default::default()
-    };
-    arca_core::snapshot(&mut repo, &options, &SnapshotProgress::default()).unwrap();
+    take(&backend, source.path());
+    let repo = Repository::open(Arc::new(backend.clone()), PASSWORD).unwrap();
     let files = repo.read_index_files().unwrap();
     assert_eq!(files.len(), 2);
     let superseding = arca_core::raw::IndexFile {
@@ -183,14 +185,7 @@ fn a_damaged_index_file_that_another_supersedes_costs_nothing_and_maintenance_re
         let errors: Vec<&str> = report.errors.iter().map(|e| e.object.as_str()).collect();
         assert_eq!(errors, [format!("index {a}")], "{:?}", report.errors);
 
-        let lock = arca_core::Lock::acquire(
-            &repo,
-            arca_core::LockMode::Exclusive,
-            maintenance,
-            &Owner::default(),
-            std::time::Duration::ZERO,
-        )
-        .unwrap();
+        let lock = common::exclusive(&repo).unwrap();
         match maintenance {
             "prune" => {
                 let options = arca_core::PruneOptions::default();

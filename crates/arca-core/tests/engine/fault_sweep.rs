@@ -87,14 +87,7 @@ fn open(backend: Arc<dyn Backend>) -> arca_core::Result<Repository> {
 /// The exclusive lock the destructive operations need, taken through the
 /// fault-free view so that the faults hit only the operation itself.
 fn exclusive(clean: &MemoryBackend) -> arca_core::Result<arca_core::Lock> {
-    let repo = Repository::open(Arc::new(clean.clone()), b"pw")?;
-    arca_core::Lock::acquire(
-        &repo,
-        arca_core::LockMode::Exclusive,
-        "test",
-        &arca_core::Owner::default(),
-        Duration::ZERO,
-    )
+    common::exclusive(&Repository::open(Arc::new(clean.clone()), b"pw")?)
 }
 
 fn take(repo: &mut Repository, path: &Path) -> arca_core::Result<()> {

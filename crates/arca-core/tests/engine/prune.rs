@@ -116,13 +116,7 @@ fn prune_locked_through(
     lock_on: Arc<dyn Backend>,
     options: &PruneOptions,
 ) -> arca_core::Result<PrunePlan> {
-    let lock = arca_core::Lock::acquire(
-        &open(lock_on),
-        arca_core::LockMode::Exclusive,
-        "prune",
-        &arca_core::Owner::default(),
-        std::time::Duration::ZERO,
-    )?;
+    let lock = common::exclusive(&open(lock_on))?;
     let mut repo = open(backend);
     let plan = arca_core::plan_prune(&mut repo, options, None)?;
     arca_core::execute_prune(&repo, &plan, options, &lock, None)?;

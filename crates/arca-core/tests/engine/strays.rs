@@ -14,8 +14,8 @@ use std::time::Duration;
 use arca_backend::LocalBackend;
 use arca_core::raw::{PackWriter, Sealer};
 use arca_core::{
-    BlobKind, CheckOptions, CheckProgress, LockMode, Owner, PruneOptions, RepairSnapshotsOptions,
-    Repository, SnapshotOptions,
+    BlobKind, CheckOptions, CheckProgress, Owner, PruneOptions, RepairSnapshotsOptions, Repository,
+    SnapshotOptions,
 };
 
 use crate::common;
@@ -116,14 +116,7 @@ fn files_that_are_no_object_are_ignored_never_removed_and_reported() {
     repo.load_index().unwrap();
     assert_eq!(repo.snapshots().unwrap().len(), 1);
     assert!(repo.damaged().is_empty(), "{:?}", repo.damaged());
-    let lock = arca_core::Lock::acquire(
-        &repo,
-        LockMode::Exclusive,
-        "prune",
-        &Owner::default(),
-        Duration::ZERO,
-    )
-    .unwrap();
+    let lock = common::exclusive(&repo).unwrap();
 
     // Check names every one of them, as a warning.
     let report = arca_core::check(
