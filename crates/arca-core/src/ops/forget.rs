@@ -78,7 +78,9 @@ pub fn plan(
         ));
     }
     let considered = crate::select::matching(repo, filter)?;
-    let find = |id: &SnapshotId| considered.iter().find(|(i, _)| i == id).map(|(_, s)| s);
+    // By id: a repository of 5-minute snapshots holds tens of thousands.
+    let by_id: std::collections::HashMap<SnapshotId, &Snapshot> =
+        considered.iter().map(|(id, s)| (*id, s)).collect();
     let groups = retention::apply(&considered, policy, group_by, now)
         .into_iter()
         .map(|group| {
@@ -90,7 +92,7 @@ pub fn plan(
             for d in group.decisions {
                 let entry = Planned {
                     id: d.id,
-                    snapshot: find(&d.id).cloned(),
+                    snapshot: by_id.get(&d.id).map(|s| (*s).clone()),
                     reasons: d.reasons,
                 };
                 if d.keep {
