@@ -210,3 +210,28 @@ fn verbose_snapshots_list_new_and_changed_files() {
     let json = env.ok(&["-v", "--json", "snapshot", s]);
     serde_json::from_str::<serde_json::Value>(&json).expect("stdout is one JSON document");
 }
+
+/// The list `-v` prints is a side show: a reader that goes away (`| head`)
+/// must not stop the backup, which is saved all the same.
+#[test]
+fn a_closed_pipe_under_verbose_listing_does_not_stop_the_snapshot() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    for i in 0..300 {
+        write_file(&src.join(format!("f{i}")), format!("{i}").as_bytes(), 0o644);
+    }
+    let mut child = env
+        .cmd(&["-v", "snapshot", src.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The reader is gone before the first file is listed.
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let snapshots = env.json(&["snapshots"]);
+    assert_eq!(snapshots.as_array().unwrap().len(), 1, "{snapshots}");
+    assert_eq!(snapshots[0]["summary"]["files_new"], 300);
+}

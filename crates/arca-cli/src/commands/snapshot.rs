@@ -1,3 +1,5 @@
+use std::io::Write;
+
 use anyhow::{Context, Result, bail};
 use arca_core::{
     ExcludeOptions, FileChange, SnapshotOptions, SnapshotProgress, SnapshotWarningKind,
@@ -80,10 +82,13 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
                 FileChange::Unchanged if verbose > 1 => "unchanged",
                 FileChange::Unchanged => return,
             };
-            output::line(format!(
+            // Not output::line, which ends the process when the reader
+            // goes away: a closed pipe must not stop a backup half-way.
+            let _ = writeln!(
+                std::io::stdout().lock(),
                 "{what:<9} {}",
                 output::sanitize(&path.display().to_string())
-            ));
+            );
         });
     }
     let name = &args.stdin_name.0;
