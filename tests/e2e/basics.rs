@@ -444,3 +444,25 @@ fn snapshots_shows_the_newest_of_each_group_and_lists_group_by_group() {
     let err = expect_failure(&env.run(&["snapshots", "--latest", "0"]), 2);
     assert!(err.contains("--latest"), "{err}");
 }
+
+/// Only a listing ends when its reader goes away; a command that acts
+/// (here forget, whose table comes before the removal) still does its work.
+#[test]
+fn a_closed_pipe_ends_a_listing_but_not_a_forget() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    for n in 0..3 {
+        write_file(&src.join("f"), format!("version {n}").as_bytes(), 0o644);
+        env.ok(&["snapshot", src.to_str().unwrap()]);
+    }
+    let mut child = env
+        .cmd(&["forget", "--keep-last", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert!(child.wait().unwrap().success());
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+}

@@ -1,13 +1,30 @@
 //! Writing to stdout: JSON documents and human text, with a closed pipe
 //! (`arca snapshots | head`) treated as success rather than a panic.
+//!
+//! A command that only lists (see [`listing`]) ends at once when its reader
+//! goes away. Every other command carries on with its work (a forget whose
+//! table nobody reads still forgets, a snapshot still saves) and just stops
+//! printing.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Prints one line on stdout; exits quietly if the reader went away.
+/// Set by [`listing`]: a closed pipe ends the process.
+static LISTING: AtomicBool = AtomicBool::new(false);
+
+/// Marks the command as one whose whole work is what it prints, so that a
+/// reader going away ends it (exit 0) instead of letting it run on unread.
+pub fn listing() {
+    LISTING.store(true, Ordering::Relaxed);
+}
+
+/// Prints one line on stdout. If the reader went away: a listing exits
+/// quietly, anything else goes on without printing.
 pub fn line(text: impl std::fmt::Display) {
     let mut out = io::stdout().lock();
     if let Err(e) = writeln!(out, "{text}")
         && e.kind() == io::ErrorKind::BrokenPipe
+        && LISTING.load(Ordering::Relaxed)
     {
         std::process::exit(0);
     }

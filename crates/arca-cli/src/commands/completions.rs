@@ -8,6 +8,7 @@ use crate::cli::{Cli, CompletionsArgs};
 use crate::{exit, output};
 
 pub fn run(args: CompletionsArgs) -> Result<i32> {
+    output::listing();
     let mut command = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "arca", &mut script);

@@ -25,6 +25,7 @@ struct DiffJson {
 }
 
 pub fn run(config: &Config, args: DiffArgs) -> Result<i32> {
+    output::listing();
     let repo = session::open(config)?;
     let filter = args.filter.filter();
     let (a_id, a) = arca_core::select::resolve(&repo, &args.first.which, &filter)?;

@@ -21,6 +21,7 @@ struct MatchJson<'a> {
 }
 
 pub fn run(config: &Config, args: FindArgs) -> Result<i32> {
+    output::listing();
     let repo = session::open(config)?;
     let filter = args.filter.filter();
     let snapshots = if args.snapshots.is_empty() {

@@ -58,6 +58,7 @@ struct ChangeJson {
 }
 
 fn list(config: &Config) -> Result<i32> {
+    output::listing();
     let repo = session::open_unindexed(config)?;
     let keys = arca_core::list_keys(&repo)?;
     if config.json {

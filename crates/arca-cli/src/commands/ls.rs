@@ -26,6 +26,7 @@ struct EntryJson {
 }
 
 pub fn run(config: &Config, args: LsArgs) -> Result<i32> {
+    output::listing();
     let repo = session::open(config)?;
     let (_, snapshot) =
         arca_core::select::resolve(&repo, &args.snapshot.which, &args.filter.filter())?;

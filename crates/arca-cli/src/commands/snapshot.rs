@@ -1,5 +1,3 @@
-use std::io::Write;
-
 use anyhow::{Context, Result, bail};
 use arca_core::{
     ExcludeOptions, FileChange, SnapshotOptions, SnapshotProgress, SnapshotWarningKind,
@@ -82,13 +80,11 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
                 FileChange::Unchanged if verbose > 1 => "unchanged",
                 FileChange::Unchanged => return,
             };
-            // Not output::line, which ends the process when the reader
-            // goes away: a closed pipe must not stop a backup half-way.
-            let _ = writeln!(
-                std::io::stdout().lock(),
+            // A reader that goes away stops the list, not the backup.
+            output::line(format!(
                 "{what:<9} {}",
                 output::sanitize(&path.display().to_string())
-            );
+            ));
         });
     }
     let name = &args.stdin_name.0;

@@ -20,6 +20,7 @@ struct GroupJson<'a> {
 }
 
 pub fn run(config: &Config, args: SnapshotsArgs) -> Result<i32> {
+    output::listing();
     let repo = session::open(config)?;
     let snapshots = arca_core::select::matching(&repo, &args.filter.filter())?;
     let by = args.group_by.map_or_else(GroupBy::default, |g| g.0);

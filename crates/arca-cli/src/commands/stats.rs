@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::{output, session};
 
 pub fn run(config: &Config, args: StatsArgs) -> Result<i32> {
+    output::listing();
     let repo = session::open(config)?;
     let filter = args.filter.filter();
     let snapshots = match &args.snapshot {

@@ -15,6 +15,7 @@ struct VersionJson {
 }
 
 pub fn run(config: &Config) -> Result<i32> {
+    output::listing();
     if config.json {
         output::json(&VersionJson {
             version: env!("CARGO_PKG_VERSION"),
