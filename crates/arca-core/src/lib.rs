@@ -15,6 +15,10 @@
 //! - [`plan_copy()`] and [`copy_snapshots()`]: copy snapshots to another
 //!   repository.
 //! - [`list()`] and [`walk()`]: browse a snapshot's trees.
+//! - [`SnapshotFs`]: the repository as a read-only file system
+//!   (`snapshots/`, `hosts/`, `tags/`, `latest`) for a FUSE adapter:
+//!   lookups, listings, attributes and reads at an offset through a
+//!   bounded blob cache.
 //! - [`list_keys()`], [`add_key()`], [`remove_key()`],
 //!   [`change_password()`]: the passwords that open a repository.
 //! - [`select`]: which snapshot a name (`latest`, an id prefix, a time)
@@ -96,6 +100,7 @@ pub use ops::copy::{
 };
 pub use ops::keys::{KeyInfo, add_key, change_password, list_keys, remove_key};
 pub use ops::ls::{find as find_node, list, walk};
+pub use ops::mount::{Attr, DirEntry, MountOptions, SnapshotFs};
 pub use ops::prune::{
     KEEP_MARKED_DEFAULT, MAX_UNUSED_DEFAULT, PackAction, PackPlan, PruneOptions, PrunePlan,
     PruneProgress, PruneStats, PruneSummary, execute_prune, plan_prune, repository_size,

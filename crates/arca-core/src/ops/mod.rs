@@ -6,6 +6,7 @@ pub mod copy;
 pub mod forget;
 pub mod keys;
 pub mod ls;
+pub mod mount;
 mod packer;
 pub mod prune;
 pub mod repair;
