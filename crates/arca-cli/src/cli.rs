@@ -229,6 +229,11 @@ pub enum Command {
         group = clap::ArgGroup::new("change").required(true).multiple(true)
     )]
     Tag(TagArgs),
+    /// Mount the repository as a read-only file system (FUSE).
+    #[command(
+        after_help = "Examples:\n  arca mount /mnt/arca   # Ctrl-C unmounts\n  arca mount /mnt/arca --host db1 --cache-size 256MiB\n  cp /mnt/arca/latest/var/lib/trades/positions.csv /tmp/\n\nLayout: snapshots/<time>_<id>/ (each snapshot's tree under its full original\npaths), hosts/<host>/, tags/<tag>/ and latest (a symlink to the newest snapshot).\nNew snapshots appear within seconds. Reads fetch only the chunks they touch.\nNeeds /dev/fuse and fusermount3 (Debian: fuse3). Takes no lock, like restore;\nthe command ends, unmounting, on Ctrl-C or SIGTERM (exit 0), or when the file\nsystem is unmounted (fusermount3 -u MOUNTPOINT)."
+    )]
+    Mount(MountArgs),
     /// Print a shell completion script for arca.
     #[command(
         after_help = "Examples:\n  arca completions bash > /etc/bash_completion.d/arca\n  arca completions zsh > \"${fpath[1]}/_arca\"\n  arca completions fish > ~/.config/fish/completions/arca.fish"
@@ -242,6 +247,25 @@ pub enum Command {
     /// Print the version, the commit it was built from and its features.
     #[command(after_help = "Examples:\n  arca version\n  arca version --json")]
     Version,
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// An existing empty directory to mount the file system on.
+    pub mountpoint: PathBuf,
+
+    /// Most memory kept for file chunks and directories read.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB")]
+    pub cache_size: units::Size,
+
+    /// Let users other than the one mounting read the file system (needs
+    /// user_allow_other in /etc/fuse.conf unless run as root).
+    #[arg(long)]
+    pub allow_other: bool,
+
+    /// Which snapshots the file system shows.
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]

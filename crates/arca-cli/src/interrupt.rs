@@ -15,13 +15,18 @@
 //! start with the signals unblocked and the default dispositions.
 
 use std::io::IsTerminal;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 
 /// Set while a password prompt has the terminal's echo turned off.
 static PROMPTING: AtomicBool = AtomicBool::new(false);
+
+/// Where the next SIGINT or SIGTERM goes instead of ending the process.
+static REDIRECT: Mutex<Option<Sender<Signal>>> = Mutex::new(None);
 
 /// Starts the thread that handles SIGINT and SIGTERM. Call before any other
 /// thread is started, so that all of them inherit the blocked signals.
@@ -35,13 +40,26 @@ pub fn install() {
     let spawned = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Ok(signal) = signals.wait() {
+            while let Ok(signal) = signals.wait() {
+                let redirect = REDIRECT.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if redirect.is_some_and(|to| to.send(signal).is_ok()) {
+                    continue;
+                }
                 stop(signal, signals);
             }
         });
     if spawned.is_err() {
         let _ = signals.thread_unblock();
     }
+}
+
+/// Hands the next SIGINT or SIGTERM to the caller instead of ending the
+/// process: for a command whose normal end is a signal (`mount` unmounts
+/// and exits 0). A second signal ends the process as usual.
+pub fn redirect() -> Receiver<Signal> {
+    let (to, from) = channel();
+    *REDIRECT.lock().unwrap_or_else(|e| e.into_inner()) = Some(to);
+    from
 }
 
 /// When an interrupt is being handled, waits for the signal thread to end

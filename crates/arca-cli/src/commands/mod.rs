@@ -14,6 +14,7 @@ mod init;
 mod key;
 mod ls;
 mod man;
+mod mount;
 mod prune;
 mod repair;
 mod restore;
@@ -81,6 +82,7 @@ fn dispatch(config: &Config, command: Command) -> Result<i32> {
         Command::Drill(args) => drill::run(config, args),
         Command::Run(args) => run::run(config, args),
         Command::Tag(args) => tag::run(config, args),
+        Command::Mount(args) => mount::run(config, args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(config, args),
         Command::Version => version::run(config),
