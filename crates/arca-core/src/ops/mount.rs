@@ -50,6 +50,10 @@ use crate::tree::{Node, NodeKind, Tree, Xattr, is_safe_name};
 /// The inode number of the file system's root.
 pub const ROOT: u64 = 1;
 
+/// How far a reader must have read in order, when it did not start at the
+/// beginning of the file, before blobs are fetched ahead for it.
+const SEQUENTIAL_RUN: u64 = 4 << 20;
+
 /// How a [`SnapshotFs`] is set up.
 #[derive(Clone, Debug)]
 pub struct MountOptions {
@@ -160,6 +164,8 @@ struct Inode {
     ends: OnceLock<Arc<[u64]>>,
     /// Files: where the last read ended, to tell an in-order reader.
     read_end: AtomicU64,
+    /// Files: where the current run of in-order reads began.
+    run_start: AtomicU64,
 }
 
 /// The inode table.
@@ -218,6 +224,7 @@ impl SnapshotFs {
             what: What::Root,
             ends: OnceLock::new(),
             read_end: AtomicU64::new(0),
+            run_start: AtomicU64::new(0),
         });
         SnapshotFs {
             inner: Arc::new(Inner {
@@ -330,7 +337,7 @@ impl SnapshotFs {
         if offset >= end {
             return Ok(Vec::new());
         }
-        let in_order = inode.read_end.swap(end, Ordering::Relaxed) == offset;
+        let in_order = self.in_order(&inode, offset, end);
         let mut out = Vec::with_capacity((end - offset) as usize);
         let mut at = offset;
         let mut i = ends.partition_point(|&e| e <= offset);
@@ -367,6 +374,19 @@ impl SnapshotFs {
             .and_then(|i| inodes.all.get(i as usize))
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("no inode {ino}")))
+    }
+
+    /// Whether a read of `offset..end` continues a reader that goes through
+    /// the file in order: from its start, or for [`SEQUENTIAL_RUN`] bytes
+    /// (the kernel's own read-ahead of one random read is not such a
+    /// reader, and must not cost a fetch of blobs nobody asked for).
+    fn in_order(&self, inode: &Inode, offset: u64, end: u64) -> bool {
+        if inode.read_end.swap(end, Ordering::Relaxed) != offset {
+            inode.run_start.store(offset, Ordering::Relaxed);
+            return false;
+        }
+        let start = inode.run_start.load(Ordering::Relaxed);
+        start == 0 || end - start.min(end) >= SEQUENTIAL_RUN
     }
 
     /// Fetches blobs `first..` of `node` in the background, as many as
@@ -441,6 +461,7 @@ impl Inner {
             what,
             ends: OnceLock::new(),
             read_end: AtomicU64::new(0),
+            run_start: AtomicU64::new(0),
         });
         inodes.all.push(inode.clone());
         inodes.by_name.insert(key, ino);

@@ -432,3 +432,15 @@ fn a_tree_with_an_unsafe_name_is_an_error_for_that_directory_only() {
     let good = fs.lookup(snap, b"good").unwrap().ino;
     assert!(fs.readdir(good).is_ok());
 }
+
+#[test]
+fn a_read_in_the_middle_fetches_nothing_ahead_until_it_becomes_a_run() {
+    let (fs, data) = mounted(Vec::new(), MountOptions::default());
+    let big = fs.lookup(data, b"big").unwrap().ino;
+    let before = fs.blobs_fetched();
+    // Two reads in order that began mid-file: not yet a sequential reader.
+    fs.read(big, 500, 100).unwrap();
+    fs.read(big, 600, 100).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(fs.blobs_fetched() - before, 1, "only the first blob");
+}
