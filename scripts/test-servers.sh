@@ -9,6 +9,8 @@
 #     on the files --metrics-file writes.
 #   - python3-fusepy from Debian (libfuse2; root mounts without fusermount), for a case-insensitive FUSE file
 #     system the restore tests write into.
+#   - fusermount3 from Debian's fuse3, with which the mount tests mount arca's
+#     own FUSE file system (arca mounts without libfuse, through fusermount3).
 #   - systemd-analyze from Debian's systemd package, which verifies the units
 #     under contrib/systemd. `systemd-analyze verify` reads unit files only and
 #     needs no running systemd, so it works in a container; the test passes
@@ -56,6 +58,17 @@ if ! command -v systemd-analyze >/dev/null; then
       systemd
   else
     echo "systemd-analyze is missing; as root run: apt-get install systemd" >&2
+  fi
+fi
+
+if ! command -v fusermount3 >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing fuse3 (for fusermount3)"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      fuse3
+  else
+    echo "fusermount3 is missing; as root run: apt-get install fuse3" >&2
   fi
 fi
 

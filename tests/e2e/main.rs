@@ -25,6 +25,7 @@ mod interrupts;
 mod json_fields;
 mod keys;
 mod metrics;
+mod mount;
 mod options;
 mod prune;
 mod remote;

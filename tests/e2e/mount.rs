@@ -1,0 +1,274 @@
+//! `arca mount`: the repository as a read-only FUSE file system, checked
+//! through the kernel like any program would see it: the whole `latest`
+//! tree against its source, a single byte read from the middle of a large
+//! file (counting data pack reads at the storage boundary, from `-v`), a
+//! snapshot taken while mounted appearing in `snapshots/`, and SIGINT or
+//! SIGTERM unmounting with exit code 0.
+//!
+//! Needs /dev/fuse and fusermount3 (scripts/test-servers.sh installs
+//! Debian's fuse3); without them the tests say so and pass, unless
+//! `ARCA_TEST_REQUIRE_SERVERS` is set.
+
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::servers::Server;
+use crate::util::{Env, assert_same_tree, random_bytes, restored, write_file};
+
+const BIG: usize = 50 << 20;
+
+/// Whether FUSE can be used here; panics instead of skipping when the
+/// servers (and tools) are required.
+fn fuse_available() -> bool {
+    let fusermount = ["fusermount3", "fusermount"].iter().any(|name| {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+    });
+    if Path::new("/dev/fuse").exists() && fusermount {
+        return true;
+    }
+    let message =
+        "FUSE is not available (/dev/fuse and fusermount3 are needed; run scripts/test-servers.sh)";
+    if std::env::var_os("ARCA_TEST_REQUIRE_SERVERS").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("skipping: {message}");
+    false
+}
+
+/// Whether `point` is a mount point now (from /proc/self/mountinfo).
+fn is_mounted(point: &Path) -> bool {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let wanted = point.to_str().unwrap();
+    info.lines()
+        .any(|line| line.split_whitespace().nth(4) == Some(wanted))
+}
+
+/// A running `arca -v mount`; killed and lazily unmounted if a test fails
+/// before it ends it.
+struct Mounted {
+    child: Child,
+    point: PathBuf,
+    log: PathBuf,
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if is_mounted(&self.point) {
+            let _ = std::process::Command::new("fusermount3")
+                .args(["-u", "-z"])
+                .arg(&self.point)
+                .status();
+        }
+    }
+}
+
+impl Mounted {
+    /// Mounts the repository of `env` on `point` and waits (bounded) until
+    /// the file system answers.
+    fn start(env: &Env, point: &Path) -> Mounted {
+        fs::create_dir_all(point).unwrap();
+        let point = point.canonicalize().unwrap();
+        let log = env.path(&format!(
+            "mount-{}.log",
+            point.file_name().unwrap().to_string_lossy()
+        ));
+        let child = env
+            .cmd(&["-v", "mount", point.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut mounted = Mounted { child, point, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if is_mounted(&mounted.point) && mounted.point.join("snapshots").is_dir() {
+                return mounted;
+            }
+            if let Some(status) = mounted.child.try_wait().unwrap() {
+                panic!("arca mount exited with {status}: {}", mounted.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not mounted within 60 s: {}",
+                mounted.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` and waits (bounded) for the process to end; returns
+    /// its exit status and stderr.
+    fn stop(mut self, signal: libc::c_int) -> (ExitStatus, String) {
+        // SAFETY: kill sends a signal to the child this test started.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, signal) },
+            0
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running 30 s after the signal: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(!is_mounted(&self.point), "still mounted after it exited");
+        (status, self.stderr())
+    }
+}
+
+/// The `-v` transfer summary: (data pack reads, bytes read).
+fn transfers(stderr: &str) -> (u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" data pack reads"))
+        .unwrap_or_else(|| panic!("no transfer summary in: {stderr}"));
+    let number_before = |label: &str| -> u64 {
+        let end = line.find(label).unwrap();
+        line[..end]
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (
+        number_before(" data pack reads"),
+        number_before(" bytes read"),
+    )
+}
+
+/// A tree with a 50 MiB file, small files of several modes, an empty
+/// file, a symlink and a nested directory.
+fn make_source(root: &Path) -> PathBuf {
+    let src = root.join("src");
+    fs::create_dir_all(src.join("db/2026")).unwrap();
+    write_file(&src.join("db/big.bin"), &random_bytes(BIG, 7), 0o640);
+    write_file(&src.join("db/2026/orders.csv"), b"id,qty\n1,5\n", 0o600);
+    write_file(&src.join("run.sh"), b"#!/bin/sh\necho hi\n", 0o755);
+    write_file(&src.join("empty"), b"", 0o644);
+    std::os::unix::fs::symlink("db/2026/orders.csv", src.join("orders")).unwrap();
+    src
+}
+
+fn snapshot_names(point: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(point.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The whole check, on the repository of `env` (initialised here).
+fn exercise(env: &Env) {
+    let src = make_source(env.dir.path());
+    env.ok(&["init"]);
+    env.snapshot(&[&src]);
+
+    let mounted = Mounted::start(env, &env.path("mnt"));
+    let point = mounted.point.clone();
+    // The newest snapshot, through `latest`, is the source: content,
+    // modes, mtimes, symlinks.
+    let latest = point.join("latest");
+    assert!(fs::read_link(&latest).unwrap().starts_with("snapshots/"));
+    assert_same_tree(&src, &restored(&latest, &src));
+    let host = fs::read_dir(point.join("hosts")).unwrap().count();
+    assert_eq!(host, 1, "one host directory");
+
+    // A snapshot taken while mounted shows up in snapshots/.
+    let other = env.path("other");
+    fs::create_dir(&other).unwrap();
+    write_file(&other.join("note.txt"), b"taken while mounted\n", 0o644);
+    env.snapshot(&[&other]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while snapshot_names(&point).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the new snapshot did not appear: {:?}",
+            snapshot_names(&point)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let newest = snapshot_names(&point).pop().unwrap();
+    assert_eq!(
+        fs::read(restored(&point.join("snapshots").join(&newest), &other).join("note.txt"))
+            .unwrap(),
+        b"taken while mounted\n"
+    );
+
+    let (status, stderr) = mounted.stop(libc::SIGINT);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    // A fresh mount reads one byte from the middle of the big file: one
+    // data pack read (two if the kernel's read straddles a chunk
+    // boundary), nowhere near the whole file.
+    let mounted = Mounted::start(env, &env.path("mnt"));
+    let first = mounted
+        .point
+        .join("snapshots")
+        .join(&snapshot_names(&mounted.point)[0]);
+    let big = restored(&first, &src).join("db/big.bin");
+    let file = fs::File::open(&big).unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(file.read_at(&mut byte, (BIG / 2) as u64).unwrap(), 1);
+    assert_eq!(byte[0], random_bytes(BIG, 7)[BIG / 2]);
+    drop(file);
+    let (status, stderr) = mounted.stop(libc::SIGTERM);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM also unmounts cleanly: {stderr}"
+    );
+    let (pack_reads, bytes_read) = transfers(&stderr);
+    assert!(
+        (1..=2).contains(&pack_reads),
+        "{pack_reads} data pack reads for one byte: {stderr}"
+    );
+    assert!(
+        bytes_read < (BIG / 3) as u64,
+        "{bytes_read} bytes read for one byte of a {BIG}-byte file"
+    );
+}
+
+#[test]
+fn mount_serves_the_repository_and_unmounts_on_a_signal() {
+    if !fuse_available() {
+        return;
+    }
+    exercise(&Env::new());
+}
+
+#[test]
+fn mount_serves_an_s3_repository() {
+    if !fuse_available() {
+        return;
+    }
+    let Some(server) = Server::s3() else { return };
+    exercise(&server.env("mounted"));
+}
+
+#[test]
+fn mount_refuses_a_mountpoint_that_is_not_a_directory() {
+    let env = Env::with_repo();
+    let out = env.run(&["mount", env.path("missing").to_str().unwrap()]);
+    let stderr = crate::util::expect_failure(&out, 1);
+    assert!(stderr.contains("not a directory"), "{stderr}");
+}
