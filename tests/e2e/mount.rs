@@ -214,8 +214,12 @@ fn exercise(env: &Env) {
         b"taken while mounted\n"
     );
 
+    // A file still open does not keep it mounted.
+    let oldest = point.join("snapshots").join(&snapshot_names(&point)[0]);
+    let open = fs::File::open(restored(&oldest, &src).join("run.sh")).unwrap();
     let (status, stderr) = mounted.stop(libc::SIGINT);
     assert_eq!(status.code(), Some(0), "{stderr}");
+    drop(open);
 
     // A fresh mount reads one byte from the middle of the big file: one
     // data pack read (two if the kernel's read straddles a chunk

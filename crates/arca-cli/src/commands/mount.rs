@@ -94,13 +94,45 @@ pub fn run(config: &Config, args: MountArgs) -> Result<i32> {
             Err(_) => {}
         }
     }
-    mounted
-        .umount_and_join()
-        .with_context(|| format!("cannot unmount {}", mountpoint.display()))?;
+    let how = match mounted.umount_and_join() {
+        Ok(()) => "",
+        // Files are open in it: detach it now; their readers get errors
+        // once this process is gone, as after any unmount of a busy FUSE
+        // file system.
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+            unmount_lazily(mountpoint)
+                .with_context(|| format!("cannot unmount {}", mountpoint.display()))?;
+            " (files were still open in it)"
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot unmount {}", mountpoint.display()));
+        }
+    };
     if !config.quiet {
-        eprintln!("arca: unmounted {}", mountpoint.display());
+        eprintln!("arca: unmounted {}{how}", mountpoint.display());
     }
     Ok(crate::exit::SUCCESS)
+}
+
+/// Detaches a busy mount: umount2(MNT_DETACH) as root, else through
+/// fusermount3 (or fusermount) -u -z, which are allowed to.
+fn unmount_lazily(mountpoint: &Path) -> Result<()> {
+    let path = std::ffi::CString::new(mountpoint.as_os_str().as_bytes())?;
+    // SAFETY: umount2 reads a valid NUL-terminated path.
+    if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } == 0 {
+        return Ok(());
+    }
+    for helper in ["fusermount3", "fusermount"] {
+        let status = std::process::Command::new(helper)
+            .args(["-u", "-z", "--"])
+            .arg(mountpoint)
+            .stdin(std::process::Stdio::null())
+            .status();
+        if status.is_ok_and(|s| s.success()) {
+            return Ok(());
+        }
+    }
+    bail!("the file system is busy and fusermount3 -u -z failed")
 }
 
 /// Says what to install when mounting failed for want of FUSE.
