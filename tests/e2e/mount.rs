@@ -276,3 +276,12 @@ fn mount_refuses_a_mountpoint_that_is_not_a_directory() {
     let stderr = crate::util::expect_failure(&out, 1);
     assert!(stderr.contains("not a directory"), "{stderr}");
 }
+
+#[test]
+fn mount_serves_an_sftp_repository() {
+    if !fuse_available() {
+        return;
+    }
+    let Some(server) = Server::sftp() else { return };
+    exercise(&server.env("mounted"));
+}
