@@ -21,6 +21,9 @@
 //!   means, under a [`select::SnapshotFilter`].
 //! - [`ops::tag`]: change the tags of stored snapshots (each replaced by a
 //!   new snapshot that records its `original`).
+//! - [`ops::rewrite`]: remove paths from stored snapshots (each replaced
+//!   by a new snapshot that records its `original`; the data goes at the
+//!   next prune).
 //! - [`ops::forget`]: decide which snapshots to forget (by a [`retention`]
 //!   policy or by id), then remove them. Every destructive operation is
 //!   planned first and carried out second, and the carrying out takes the

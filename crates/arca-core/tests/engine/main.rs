@@ -21,6 +21,7 @@ mod lying;
 mod properties;
 mod prune;
 mod resume;
+mod rewrite;
 mod strays;
 mod tag;
 mod tampering;
