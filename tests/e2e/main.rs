@@ -30,6 +30,7 @@ mod prune;
 mod remote;
 mod repair;
 mod restore;
+mod rewrite;
 mod run;
 mod secrets;
 mod select;

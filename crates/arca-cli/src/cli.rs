@@ -229,6 +229,12 @@ pub enum Command {
         group = clap::ArgGroup::new("change").required(true).multiple(true)
     )]
     Tag(TagArgs),
+    /// Remove paths from stored snapshots: each is replaced by one without them.
+    #[command(
+        after_help = "Examples:\n  arca rewrite --exclude '*.key' --exclude /srv/app/cache/ --dry-run\n  arca rewrite 1a2b3c4d --exclude-file /etc/arca/excludes --forget\n  arca rewrite --host db1 --tag nightly --exclude '/var/lib/trades/**/*.tmp'\n\nPatterns mean what they mean to snapshot --exclude (gitignore rules, matched\nagainst the absolute paths stored), here applied to every entry of the snapshot.\nWithout SNAP, every snapshot matching --host/--tag/--path is rewritten; one in\nwhich nothing matches is left alone. The new snapshot is stored, recording the\nold one as its original, before --forget removes the old one. The removed data\nstays in the repository until a prune finds no snapshot using it.",
+        group = clap::ArgGroup::new("patterns").required(true).multiple(true)
+    )]
+    Rewrite(RewriteArgs),
     /// Print a shell completion script for arca.
     #[command(
         after_help = "Examples:\n  arca completions bash > /etc/bash_completion.d/arca\n  arca completions zsh > \"${fpath[1]}/_arca\"\n  arca completions fish > ~/.config/fish/completions/arca.fish"
@@ -264,6 +270,34 @@ pub struct TagArgs {
     pub set: Vec<units::Tag>,
 
     /// Which snapshots "latest" considers.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RewriteArgs {
+    /// Snapshots: ids, unique id prefixes or "latest" (default: every
+    /// snapshot matching --host/--tag/--path).
+    #[arg(value_name = "SNAP")]
+    pub snapshots: Vec<Spec>,
+
+    /// Remove paths matching GLOB (gitignore rules, as snapshot --exclude; repeatable).
+    #[arg(short = 'e', long = "exclude", value_name = "GLOB", group = "patterns")]
+    pub excludes: Vec<units::Glob>,
+
+    /// Read such patterns from FILE, one per line (repeatable).
+    #[arg(long = "exclude-file", value_name = "FILE", group = "patterns")]
+    pub exclude_files: Vec<PathBuf>,
+
+    /// Remove each rewritten snapshot once its replacement is stored.
+    #[arg(long)]
+    pub forget: bool,
+
+    /// Show what would be removed from which snapshot; write nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Which snapshots are rewritten without SNAP, and which "latest" considers.
     #[command(flatten)]
     pub filter: FilterArgs,
 }

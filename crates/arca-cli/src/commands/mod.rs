@@ -17,6 +17,7 @@ mod man;
 mod prune;
 mod repair;
 mod restore;
+mod rewrite;
 mod run;
 mod snapshot;
 mod snapshots;
@@ -81,6 +82,7 @@ fn dispatch(config: &Config, command: Command) -> Result<i32> {
         Command::Drill(args) => drill::run(config, args),
         Command::Run(args) => run::run(config, args),
         Command::Tag(args) => tag::run(config, args),
+        Command::Rewrite(args) => rewrite::run(config, args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(config, args),
         Command::Version => version::run(config),
