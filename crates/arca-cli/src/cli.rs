@@ -200,7 +200,7 @@ pub enum Command {
     Key(KeyCommand),
     /// Restore a snapshot into a directory.
     #[command(
-        after_help = "Examples:\n  arca restore latest --target /tmp/restore\n  arca restore 1a2b3c4d --target /srv/recovered\n\nFiles are restored under their full original path below the target."
+        after_help = "Examples:\n  arca restore latest --target /tmp/restore\n  arca restore 1a2b3c4d --target /srv/recovered\n  arca restore latest --target /srv/trades --delete --dry-run\n\nFiles are restored under their full original path below the target."
     )]
     Restore(RestoreArgs),
     /// Copy snapshots to another repository (offsite), re-encrypted under its key.
@@ -555,6 +555,11 @@ pub struct RestoreArgs {
     /// file capabilities (the default when not running as root).
     #[arg(long)]
     pub no_special: bool,
+
+    /// List what would be written, overwritten and deleted (-v: and left
+    /// unchanged), with totals; change nothing in the target.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

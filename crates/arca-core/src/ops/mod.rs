@@ -7,6 +7,7 @@ pub mod forget;
 pub mod keys;
 pub mod ls;
 mod packer;
+pub mod preview;
 pub mod prune;
 pub mod repair;
 pub mod restore;

@@ -3,7 +3,7 @@
 //!
 //! The plan walks each snapshot's trees once, matching every entry's
 //! absolute path against the exclude patterns exactly as `snapshot` does
-//! ([`crate::source::patterns`]: gitignore rules rooted at `/`, a directory
+//! (`source::patterns`: gitignore rules rooted at `/`, a directory
 //! matched as a directory). A matched entry goes, with everything below
 //! it; what is left is the new tree. Only the trees on the way to a removed
 //! entry change: they are re-encoded (and held in the plan, a few per
