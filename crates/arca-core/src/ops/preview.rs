@@ -367,9 +367,18 @@ impl Walk<'_> {
         };
         if !included && !any {
             // Only on the way to included entries, and none were below:
-            // the restore removes what it made for nothing.
+            // the restore removes the directory it made for nothing, after
+            // it removed what stood in its place.
             if !is_dir && at < self.out.paths.len() {
-                self.out.paths.remove(at);
+                match existing.as_ref() {
+                    Some(stat) => {
+                        self.out.paths[at].action = Action::Delete;
+                        self.out.paths[at].kind = kind_of(stat);
+                    }
+                    None => {
+                        self.out.paths.remove(at);
+                    }
+                }
             }
             return Ok(false);
         }
