@@ -8,7 +8,10 @@
 //! it; what is left is the new tree. Only the trees on the way to a removed
 //! entry change: they are re-encoded (and held in the plan, a few per
 //! removed path), every other subtree keeps its id, so a rewrite stores a
-//! handful of tree blobs and no data.
+//! handful of tree blobs and no data. What became of a tree at a path is
+//! remembered for the whole plan: the many snapshots of one source share
+//! most directories, and each (tree, path) is read and decided once. The
+//! memory this takes grows with the number of distinct directories.
 //!
 //! Carrying a plan out writes as a snapshot writes: the new trees go
 //! through the sealing workers and the packer into packs, then one index
@@ -130,8 +133,11 @@ pub fn plan(
     }
     chosen.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
     let mut plan = RewritePlan::default();
+    // Nightly snapshots share most directories: each (tree, path) is
+    // decided once for all of them.
+    let mut known = Known::new();
     for (id, snapshot) in chosen {
-        let walked = Walk::new(repo, &matcher)
+        let walked = Walk::new(repo, &matcher, &mut known)
             .run(snapshot.tree)
             .map_err(|e| in_snapshot(e, id))?;
         if walked.removed.is_empty() {
@@ -242,7 +248,8 @@ struct Walked {
 }
 
 /// A tree being walked: its nodes, the next one to look at, the nodes
-/// kept so far and whether any node changed.
+/// kept so far, whether any node changed, and where the walk stood when
+/// it was entered (so its outcome can be remembered).
 struct Frame {
     id: TreeId,
     path: PathBuf,
@@ -250,30 +257,142 @@ struct Frame {
     next: usize,
     kept: Vec<Node>,
     changed: bool,
+    entered: Mark,
 }
+
+/// How far a walk had got: lengths of its lists and its counters.
+#[derive(Clone)]
+struct Mark {
+    removed: usize,
+    trees: usize,
+    counts: Counts,
+}
+
+/// The counters a subtree adds to a snapshot's summary.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    files: u64,
+    bytes: u64,
+    dirs_changed: u64,
+    dirs_unchanged: u64,
+}
+
+impl Counts {
+    fn since(self, earlier: Counts) -> Counts {
+        Counts {
+            files: self.files - earlier.files,
+            bytes: self.bytes - earlier.bytes,
+            dirs_changed: self.dirs_changed - earlier.dirs_changed,
+            dirs_unchanged: self.dirs_unchanged - earlier.dirs_unchanged,
+        }
+    }
+
+    fn add(&mut self, more: Counts) {
+        self.files += more.files;
+        self.bytes += more.bytes;
+        self.dirs_changed += more.dirs_changed;
+        self.dirs_unchanged += more.dirs_unchanged;
+    }
+
+    /// The summary of a snapshot holding these: the rewrite as a run
+    /// against the original, in which every remaining file is unchanged.
+    fn summary(self) -> Summary {
+        Summary {
+            files_unchanged: self.files,
+            total_files: self.files,
+            total_bytes: self.bytes,
+            dirs_changed: self.dirs_changed,
+            dirs_unchanged: self.dirs_unchanged,
+            ..Summary::default()
+        }
+    }
+}
+
+/// What became of one subtree at one path: its new id, whether that
+/// differs, what it adds to the counters, what went, and its new trees.
+struct Outcome {
+    id: TreeId,
+    changed: bool,
+    counts: Counts,
+    removed: Vec<RemovedPath>,
+    trees: Vec<(TreeId, Vec<u8>)>,
+}
+
+/// Outcomes by (tree, path): whether an entry goes depends on nothing
+/// else, so a directory shared by many snapshots is read once.
+type Known = std::collections::HashMap<(TreeId, PathBuf), Outcome>;
 
 struct Walk<'a> {
     repo: &'a Repository,
     matcher: &'a Gitignore,
+    known: &'a mut Known,
     trees: Vec<(TreeId, Vec<u8>)>,
+    /// The ids in `trees`.
+    tree_ids: std::collections::HashSet<TreeId>,
     removed: Vec<RemovedPath>,
-    summary: Summary,
+    counts: Counts,
 }
 
 impl<'a> Walk<'a> {
-    fn new(repo: &'a Repository, matcher: &'a Gitignore) -> Walk<'a> {
+    fn new(repo: &'a Repository, matcher: &'a Gitignore, known: &'a mut Known) -> Walk<'a> {
         Walk {
             repo,
             matcher,
+            known,
             trees: Vec::new(),
+            tree_ids: std::collections::HashSet::new(),
             removed: Vec::new(),
-            summary: Summary::default(),
+            counts: Counts::default(),
         }
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            removed: self.removed.len(),
+            trees: self.trees.len(),
+            counts: self.counts,
+        }
+    }
+
+    /// Counts a kept directory node whose subtree changed or not.
+    fn count_dir(&mut self, changed: bool) {
+        if changed {
+            self.counts.dirs_changed += 1;
+        } else {
+            self.counts.dirs_unchanged += 1;
+        }
+    }
+
+    /// Takes over a remembered outcome: its counters, removals and trees.
+    fn reuse(&mut self, key: &(TreeId, PathBuf)) -> Option<(TreeId, bool)> {
+        let outcome = self.known.get(key)?;
+        self.counts.add(outcome.counts);
+        self.removed.extend(outcome.removed.iter().cloned());
+        for (id, bytes) in &outcome.trees {
+            if self.tree_ids.insert(*id) {
+                self.trees.push((*id, bytes.clone()));
+            }
+        }
+        Some((outcome.id, outcome.changed))
     }
 
     /// Walks from `root` depth first with its own stack (trees may nest
     /// thousands deep), deciding every node on the way.
     fn run(mut self, root: TreeId) -> Result<Walked> {
+        let root_key = (root, PathBuf::from("/"));
+        let (id, _) = match self.reuse(&root_key) {
+            Some(done) => done,
+            None => self.walk(root)?,
+        };
+        Ok(Walked {
+            root: id,
+            trees: self.trees,
+            removed: self.removed,
+            summary: self.counts.summary(),
+        })
+    }
+
+    fn walk(&mut self, root: TreeId) -> Result<(TreeId, bool)> {
         let mut stack = vec![self.open(root, PathBuf::from("/"))?];
         loop {
             let Some(frame) = stack.last_mut() else {
@@ -282,30 +401,17 @@ impl<'a> Walk<'a> {
             let Some(node) = frame.nodes.get(frame.next).cloned() else {
                 let Some(frame) = stack.pop() else { continue };
                 let (id, changed) = self.finish(frame);
-                match stack.last_mut() {
-                    Some(parent) => {
-                        let Some(mut node) = parent.nodes.get(parent.next).cloned() else {
-                            return Err(Error::Internal("lost a directory's node".into()));
-                        };
-                        node.subtree = Some(id);
-                        if changed {
-                            parent.changed = true;
-                            self.summary.dirs_changed += 1;
-                        } else {
-                            self.summary.dirs_unchanged += 1;
-                        }
-                        parent.kept.push(node);
-                        parent.next += 1;
-                    }
-                    None => {
-                        return Ok(Walked {
-                            root: id,
-                            trees: self.trees,
-                            removed: self.removed,
-                            summary: self.summary,
-                        });
-                    }
-                }
+                let Some(parent) = stack.last_mut() else {
+                    return Ok((id, changed));
+                };
+                let Some(mut node) = parent.nodes.get(parent.next).cloned() else {
+                    return Err(Error::Internal("lost a directory's node".into()));
+                };
+                node.subtree = Some(id);
+                parent.changed |= changed;
+                parent.kept.push(node);
+                parent.next += 1;
+                self.count_dir(changed);
                 continue;
             };
             let path = frame.path.join(OsStr::from_bytes(&node.name));
@@ -319,6 +425,17 @@ impl<'a> Walk<'a> {
             }
             match (is_dir, node.subtree) {
                 (true, Some(subtree)) => {
+                    let key = (subtree, path);
+                    if let Some((id, changed)) = self.reuse(&key) {
+                        let mut node = node;
+                        node.subtree = Some(id);
+                        frame.changed |= changed;
+                        frame.kept.push(node);
+                        frame.next += 1;
+                        self.count_dir(changed);
+                        continue;
+                    }
+                    let (_, path) = key;
                     if stack.len() as u32 > crate::format::MAX_TREE_DEPTH {
                         return Err(Error::corrupt(
                             format!("tree {subtree} at {}", path.display()),
@@ -334,11 +451,10 @@ impl<'a> Walk<'a> {
                 }
                 _ => {
                     if node.kind == NodeKind::File {
-                        self.summary.total_files += 1;
-                        self.summary.files_unchanged += 1;
-                        self.summary.total_bytes += node.size;
+                        self.counts.files += 1;
+                        self.counts.bytes += node.size;
                     } else if is_dir {
-                        self.summary.dirs_unchanged += 1;
+                        self.counts.dirs_unchanged += 1;
                     }
                     frame.kept.push(node);
                     frame.next += 1;
@@ -360,21 +476,36 @@ impl<'a> Walk<'a> {
             next: 0,
             kept: Vec::new(),
             changed: false,
+            entered: self.mark(),
         })
     }
 
     /// The id of a walked tree, and whether it changed: an unchanged tree
-    /// keeps its id, a changed one is re-encoded and kept for storing.
+    /// keeps its id, a changed one is re-encoded and kept for storing. The
+    /// outcome is remembered for the same tree at the same path.
     fn finish(&mut self, frame: Frame) -> (TreeId, bool) {
-        if !frame.changed {
-            return (frame.id, false);
-        }
-        // The kept nodes are in the old order: still sorted, so the
-        // encoding stays canonical.
-        let bytes = Tree { nodes: frame.kept }.encode();
-        let id = TreeId(self.repo.key().blob_id(&bytes));
-        self.trees.push((id, bytes));
-        (id, true)
+        let (id, changed) = if frame.changed {
+            // The kept nodes are in the old order: still sorted, so the
+            // encoding stays canonical.
+            let bytes = Tree { nodes: frame.kept }.encode();
+            let id = TreeId(self.repo.key().blob_id(&bytes));
+            if self.tree_ids.insert(id) {
+                self.trees.push((id, bytes));
+            }
+            (id, true)
+        } else {
+            (frame.id, false)
+        };
+        let entered = frame.entered;
+        let outcome = Outcome {
+            id,
+            changed,
+            counts: self.counts.since(entered.counts),
+            removed: self.removed[entered.removed..].to_vec(),
+            trees: self.trees[entered.trees..].to_vec(),
+        };
+        self.known.insert((frame.id, frame.path), outcome);
+        (id, changed)
     }
 
     /// What removing the entry at `path` takes away: for a directory,

@@ -293,3 +293,35 @@ fn a_damaged_tree_fails_the_plan_naming_snapshot_and_tree_and_writes_nothing() {
     assert_eq!(err.kind(), arca_core::ErrorKind::Corrupt);
     assert_eq!(files(&memory), before, "nothing was written");
 }
+
+#[test]
+fn directories_shared_by_several_snapshots_are_read_once() {
+    let (memory, ids, _dir) = two_snapshots();
+    let counting = Arc::new(common::Counting::new(memory.clone()));
+    let repo = open(counting.clone());
+    let all = repo.snapshots().unwrap();
+    let reads = |chosen: &[(SnapshotId, Snapshot)]| {
+        counting.clear();
+        let plan = rewrite::plan(&repo, chosen, &secrets()).unwrap();
+        (counting.reads_of(FileKind::Tree).len(), plan)
+    };
+    let (first, _) = reads(&all[..1]);
+    let (second, _) = reads(&all[1..]);
+    let (both, plan) = reads(&all);
+    assert!(
+        both < first + second,
+        "{both} reads, {first} + {second} apart"
+    );
+    // The shared answers are the same as the separate ones.
+    let (_, apart) = reads(&all[1..]);
+    assert_eq!(
+        plan.changes[1].snapshot.tree,
+        apart.changes[0].snapshot.tree
+    );
+    assert_eq!(plan.changes[1].removed, apart.changes[0].removed);
+    assert_eq!(
+        plan.changes[1].snapshot.summary,
+        apart.changes[0].snapshot.summary
+    );
+    assert_eq!(plan.changes[1].old, ids[1]);
+}
