@@ -13,15 +13,18 @@
 //! most directories, and each (tree, path) is read and decided once. The
 //! memory this takes grows with the number of distinct directories.
 //!
-//! Carrying a plan out writes as a snapshot writes: the new trees go
-//! through the sealing workers and the packer into packs, then one index
-//! file (after the same re-check against a concurrent prune), then the new
-//! snapshot file, recording the one it replaces as its `original`; only
-//! then, when asked, is the old snapshot file removed. Like a snapshot it
+//! Carrying a plan out writes as a snapshot writes: the new trees of all
+//! the replacements go through the sealing workers and the packer into
+//! packs (a few, not one per snapshot), then one index file (after the
+//! same re-check against a concurrent prune, over every new root), then
+//! each new snapshot file, recording the one it replaces as its
+//! `original`; only after each, when asked, is the old snapshot file
+//! removed. Like a snapshot it
 //! takes no lock, and like `forget` it removes nothing but snapshot files:
 //! the data of the removed paths stays until a prune finds it unused. An
 //! interruption at any step leaves the old snapshot, the new one, or both.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -159,19 +162,67 @@ pub fn plan(
     Ok(plan)
 }
 
-/// Stores each planned replacement (its trees, an index file, the snapshot
-/// file), then, with `forget`, removes the snapshot it replaces. `repo`'s
-/// index must be loaded. `done` hears of each replacement as it is stored;
-/// on an error, those stored before it stay.
+/// Stores the new trees of every planned replacement (one run of the
+/// packer, one index file), then each replacement's snapshot file, and,
+/// with `forget`, after each the snapshot it replaces. `repo`'s index must
+/// be loaded. `done` hears of each replacement as it is stored; on an
+/// error, those stored before it stay.
 pub fn execute(
     repo: &mut Repository,
     plan: &RewritePlan,
     forget: bool,
     done: &mut dyn FnMut(&Rewritten),
 ) -> Result<Vec<Rewritten>> {
-    let mut out = Vec::with_capacity(plan.changes.len());
+    if plan.changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let started = Instant::now();
+    // Each new tree counts for the first replacement that needs it.
+    let mut first: Vec<Vec<&(TreeId, Vec<u8>)>> = Vec::with_capacity(plan.changes.len());
+    let mut seen = HashSet::new();
     for change in &plan.changes {
-        let new = store(repo, change)?;
+        let new = change
+            .trees
+            .iter()
+            .filter(|(id, _)| !repo.index().usable(BlobKind::Tree, &id.id()) && seen.insert(*id))
+            .collect();
+        first.push(new);
+    }
+    let repo_ref: &Repository = repo;
+    let ((), packed) = pipeline(repo_ref, 1, CHECKPOINT_INTERVAL, |jobs| {
+        for (id, plain) in first.iter().flatten() {
+            let job = Job {
+                kind: BlobKind::Tree,
+                id: id.id(),
+                plain: plain.clone(),
+            };
+            if jobs.send(job).is_err() {
+                // The packer stopped; its error says why.
+                break;
+            }
+        }
+    });
+    let packed = packed?;
+    let roots: Vec<TreeId> = plan.changes.iter().map(|c| c.snapshot.tree).collect();
+    let indexed = index_packs(repo, &roots, packed, None, "rewrite")?;
+    if !indexed.missing.is_empty() {
+        return Err(missing_packs(repo, &indexed.missing, "rewrite"));
+    }
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let mut out = Vec::with_capacity(plan.changes.len());
+    for (change, trees) in plan.changes.iter().zip(&first) {
+        let mut snapshot = change.snapshot.clone();
+        if let Some(summary) = &mut snapshot.summary {
+            summary.blobs_added = trees.len() as u64;
+            summary.bytes_added = trees.iter().map(|(_, plain)| plain.len() as u64).sum();
+            summary.bytes_stored = trees
+                .iter()
+                .filter_map(|(id, _)| repo.index().get(BlobKind::Tree, &id.id()))
+                .map(|loc| u64::from(loc.length))
+                .sum();
+            summary.duration_ms = duration_ms;
+        }
+        let new = repo.save_snapshot(&snapshot)?;
         if forget {
             repo.remove_snapshot(&change.old)?;
         }
@@ -184,47 +235,6 @@ pub fn execute(
         out.push(rewritten);
     }
     Ok(out)
-}
-
-/// Stores one replacement: trees, index file, snapshot file.
-fn store(repo: &mut Repository, change: &SnapshotRewrite) -> Result<SnapshotId> {
-    let started = Instant::now();
-    let repo_ref: &Repository = repo;
-    let (sent, packed) = pipeline(repo_ref, 1, CHECKPOINT_INTERVAL, |jobs| {
-        let mut sent = (0u64, 0u64);
-        for (id, plain) in &change.trees {
-            if repo_ref.index().usable(BlobKind::Tree, &id.id()) {
-                continue;
-            }
-            sent.0 += 1;
-            sent.1 += plain.len() as u64;
-            let job = Job {
-                kind: BlobKind::Tree,
-                id: id.id(),
-                plain: plain.clone(),
-            };
-            if jobs.send(job).is_err() {
-                // The packer stopped; its error says why.
-                break;
-            }
-        }
-        sent
-    });
-    let packed = packed?;
-    let stored_bytes = packed.stored_bytes;
-    let root = change.snapshot.tree;
-    let indexed = index_packs(repo, root, packed, None, "rewrite")?;
-    if !indexed.missing.is_empty() {
-        return Err(missing_packs(repo, &indexed.missing, "rewrite"));
-    }
-    let mut snapshot = change.snapshot.clone();
-    if let Some(summary) = &mut snapshot.summary {
-        summary.blobs_added = sent.0;
-        summary.bytes_added = sent.1;
-        summary.bytes_stored = stored_bytes;
-        summary.duration_ms = started.elapsed().as_millis() as u64;
-    }
-    repo.save_snapshot(&snapshot)
 }
 
 /// Names the snapshot in an error met while walking it.
@@ -328,7 +338,7 @@ struct Walk<'a> {
     known: &'a mut Known,
     trees: Vec<(TreeId, Vec<u8>)>,
     /// The ids in `trees`.
-    tree_ids: std::collections::HashSet<TreeId>,
+    tree_ids: HashSet<TreeId>,
     removed: Vec<RemovedPath>,
     counts: Counts,
 }
@@ -340,7 +350,7 @@ impl<'a> Walk<'a> {
             matcher,
             known,
             trees: Vec::new(),
-            tree_ids: std::collections::HashSet::new(),
+            tree_ids: HashSet::new(),
             removed: Vec::new(),
             counts: Counts::default(),
         }
