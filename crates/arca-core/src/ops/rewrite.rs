@@ -128,12 +128,11 @@ pub fn plan(
             "no exclude pattern given: nothing to remove".into(),
         ));
     };
-    let mut chosen: Vec<&(SnapshotId, Snapshot)> = Vec::new();
-    for pair in snapshots {
-        if !chosen.iter().any(|(id, _)| *id == pair.0) {
-            chosen.push(pair);
-        }
-    }
+    let mut seen = HashSet::new();
+    let mut chosen: Vec<&(SnapshotId, Snapshot)> = snapshots
+        .iter()
+        .filter(|(id, _)| seen.insert(*id))
+        .collect();
     chosen.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
     let mut plan = RewritePlan::default();
     // Nightly snapshots share most directories: each (tree, path) is
