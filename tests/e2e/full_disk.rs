@@ -107,3 +107,51 @@ fn restoring_onto_a_full_disk_names_the_path_it_could_not_write() {
         "{stderr}"
     );
 }
+
+/// Fills the file system of `dir` with one file (returned) until it
+/// refuses another byte.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let block = vec![0x5a; 64 << 10];
+    while file.write_all(&block).is_ok() {}
+    let small = [0x5a; 512];
+    while file.write_all(&small).is_ok() {}
+    let _ = file.sync_all();
+    path
+}
+
+#[test]
+fn a_rewrite_on_a_full_repository_disk_fails_and_leaves_the_old_snapshot() {
+    let env = Env::new();
+    let Some(_disk) = Tmpfs::mount(&env.repo, "16m") else {
+        return;
+    };
+    env.ok(&["init"]);
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("keep")).unwrap();
+    write_file(&src.join("keep/data"), &random_bytes(200 << 10, 1), 0o644);
+    write_file(&src.join("secret.key"), &random_bytes(50 << 10, 2), 0o600);
+    let old = env.snapshot(&[&src])["id"].as_str().unwrap().to_string();
+
+    let filler = fill(&env.repo);
+    let out = env.run(&["rewrite", &old, "--exclude", "*.key", "--forget"]);
+    let stderr = expect_failure(&out, 1);
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let ids: Vec<String> = env
+        .json(&["snapshots"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, std::slice::from_ref(&old), "the old snapshot stays");
+    assert!(temporaries(&env.repo).is_empty());
+
+    std::fs::remove_file(filler).unwrap();
+    env.ok(&["check", "--read-data"]);
+    let done = env.json(&["rewrite", &old, "--exclude", "*.key", "--forget"]);
+    assert_eq!(done["rewritten"][0]["forgotten"], true, "{done}");
+    env.ok(&["check", "--read-data"]);
+}

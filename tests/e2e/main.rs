@@ -31,6 +31,7 @@ mod prune;
 mod remote;
 mod repair;
 mod restore;
+mod rewrite;
 mod run;
 mod secrets;
 mod select;

@@ -305,3 +305,187 @@ fn a_killed_restore_completes_on_rerun() {
     );
     assert_same_tree(&src, &root);
 }
+
+/// Every entry below `dir`, links not followed: (type, size, mtime, mode,
+/// content or link target), by path. What a dry run must leave as it is.
+fn listing(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        let meta = fs::symlink_metadata(&at).unwrap();
+        let what = if meta.is_dir() {
+            for entry in fs::read_dir(&at).unwrap() {
+                stack.push(entry.unwrap().path());
+            }
+            "dir".to_string()
+        } else if meta.file_type().is_symlink() {
+            format!("link {}", fs::read_link(&at).unwrap().display())
+        } else {
+            let bytes = fs::read(&at).unwrap();
+            format!(
+                "file {:x}",
+                bytes
+                    .iter()
+                    .fold(0u64, |h, b| { h.rotate_left(5) ^ u64::from(*b) })
+            )
+        };
+        let stamp = format!(
+            "{what} {} {}.{} {:o}",
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.mode()
+        );
+        out.insert(at, stamp);
+    }
+    out
+}
+
+/// Paths whose type or content differ between two listings (times and
+/// modes aside: a restore gives every entry its snapshot's metadata back),
+/// or that are in only one.
+fn changed(
+    before: &std::collections::BTreeMap<std::path::PathBuf, String>,
+    after: &std::collections::BTreeMap<std::path::PathBuf, String>,
+) -> Vec<std::path::PathBuf> {
+    // Type and content: "file HASH LEN", "link TARGET LEN", "dir".
+    let content = |s: &String| {
+        let words = if s.starts_with("dir") { 1 } else { 3 };
+        s.split(' ').take(words).collect::<Vec<_>>().join(" ")
+    };
+    let mut out: Vec<std::path::PathBuf> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|p| before.get(*p).map(content) != after.get(*p).map(content))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `restore --dry-run` changes nothing in the target (nor beyond a link in
+/// it), and names exactly what a real restore then writes, overwrites and
+/// deletes; `--delete` stays inside the snapshot's own directories in both.
+#[test]
+fn a_dry_run_changes_nothing_and_names_what_the_restore_then_changes() {
+    let env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    fs::create_dir_all(src.join("e")).unwrap();
+    write_file(&src.join("a"), b"a", 0o644);
+    write_file(&src.join("d/b"), b"b", 0o644);
+    write_file(&src.join("e/c"), b"c", 0o644);
+    write_file(&src.join("big"), &random_bytes(4 * MAX_CHUNK, 7), 0o644);
+    env.snapshot(&[&src]);
+    let target = env.path("out");
+    let t = target.to_str().unwrap();
+
+    // Into a target that does not exist: everything is written, nothing made.
+    let fresh = env.path("fresh");
+    let dry = env.json(&[
+        "restore",
+        "latest",
+        "--target",
+        fresh.to_str().unwrap(),
+        "-n",
+    ]);
+    assert_eq!(dry["overwrite"], 0, "{dry}");
+    assert_eq!(dry["files"], 4, "{dry}");
+    assert!(!fresh.exists(), "the target is not even created");
+
+    env.ok(&["restore", "latest", "--target", t]);
+    let root = restored(&target, &src);
+    // A changed file, a few bytes flipped in a big one, a stray inside the
+    // snapshot's directories, one beside them, and a link where a
+    // directory is expected, pointing outside the target.
+    write_file(&root.join("a"), b"changed", 0o644);
+    let big = fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("big"))
+        .unwrap();
+    big.write_all_at(b"flipped", 3 * MAX_CHUNK as u64 + 5)
+        .unwrap();
+    drop(big);
+    write_file(&root.join("stray"), b"x", 0o644);
+    write_file(&root.parent().unwrap().join("beside"), b"mine", 0o644);
+    let outside = env.path("outside");
+    fs::create_dir(&outside).unwrap();
+    write_file(&outside.join("c"), b"not yours", 0o644);
+    fs::remove_dir_all(root.join("e")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("e")).unwrap();
+
+    let before = listing(&target);
+    let outside_before = listing(&outside);
+    let dry = env.json(&["restore", "latest", "--target", t, "--delete", "--dry-run"]);
+    crate::json_fields::assert_documented(&dry, "restore --dry-run");
+    crate::json_fields::assert_documented(&dry["paths"][0], "restore --dry-run.paths[]");
+    assert_eq!(listing(&target), before, "a dry run changes nothing");
+    assert_eq!(listing(&outside), outside_before, "nor through a link");
+    let human = env.ok(&["restore", "latest", "--target", t, "--delete", "-n"]);
+    assert!(human.contains("dry run: would write"), "{human}");
+    assert!(
+        !human.lines().any(|l| l.starts_with("unchanged")),
+        "unchanged paths only at -v: {human}"
+    );
+    let quiet = env.ok(&["-q", "restore", "latest", "--target", t, "--delete", "-n"]);
+    assert!(quiet.is_empty(), "{quiet}");
+    assert_eq!(listing(&target), before);
+
+    let planned = |action: &str| -> Vec<std::path::PathBuf> {
+        dry["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["action"] == action)
+            .map(|p| p["path"].as_str().unwrap().into())
+            .collect()
+    };
+    assert_eq!(planned("delete"), [root.join("stray")], "{dry}");
+    assert_eq!(
+        planned("overwrite"),
+        [root.join("a"), root.join("big"), root.join("e")]
+    );
+    assert_eq!(planned("write"), [root.join("e/c")]);
+    let big_bytes = dry["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == root.join("big").to_str().unwrap())
+        .unwrap()["bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        big_bytes > 0 && big_bytes < 4 * MAX_CHUNK as u64,
+        "only the changed chunk: {big_bytes}"
+    );
+    assert!(planned("unchanged").contains(&root.join("d/b")));
+
+    // The real restore changes exactly those paths (and what is below them).
+    env.ok(&["restore", "latest", "--target", t, "--delete"]);
+    let after = listing(&target);
+    let touched: Vec<std::path::PathBuf> =
+        [planned("write"), planned("overwrite"), planned("delete")].concat();
+    let real = changed(&before, &after);
+    for path in &real {
+        assert!(
+            touched.iter().any(|t| path.starts_with(t)),
+            "{} changed but the dry run did not say so: {dry}",
+            path.display()
+        );
+    }
+    for path in &touched {
+        assert!(
+            real.contains(path),
+            "{} was to change and did not",
+            path.display()
+        );
+    }
+    assert_eq!(
+        fs::read(root.parent().unwrap().join("beside")).unwrap(),
+        b"mine"
+    );
+    assert_eq!(listing(&outside), outside_before);
+    assert_same_tree(&src, &root);
+}

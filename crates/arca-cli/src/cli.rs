@@ -200,7 +200,7 @@ pub enum Command {
     Key(KeyCommand),
     /// Restore a snapshot into a directory.
     #[command(
-        after_help = "Examples:\n  arca restore latest --target /tmp/restore\n  arca restore 1a2b3c4d --target /srv/recovered\n\nFiles are restored under their full original path below the target."
+        after_help = "Examples:\n  arca restore latest --target /tmp/restore\n  arca restore 1a2b3c4d --target /srv/recovered\n  arca restore latest --target /srv/trades --delete --dry-run\n\nFiles are restored under their full original path below the target."
     )]
     Restore(RestoreArgs),
     /// Copy snapshots to another repository (offsite), re-encrypted under its key.
@@ -234,6 +234,12 @@ pub enum Command {
         after_help = "Examples:\n  arca mount /mnt/arca   # Ctrl-C unmounts\n  arca mount /mnt/arca --host db1 --cache-size 256MiB\n  cp /mnt/arca/latest/var/lib/trades/positions.csv /tmp/\n\nLayout: snapshots/<time>_<id>/ (each snapshot's tree under its full original\npaths), hosts/<host>/, tags/<tag>/ and latest (a symlink to the newest snapshot).\nNew snapshots appear within seconds. Reads fetch only the chunks they touch.\nNeeds /dev/fuse and fusermount3 (Debian: fuse3). Takes no lock, like restore;\nthe command ends, unmounting, on Ctrl-C or SIGTERM (exit 0), or when the file\nsystem is unmounted (fusermount3 -u MOUNTPOINT)."
     )]
     Mount(MountArgs),
+    /// Remove paths from stored snapshots: each is replaced by one without them.
+    #[command(
+        after_help = "Examples:\n  arca rewrite --exclude '*.key' --exclude /srv/app/cache/ --dry-run\n  arca rewrite 1a2b3c4d --exclude-file /etc/arca/excludes --forget\n  arca rewrite --host db1 --tag nightly --exclude '/var/lib/trades/**/*.tmp'\n\nPatterns mean what they mean to snapshot --exclude (gitignore rules, matched\nagainst the absolute paths stored), here applied to every entry of the snapshot.\nWithout SNAP, every snapshot matching --host/--tag/--path is rewritten; one in\nwhich nothing matches is left alone. The new snapshot is stored, recording the\nold one as its original, before --forget removes the old one. The removed data\nstays in the repository until a prune finds no snapshot using it.",
+        group = clap::ArgGroup::new("patterns").required(true).multiple(true)
+    )]
+    Rewrite(RewriteArgs),
     /// Print a shell completion script for arca.
     #[command(
         after_help = "Examples:\n  arca completions bash > /etc/bash_completion.d/arca\n  arca completions zsh > \"${fpath[1]}/_arca\"\n  arca completions fish > ~/.config/fish/completions/arca.fish"
@@ -288,6 +294,34 @@ pub struct TagArgs {
     pub set: Vec<units::Tag>,
 
     /// Which snapshots "latest" considers.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RewriteArgs {
+    /// Snapshots: ids, unique id prefixes or "latest" (default: every
+    /// snapshot matching --host/--tag/--path).
+    #[arg(value_name = "SNAP")]
+    pub snapshots: Vec<Spec>,
+
+    /// Remove paths matching GLOB (gitignore rules, as snapshot --exclude; repeatable).
+    #[arg(short = 'e', long = "exclude", value_name = "GLOB", group = "patterns")]
+    pub excludes: Vec<units::Glob>,
+
+    /// Read such patterns from FILE, one per line (repeatable).
+    #[arg(long = "exclude-file", value_name = "FILE", group = "patterns")]
+    pub exclude_files: Vec<PathBuf>,
+
+    /// Remove each rewritten snapshot once its replacement is stored.
+    #[arg(long)]
+    pub forget: bool,
+
+    /// Show what would be removed from which snapshot; write nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Which snapshots are rewritten without SNAP, and which "latest" considers.
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -545,6 +579,11 @@ pub struct RestoreArgs {
     /// file capabilities (the default when not running as root).
     #[arg(long)]
     pub no_special: bool,
+
+    /// List what would be written, overwritten and deleted (-v: and left
+    /// unchanged), with totals; change nothing in the target.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

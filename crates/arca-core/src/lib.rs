@@ -7,7 +7,8 @@
 //!   ([`Repository::damaged`], [`Repository::on_damage`]).
 //! - [`snapshot()`]: take a snapshot of local paths ([`SnapshotOptions`]).
 //! - [`restore()`]: write a snapshot back to a directory, through directory
-//!   handles, past damage ([`RestoreSummary::damaged`]).
+//!   handles, past damage ([`RestoreSummary::damaged`]);
+//!   [`preview_restore()`] says what it would write, overwrite and delete.
 //! - [`check()`], [`repair_index()`], [`repair_packs()`],
 //!   [`repair_snapshots()`]: find damage and repair it.
 //! - [`measure_tree()`]: how deep a snapshot nests and how many paths it
@@ -25,6 +26,9 @@
 //!   means, under a [`select::SnapshotFilter`].
 //! - [`ops::tag`]: change the tags of stored snapshots (each replaced by a
 //!   new snapshot that records its `original`).
+//! - [`ops::rewrite`]: remove paths from stored snapshots (each replaced
+//!   by a new snapshot that records its `original`; the data goes at the
+//!   next prune).
 //! - [`ops::forget`]: decide which snapshots to forget (by a [`retention`]
 //!   policy or by id), then remove them. Every destructive operation is
 //!   planned first and carried out second, and the carrying out takes the
@@ -101,6 +105,7 @@ pub use ops::copy::{
 pub use ops::keys::{KeyInfo, add_key, change_password, list_keys, remove_key};
 pub use ops::ls::{find as find_node, list, walk};
 pub use ops::mount::{Attr, DirEntry, MountOptions, SnapshotFs};
+pub use ops::preview::{Action as RestoreAction, PlannedPath, RestorePreview, preview_restore};
 pub use ops::prune::{
     KEEP_MARKED_DEFAULT, MAX_UNUSED_DEFAULT, PackAction, PackPlan, PruneOptions, PrunePlan,
     PruneProgress, PruneStats, PruneSummary, execute_prune, plan_prune, repository_size,

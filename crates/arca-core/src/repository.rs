@@ -504,7 +504,15 @@ impl Repository {
         }
         let loaded = loaded_ok;
         let mut snaps: Vec<(SnapshotId, Snapshot)> = loaded.into_iter().flatten().collect();
-        snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        // At one time, a replacement (`tag`, `rewrite` without `--forget`)
+        // comes after a snapshot that replaces none: `latest` and the
+        // retention buckets then see the replacement as the newer.
+        snaps.sort_by(|a, b| {
+            a.1.time
+                .cmp(&b.1.time)
+                .then(a.1.original.is_some().cmp(&b.1.original.is_some()))
+                .then(a.0.cmp(&b.0))
+        });
         Ok(snaps)
     }
 

@@ -295,6 +295,34 @@ pub struct ExcludeOptions {
     pub one_file_system: bool,
 }
 
+/// Compiles exclude patterns and pattern files as `snapshot` reads them:
+/// gitignore rules rooted at `/`, matched against absolute paths as stored.
+/// `None` when there are none. `rewrite` compiles its patterns here too, so
+/// a pattern means the same to both.
+pub(crate) fn patterns(patterns: &[String], files: &[PathBuf]) -> Result<Option<Gitignore>> {
+    if patterns.is_empty() && files.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GitignoreBuilder::new("/");
+    for file in files {
+        if let Some(e) = builder.add(file) {
+            return Err(Error::InvalidInput(format!(
+                "exclude file {}: {e}",
+                file.display()
+            )));
+        }
+    }
+    for pattern in patterns {
+        builder
+            .add_line(None, pattern)
+            .map_err(|e| Error::InvalidInput(format!("exclude pattern {pattern:?}: {e}")))?;
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| Error::InvalidInput(format!("exclude patterns: {e}")))
+}
+
 /// The compiled form of [`ExcludeOptions`].
 #[derive(Debug)]
 pub(crate) struct Filter {
@@ -306,29 +334,7 @@ pub(crate) struct Filter {
 
 impl Filter {
     pub(crate) fn new(options: &ExcludeOptions, sources: &[PathBuf]) -> Result<Filter> {
-        let gitignore = if options.patterns.is_empty() && options.pattern_files.is_empty() {
-            None
-        } else {
-            let mut builder = GitignoreBuilder::new("/");
-            for file in &options.pattern_files {
-                if let Some(e) = builder.add(file) {
-                    return Err(Error::InvalidInput(format!(
-                        "exclude file {}: {e}",
-                        file.display()
-                    )));
-                }
-            }
-            for pattern in &options.patterns {
-                builder.add_line(None, pattern).map_err(|e| {
-                    Error::InvalidInput(format!("exclude pattern {pattern:?}: {e}"))
-                })?;
-            }
-            Some(
-                builder
-                    .build()
-                    .map_err(|e| Error::InvalidInput(format!("exclude patterns: {e}")))?,
-            )
-        };
+        let gitignore = patterns(&options.patterns, &options.pattern_files)?;
         let devices = if options.one_file_system {
             let mut set = HashSet::new();
             for path in sources {

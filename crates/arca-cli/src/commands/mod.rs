@@ -18,6 +18,7 @@ mod mount;
 mod prune;
 mod repair;
 mod restore;
+mod rewrite;
 mod run;
 mod snapshot;
 mod snapshots;
@@ -83,6 +84,7 @@ fn dispatch(config: &Config, command: Command) -> Result<i32> {
         Command::Run(args) => run::run(config, args),
         Command::Tag(args) => tag::run(config, args),
         Command::Mount(args) => mount::run(config, args),
+        Command::Rewrite(args) => rewrite::run(config, args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(config, args),
         Command::Version => version::run(config),

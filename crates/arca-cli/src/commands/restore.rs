@@ -1,11 +1,14 @@
+use std::path::Path;
+
 use anyhow::Result;
 use arca_core::select::{self, Spec};
-use arca_core::{Overwrite, RestoreOptions};
+use arca_core::{NodeKind, Overwrite, RestoreAction, RestoreOptions, RestorePreview};
 use indicatif::HumanBytes;
 use serde::Serialize;
 
 use crate::cli::RestoreArgs;
 use crate::config::Config;
+use crate::json::kind_name;
 use crate::{output, session, steps};
 
 #[derive(Serialize)]
@@ -14,6 +17,32 @@ struct RestoreJson {
     target: String,
     #[serde(flatten)]
     summary: arca_core::RestoreSummary,
+}
+
+/// One path in `restore --dry-run --json`.
+#[derive(Serialize)]
+struct PlannedJson {
+    action: RestoreAction,
+    path: String,
+    #[serde(rename = "type")]
+    kind: Option<&'static str>,
+    bytes: u64,
+}
+
+/// `restore --dry-run --json`.
+#[derive(Serialize)]
+struct PreviewJson {
+    dry_run: bool,
+    snapshot: String,
+    target: String,
+    paths: Vec<PlannedJson>,
+    write: u64,
+    overwrite: u64,
+    delete: u64,
+    unchanged: u64,
+    files: u64,
+    bytes: u64,
+    damaged: Vec<String>,
 }
 
 pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
@@ -39,6 +68,11 @@ pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
         // when asked not to.
         special: nix::unistd::geteuid().is_root() && !args.no_special,
     };
+    if args.dry_run {
+        let preview = arca_core::preview_restore(&repo, &snapshot, &args.target, &options)?;
+        report_preview(config, &id.to_hex(), &args.target, &preview);
+        return Ok(crate::exit::SUCCESS);
+    }
     let summary = steps::restore(config, &repo, &snapshot, &args.target, &options)?;
     for warning in &summary.warnings {
         eprintln!("arca: warning: {}", output::sanitize(warning));
@@ -90,4 +124,75 @@ pub fn run(config: &Config, args: RestoreArgs) -> Result<i32> {
         );
     }
     Ok(exit)
+}
+
+/// Prints a dry run: one line per path (unchanged ones at -v), then the
+/// totals; `-q` prints nothing.
+fn report_preview(config: &Config, snapshot: &str, target: &Path, preview: &RestorePreview) {
+    let files = preview.files(RestoreAction::Write) + preview.files(RestoreAction::Overwrite);
+    if config.json {
+        output::json(&PreviewJson {
+            dry_run: true,
+            snapshot: snapshot.to_string(),
+            target: target.display().to_string(),
+            paths: preview
+                .paths
+                .iter()
+                .map(|p| PlannedJson {
+                    action: p.action,
+                    path: p.path.to_string_lossy().into_owned(),
+                    kind: p.kind.map(kind_name),
+                    bytes: p.bytes,
+                })
+                .collect(),
+            write: preview.count(RestoreAction::Write),
+            overwrite: preview.count(RestoreAction::Overwrite),
+            delete: preview.count(RestoreAction::Delete),
+            unchanged: preview.count(RestoreAction::Unchanged),
+            files,
+            bytes: preview.bytes(),
+            damaged: preview
+                .damaged
+                .iter()
+                .map(|(path, _)| path.clone())
+                .collect(),
+        });
+        return;
+    }
+    if config.quiet {
+        return;
+    }
+    for p in &preview.paths {
+        if p.action == RestoreAction::Unchanged && config.verbose == 0 {
+            continue;
+        }
+        let mut line = format!(
+            "{:<9} {}",
+            p.action.name(),
+            output::sanitize(&p.path.display().to_string())
+        );
+        if p.kind == Some(NodeKind::Dir) {
+            line.push('/');
+        }
+        if p.bytes > 0 {
+            line.push_str(&format!(" ({})", HumanBytes(p.bytes)));
+        }
+        output::line(line);
+    }
+    for (path, problem) in &preview.damaged {
+        eprintln!(
+            "arca: damaged: {}: {}",
+            output::sanitize(path),
+            output::sanitize(problem)
+        );
+    }
+    output::line(format!(
+        "dry run: would write {}, overwrite {}, delete {} and leave {} unchanged ({} file(s), {} of file data); nothing was changed",
+        preview.count(RestoreAction::Write),
+        preview.count(RestoreAction::Overwrite),
+        preview.count(RestoreAction::Delete),
+        preview.count(RestoreAction::Unchanged),
+        files,
+        HumanBytes(preview.bytes())
+    ));
 }

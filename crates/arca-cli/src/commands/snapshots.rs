@@ -68,7 +68,13 @@ pub fn run(config: &Config, args: SnapshotsArgs) -> Result<i32> {
     } else {
         snapshots
     };
-    shown.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+    // The repository's order: by time, a replacement after what it replaces.
+    shown.sort_by(|a, b| {
+        a.1.time
+            .cmp(&b.1.time)
+            .then(a.1.original.is_some().cmp(&b.1.original.is_some()))
+            .then(a.0.cmp(&b.0))
+    });
     if config.json {
         let list: Vec<SnapshotJson> = shown
             .iter()

@@ -288,7 +288,7 @@ impl Run<'_> {
         let (root, pending, mut counts) = translated;
         let root = root?;
         counts.bytes_stored = packed.stored_bytes;
-        let indexed = index_packs(dst, root, packed, None, "copy").map_err(destination)?;
+        let indexed = index_packs(dst, &[root], packed, None, "copy").map_err(destination)?;
         if !indexed.missing.is_empty() {
             return Err(destination(missing_packs(dst, &indexed.missing, "copy")));
         }

@@ -575,7 +575,7 @@ const MERGE_GAP: u32 = 1 << 20;
 /// with the blob being written, about what one restoring thread holds.
 const MAX_RANGE: u32 = 2 << 20;
 
-fn matcher(patterns: &[String], what: &str) -> Result<Option<Gitignore>> {
+pub(crate) fn matcher(patterns: &[String], what: &str) -> Result<Option<Gitignore>> {
     if patterns.is_empty() {
         return Ok(None);
     }
@@ -607,7 +607,7 @@ fn merge_ranges(ranges: &mut [LostRange]) -> Vec<LostRange> {
     merged
 }
 
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     // Not the owner of /proc/self: a process that is not dumpable (as arca
     // makes itself while it holds keys) sees it owned by root.
     nix::unistd::geteuid().is_root()

@@ -377,7 +377,7 @@ impl Run<'_> {
             };
             let stored_bytes = packed.stored_bytes;
             if !options.dry_run {
-                let indexed = index_packs(repo, tree, packed, Some(packs), "snapshot")?;
+                let indexed = index_packs(repo, &[tree], packed, Some(packs), "snapshot")?;
                 if !indexed.missing.is_empty() {
                     if rewalk && attempts == 1 {
                         continue;
@@ -474,8 +474,8 @@ pub(crate) struct Indexed {
     pub missing: Vec<PackId>,
 }
 
-/// Indexes the packs a run stored for a snapshot whose root tree is
-/// `root`, once no concurrent prune endangers what it references
+/// Indexes the packs a run stored for the snapshots whose root trees are
+/// `roots` (one, but for a rewrite of several), once no concurrent prune endangers what it references
 /// ([`confirm_references`]), and checks that every pack its blobs live in
 /// is in a storage listing taken now ([`confirm_present`]); after this the
 /// snapshot file may be written (§7.6 of the format) unless
@@ -484,13 +484,13 @@ pub(crate) struct Indexed {
 /// `rerun` names the command to repeat if a prune removed data it needs.
 pub(crate) fn index_packs(
     repo: &mut Repository,
-    root: TreeId,
+    roots: &[TreeId],
     mut packed: Packed,
     referenced: Option<HashSet<PackId>>,
     rerun: &str,
 ) -> Result<Indexed> {
     let (rescued, reloaded) =
-        confirm_references(repo, root, &packed.checkpoints, &packed.unsaved, rerun)?;
+        confirm_references(repo, roots, &packed.checkpoints, &packed.unsaved, rerun)?;
     packed.unsaved.extend(rescued.iter().cloned());
     packed.all.extend(rescued);
     let mut written = packed.checkpoints;
@@ -513,7 +513,7 @@ pub(crate) fn index_packs(
     if let Some(packs) = &mut referenced {
         packs.extend(packed.all.iter().map(|p| p.id));
     }
-    let missing = confirm_present(repo, root, referenced)?;
+    let missing = confirm_present(repo, roots, referenced)?;
     Ok(Indexed {
         files: written,
         missing,
@@ -529,13 +529,13 @@ pub(crate) fn index_packs(
 /// pack deleted under a running snapshot (§7.6 of the format).
 fn confirm_present(
     repo: &mut Repository,
-    root: TreeId,
+    roots: &[TreeId],
     referenced: Option<HashSet<PackId>>,
 ) -> Result<Vec<PackId>> {
     let listed = repo.listed_packs()?;
     let mut referenced = match referenced {
         Some(packs) => packs,
-        None => packs_of(repo, root)?.0,
+        None => packs_of(repo, roots)?.0,
     };
     let mut absent: HashSet<PackId> = HashSet::new();
     // Each round drops the absent packs and looks again: another copy of a
@@ -558,7 +558,7 @@ fn confirm_present(
         index.retain_packs(|p| !absent.contains(&p.id));
         index.finish();
         repo.replace_index(index, read);
-        let (packs, unindexed) = packs_of(repo, root)?;
+        let (packs, unindexed) = packs_of(repo, roots)?;
         if unindexed {
             let mut missing: Vec<PackId> = absent.into_iter().collect();
             missing.sort();
@@ -571,12 +571,12 @@ fn confirm_present(
     Ok(missing)
 }
 
-/// The packs holding the blobs reachable from `root`, and whether some
+/// The packs holding the blobs reachable from `roots`, and whether some
 /// blob is in none.
-fn packs_of(repo: &Repository, root: TreeId) -> Result<(HashSet<PackId>, bool)> {
+fn packs_of(repo: &Repository, roots: &[TreeId]) -> Result<(HashSet<PackId>, bool)> {
     let mut packs = HashSet::new();
     let mut unindexed = false;
-    crate::ops::prune::visit_blobs(repo, [root], None, |kind, id, position| {
+    crate::ops::prune::visit_blobs(repo, roots.iter().copied(), None, |kind, id, position| {
         match position.and_then(|_| repo.index().get(kind, &id)) {
             Some(loc) => {
                 packs.insert(loc.pack);
@@ -635,7 +635,7 @@ const CONFIRM_ATTEMPTS: usize = 3;
 /// finds the snapshot using the pack.
 fn confirm_references(
     repo: &mut Repository,
-    root: TreeId,
+    roots: &[TreeId],
     checkpoints: &[IndexId],
     unsaved: &[IndexPack],
     rerun: &str,
@@ -674,7 +674,7 @@ fn confirm_references(
         let mut endangered = Vec::new();
         let mut seen = HashSet::new();
         let location = repo.location();
-        crate::ops::prune::visit_blobs(repo, [root], None, |kind, id, position| {
+        crate::ops::prune::visit_blobs(repo, roots.iter().copied(), None, |kind, id, position| {
             if position.is_none() {
                 return Err(removed_under_us_at(
                     &location,
