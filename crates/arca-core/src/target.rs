@@ -58,6 +58,11 @@ pub(crate) struct Target {
 }
 
 /// How an entry was refused.
+/// Whether `stat` is of a directory.
+pub(crate) fn is_dir(stat: &FileStat) -> bool {
+    SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+}
+
 pub(crate) enum Refused {
     /// Another entry already stands under that name on this file system.
     Collision(String),
@@ -167,7 +172,7 @@ impl Target {
             if self.was_created(id_of(&stat)) {
                 return Err(collision(&path));
             }
-            if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+            if is_dir(&stat) {
                 let fd = self.open_child_dir(dir, &path, name)?;
                 let opened =
                     nix::sys::stat::fstat(&fd).map_err(|e| Error::target(&path, io_err(e)))?;
@@ -386,7 +391,7 @@ impl Target {
         let Some(stat) = self.stat(dir, name) else {
             return Ok(());
         };
-        let is_dir = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        let is_dir = is_dir(&stat);
         if is_dir {
             let child = self.open_child_dir(dir, &path, name)?;
             // Entries may be read-only: the owner needs write access to empty it.

@@ -367,18 +367,10 @@ impl Walk<'_> {
         };
         if !included && !any {
             // Only on the way to included entries, and none were below:
-            // the restore removes the directory it made for nothing, after
-            // it removed what stood in its place.
+            // the restore leaves what stands there alone, or removes the
+            // directory it made for nothing.
             if !is_dir && at < self.out.paths.len() {
-                match existing.as_ref() {
-                    Some(stat) => {
-                        self.out.paths[at].action = Action::Delete;
-                        self.out.paths[at].kind = kind_of(stat);
-                    }
-                    None => {
-                        self.out.paths.remove(at);
-                    }
-                }
+                self.out.paths.remove(at);
             }
             return Ok(false);
         }

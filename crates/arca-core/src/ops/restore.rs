@@ -669,6 +669,40 @@ fn delete_extra(
     Ok(())
 }
 
+/// Whether the include filter takes anything below directory `node` (at
+/// `snap_path` in the snapshot) that the exclude filter leaves. A tree that
+/// cannot be read counts as taken: the restore then reports it lost.
+fn includes_below(repo: &Repository, node: &Node, snap_path: &Path, plan: &Plan) -> Result<bool> {
+    let Some(subtree) = &node.subtree else {
+        return Ok(false);
+    };
+    let tree = match repo.read_tree(subtree) {
+        Ok(tree) => tree,
+        Err(e) if e.is_damage() => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    for child in &tree.nodes {
+        let path = snap_path.join(OsStr::from_bytes(&child.name));
+        let is_dir = child.kind == NodeKind::Dir;
+        if plan
+            .exclude
+            .as_ref()
+            .is_some_and(|g| g.matched(&path, is_dir).is_ignore())
+        {
+            continue;
+        }
+        if plan
+            .include
+            .as_ref()
+            .is_none_or(|g| g.matched(&path, is_dir).is_ignore())
+            || (is_dir && includes_below(repo, child, &path, plan)?)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Records an entry refused for its name (see [`Refused::Collision`]).
 fn refuse(plan: &mut Plan, name: &OsStr, why: String) {
     let path = plan.dirs[plan.current_dir as usize].snap.join(name);
@@ -705,6 +739,17 @@ fn plan_node(
             .as_ref()
             .is_none_or(|g| g.matched(&snap_path, is_dir).is_ignore());
     if is_dir {
+        if !included
+            && !fresh
+            && target
+                .stat(dir_fd, &name)
+                .is_some_and(|s| !target::is_dir(&s))
+            && !includes_below(repo, &node, &snap_path, plan)?
+        {
+            // Something else stands where a directory the filter leaves
+            // out would be: not the restore's to replace.
+            return Ok(false);
+        }
         let (fd, id, existed) = match target.mkdir(dir_fd, &shown, &name, fresh) {
             Ok(made) => made,
             Err(Refused::Collision(why)) => {

@@ -164,6 +164,12 @@ fn the_preview_names_exactly_what_the_restore_changes_for_every_mix_of_options()
             );
         }
         assert_eq!(state(outside.path()), outside_before, "{options:?}");
+        // What stands where a directory the include filter leaves out
+        // would be is not the restore's to touch.
+        if !options.include.is_empty() {
+            let e = std::fs::symlink_metadata(root.join("e")).unwrap();
+            assert!(e.file_type().is_symlink(), "{options:?}: e was replaced");
+        }
         // With SNAP:PATH the target stands for PATH, so --delete empties
         // it of all else; otherwise what is beside the snapshot stays.
         if options.subpath.is_none() {
