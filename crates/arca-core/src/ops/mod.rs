@@ -10,6 +10,7 @@ mod packer;
 pub mod prune;
 pub mod repair;
 pub mod restore;
+pub mod scan;
 pub mod shape;
 pub mod snapshot;
 pub mod stats;
