@@ -26,6 +26,7 @@ mod json_fields;
 mod keys;
 mod metrics;
 mod options;
+mod progress;
 mod prune;
 mod remote;
 mod repair;

@@ -282,7 +282,7 @@ impl Night<'_> {
         let counters = SnapshotProgress::default();
         let options = &plan.snapshot;
         repo.set_verify_uploads(plan.verify_upload);
-        let outcome = steps::snapshot(self.config, &counters, || {
+        let outcome = steps::snapshot(self.config, &counters, Some(options), || {
             arca_core::snapshot(repo, options, &counters).map_err(anyhow::Error::from)
         });
         let (outcome, unreadable) = match outcome {

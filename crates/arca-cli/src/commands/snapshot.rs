@@ -88,7 +88,9 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         });
     }
     let name = &args.stdin_name.0;
-    let (outcome, unreadable) = steps::snapshot(config, &counters, || {
+    let stream = args.stdin || args.stdin_from_command.is_some();
+    let sources = (!stream).then_some(&options);
+    let (outcome, unreadable) = steps::snapshot(config, &counters, sources, || {
         match (&args.stdin_from_command, args.stdin) {
             (Some(cmd), _) => snapshot_command(&mut repo, &options, name, cmd, &counters),
             (None, true) => {
