@@ -539,3 +539,27 @@ fn a_closed_pipe_ends_a_listing_but_not_a_forget() {
     assert!(child.wait().unwrap().success());
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
 }
+
+/// `arca man | head` and the like: a command that only prints ends with
+/// success, and says nothing, when its reader has gone away.
+#[test]
+fn printing_commands_end_quietly_on_a_closed_pipe() {
+    let env = Env::new();
+    for args in [&["man"][..], &["completions", "bash"], &["version"]] {
+        // The reader is gone before the command starts.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = env
+            .cmd(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "arca {args:?}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
