@@ -44,4 +44,4 @@ fi
 cp contrib/systemd/arca@.timer "$assets/systemd/"
 
 # cargo-deb prints the package's path on stdout.
-cargo deb -p arca-cli --no-build --locked --output target/debian/
+cargo deb -p arca-cli --no-build --locked --strip --output target/debian/
