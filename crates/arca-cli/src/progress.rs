@@ -106,11 +106,9 @@ pub fn snapshot_message(
         ),
         Some((t, true)) => {
             let left = t.bytes.saturating_sub(done.bytes);
-            let percent = if t.bytes == 0 {
-                100
-            } else {
-                (done.bytes.min(t.bytes) * 100 / t.bytes) as u32
-            };
+            let percent = (done.bytes.min(t.bytes) * 100)
+                .checked_div(t.bytes)
+                .unwrap_or(100);
             let eta = if left == 0 {
                 clock(Duration::ZERO)
             } else if rate >= 1.0 {

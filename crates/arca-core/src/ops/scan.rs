@@ -3,7 +3,7 @@
 //! display can show a total, a percentage and an estimate of the time left.
 //!
 //! The scan walks the same source paths with the same excludes as
-//! [`snapshot()`](crate::snapshot()), through the same [`Filter`], so its
+//! [`snapshot()`](crate::snapshot()), through the same exclude filter, so its
 //! counts match the snapshot's: files below an excluded directory, over
 //! `larger_than`, on another file system with `one_file_system`, or deeper
 //! than the format allows are left out of both. It only lists directories
