@@ -1,10 +1,12 @@
 //! Progress bars on stderr, drawn only on a terminal. The engine exposes
 //! atomic counters; a ticker thread polls them while the work runs.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use arca_core::ScanTotals;
+use arca_core::{ExcludeOptions, ScanTotals};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Runs `work` while a ticker redraws `bar` from `update` ten times a second.
@@ -42,30 +44,78 @@ pub fn spinner(template: &str) -> ProgressBar {
     bar
 }
 
-/// A scan's running totals, shared between the scanning thread and the bar.
+/// A scan of a snapshot's sources ([`arca_core::scan`]) on a thread of its
+/// own, at lower priority, giving the bar its totals. Dropping it stops the
+/// scan and waits for the thread.
+pub struct Scan {
+    shared: Option<Arc<Scanned>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A scan's running totals, shared between its thread and the bar.
 #[derive(Default)]
-pub struct Scanned {
+struct Scanned {
     files: AtomicU64,
     bytes: AtomicU64,
     finished: AtomicBool,
+    stop: AtomicBool,
 }
 
-impl Scanned {
-    /// Records the totals so far; `finished` once the scan is complete.
-    pub fn set(&self, totals: ScanTotals, finished: bool) {
-        self.files.store(totals.files, Ordering::Relaxed);
-        self.bytes.store(totals.bytes, Ordering::Relaxed);
-        self.finished.store(finished, Ordering::Relaxed);
+impl Scan {
+    /// Starts counting what a snapshot of `paths` with `exclude` will hold.
+    pub fn start(paths: &[PathBuf], exclude: &ExcludeOptions) -> Scan {
+        let shared = Arc::new(Scanned::default());
+        let (paths, exclude, scanned) = (paths.to_vec(), exclude.clone(), shared.clone());
+        let thread = std::thread::Builder::new()
+            .name("scan".into())
+            .spawn(move || {
+                lower_priority();
+                let store = |t: ScanTotals| {
+                    scanned.files.store(t.files, Ordering::Relaxed);
+                    scanned.bytes.store(t.bytes, Ordering::Relaxed);
+                };
+                // An unusable exclude file is the snapshot's error to report.
+                let done = arca_core::scan(&paths, &exclude, &scanned.stop, store);
+                if let Ok(Some(t)) = done {
+                    store(t);
+                    scanned.finished.store(true, Ordering::Relaxed);
+                }
+            });
+        Scan {
+            shared: Some(shared),
+            // Without a thread the bar just shows no total.
+            thread: thread.ok(),
+        }
     }
 
-    /// The totals so far, and whether they are final.
-    pub fn get(&self) -> (ScanTotals, bool) {
-        let finished = self.finished.load(Ordering::Relaxed);
+    /// No scan: a stream, or nothing drawn.
+    pub fn none() -> Scan {
+        Scan {
+            shared: None,
+            thread: None,
+        }
+    }
+
+    /// The totals so far and whether they are final; `None` without a scan.
+    pub fn totals(&self) -> Option<(ScanTotals, bool)> {
+        let s = self.shared.as_ref()?;
+        let finished = s.finished.load(Ordering::Relaxed);
         let totals = ScanTotals {
-            files: self.files.load(Ordering::Relaxed),
-            bytes: self.bytes.load(Ordering::Relaxed),
+            files: s.files.load(Ordering::Relaxed),
+            bytes: s.bytes.load(Ordering::Relaxed),
         };
-        (totals, finished)
+        Some((totals, finished))
+    }
+}
+
+impl Drop for Scan {
+    fn drop(&mut self) {
+        if let Some(s) = &self.shared {
+            s.stop.store(true, Ordering::Relaxed);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -139,7 +189,7 @@ fn clock(d: Duration) -> String {
 
 /// Lowers the calling thread's CPU priority (a thread's nice value is its
 /// own on Linux), for work that only makes the display better.
-pub fn lower_priority() {
+fn lower_priority() {
     // SAFETY: nice touches no memory; a failure leaves the priority as it was.
     let _ = unsafe { libc::nice(10) };
 }
