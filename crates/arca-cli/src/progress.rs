@@ -198,6 +198,22 @@ fn lower_priority() {
 mod tests {
     use super::*;
 
+    /// The snapshot step drops its scan when the work ends: that stops it
+    /// at once, however much is left to count (here the whole file system).
+    #[test]
+    fn dropping_a_scan_stops_it() {
+        let scan = Scan::start(&[PathBuf::from("/")], &ExcludeOptions::default());
+        let (sender, dropped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(scan);
+            let _ = sender.send(());
+        });
+        assert!(
+            dropped.recv_timeout(Duration::from_secs(20)).is_ok(),
+            "the scan did not stop"
+        );
+    }
+
     fn totals(files: u64, bytes: u64) -> ScanTotals {
         ScanTotals { files, bytes }
     }
