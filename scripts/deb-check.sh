@@ -34,7 +34,10 @@ deb=$(bash scripts/deb.sh | tail -n 1)
 [ -f "$deb" ] || fail "scripts/deb.sh printed no package path (got '$deb')"
 echo "deb-check: checking $deb"
 # No maintainer script at all: installing enables and starts nothing.
-if dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -Eq '(pre|post)(inst|rm)$'; then
+# (Whole outputs are captured before matching: with pipefail, grep -q
+# quitting early would fail the pipe.)
+control=$(dpkg-deb --ctrl-tarfile "$deb" | tar -t)
+if grep -Eq '(pre|post)(inst|rm)$' <<<"$control"; then
   fail "the package has maintainer scripts; it must not enable or start units"
 fi
 
@@ -42,12 +45,14 @@ fi
 dpkg -i --path-include='/usr/share/man/man1/arca*' "$deb"
 trap 'dpkg -r arca >/dev/null' EXIT
 
-/usr/bin/arca --version | grep -q '^arca ' || fail "/usr/bin/arca --version"
+version=$(/usr/bin/arca --version)
+grep -q '^arca ' <<<"$version" || fail "/usr/bin/arca --version: $version"
 page=$(man -w arca) || fail "man -w arca finds no page"
 [ "$page" = /usr/share/man/man1/arca.1.gz ] || fail "man -w arca: $page"
 man -w arca-snapshot >/dev/null || fail "man -w arca-snapshot finds no page"
 # The page renders (gzipped roff that man can read).
-man -P cat arca 2>/dev/null | grep -q 'snapshot' || fail "man arca does not render"
+rendered=$(man -P cat arca 2>/dev/null)
+grep -q 'snapshot' <<<"$rendered" || fail "man arca does not render"
 
 completion=/usr/share/bash-completion/completions/arca
 [ -s "$completion" ] || fail "no $completion"
