@@ -344,18 +344,36 @@ fn restore_replaces_existing_entries_without_writing_through_links() {
 }
 
 /// `-q` leaves only errors and warnings: a command that succeeds without
-/// any prints nothing at all, so cron mails nothing.
+/// any prints nothing at all, so cron mails nothing. Every command in
+/// `arca --help` is run; those whose output is what was asked for (the
+/// listings, `dump`, a completion script, a manual page on stdout, the
+/// version) print it and nothing else: stderr stays empty.
 #[test]
 fn quiet_commands_print_nothing_on_success() {
     let env = Env::new();
     let src = env.path("src");
     fs::create_dir(&src).unwrap();
     write_file(&src.join("a.txt"), b"alpha", 0o644);
+    let file = src.join("a.txt");
+    let file = file.to_str().unwrap();
     let src = src.to_str().unwrap();
     let target = env.path("target");
     let other = env.path("other");
     let other_repo = other.to_str().unwrap();
-    let quiet = |args: &[&str], extra: &[(&str, &str)]| {
+    let man = env.path("man");
+    let profile = env.path("nightly.toml");
+    fs::write(
+        &profile,
+        format!(
+            "repository = {:?}\n[snapshot]\nsources = [{src:?}]\n[forget]\nkeep_last = 2\n[check]\nread_data_subset = \"1/1\"\n",
+            env.address()
+        ),
+    )
+    .unwrap();
+    let covered = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    // Runs `arca -q ARGS`: it must succeed with nothing on stderr, and
+    // with nothing on stdout unless it is a listing.
+    let run = |args: &[&str], extra: &[(&str, &str)], listing: bool| {
         let mut argv = vec!["-q"];
         argv.extend_from_slice(args);
         let out = env.cmd(&argv).envs(extra.iter().copied()).output().unwrap();
@@ -364,32 +382,87 @@ fn quiet_commands_print_nothing_on_success() {
             String::from_utf8_lossy(&out.stderr),
         );
         assert!(
-            out.status.success() && stdout.is_empty() && stderr.is_empty(),
+            out.status.success() && (listing || stdout.is_empty()) && stderr.is_empty(),
             "arca -q {args:?}: {:?}\nstdout: {stdout}\nstderr: {stderr}",
             out.status
         );
+        let command = args
+            .iter()
+            .find(|a| !a.starts_with('-') && !a.contains('/'));
+        covered.borrow_mut().insert(command.unwrap().to_string());
     };
+    let quiet = |args: &[&str], extra: &[(&str, &str)]| run(args, extra, false);
+    let listing = |args: &[&str]| run(args, &[], true);
     quiet(&["init"], &[]);
     quiet(&["snapshot", src], &[]);
     quiet(&["snapshot", src, "--tag", "second"], &[]);
+    quiet(&["snapshot", src, "--dry-run"], &[]);
     quiet(
         &["restore", "latest", "--target", target.to_str().unwrap()],
         &[],
     );
     quiet(&["check", "--read-data"], &[]);
     quiet(&["drill"], &[]);
+    quiet(&["tag", "latest", "--add", "extra"], &[]);
+    quiet(&["tag", "latest", "--remove", "extra"], &[]);
+    quiet(&["tag", "latest", "--set", "only"], &[]);
     quiet(&["forget", "--keep-last", "1", "--dry-run"], &[]);
     quiet(&["forget", "--keep-last", "1"], &[]);
     quiet(&["prune", "--dry-run"], &[]);
     quiet(&["prune", "--keep-marked", "0"], &[]);
+    quiet(&["repair", "index"], &[]);
+    quiet(&["repair", "packs"], &[]);
+    quiet(&["repair", "snapshots"], &[]);
     quiet(&["unlock"], &[]);
     quiet(&["key", "add"], &[("ARCA_NEW_PASSWORD", "second password")]);
+    let keys = env.json(&["key", "list"]);
+    let added = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    quiet(&["key", "remove", &added], &[]);
     quiet(&["-r", other_repo, "init"], &[]);
     quiet(
         &["copy", "--to", other_repo],
         &[("ARCA_TO_PASSWORD", PASSWORD)],
     );
     quiet(&["status", "--max-age", "1d"], &[]);
+    quiet(&["--config", profile.to_str().unwrap(), "run"], &[]);
+    quiet(&["man", man.to_str().unwrap()], &[]);
+    listing(&["snapshots"]);
+    listing(&["ls", "latest"]);
+    listing(&["find", "a.txt"]);
+    listing(&["diff", "latest", "latest"]);
+    listing(&["dump", "latest", file]);
+    listing(&["stats"]);
+    listing(&["key", "list"]);
+    listing(&["completions", "bash"]);
+    listing(&["man"]);
+    listing(&["version"]);
+    // Last: the repository's password changes.
+    quiet(
+        &["key", "passwd"],
+        &[("ARCA_NEW_PASSWORD", "third password")],
+    );
+
+    let help = env.ok(&["--help"]);
+    let commands: std::collections::BTreeSet<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(String::from)
+        .collect();
+    assert!(commands.len() > 20, "{help}");
+    let missed: Vec<_> = commands.difference(&covered.borrow()).cloned().collect();
+    assert!(missed.is_empty(), "commands not run with -q: {missed:?}");
 }
 
 #[test]
@@ -465,4 +538,28 @@ fn a_closed_pipe_ends_a_listing_but_not_a_forget() {
     drop(child.stdout.take());
     assert!(child.wait().unwrap().success());
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+}
+
+/// `arca man | head` and the like: a command that only prints ends with
+/// success, and says nothing, when its reader has gone away.
+#[test]
+fn printing_commands_end_quietly_on_a_closed_pipe() {
+    let env = Env::new();
+    for args in [&["man"][..], &["completions", "bash"], &["version"]] {
+        // The reader is gone before the command starts.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = env
+            .cmd(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "arca {args:?}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

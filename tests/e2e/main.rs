@@ -27,6 +27,7 @@ mod keys;
 mod metrics;
 mod mount;
 mod options;
+mod progress;
 mod prune;
 mod remote;
 mod repair;

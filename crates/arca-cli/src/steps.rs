@@ -2,14 +2,15 @@
 //! them), each with its progress bar, its warnings and its figures for
 //! `--metrics-file`.
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use anyhow::Result;
 use arca_core::ops::forget::{self, ForgetPlan};
 use arca_core::{
-    CheckOptions, CheckProgress, CheckReport, LockMode, PruneOptions, PruneProgress, Repository,
-    RestoreOptions, RestoreProgress, RestoreSummary, Snapshot, SnapshotOutcome, SnapshotProgress,
-    SnapshotWarningKind, Subset,
+    CheckOptions, CheckProgress, CheckReport, ExcludeOptions, LockMode, PruneOptions,
+    PruneProgress, Repository, RestoreOptions, RestoreProgress, RestoreSummary, Snapshot,
+    SnapshotOutcome, SnapshotProgress, SnapshotWarningKind, Subset,
 };
 use indicatif::HumanBytes;
 
@@ -17,35 +18,57 @@ use crate::config::Config;
 use crate::json::PruneJson;
 use crate::{metrics, output, progress, session, units};
 
+/// Starts counting what a snapshot of `paths` with `exclude` will hold, for
+/// the bar's totals, when a bar will be drawn (else does nothing). Start it
+/// before opening the repository, so the total is there sooner.
+pub fn scan(config: &Config, paths: &[PathBuf], exclude: &ExcludeOptions) -> progress::Scan {
+    if draws_snapshot_bar(config) {
+        progress::Scan::start(paths, exclude)
+    } else {
+        progress::Scan::none()
+    }
+}
+
+/// At -v the list of files is the progress.
+fn draws_snapshot_bar(config: &Config) -> bool {
+    config.progress && config.verbose == 0
+}
+
 /// Runs `work` (one of the engine's snapshot calls, reporting to
-/// `counters`) under a progress spinner; prints its warnings and records
-/// the saved snapshot's figures. Returns the outcome and how many source
-/// entries could not be read.
+/// `counters`) under a progress bar; prints its warnings and records the
+/// saved snapshot's figures. Returns the outcome and how many source
+/// entries could not be read. With a [`scan`] of the sources (none for a
+/// stream), the bar shows totals, a percentage and the time left; the scan
+/// stops when the work ends.
 pub fn snapshot(
     config: &Config,
     counters: &SnapshotProgress,
+    scan: progress::Scan,
     work: impl FnOnce() -> Result<SnapshotOutcome>,
 ) -> Result<(SnapshotOutcome, usize)> {
     let bar = progress::spinner("{spinner} {elapsed} {msg}");
     let started = std::time::Instant::now();
     let outcome = progress::with_bar(
-        // At -v the list of files is the progress.
-        config.progress && config.verbose == 0,
+        draws_snapshot_bar(config),
         bar,
         |bar| {
-            let read = counters.bytes_read.load(Ordering::Relaxed);
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            bar.set_message(format!(
-                "{} files, {} read ({}/s), {} new",
-                counters.files.load(Ordering::Relaxed),
-                HumanBytes(read),
-                HumanBytes((read as f64 / secs) as u64),
-                HumanBytes(counters.bytes_added.load(Ordering::Relaxed)),
+            let done = progress::Done {
+                files: counters.files.load(Ordering::Relaxed),
+                bytes: counters.bytes_read.load(Ordering::Relaxed)
+                    + counters.bytes_reused.load(Ordering::Relaxed),
+                added: counters.bytes_added.load(Ordering::Relaxed),
+            };
+            bar.set_message(progress::snapshot_message(
+                done,
+                scan.totals(),
+                started.elapsed(),
             ));
             bar.tick();
         },
         work,
-    )?;
+    );
+    drop(scan);
+    let outcome = outcome?;
     for w in &outcome.warnings {
         let what = match w.kind {
             SnapshotWarningKind::Unreadable => "cannot read",

@@ -6,6 +6,7 @@
 //!   snapshot and index files are skipped and recorded
 //!   ([`Repository::damaged`], [`Repository::on_damage`]).
 //! - [`snapshot()`]: take a snapshot of local paths ([`SnapshotOptions`]).
+//!   [`scan()`] counts what it will hold, for a total beside its progress.
 //! - [`restore()`]: write a snapshot back to a directory, through directory
 //!   handles, past damage ([`RestoreSummary::damaged`]);
 //!   [`preview_restore()`] says what it would write, overwrite and delete.
@@ -117,6 +118,7 @@ pub use ops::repair::{
 pub use ops::restore::{
     DamagedPath, LostRange, Overwrite, RestoreOptions, RestoreProgress, RestoreSummary, restore,
 };
+pub use ops::scan::{ScanTotals, scan};
 pub use ops::shape::{Shape, measure as measure_tree};
 pub use ops::snapshot::{
     CHECKPOINT_INTERVAL, FileChange, Progress as SnapshotProgress, SnapshotOptions,

@@ -1,7 +1,6 @@
 //! `arca man [DIR]`: the manual pages, generated from the clap definition:
 //! arca.1, and arca-COMMAND.1 (arca-key-add.1, ...) for every command.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -9,16 +8,18 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, ManArgs};
 use crate::config::Config;
-use crate::exit;
+use crate::{exit, output};
 
 pub fn run(config: &Config, args: ManArgs) -> Result<i32> {
     let command = Cli::command().version(env!("ARCA_VERSION_LINE"));
     let Some(dir) = args.dir else {
-        let mut out = std::io::stdout().lock();
+        // Only prints: a closed pipe (`arca man | head`) ends it quietly.
+        output::listing();
+        let mut page = Vec::new();
         clap_mangen::Man::new(command)
-            .render(&mut out)
-            .context("cannot write the manual page")?;
-        out.flush().context("cannot write the manual page")?;
+            .render(&mut page)
+            .context("cannot render the manual page")?;
+        output::line(String::from_utf8_lossy(&page).trim_end());
         return Ok(exit::SUCCESS);
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

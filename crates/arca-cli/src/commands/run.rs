@@ -26,7 +26,7 @@ use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::exit::{self, Usage};
 use crate::profile::{Loaded, Profile};
-use crate::{output, session, steps, units};
+use crate::{output, progress, session, steps, units};
 
 /// The profile, checked and turned into the options each step takes.
 struct Plan {
@@ -253,6 +253,8 @@ impl Night<'_> {
     /// Snapshot, forget, prune and check on one opened repository.
     fn repository_steps(&mut self, plan: &Plan) {
         let started = Instant::now();
+        // Counting the sources for the bar starts before the repository opens.
+        let scan = steps::scan(self.config, &plan.snapshot.paths, &plan.snapshot.exclude);
         let mut repo = match session::open(self.config) {
             Ok(repo) => repo,
             Err(e) => {
@@ -263,7 +265,7 @@ impl Night<'_> {
                 return;
             }
         };
-        let Some(paths) = self.snapshot(&mut repo, plan) else {
+        let Some(paths) = self.snapshot(&mut repo, plan, scan) else {
             self.skip("forget", "no snapshot was saved");
             self.skip("prune", "no snapshot was saved");
             self.check(&mut repo, plan);
@@ -277,12 +279,17 @@ impl Night<'_> {
     }
 
     /// Takes the snapshot; returns its host and paths, for forget.
-    fn snapshot(&mut self, repo: &mut Repository, plan: &Plan) -> Option<(String, Vec<String>)> {
+    fn snapshot(
+        &mut self,
+        repo: &mut Repository,
+        plan: &Plan,
+        scan: progress::Scan,
+    ) -> Option<(String, Vec<String>)> {
         let started = Instant::now();
         let counters = SnapshotProgress::default();
         let options = &plan.snapshot;
         repo.set_verify_uploads(plan.verify_upload);
-        let outcome = steps::snapshot(self.config, &counters, || {
+        let outcome = steps::snapshot(self.config, &counters, scan, || {
             arca_core::snapshot(repo, options, &counters).map_err(anyhow::Error::from)
         });
         let (outcome, unreadable) = match outcome {

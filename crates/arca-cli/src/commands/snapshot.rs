@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cli::SnapshotArgs;
 use crate::config::Config;
 use crate::json::SnapshotJson;
-use crate::{exit, output, session, steps};
+use crate::{exit, output, progress, session, steps};
 
 #[derive(Serialize)]
 struct Warning {
@@ -42,6 +42,22 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
     if args.stdin && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         bail!("--stdin reads standard input, but it is a terminal; pipe the data in");
     }
+    let exclude = ExcludeOptions {
+        patterns: args.excludes.into_iter().map(|g| g.0).collect(),
+        pattern_files: args.exclude_files,
+        if_present: args.exclude_if_present,
+        larger_than: args.exclude_larger_than.map(|s| s.0),
+        one_file_system: args.one_file_system,
+    };
+    // Counting the sources starts before the repository opens (a password
+    // to derive keys from, an index to load), so the bar's total is there
+    // sooner. A stream has no total.
+    let stream = args.stdin || args.stdin_from_command.is_some();
+    let scan = if stream {
+        progress::Scan::none()
+    } else {
+        steps::scan(config, &args.paths, &exclude)
+    };
     let mut repo = session::open(config)?;
     repo.set_verify_uploads(args.verify_upload);
     let parent = match &args.parent {
@@ -58,13 +74,7 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         threads: 0,
         parent,
         no_parent: args.force,
-        exclude: ExcludeOptions {
-            patterns: args.excludes.into_iter().map(|g| g.0).collect(),
-            pattern_files: args.exclude_files,
-            if_present: args.exclude_if_present,
-            larger_than: args.exclude_larger_than.map(|s| s.0),
-            one_file_system: args.one_file_system,
-        },
+        exclude,
         dry_run: args.dry_run,
         checkpoint_interval: None,
     };
@@ -88,7 +98,7 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         });
     }
     let name = &args.stdin_name.0;
-    let (outcome, unreadable) = steps::snapshot(config, &counters, || {
+    let (outcome, unreadable) = steps::snapshot(config, &counters, scan, || {
         match (&args.stdin_from_command, args.stdin) {
             (Some(cmd), _) => snapshot_command(&mut repo, &options, name, cmd, &counters),
             (None, true) => {

@@ -13,6 +13,7 @@ pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod rewrite;
+pub mod scan;
 pub mod shape;
 pub mod snapshot;
 pub mod stats;

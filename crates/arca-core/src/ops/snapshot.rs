@@ -99,6 +99,11 @@ pub struct Progress {
     pub bytes_read: AtomicU64,
     /// Plaintext bytes of new blobs so far.
     pub bytes_added: AtomicU64,
+    /// The sizes of the unchanged files done so far, whose content was
+    /// reused from the parent without reading it. With `bytes_read`, how
+    /// far the snapshot is through the bytes a [`scan()`](crate::scan())
+    /// counts.
+    pub bytes_reused: AtomicU64,
     on_file: std::sync::OnceLock<FileReport>,
 }
 
@@ -111,6 +116,7 @@ impl std::fmt::Debug for Progress {
             .field("files", &self.files)
             .field("bytes_read", &self.bytes_read)
             .field("bytes_added", &self.bytes_added)
+            .field("bytes_reused", &self.bytes_reused)
             .finish_non_exhaustive()
     }
 }
@@ -1194,6 +1200,9 @@ impl<'s, 'a> Walker<'s, 'a> {
                 if let Some(content) = self.unchanged_content(node, before) {
                     node.content = content;
                     self.summary.files_unchanged += 1;
+                    progress
+                        .bytes_reused
+                        .fetch_add(node.size, Ordering::Relaxed);
                     progress.report_file(path, FileChange::Unchanged);
                 } else {
                     let Some((content, size)) = self.archive_file(path, at, meta)? else {
