@@ -444,6 +444,18 @@ fn quiet_commands_print_nothing_on_success() {
     listing(&["completions", "bash"]);
     listing(&["man"]);
     listing(&["version"]);
+    quiet(
+        &["rewrite", "latest", "--exclude", "a.txt", "--dry-run"],
+        &[],
+    );
+    quiet(
+        &["rewrite", "latest", "--exclude", "a.txt", "--forget"],
+        &[],
+    );
+    quiet(&["rewrite", "--exclude", "*.absent"], &[]);
+    // mount runs until a signal and needs FUSE: mount.rs runs it with -q
+    // (mount_prints_nothing_with_q).
+    covered.borrow_mut().insert("mount".to_string());
     // Last: the repository's password changes.
     quiet(
         &["key", "passwd"],
