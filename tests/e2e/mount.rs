@@ -214,16 +214,22 @@ fn exercise(env: &Env) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let newest = snapshot_names(&point).pop().unwrap();
+    // Names give the time to the second: two snapshots of one second sort
+    // by id, so each is found by what it holds.
+    let holding = |path: &Path| {
+        snapshot_names(&point)
+            .into_iter()
+            .map(|name| point.join("snapshots").join(name))
+            .find(|dir| restored(dir, path).is_dir())
+            .unwrap_or_else(|| panic!("no snapshot holds {}", path.display()))
+    };
     assert_eq!(
-        fs::read(restored(&point.join("snapshots").join(&newest), &other).join("note.txt"))
-            .unwrap(),
+        fs::read(restored(&holding(&other), &other).join("note.txt")).unwrap(),
         b"taken while mounted\n"
     );
 
     // A file still open does not keep it mounted.
-    let oldest = point.join("snapshots").join(&snapshot_names(&point)[0]);
-    let open = fs::File::open(restored(&oldest, &src).join("run.sh")).unwrap();
+    let open = fs::File::open(restored(&holding(&src), &src).join("run.sh")).unwrap();
     let (status, stderr) = mounted.stop(libc::SIGINT);
     assert_eq!(status.code(), Some(0), "{stderr}");
     drop(open);

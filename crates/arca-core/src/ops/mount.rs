@@ -612,10 +612,16 @@ impl Inner {
         {
             return Ok(listing.snapshots.clone());
         }
+        // Snapshots first, then the index: a writer stores its index file
+        // before its snapshot file, so every snapshot listed here finds its
+        // trees in an index loaded after the listing.
+        let snapshots = self
+            .repo
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .snapshots()?;
         self.reload_index_if_changed()?;
-        let repo = self.repo.read().unwrap_or_else(|e| e.into_inner());
-        let mut listed: Vec<Listed> = repo
-            .snapshots()?
+        let mut listed: Vec<Listed> = snapshots
             .into_iter()
             .filter(|(_, s)| self.options.filter.matches(s))
             .map(|(id, snapshot)| Listed {
@@ -632,8 +638,8 @@ impl Inner {
     }
 
     /// Reloads the index when the index files in storage are not the ones
-    /// it was loaded from.
-    fn reload_index_if_changed(&self) -> Result<()> {
+    /// it was loaded from; says whether it did.
+    fn reload_index_if_changed(&self) -> Result<bool> {
         let changed = {
             let repo = self.repo.read().unwrap_or_else(|e| e.into_inner());
             let mut present: Vec<IndexId> = repo
@@ -650,12 +656,24 @@ impl Inner {
             let mut repo = self.repo.write().unwrap_or_else(|e| e.into_inner());
             repo.load_index()?;
         }
-        Ok(())
+        Ok(changed)
+    }
+
+    /// `fetch` of a blob, tried once more after an index reload when it
+    /// failed and the index files changed meanwhile (a prune repacked the
+    /// blob, or a snapshot newer than the loaded index is read).
+    fn fetch_blob(&self, key: Key, fetch: impl Fn() -> Result<Cached>) -> Result<Cached> {
+        match self.cache.fetch(key, &fetch) {
+            Err(e) if self.reload_index_if_changed().unwrap_or(false) => {
+                self.cache.fetch(key, &fetch).map_err(|_| e)
+            }
+            outcome => outcome,
+        }
     }
 
     fn tree(&self, id: &TreeId) -> Result<Arc<Tree>> {
         let key = (BlobKind::Tree, id.id());
-        let value = self.cache.fetch(key, || {
+        let value = self.fetch_blob(key, || {
             self.fetched.fetch_add(1, Ordering::Relaxed);
             let repo = self.repo.read().unwrap_or_else(|e| e.into_inner());
             let tree = repo.read_tree(id)?;
@@ -670,7 +688,7 @@ impl Inner {
     /// A data blob that must be `length` bytes long.
     fn data_blob(&self, blob: BlobId, length: u64) -> Result<Arc<[u8]>> {
         let key = (BlobKind::Data, blob.id());
-        let value = self.cache.fetch(key, || {
+        let value = self.fetch_blob(key, || {
             self.fetched.fetch_add(1, Ordering::Relaxed);
             let repo = self.repo.read().unwrap_or_else(|e| e.into_inner());
             let bytes = repo.read_blob(BlobKind::Data, &blob.id())?;

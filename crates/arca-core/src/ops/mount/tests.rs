@@ -2,7 +2,7 @@
 
 use super::*;
 
-use arca_backend::MemoryBackend;
+use arca_backend::{Backend, MemoryBackend};
 
 use crate::blob::Sealer;
 use crate::config::InitOptions;
@@ -443,4 +443,105 @@ fn a_read_in_the_middle_fetches_nothing_ahead_until_it_becomes_a_run() {
     fs.read(big, 600, 100).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(fs.blobs_fetched() - before, 1, "only the first blob");
+}
+
+/// A memory backend that runs a hook once, right after it answered a
+/// listing of index files: another process's snapshot lands between the
+/// view's look at the index and its look at the snapshots.
+struct Racing {
+    inner: MemoryBackend,
+    hook: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Backend for Racing {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> std::result::Result<(), arca_backend::Error> {
+        self.inner.create()
+    }
+    fn list(
+        &self,
+        kind: FileKind,
+    ) -> std::result::Result<Vec<arca_backend::Entry>, arca_backend::Error> {
+        let listed = self.inner.list(kind)?;
+        if kind == FileKind::Index
+            && let Some(hook) = lock(&self.hook).take()
+        {
+            hook();
+        }
+        Ok(listed)
+    }
+    fn read(
+        &self,
+        kind: FileKind,
+        name: &str,
+        max: u64,
+    ) -> std::result::Result<Vec<u8>, arca_backend::Error> {
+        self.inner.read(kind, name, max)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> std::result::Result<Vec<u8>, arca_backend::Error> {
+        self.inner.read_range(kind, name, offset, length)
+    }
+    fn write(
+        &self,
+        kind: FileKind,
+        name: &str,
+        bytes: &[u8],
+    ) -> std::result::Result<(), arca_backend::Error> {
+        self.inner.write(kind, name, bytes)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> std::result::Result<(), arca_backend::Error> {
+        self.inner.remove(kind, name)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> std::result::Result<u64, arca_backend::Error> {
+        self.inner.size(kind, name)
+    }
+}
+
+#[test]
+fn a_snapshot_stored_while_the_view_refreshes_reads_as_soon_as_it_is_listed() {
+    let memory = MemoryBackend::new();
+    let options = InitOptions {
+        kdf: TEST_KDF,
+        ..InitOptions::default()
+    };
+    Repository::init(Arc::new(memory.clone()), b"pw", &options, &Owner::default()).unwrap();
+    let racing = Arc::new(Racing {
+        inner: memory.clone(),
+        hook: Mutex::new(None),
+    });
+    let mut repo = Repository::open(racing.clone(), b"pw").unwrap();
+    repo.load_index().unwrap();
+    let first = tree(&mut repo, vec![Node::new(b"old", NodeKind::Fifo)]);
+    save(&repo, first, "db1", &[], 1_000_000);
+    let fs = SnapshotFs::new(
+        repo,
+        MountOptions {
+            refresh: Duration::ZERO,
+            ..MountOptions::default()
+        },
+    );
+    let snapshots = fs.lookup(ROOT, b"snapshots").unwrap().ino;
+    assert_eq!(fs.readdir(snapshots).unwrap().len(), 1);
+    // Another process stores its index file, then its snapshot file.
+    *lock(&racing.hook) = Some(Box::new(move || {
+        let mut other = Repository::open(Arc::new(memory), b"pw").unwrap();
+        other.load_index().unwrap();
+        let root = tree(&mut other, vec![Node::new(b"new", NodeKind::Fifo)]);
+        save(&other, root, "db1", &[], 2_000_000);
+    }));
+    for _ in 0..2 {
+        for entry in fs.readdir(snapshots).unwrap() {
+            let listing = fs.readdir(entry.ino);
+            assert!(listing.is_ok(), "{listing:?}: a listed snapshot must read");
+        }
+    }
+    assert_eq!(fs.readdir(snapshots).unwrap().len(), 2);
 }
