@@ -241,7 +241,13 @@ fn the_worked_examples_of_format_md_section_9_are_what_the_code_makes() {
     let wal_name = *blake3::keyed_hash(&k_wal, segment.as_bytes()).as_bytes();
     assert_eq!(key.wal_name(segment).0, wal_name);
     differences.check("wal-name", &wal_name);
-    let frame_aad = [&b"arca.v1.wal-frame"[..], &wal_name, &0u64.to_le_bytes(), &[1]].concat();
+    let frame_aad = [
+        &b"arca.v1.wal-frame"[..],
+        &wal_name,
+        &0u64.to_le_bytes(),
+        &[1],
+    ]
+    .concat();
     differences.check("wal-frame-aad", &frame_aad);
 
     assert!(
