@@ -31,7 +31,9 @@ fn pg_archive_wal_is_idempotent_and_refuses_conflicts_and_other_names() {
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
     // Archiving the same file again (PostgreSQL retries after a crash).
-    env.ok(&["pg", "archive-wal", &path]);
+    let again = env.json(&["pg", "archive-wal", &path]);
+    crate::json_fields::assert_documented(&again, "pg archive-wal");
+    assert_eq!(again["stored"], false);
     let stored: Vec<_> = fs::read_dir(env.repo.join("wal")).unwrap().collect();
     assert_eq!(stored.len(), 1);
 
@@ -66,6 +68,9 @@ fn pg_restore_wal_is_silent_when_absent_and_leaves_nothing_when_damaged() {
     assert_eq!(quiet.status.code(), Some(0));
     assert!(quiet.stdout.is_empty() && quiet.stderr.is_empty());
     assert_eq!(fs::read(&out).unwrap(), content);
+    let json = env.json(&["pg", "restore-wal", SEGMENT, &target]);
+    crate::json_fields::assert_documented(&json, "pg restore-wal");
+    assert_eq!(json["size"], content.len() as u64);
 
     let absent = env.run(&["pg", "restore-wal", "000000010000000000000002", &target]);
     assert_eq!(absent.status.code(), Some(1));
