@@ -623,7 +623,6 @@ fn prune_and_the_repairs_leave_wal_objects_alone() {
         max_unused: 0.0,
         keep_marked: Duration::ZERO,
         instant_delete: true,
-        ..arca_core::PruneOptions::default()
     };
     let lock = common::exclusive(&indexed).unwrap();
     let plan = arca_core::plan_prune(&mut indexed, &prune, None).unwrap();
