@@ -152,4 +152,5 @@ pub mod raw {
     pub use crate::ops::check::bucket_of;
     pub use crate::ops::shape::measure_with as measure_tree_with;
     pub use crate::pack::{FinishedPack, PackBody, PackEntry, PackWriter, read_header};
+    pub use crate::wal::{decode_wal, encode_wal};
 }

@@ -298,6 +298,75 @@ pub fn list_wal(repo: &Repository) -> Result<Vec<(String, Result<WalHeader>)>> {
     Ok(out)
 }
 
+/// Encodes a whole WAL object holding `content` in memory, with
+/// `header`'s name, archive time and frame size (its size and hash are
+/// taken from `content`); returns the object's name and bytes. For tests,
+/// fuzzing and other tools: [`archive_wal`] streams instead.
+pub fn encode_wal(
+    key: &MasterKey,
+    header: &WalHeader,
+    content: &[u8],
+    level: i32,
+) -> Result<(String, Vec<u8>)> {
+    check_file_name(&header.name)?;
+    if !(WAL_MIN_FRAME_SIZE..=WAL_MAX_FRAME_SIZE).contains(&header.frame_size) {
+        return Err(Error::InvalidInput(format!(
+            "frame size {} is outside {WAL_MIN_FRAME_SIZE} ‥ {WAL_MAX_FRAME_SIZE}",
+            header.frame_size
+        )));
+    }
+    let header = WalHeader {
+        size: content.len() as u64,
+        hash: Id(*blake3::hash(content).as_bytes()),
+        ..header.clone()
+    };
+    let name = key.wal_name(&header.name);
+    let mut encoder = Encoder {
+        key,
+        name,
+        frames: header.frames(),
+        index: 0,
+        level,
+        sink: Sink::Memory(Vec::new()),
+        sealed: Vec::new(),
+    };
+    encoder.put(&file::seal(
+        key,
+        &header_aad(&name),
+        &header,
+        file::METADATA_COMPRESSION,
+    ))?;
+    for chunk in content.chunks(header.frame_size as usize) {
+        encoder.frame(chunk)?;
+    }
+    if content.is_empty() {
+        encoder.frame(&[])?;
+    }
+    match encoder.sink {
+        Sink::Memory(bytes) => Ok((name.to_hex(), bytes)),
+        Sink::Staged(_) => Err(Error::Internal(
+            "a WAL object encoded in memory was staged".into(),
+        )),
+    }
+}
+
+/// Decodes and verifies a whole WAL object held in memory (§4.11 steps
+/// 1–6) stored under the name `object`; returns its header and content.
+/// For tests, fuzzing and other tools: [`restore_wal`] streams instead.
+pub fn decode_wal(key: &MasterKey, object: &str, bytes: &[u8]) -> Result<(WalHeader, Vec<u8>)> {
+    let memory = arca_backend::MemoryBackend::new();
+    memory
+        .create()
+        .and_then(|()| memory.write(FileKind::Wal, object, bytes))
+        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let mut content = Vec::new();
+    let header = Reader::open(&memory, key, object)?.read_frames(|frame| {
+        content.extend_from_slice(frame);
+        Ok(())
+    })?;
+    Ok((header, content))
+}
+
 /// What [`copy_wal`] did.
 #[derive(Clone, Debug, Default)]
 pub struct WalCopyReport {
