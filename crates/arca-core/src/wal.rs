@@ -165,27 +165,7 @@ pub fn archive_wal(repo: &Repository, path: &Path) -> Result<Archived> {
     if repo.backend().exists(FileKind::Wal, &name.to_hex())? {
         return compare_existing(repo, &name, &header);
     }
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| Error::source(path, e))?;
-    let mut encoder = Encoder::new(repo.backend(), repo.key(), name, &header, level(repo))?;
-    let mut content = vec![0; header.frame_len(0)];
-    let mut hasher = blake3::Hasher::new();
-    for index in 0..header.frames() {
-        content.resize(header.frame_len(index), 0);
-        file.read_exact(&mut content)
-            .map_err(|e| Error::source(path, e))?;
-        hasher.update(&content);
-        encoder.frame(&content)?;
-    }
-    // The file must not change between the two reads: the header promises
-    // the hash of what the frames hold.
-    let more = file.read(&mut [0]).map_err(|e| Error::source(path, e))?;
-    if Id(*hasher.finalize().as_bytes()) != hash || more != 0 {
-        return Err(Error::source(
-            path,
-            std::io::Error::other("the file changed while it was being archived"),
-        ));
-    }
+    let encoder = encode_file(repo, &mut file, path, name, &header)?;
     match encoder.commit(repo.backend()) {
         Ok(()) => Ok(Archived::Stored),
         // Another archiver stored it first.
@@ -194,6 +174,37 @@ pub fn archive_wal(repo: &Repository, path: &Path) -> Result<Archived> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Reads `file` again, frame by frame, into a new object for `header`;
+/// the content must hash as the header says (the file must not have
+/// changed since it was hashed).
+fn encode_file<'a>(
+    repo: &'a Repository,
+    file: &mut File,
+    path: &Path,
+    name: Id,
+    header: &WalHeader,
+) -> Result<Encoder<'a>> {
+    let io = |e| Error::source(path, e);
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut encoder = Encoder::new(repo.backend(), repo.key(), name, header, level(repo))?;
+    let mut content = Vec::new();
+    let mut hasher = blake3::Hasher::new();
+    for index in 0..header.frames() {
+        content.resize(header.frame_len(index), 0);
+        file.read_exact(&mut content).map_err(io)?;
+        hasher.update(&content);
+        encoder.frame(&content)?;
+    }
+    let more = file.read(&mut [0]).map_err(io)?;
+    if Id(*hasher.finalize().as_bytes()) != header.hash || more != 0 {
+        return Err(Error::source(
+            path,
+            std::io::Error::other("the file changed while it was being archived"),
+        ));
+    }
+    Ok(encoder)
 }
 
 fn level(repo: &Repository) -> i32 {
@@ -626,38 +637,7 @@ impl<'a> Reader<'a> {
             &label0,
             u64::from(WAL_MAX_HEADER_LEN),
         )?;
-        let label = if header.name.len() <= WAL_MAX_NAME_LEN && is_wal_file_name(&header.name) {
-            label(object, Some(&header.name))
-        } else {
-            return Err(Error::corrupt(
-                &label0,
-                format!("holds {:?}, which is not a WAL file name", header.name),
-            ));
-        };
-        if key.wal_name(&header.name) != name {
-            return Err(Error::corrupt(
-                &label,
-                "its name is not the keyed hash of the file name it holds",
-            ));
-        }
-        if header.size > WAL_MAX_FILE_LEN {
-            return Err(Error::corrupt(
-                &label,
-                format!(
-                    "claims {} bytes, over the {WAL_MAX_FILE_LEN}-byte limit",
-                    header.size
-                ),
-            ));
-        }
-        if !(WAL_MIN_FRAME_SIZE..=WAL_MAX_FRAME_SIZE).contains(&header.frame_size) {
-            return Err(Error::corrupt(
-                &label,
-                format!(
-                    "frame size {} is outside {WAL_MIN_FRAME_SIZE} ‥ {WAL_MAX_FRAME_SIZE}",
-                    header.frame_size
-                ),
-            ));
-        }
+        let label = check_header(key, &name, object, &header)?;
         Ok(Reader {
             key,
             name,
@@ -670,62 +650,103 @@ impl<'a> Reader<'a> {
     /// Opens every frame in order, handing its content to `sink`, then
     /// checks the end of the object and the content's size and hash.
     fn read_frames(mut self, mut sink: impl FnMut(&[u8]) -> Result<()>) -> Result<WalHeader> {
-        let header = &self.header;
-        let label = &self.label;
         let mut hasher = blake3::Hasher::new();
-        let mut sealed = Vec::new();
-        let mut payload = Vec::new();
-        let max_sealed = header.frame_size as usize + 1 + SEAL_OVERHEAD;
-        let frames = header.frames();
-        for index in 0..frames {
-            let frame_label = format!("{label}, frame {index} of {frames}");
-            let len = self.window.take_u32(&frame_label)? as usize;
-            if !(1 + SEAL_OVERHEAD..=max_sealed).contains(&len) {
-                return Err(Error::corrupt(
-                    &frame_label,
-                    format!("stored length {len} is outside 41 ‥ {max_sealed}"),
-                ));
-            }
-            self.window.take(len, &frame_label, &mut sealed)?;
-            let aad = frame_aad(&self.name, index, index + 1 == frames);
-            self.key
-                .open_into(&aad, &sealed, &mut payload)
-                .map_err(|_| {
-                    Error::corrupt(
-                        &frame_label,
-                        "authentication failed (damaged, or not this object's frame at this place)",
-                    )
-                })?;
-            let expected = header.frame_len(index);
-            let content = match payload.split_first() {
-                Some((&COMPRESSION_NONE, raw)) => raw.to_vec(),
-                Some((&COMPRESSION_ZSTD, packed)) => {
-                    file::decompress_bounded(packed, expected as u64, &frame_label)?
-                }
-                _ => return Err(Error::corrupt(&frame_label, "unknown compression marker")),
-            };
-            if content.len() != expected {
-                return Err(Error::corrupt(
-                    &frame_label,
-                    format!("holds {} bytes, not {expected}", content.len()),
-                ));
-            }
+        let mut buffers = (Vec::new(), Vec::new());
+        for index in 0..self.header.frames() {
+            let content = self.frame(index, &mut buffers)?;
             hasher.update(&content);
             sink(&content)?;
         }
         let rest = self.window.size - self.window.position();
         if rest != 0 {
             return Err(Error::corrupt(
-                label,
+                &self.label,
                 format!("{rest} bytes follow the last frame"),
             ));
         }
-        if Id(*hasher.finalize().as_bytes()) != header.hash {
+        if Id(*hasher.finalize().as_bytes()) != self.header.hash {
             return Err(Error::corrupt(
-                label,
+                &self.label,
                 "content does not match the recorded hash",
             ));
         }
         Ok(self.header)
     }
+
+    /// §4.11 step 4 for frame `index`: its content, of exactly the length
+    /// the header implies. `buffers` (sealed, payload) are reused.
+    fn frame(&mut self, index: u64, buffers: &mut (Vec<u8>, Vec<u8>)) -> Result<Vec<u8>> {
+        let (sealed, payload) = buffers;
+        let frames = self.header.frames();
+        let label = format!("{}, frame {index} of {frames}", self.label);
+        let max_sealed = self.header.frame_size as usize + 1 + SEAL_OVERHEAD;
+        let len = self.window.take_u32(&label)? as usize;
+        if !(1 + SEAL_OVERHEAD..=max_sealed).contains(&len) {
+            return Err(Error::corrupt(
+                &label,
+                format!("stored length {len} is outside 41 ‥ {max_sealed}"),
+            ));
+        }
+        self.window.take(len, &label, sealed)?;
+        let aad = frame_aad(&self.name, index, index + 1 == frames);
+        self.key.open_into(&aad, sealed, payload).map_err(|_| {
+            Error::corrupt(
+                &label,
+                "authentication failed (damaged, or not this object's frame at this place)",
+            )
+        })?;
+        let expected = self.header.frame_len(index);
+        let content = match payload.split_first() {
+            Some((&COMPRESSION_NONE, raw)) => raw.to_vec(),
+            Some((&COMPRESSION_ZSTD, packed)) => {
+                file::decompress_bounded(packed, expected as u64, &label)?
+            }
+            _ => return Err(Error::corrupt(&label, "unknown compression marker")),
+        };
+        if content.len() != expected {
+            return Err(Error::corrupt(
+                &label,
+                format!("holds {} bytes, not {expected}", content.len()),
+            ));
+        }
+        Ok(content)
+    }
+}
+
+/// §4.11 step 3: the header holds a WAL file name whose keyed hash is the
+/// object's name, and a size and frame size in range. Returns the label
+/// that names the object and its file in errors.
+fn check_header(key: &MasterKey, name: &Id, object: &str, header: &WalHeader) -> Result<String> {
+    if header.name.len() > WAL_MAX_NAME_LEN || !is_wal_file_name(&header.name) {
+        return Err(Error::corrupt(
+            label(object, None),
+            format!("holds {:?}, which is not a WAL file name", header.name),
+        ));
+    }
+    let label = label(object, Some(&header.name));
+    if key.wal_name(&header.name) != *name {
+        return Err(Error::corrupt(
+            &label,
+            "its name is not the keyed hash of the file name it holds",
+        ));
+    }
+    if header.size > WAL_MAX_FILE_LEN {
+        return Err(Error::corrupt(
+            &label,
+            format!(
+                "claims {} bytes, over the {WAL_MAX_FILE_LEN}-byte limit",
+                header.size
+            ),
+        ));
+    }
+    if !(WAL_MIN_FRAME_SIZE..=WAL_MAX_FRAME_SIZE).contains(&header.frame_size) {
+        return Err(Error::corrupt(
+            &label,
+            format!(
+                "frame size {} is outside {WAL_MIN_FRAME_SIZE} ‥ {WAL_MAX_FRAME_SIZE}",
+                header.frame_size
+            ),
+        ));
+    }
+    Ok(label)
 }

@@ -641,3 +641,15 @@ fn prune_and_the_repairs_leave_wal_objects_alone() {
     assert_eq!(std::fs::read(&out).unwrap(), content);
     assert!(common::full_check(&memory).ok());
 }
+
+#[test]
+fn a_file_over_one_gib_is_refused_before_it_is_read() {
+    let (memory, repo) = new_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(SEGMENT);
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len((1 << 30) + 1).unwrap(); // sparse: nothing is written
+    let err = arca_core::archive_wal(&repo, &path).unwrap_err();
+    assert_eq!(err.kind(), arca_core::ErrorKind::InvalidInput, "{err}");
+    assert!(memory.list(FileKind::Wal).unwrap().is_empty());
+}
