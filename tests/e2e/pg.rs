@@ -383,3 +383,61 @@ fn pg_archive_command_of_a_real_server_archives_every_segment() {
     let said = String::from_utf8_lossy(&check.stderr);
     assert!(said.contains("WAL objects"), "{said}");
 }
+
+/// On remote storage (no staging: the object is assembled in memory and
+/// stored with one write; read back in ranges).
+fn remote_round_trip(server: &crate::servers::Server) {
+    let env = server.env("wal");
+    env.ok(&["init"]);
+    let wal = env.path("pg_wal");
+    fs::create_dir(&wal).unwrap();
+    let files = [
+        (SEGMENT, random_bytes((5 << 20) + 3, 7)),
+        (
+            "00000002.history",
+            b"1\t0/3000000\tno recovery target specified\n".to_vec(),
+        ),
+        ("000000010000000000000002", Vec::new()),
+    ];
+    for (name, content) in &files {
+        let path = wal.join(name);
+        fs::write(&path, content).unwrap();
+        let path = path.display().to_string();
+        env.ok(&["pg", "archive-wal", &path]);
+        env.ok(&["pg", "archive-wal", &path]);
+    }
+    for (name, content) in &files {
+        let out = env.path(&format!("restored-{name}"));
+        env.ok(&["pg", "restore-wal", name, &out.display().to_string()]);
+        assert!(fs::read(&out).unwrap() == *content, "{name}");
+    }
+    let absent = env.run(&["pg", "restore-wal", "00000003.history", "x"]);
+    assert_eq!(absent.status.code(), Some(1));
+    assert!(
+        absent.stdout.is_empty() && absent.stderr.is_empty(),
+        "{absent:?}"
+    );
+    env.ok(&["check", "--read-data"]);
+    assert_eq!(
+        fs::read_dir(server.storage("wal").join("wal"))
+            .unwrap()
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn pg_wal_on_s3() {
+    let Some(server) = crate::servers::Server::s3() else {
+        return;
+    };
+    remote_round_trip(&server);
+}
+
+#[test]
+fn pg_wal_on_sftp() {
+    let Some(server) = crate::servers::Server::sftp() else {
+        return;
+    };
+    remote_round_trip(&server);
+}
