@@ -248,7 +248,7 @@ pub enum Command {
     /// Archive and restore PostgreSQL WAL files (archive_command, restore_command).
     #[command(
         subcommand,
-        after_help = "Examples, in postgresql.conf:\n  archive_mode = on\n  archive_command = 'arca --profile db pg archive-wal %p'\n  restore_command = 'arca --profile db pg restore-wal %f %p'\n\nEach WAL file is one object under wal/ in the repository, named by a keyed hash\nof its file name, compressed and encrypted. Archiving a file the repository\nalready holds with the same content succeeds without writing; different content\nunder the same name fails (exit 1) and keeps the stored file. docs/usage.md has\nthe details."
+        after_help = "Each WAL file is one object under wal/ in the repository, named by a keyed hash\nof its file name, compressed and encrypted. Archiving a file the repository\nalready holds with the same content succeeds without writing; different content\nunder the same name fails (exit 1) and keeps the stored file. docs/usage.md has\nthe details.\n\nExamples, in postgresql.conf:\n  archive_mode = on\n  archive_command = 'arca --profile db pg archive-wal %p'\n  restore_command = 'arca --profile db pg restore-wal %f %p'"
     )]
     Pg(PgCommand),
     /// Write the manual pages (arca.1 and one per command).
@@ -643,7 +643,7 @@ pub struct CheckArgs {
 pub enum PgCommand {
     /// Store one WAL file: PostgreSQL's archive_command (%p).
     #[command(
-        after_help = "Examples:\n  archive_command = 'arca --profile db pg archive-wal %p'\n  arca pg archive-wal /var/lib/postgresql/16/main/pg_wal/000000010000000000000001\n\nExit 0 once the file is stored durably, or when the repository already holds\nthe same file; 1 when it holds different content under that name (kept as it\nis), or on any other failure; 2 when the name is not a WAL segment, .history,\n.backup or .partial file."
+        after_help = "Exit 0 once the file is stored durably, or when the repository already holds\nthe same file; 1 when it holds different content under that name (kept as it\nis), or on any other failure; 2 when the name is not a WAL segment, .history,\n.backup or .partial file.\n\nExamples:\n  archive_command = 'arca --profile db pg archive-wal %p'\n  arca pg archive-wal /var/lib/postgresql/16/main/pg_wal/000000010000000000000001"
     )]
     ArchiveWal {
         /// The file; its name is the last component (pg_wal/NAME).
@@ -652,7 +652,7 @@ pub enum PgCommand {
     },
     /// Fetch one WAL file: PostgreSQL's restore_command (%f %p).
     #[command(
-        after_help = "Examples:\n  restore_command = 'arca --profile db pg restore-wal %f %p'\n  arca pg restore-wal 000000010000000000000001 /tmp/000000010000000000000001\n\nThe file is verified in full, written beside PATH and renamed into place.\nExit 1 without a word when the repository does not hold NAME (PostgreSQL asks\nfor files past the end of the archive); 1 with one line when it is damaged\n(nothing is left at PATH)."
+        after_help = "The file is verified in full, written beside PATH and renamed into place.\nExit 1 without a word when the repository does not hold NAME (PostgreSQL asks\nfor files past the end of the archive); 1 with one line when it is damaged\n(nothing is left at PATH).\n\nExamples:\n  restore_command = 'arca --profile db pg restore-wal %f %p'\n  arca pg restore-wal 000000010000000000000001 /tmp/000000010000000000000001"
     )]
     RestoreWal {
         /// The PostgreSQL file name (%f).
