@@ -27,7 +27,7 @@ fn pg_archive_wal_is_idempotent_and_refuses_conflicts_and_other_names() {
     let file = wal.join(SEGMENT);
     fs::write(&file, random_bytes(3 << 20, 1)).unwrap();
     let path = file.display().to_string();
-    let out = env.run(&["-q", "pg", "archive-wal", &path]);
+    let out = env.run(&["-q", "pg", "archive-wal", "--verify-upload", &path]);
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
     // Archiving the same file again (PostgreSQL retries after a crash).

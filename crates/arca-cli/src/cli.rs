@@ -649,6 +649,11 @@ pub enum PgCommand {
         /// The file; its name is the last component (pg_wal/NAME).
         #[arg(value_name = "PATH")]
         path: PathBuf,
+        /// Read the stored object back and verify it in full before
+        /// reporting success, so storage that keeps other bytes than it
+        /// acknowledged fails the command (and the object is removed).
+        #[arg(long)]
+        verify_upload: bool,
     },
     /// Fetch one WAL file: PostgreSQL's restore_command (%f %p).
     #[command(

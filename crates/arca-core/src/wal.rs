@@ -167,12 +167,36 @@ pub fn archive_wal(repo: &Repository, path: &Path) -> Result<Archived> {
     }
     let encoder = encode_file(repo, &mut file, path, name, &header)?;
     match encoder.commit(repo.backend()) {
-        Ok(()) => Ok(Archived::Stored),
+        Ok(()) => verify_upload(repo, &name, &header).map(|()| Archived::Stored),
         // Another archiver stored it first.
         Err(Error::Storage(e)) if e.kind() == BackendErrorKind::AlreadyExists => {
             compare_existing(repo, &name, &header)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// With uploads verified ([`Repository::set_verify_uploads`]), reads the
+/// object just stored back from storage and verifies it in full; one that
+/// does not verify is removed (it is this run's own, and a retry should
+/// find the name free) and reported.
+fn verify_upload(repo: &Repository, name: &Id, header: &WalHeader) -> Result<()> {
+    let Some(storage) = repo.upload_verifier() else {
+        return Ok(());
+    };
+    let object = name.to_hex();
+    let stored =
+        Reader::open(&*storage, repo.key(), &object).and_then(|r| r.read_frames(|_| Ok(())));
+    match stored {
+        Ok(back) if back.size == header.size && back.hash == header.hash => Ok(()),
+        Ok(_) => Err(Error::corrupt(
+            label(&object, Some(&header.name)),
+            "the storage holds another file than was written",
+        )),
+        Err(e) => {
+            let _ = storage.remove(FileKind::Wal, &object);
+            Err(e)
+        }
     }
 }
 
@@ -436,7 +460,7 @@ fn copy_one(
     let mut encoder = Encoder::new(dest.backend(), dest.key(), name, &header, level(dest))?;
     reader.read_frames(|content| encoder.frame(content))?;
     match encoder.commit(dest.backend()) {
-        Ok(()) => Ok(Some(header.size)),
+        Ok(()) => verify_upload(dest, &name, &header).map(|()| Some(header.size)),
         Err(Error::Storage(e)) if e.kind() == BackendErrorKind::AlreadyExists => {
             compare_existing(dest, &name, &header).map(|_| None)
         }

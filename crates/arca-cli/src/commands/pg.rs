@@ -24,7 +24,10 @@ struct RestoreJson<'a> {
 
 pub fn run(config: &Config, command: PgCommand) -> Result<i32> {
     match command {
-        PgCommand::ArchiveWal { path } => archive(config, &path),
+        PgCommand::ArchiveWal {
+            path,
+            verify_upload,
+        } => archive(config, &path, verify_upload),
         PgCommand::RestoreWal { name, path } => restore(config, &name, &path),
     }
 }
@@ -43,13 +46,14 @@ fn check_name(name: &str) -> Result<()> {
     }
 }
 
-fn archive(config: &Config, path: &std::path::Path) -> Result<i32> {
+fn archive(config: &Config, path: &std::path::Path, verify_upload: bool) -> Result<i32> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
     check_name(name)?;
-    let repo = session::open_unindexed(config)?;
+    let mut repo = session::open_unindexed(config)?;
+    repo.set_verify_uploads(verify_upload);
     let outcome = arca_core::archive_wal(&repo, path)
         .with_context(|| format!("while archiving {}", path.display()))?;
     if config.json {

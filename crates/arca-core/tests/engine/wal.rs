@@ -653,3 +653,45 @@ fn a_file_over_one_gib_is_refused_before_it_is_read() {
     assert_eq!(err.kind(), arca_core::ErrorKind::InvalidInput, "{err}");
     assert!(memory.list(FileKind::Wal).unwrap().is_empty());
 }
+
+/// Every request to `wal/` of one archive fails in turn, in each way
+/// storage can fail or lie, with uploads verified: what is left is no
+/// object or a complete one, never one that fails to restore, and success
+/// is reported only for a complete one. A retry (PostgreSQL's) then stores
+/// the file.
+#[test]
+fn archiving_against_failing_storage_leaves_no_object_or_a_complete_one() {
+    use arca_backend::fault::{Fault, FaultBackend, Schedule};
+    let content = random(3 * MIB + 11, 30);
+    let faults = [
+        Fault::Permanent,
+        Fault::TransientAfter,
+        Fault::Truncate,
+        Fault::Corrupt,
+    ];
+    for fault in faults {
+        for k in 0..8 {
+            let memory = common::init_memory(b"pw", &common::test_options());
+            let schedule = Schedule::nth(k, fault).only(&[FileKind::Wal]);
+            let faulty = Arc::new(FaultBackend::new(memory.clone(), schedule));
+            let mut repo = Repository::open(faulty, b"pw").unwrap();
+            repo.set_verify_uploads(true);
+            let dir = tempfile::tempdir().unwrap();
+            let path = write(dir.path(), SEGMENT, &content);
+            let result = arca_core::archive_wal(&repo, &path);
+            let clean = Repository::open(Arc::new(memory.clone()), b"pw").unwrap();
+            let out = dir.path().join("out");
+            let what = format!("{fault:?} at request {k} (archive: {result:?})");
+            match arca_core::restore_wal(&clean, SEGMENT, &out) {
+                Ok(Some(_)) => assert!(std::fs::read(&out).unwrap() == content, "{what}"),
+                Ok(None) => assert!(result.is_err(), "{what}: success without an object"),
+                Err(e) => panic!("{what}: a damaged object was left: {e}"),
+            }
+            arca_core::archive_wal(&clean, &path).unwrap();
+            arca_core::restore_wal(&clean, SEGMENT, &out)
+                .unwrap()
+                .unwrap();
+            assert!(std::fs::read(&out).unwrap() == content, "{what}");
+        }
+    }
+}
