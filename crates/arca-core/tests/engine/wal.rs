@@ -695,3 +695,39 @@ fn archiving_against_failing_storage_leaves_no_object_or_a_complete_one() {
         }
     }
 }
+
+/// Every read of one restore fails or lies in turn: the restore either
+/// writes exactly the archived file or fails and leaves nothing at the
+/// target.
+#[test]
+fn restoring_from_failing_storage_writes_the_file_or_nothing() {
+    use arca_backend::fault::{Fault, FaultBackend, Schedule};
+    let (memory, repo) = new_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let content = random(5 * MIB + 1, 31);
+    arca_core::archive_wal(&repo, &write(dir.path(), SEGMENT, &content)).unwrap();
+    for fault in [Fault::Permanent, Fault::Truncate, Fault::Corrupt] {
+        for k in 0..6 {
+            let schedule = Schedule::nth(k, fault).only(&[FileKind::Wal]);
+            let faulty = Arc::new(FaultBackend::new(memory.clone(), schedule));
+            let repo = Repository::open(faulty, b"pw").unwrap();
+            let out = dir.path().join(format!("out-{fault:?}-{k}"));
+            match arca_core::restore_wal(&repo, SEGMENT, &out) {
+                Ok(Some(_)) => assert!(std::fs::read(&out).unwrap() == content),
+                Ok(None) => panic!("{fault:?} at read {k}: reported absent"),
+                Err(_) => assert!(!out.exists(), "{fault:?} at read {k}: a file was left"),
+            }
+        }
+    }
+    let temporaries = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".arca-wal")
+        })
+        .count();
+    assert_eq!(temporaries, 0);
+}
