@@ -121,7 +121,16 @@ fn copy_copies_wal_files_once() {
     let copy = ["copy", "--to", &to_arg, "--to-password-file", &pw_arg];
     let out = env.run(&copy);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("copied 1 WAL files"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("copied 1 WAL file (2.00 MiB), 0 already there"),
+        "{out:?}"
+    );
+    let json = env.json(&copy);
+    assert_eq!(
+        json["snapshots_copied"], 0,
+        "stdout stays one JSON document"
+    );
     env.ok(&copy);
     assert_eq!(fs::read_dir(to.join("wal")).unwrap().count(), 1);
     let restored = env.path("restored");

@@ -59,24 +59,31 @@ pub fn run(config: &Config, args: CopyArgs) -> Result<i32> {
 fn copy_wal(config: &Config, src: &Repository, dst: &Repository, dry_run: bool) -> Result<i32> {
     let report = arca_core::copy_wal(src, dst, dry_run).context("while copying WAL files")?;
     for (object, message) in &report.failed {
-        output::line(format!(
-            "error: {}: {}",
+        // On stderr, so that --json keeps stdout one document.
+        eprintln!(
+            "arca: error: {}: {}",
             output::sanitize(object),
             output::sanitize(message)
-        ));
+        );
     }
     if report.copied > 0 || !report.failed.is_empty() {
-        config.note(format!(
-            "{} {} WAL files ({}), {} already there{}",
+        let summary = format!(
+            "{} {} WAL file{} ({}), {} already there{}",
             if dry_run { "would copy" } else { "copied" },
             report.copied,
+            if report.copied == 1 { "" } else { "s" },
             HumanBytes(report.bytes),
             report.present,
             match report.failed.len() {
                 0 => String::new(),
                 n => format!(", {n} could not be copied"),
             }
-        ));
+        );
+        if config.json {
+            config.note(summary);
+        } else {
+            say(config, summary);
+        }
     }
     Ok(if report.failed.is_empty() {
         crate::exit::SUCCESS
