@@ -287,9 +287,9 @@ pub fn restore_wal(repo: &Repository, file_name: &str, dest: &Path) -> Result<Op
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".arca-wal-")
-        .tempfile_in(&dir)
+    // Registered for removal, so that an interrupt (PostgreSQL stops
+    // recovery with a signal) leaves no temporary file in pg_wal.
+    let (mut tmp, _guard) = arca_backend::cleanup::new_temporary_file(&dir, ".arca-wal-")
         .map_err(|e| Error::target(&dir, e))?;
     let header = reader.read_frames(|content| {
         tmp.write_all(content)
