@@ -15,6 +15,10 @@
 #     under contrib/systemd. `systemd-analyze verify` reads unit files only and
 #     needs no running systemd, so it works in a container; the test passes
 #     --man=no so that it never looks up man pages, which slim images lack.
+#   - PostgreSQL from Debian's postgresql package (initdb, pg_ctl, psql under
+#     /usr/lib/postgresql/<version>/bin), whose archive_command the WAL
+#     archiving tests point at arca; they run the server as the package's
+#     postgres user, which the package creates.
 # The tests start and stop their own instances on free loopback ports.
 # Safe to run again: what is present is not installed twice.
 set -euo pipefail
@@ -83,5 +87,16 @@ if ! /usr/bin/python3 -c 'import fusepy' 2>/dev/null; then
       python3-fusepy
   else
     echo "python3-fusepy is missing; as root run: apt-get install python3-fusepy" >&2
+  fi
+fi
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! id postgres >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing postgresql (for the WAL archiving tests)"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      postgresql
+  else
+    echo "PostgreSQL is missing; as root run: apt-get install postgresql" >&2
   fi
 fi

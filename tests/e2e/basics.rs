@@ -401,6 +401,19 @@ fn quiet_commands_print_nothing_on_success() {
         &["restore", "latest", "--target", target.to_str().unwrap()],
         &[],
     );
+    let segment = env.path("000000010000000000000001");
+    write_file(&segment, b"a WAL segment", 0o600);
+    quiet(&["pg", "archive-wal", segment.to_str().unwrap()], &[]);
+    quiet(&["pg", "archive-wal", segment.to_str().unwrap()], &[]);
+    quiet(
+        &[
+            "pg",
+            "restore-wal",
+            "000000010000000000000001",
+            env.path("restored-segment").to_str().unwrap(),
+        ],
+        &[],
+    );
     quiet(&["check", "--read-data"], &[]);
     quiet(&["drill"], &[]);
     quiet(&["tag", "latest", "--add", "extra"], &[]);

@@ -27,6 +27,7 @@ mod keys;
 mod metrics;
 mod mount;
 mod options;
+mod pg;
 mod progress;
 mod prune;
 mod remote;

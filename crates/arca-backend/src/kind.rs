@@ -17,11 +17,14 @@ pub enum FileKind {
     Snapshot,
     /// Lock files, under `locks/`.
     Lock,
+    /// Archived PostgreSQL WAL files, one self-contained object each, under
+    /// `wal/`.
+    Wal,
 }
 
 impl FileKind {
     /// Every kind, in the order `init` creates their directories.
-    pub const ALL: [FileKind; 7] = [
+    pub const ALL: [FileKind; 8] = [
         FileKind::Config,
         FileKind::Key,
         FileKind::Data,
@@ -29,6 +32,7 @@ impl FileKind {
         FileKind::Index,
         FileKind::Snapshot,
         FileKind::Lock,
+        FileKind::Wal,
     ];
 
     /// The directory holding objects of this kind (empty for `config`).
@@ -41,6 +45,7 @@ impl FileKind {
             FileKind::Index => "index",
             FileKind::Snapshot => "snapshots",
             FileKind::Lock => "locks",
+            FileKind::Wal => "wal",
         }
     }
 
@@ -60,6 +65,7 @@ impl fmt::Display for FileKind {
             FileKind::Index => "index",
             FileKind::Snapshot => "snapshot",
             FileKind::Lock => "lock",
+            FileKind::Wal => "WAL object",
         };
         f.write_str(s)
     }

@@ -245,6 +245,12 @@ pub enum Command {
         after_help = "Examples:\n  arca completions bash > /etc/bash_completion.d/arca\n  arca completions zsh > \"${fpath[1]}/_arca\"\n  arca completions fish > ~/.config/fish/completions/arca.fish"
     )]
     Completions(CompletionsArgs),
+    /// Archive and restore PostgreSQL WAL files (archive_command, restore_command).
+    #[command(
+        subcommand,
+        after_help = "Each WAL file is one object under wal/ in the repository, named by a keyed hash\nof its file name, compressed and encrypted. Archiving a file the repository\nalready holds with the same content succeeds without writing; different content\nunder the same name fails (exit 1) and keeps the stored file. docs/usage.md has\nthe details.\n\nExamples, in postgresql.conf:\n  archive_mode = on\n  archive_command = 'arca --profile db pg archive-wal %p'\n  restore_command = 'arca --profile db pg restore-wal %f %p'"
+    )]
+    Pg(PgCommand),
     /// Write the manual pages (arca.1 and one per command).
     #[command(
         after_help = "Examples:\n  arca man /usr/local/share/man/man1\n  arca man | man -l -   # read arca(1) now"
@@ -631,6 +637,36 @@ pub struct CheckArgs {
     /// Read only a subset: N/M (bucket N of M, by pack id), P% (random) or SIZE (random, up to SIZE).
     #[arg(long, value_name = "SUBSET")]
     pub read_data_subset: Option<units::Subset>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PgCommand {
+    /// Store one WAL file: PostgreSQL's archive_command (%p).
+    #[command(
+        after_help = "Exit 0 once the file is stored durably, or when the repository already holds\nthe same file; 1 when it holds different content under that name (kept as it\nis), or on any other failure; 2 when the name is not a WAL segment, .history,\n.backup or .partial file.\n\nExamples:\n  archive_command = 'arca --profile db pg archive-wal %p'\n  arca pg archive-wal /var/lib/postgresql/16/main/pg_wal/000000010000000000000001"
+    )]
+    ArchiveWal {
+        /// The file; its name is the last component (pg_wal/NAME).
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// Read the stored object back and verify it in full before
+        /// reporting success, so storage that keeps other bytes than it
+        /// acknowledged fails the command (and the object is removed).
+        #[arg(long)]
+        verify_upload: bool,
+    },
+    /// Fetch one WAL file: PostgreSQL's restore_command (%f %p).
+    #[command(
+        after_help = "The file is verified in full, written beside PATH and renamed into place.\nExit 1 without a word when the repository does not hold NAME (PostgreSQL asks\nfor files past the end of the archive); 1 with one line when it is damaged\n(nothing is left at PATH).\n\nExamples:\n  restore_command = 'arca --profile db pg restore-wal %f %p'\n  arca pg restore-wal 000000010000000000000001 /tmp/000000010000000000000001"
+    )]
+    RestoreWal {
+        /// The PostgreSQL file name (%f).
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Where to write it (%p).
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,7 +13,8 @@ use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::format::{
-    CONTEXT_CHUNKER, CONTEXT_ENCRYPTION, CONTEXT_ID, KEY_LEN, NONCE_LEN, SEAL_OVERHEAD, TAG_LEN,
+    CONTEXT_CHUNKER, CONTEXT_ENCRYPTION, CONTEXT_ID, CONTEXT_WAL, KEY_LEN, NONCE_LEN,
+    SEAL_OVERHEAD, TAG_LEN,
 };
 use crate::id::Id;
 
@@ -31,6 +32,7 @@ pub struct MasterKey {
     secret: [u8; KEY_LEN],
     encryption: [u8; KEY_LEN],
     id: [u8; KEY_LEN],
+    wal: [u8; KEY_LEN],
     chunker_seed: u64,
 }
 
@@ -63,6 +65,7 @@ impl MasterKey {
             secret: *secret,
             encryption: blake3::derive_key(CONTEXT_ENCRYPTION, secret),
             id: blake3::derive_key(CONTEXT_ID, secret),
+            wal: blake3::derive_key(CONTEXT_WAL, secret),
             chunker_seed: u64::from_le_bytes(seed8),
         }
     }
@@ -80,6 +83,12 @@ impl MasterKey {
     /// Keyed BLAKE3 of a blob's plaintext.
     pub fn blob_id(&self, plaintext: &[u8]) -> Id {
         Id(*blake3::keyed_hash(&self.id, plaintext).as_bytes())
+    }
+
+    /// Keyed BLAKE3 of a PostgreSQL WAL file name: the name of the object
+    /// that holds the file, which storage cannot map back to the file name.
+    pub fn wal_name(&self, file_name: &str) -> Id {
+        Id(*blake3::keyed_hash(&self.wal, file_name.as_bytes()).as_bytes())
     }
 
     /// Seals `plaintext`, appending `nonce ‖ ciphertext ‖ tag` to `out`.
@@ -223,6 +232,9 @@ mod tests {
         assert_eq!(a.blob_id(b"x"), b.blob_id(b"x"));
         assert_eq!(a.chunker_seed(), b.chunker_seed());
         assert_ne!(a.encryption, a.id);
+        assert_ne!(a.wal, a.id);
+        assert_ne!(a.wal, a.encryption);
+        assert_ne!(a.wal_name("x"), a.blob_id(b"x"));
         assert_ne!(
             a.blob_id(b"x"),
             Id(*blake3::hash(b"x").as_bytes()),

@@ -33,6 +33,13 @@ pub const AAD_PACK_HEADER: &[u8] = b"arca.v1.pack-header";
 /// label must differ from every object's.
 pub const AAD_COPY_MAP: &[u8] = b"arca.v1.copy-map";
 
+/// Associated data of a WAL object's header, followed by the object's
+/// 32-byte name.
+pub const AAD_WAL_HEADER: &[u8] = b"arca.v1.wal-header";
+/// Associated data of a WAL object's frame, followed by the object's
+/// 32-byte name, the frame's index (u64 LE) and 1 for the last frame or 0.
+pub const AAD_WAL_FRAME: &[u8] = b"arca.v1.wal-frame";
+
 // BLAKE3 `derive_key` contexts splitting the 32-byte master secret.
 
 /// Context of the XChaCha20-Poly1305 key.
@@ -41,6 +48,8 @@ pub const CONTEXT_ENCRYPTION: &str = "arca v1 encryption key";
 pub const CONTEXT_ID: &str = "arca v1 blob id key";
 /// Context of the seed of the chunker's gear table.
 pub const CONTEXT_CHUNKER: &str = "arca v1 chunker seed";
+/// Context of the keyed-BLAKE3 key that names WAL objects.
+pub const CONTEXT_WAL: &str = "arca v1 wal name key";
 
 // Blob kinds, as stored in pack headers, index entries and blob AAD.
 
@@ -157,6 +166,22 @@ pub const MAX_SNAPSHOT_ENTRIES: u64 = 1 << 32;
 pub const MAX_PACK_LEN: u64 =
     PACK_SIZE_MAX as u64 + MAX_TREE_BLOB_LEN as u64 + MAX_PACK_HEADER_LEN as u64 + 4;
 
+// WAL objects (archived PostgreSQL WAL files).
+
+/// Content bytes per frame that writers use (1 MiB).
+pub const WAL_FRAME_SIZE: u32 = 1024 * 1024;
+/// Smallest frame size a WAL header may declare (4 KiB).
+pub const WAL_MIN_FRAME_SIZE: u32 = 4 * 1024;
+/// Largest frame size a WAL header may declare (16 MiB): what a reader
+/// holds in memory at once.
+pub const WAL_MAX_FRAME_SIZE: u32 = 16 * 1024 * 1024;
+/// Largest archived file (1 GiB: PostgreSQL's largest WAL segment size).
+pub const WAL_MAX_FILE_LEN: u64 = 1024 * 1024 * 1024;
+/// Largest sealed WAL header, in bytes.
+pub const WAL_MAX_HEADER_LEN: u32 = 64 * 1024;
+/// Longest PostgreSQL file name a WAL object may hold, in bytes.
+pub const WAL_MAX_NAME_LEN: usize = 64;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +198,8 @@ mod tests {
             AAD_LOCK,
             AAD_PACK_HEADER,
             AAD_COPY_MAP,
+            AAD_WAL_HEADER,
+            AAD_WAL_FRAME,
         ];
         for (i, a) in labels.iter().enumerate() {
             assert!(a.starts_with(b"arca.v1."), "{a:?}");

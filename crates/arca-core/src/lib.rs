@@ -16,6 +16,9 @@
 //!   expands to, within the format's limits.
 //! - [`plan_copy()`] and [`copy_snapshots()`]: copy snapshots to another
 //!   repository.
+//! - [`archive_wal()`] and [`restore_wal()`]: PostgreSQL WAL files, one
+//!   self-contained object each beside the packs ([`verify_wal()`],
+//!   [`copy_wal()`], [`list_wal()`]).
 //! - [`list()`] and [`walk()`]: browse a snapshot's trees.
 //! - [`SnapshotFs`]: the repository as a read-only file system
 //!   (`snapshots/`, `hosts/`, `tags/`, `latest`) for a FUSE adapter:
@@ -80,6 +83,7 @@ mod source;
 mod target;
 mod time;
 mod tree;
+mod wal;
 
 // The repository, its objects as a program sees them, and errors.
 pub use blob::BlobKind;
@@ -126,6 +130,10 @@ pub use ops::snapshot::{
     snapshot_stream,
 };
 pub use ops::stats::{Stats, stats};
+pub use wal::{
+    Archived, WalCopyReport, WalHeader, archive_wal, copy_wal, is_wal_file_name, list_wal,
+    restore_wal, verify_wal, wal_object_name,
+};
 
 /// The format's building blocks, below [`Repository`]: sealing blobs,
 /// chunking, packs, index and key files, the metadata cache, and lock
@@ -144,4 +152,5 @@ pub mod raw {
     pub use crate::ops::check::bucket_of;
     pub use crate::ops::shape::measure_with as measure_tree_with;
     pub use crate::pack::{FinishedPack, PackBody, PackEntry, PackWriter, read_header};
+    pub use crate::wal::{decode_wal, encode_wal};
 }

@@ -46,15 +46,23 @@ pub fn run(config: &Config, args: CheckArgs) -> Result<i32> {
             }
         }
         config.note(format!(
-            "checked {} index files, {} snapshots, {} trees, {} packs{}",
+            "checked {} index files, {} snapshots, {} trees, {} packs{}{}",
             report.index_files,
             report.snapshots,
             report.trees,
             report.packs,
+            match report.wal_objects {
+                0 => String::new(),
+                n => format!(", {n} WAL objects"),
+            },
             if read_data.is_some() {
                 format!(
-                    "; read {} packs, {} in {:.1} s ({}/s)",
+                    "; read {} packs{}, {} in {:.1} s ({}/s)",
                     report.packs_read,
+                    match report.wal_read {
+                        0 => String::new(),
+                        n => format!(" and {n} WAL objects"),
+                    },
                     HumanBytes(report.bytes_read),
                     seconds,
                     HumanBytes((report.bytes_read as f64 / seconds.max(0.001)) as u64)

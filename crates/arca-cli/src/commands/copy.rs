@@ -48,8 +48,58 @@ pub fn run(config: &Config, args: CopyArgs) -> Result<i32> {
         None => "source repository".to_string(),
     })?;
     let mut dst = open_destination(config, &args)?;
-    let chosen = choose(&src, &args.snapshots, &args.filter.filter())?;
-    let plan = arca_core::plan_copy(&src, &dst, chosen)?;
+    let code = copy_snapshots(config, &args, &mut src, &mut dst)?;
+    let wal = copy_wal(config, &src, &dst, args.dry_run)?;
+    Ok(code.max(wal))
+}
+
+/// Copies the WAL files the destination lacks (all of them: they belong
+/// to no snapshot yet), after the snapshots; a damaged one is reported and
+/// the others still copied.
+fn copy_wal(config: &Config, src: &Repository, dst: &Repository, dry_run: bool) -> Result<i32> {
+    let report = arca_core::copy_wal(src, dst, dry_run).context("while copying WAL files")?;
+    for (object, message) in &report.failed {
+        // On stderr, so that --json keeps stdout one document.
+        eprintln!(
+            "arca: error: {}: {}",
+            output::sanitize(object),
+            output::sanitize(message)
+        );
+    }
+    if report.copied > 0 || !report.failed.is_empty() {
+        let summary = format!(
+            "{} {} WAL file{} ({}), {} already there{}",
+            if dry_run { "would copy" } else { "copied" },
+            report.copied,
+            if report.copied == 1 { "" } else { "s" },
+            HumanBytes(report.bytes),
+            report.present,
+            match report.failed.len() {
+                0 => String::new(),
+                n => format!(", {n} could not be copied"),
+            }
+        );
+        if config.json {
+            config.note(summary);
+        } else {
+            say(config, summary);
+        }
+    }
+    Ok(if report.failed.is_empty() {
+        crate::exit::SUCCESS
+    } else {
+        crate::exit::ERROR
+    })
+}
+
+fn copy_snapshots(
+    config: &Config,
+    args: &CopyArgs,
+    src: &mut Repository,
+    dst: &mut Repository,
+) -> Result<i32> {
+    let chosen = choose(src, &args.snapshots, &args.filter.filter())?;
+    let plan = arca_core::plan_copy(src, dst, chosen)?;
     let dst_location = dst.location();
     if !config.json {
         for pair in &plan.skip {
@@ -65,7 +115,7 @@ pub fn run(config: &Config, args: CopyArgs) -> Result<i32> {
         }
     }
     if args.dry_run {
-        report_dry_run(config, &src, &dst, &plan);
+        report_dry_run(config, src, dst, &plan);
         return Ok(crate::exit::SUCCESS);
     }
     if plan.copy.is_empty() {
@@ -73,7 +123,7 @@ pub fn run(config: &Config, args: CopyArgs) -> Result<i32> {
             skipped: plan.skip,
             ..CopyReport::default()
         };
-        finish(config, &src, &dst, &report);
+        finish(config, src, dst, &report);
         return Ok(crate::exit::SUCCESS);
     }
     src.load_index()
@@ -114,9 +164,9 @@ pub fn run(config: &Config, args: CopyArgs) -> Result<i32> {
             ));
             bar.tick();
         },
-        || arca_core::copy_snapshots(&src, &mut dst, plan, &options, &counters, &mut announce),
+        || arca_core::copy_snapshots(src, dst, plan, &options, &counters, &mut announce),
     )?;
-    finish(config, &src, &dst, &report);
+    finish(config, src, dst, &report);
     Ok(crate::exit::SUCCESS)
 }
 

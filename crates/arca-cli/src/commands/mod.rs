@@ -15,6 +15,7 @@ mod key;
 mod ls;
 mod man;
 mod mount;
+mod pg;
 mod prune;
 mod repair;
 mod restore;
@@ -86,6 +87,7 @@ fn dispatch(config: &Config, command: Command) -> Result<i32> {
         Command::Mount(args) => mount::run(config, args),
         Command::Rewrite(args) => rewrite::run(config, args),
         Command::Completions(args) => completions::run(args),
+        Command::Pg(command) => pg::run(config, command),
         Command::Man(args) => man::run(config, args),
         Command::Version => version::run(config),
     }

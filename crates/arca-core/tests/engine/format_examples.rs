@@ -233,6 +233,23 @@ fn the_worked_examples_of_format_md_section_9_are_what_the_code_makes() {
     differences.check("tree", &encoded);
     differences.check("tree-id", &key.blob_id(&encoded).0);
 
+    // §9.4: the name of a WAL object, and the associated data of its
+    // only frame.
+    let k_wal = blake3::derive_key("arca v1 wal name key", &secret);
+    differences.check("K_wal", &k_wal);
+    let segment = "000000010000000000000001";
+    let wal_name = *blake3::keyed_hash(&k_wal, segment.as_bytes()).as_bytes();
+    assert_eq!(key.wal_name(segment).0, wal_name);
+    differences.check("wal-name", &wal_name);
+    let frame_aad = [
+        &b"arca.v1.wal-frame"[..],
+        &wal_name,
+        &0u64.to_le_bytes(),
+        &[1],
+    ]
+    .concat();
+    differences.check("wal-frame-aad", &frame_aad);
+
     assert!(
         differences.0.is_empty(),
         "format.md §9 and the code disagree:\n\n{}",

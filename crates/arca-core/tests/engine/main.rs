@@ -26,3 +26,4 @@ mod rewrite;
 mod strays;
 mod tag;
 mod tampering;
+mod wal;

@@ -5,10 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use arca_core::raw::{Chunker, IndexFile, IndexPack, MasterKey, PackEntry, Sealer, open_blob};
+use arca_core::raw::{
+    Chunker, IndexFile, IndexPack, MasterKey, PackEntry, Sealer, decode_wal, encode_wal, open_blob,
+};
 use arca_core::{
     BlobId, BlobKind, ChunkerParams, Id, Node, NodeKind, PackId, Snapshot, Time, Timestamp, Tree,
-    TreeId,
+    TreeId, WalHeader,
 };
 use proptest::prelude::*;
 
@@ -205,6 +207,37 @@ proptest! {
         let mut damaged = stored.clone();
         damaged[flip.index(stored.len())] ^= 1;
         prop_assert!(open_blob(&key, BlobKind::Data, &id, c, plain.len() as u32, &damaged, &object).is_err());
+    }
+
+    #[test]
+    fn wal_objects_round_trip_and_any_flip_or_cut_is_refused(
+        plain in proptest::collection::vec(any::<u8>(), 0..3000),
+        repeat in 1..20usize,
+        frame_size in 4096..9000u32,
+        level in 0..4i32,
+        flip in any::<proptest::sample::Index>(),
+        cut in any::<proptest::sample::Index>(),
+    ) {
+        let plain: Vec<u8> = plain.iter().copied().cycle().take(plain.len() * repeat).collect();
+        let key = MasterKey::generate();
+        let header = WalHeader {
+            name: "000000010000000000000001".into(),
+            size: 0,
+            hash: Id::default(),
+            archived: Time::now(),
+            frame_size,
+        };
+        let (name, stored) = encode_wal(&key, &header, &plain, level).unwrap();
+        let (back, content) = decode_wal(&key, &name, &stored).unwrap();
+        prop_assert_eq!(&content, &plain);
+        prop_assert_eq!(back.size, plain.len() as u64);
+        prop_assert_eq!(back.frames(), (plain.len() as u64).div_ceil(u64::from(frame_size)).max(1));
+        let mut damaged = stored.clone();
+        damaged[flip.index(stored.len())] ^= 1;
+        prop_assert!(decode_wal(&key, &name, &damaged).is_err());
+        prop_assert!(decode_wal(&key, &name, &stored[..cut.index(stored.len())]).is_err());
+        let other = key.wal_name("000000010000000000000002").to_hex();
+        prop_assert!(decode_wal(&key, &other, &stored).is_err());
     }
 }
 
