@@ -20,6 +20,9 @@ use crate::util::{Env, assert_same_tree, random_bytes, restored, write_file};
 
 const BIG: usize = 50 << 20;
 
+/// The time both snapshots of [`exercise`] record.
+const SAME_SECOND: &str = "2026-12-01T10:00:00Z";
+
 /// Whether FUSE can be used here; panics instead of skipping when the
 /// servers (and tools) are required.
 fn fuse_available() -> bool {
@@ -184,11 +187,24 @@ fn snapshot_names(point: &Path) -> Vec<String> {
     names
 }
 
+/// The directory under `point/snapshots/` of the snapshot that holds the
+/// source path `path`. Names give the time to the second, and two
+/// snapshots of one second sort by id: each is found by what it holds.
+fn holding(point: &Path, path: &Path) -> PathBuf {
+    snapshot_names(point)
+        .into_iter()
+        .map(|name| point.join("snapshots").join(name))
+        .find(|dir| restored(dir, path).is_dir())
+        .unwrap_or_else(|| panic!("no snapshot holds {}", path.display()))
+}
+
 /// The whole check, on the repository of `env` (initialised here).
 fn exercise(env: &Env) {
     let src = make_source(env.dir.path());
     env.ok(&["init"]);
-    env.snapshot(&[&src]);
+    // Both snapshots of this test record one time: their directories
+    // differ only in the id, as when two land in the same second.
+    env.ok(&["snapshot", src.to_str().unwrap(), "--time", SAME_SECOND]);
 
     let mounted = Mounted::start(env, &env.path("mnt"));
     let point = mounted.point.clone();
@@ -204,7 +220,7 @@ fn exercise(env: &Env) {
     let other = env.path("other");
     fs::create_dir(&other).unwrap();
     write_file(&other.join("note.txt"), b"taken while mounted\n", 0o644);
-    env.snapshot(&[&other]);
+    env.ok(&["snapshot", other.to_str().unwrap(), "--time", SAME_SECOND]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while snapshot_names(&point).len() < 2 {
         assert!(
@@ -214,22 +230,13 @@ fn exercise(env: &Env) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // Names give the time to the second: two snapshots of one second sort
-    // by id, so each is found by what it holds.
-    let holding = |path: &Path| {
-        snapshot_names(&point)
-            .into_iter()
-            .map(|name| point.join("snapshots").join(name))
-            .find(|dir| restored(dir, path).is_dir())
-            .unwrap_or_else(|| panic!("no snapshot holds {}", path.display()))
-    };
     assert_eq!(
-        fs::read(restored(&holding(&other), &other).join("note.txt")).unwrap(),
+        fs::read(restored(&holding(&point, &other), &other).join("note.txt")).unwrap(),
         b"taken while mounted\n"
     );
 
     // A file still open does not keep it mounted.
-    let open = fs::File::open(restored(&holding(&src), &src).join("run.sh")).unwrap();
+    let open = fs::File::open(restored(&holding(&point, &src), &src).join("run.sh")).unwrap();
     let (status, stderr) = mounted.stop(libc::SIGINT);
     assert_eq!(status.code(), Some(0), "{stderr}");
     drop(open);
@@ -238,11 +245,7 @@ fn exercise(env: &Env) {
     // data pack read (two if the kernel's read straddles a chunk
     // boundary), nowhere near the whole file.
     let mounted = Mounted::start(env, &env.path("mnt"));
-    let first = mounted
-        .point
-        .join("snapshots")
-        .join(&snapshot_names(&mounted.point)[0]);
-    let big = restored(&first, &src).join("db/big.bin");
+    let big = restored(&holding(&mounted.point, &src), &src).join("db/big.bin");
     let file = fs::File::open(&big).unwrap();
     let mut byte = [0u8; 1];
     assert_eq!(file.read_at(&mut byte, (BIG / 2) as u64).unwrap(), 1);
