@@ -58,6 +58,37 @@ pub(crate) struct Target {
 }
 
 /// How an entry was refused.
+/// The names in the open directory `dir` (`shown` in errors), `.` and
+/// `..` left out.
+pub(crate) fn list_names(dir: &OwnedFd, shown: &Path) -> Result<Vec<std::ffi::OsString>> {
+    let err = |e: Errno| Error::target(shown, io_err(e));
+    // Its own open file description: a dup would share (and move) the read
+    // position of `dir` itself.
+    let mut listing = nix::dir::Dir::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err)?;
+    let mut names = Vec::new();
+    for entry in listing.iter() {
+        let entry = entry.map_err(err)?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name != "." && name != ".." {
+            names.push(name.to_os_string());
+        }
+    }
+    Ok(names)
+}
+
+/// The target of the symlink `name` in `dir`, if it is one.
+pub(crate) fn read_link_at(dir: &OwnedFd, name: &OsStr) -> Option<Vec<u8>> {
+    nix::fcntl::readlinkat(dir, name)
+        .ok()
+        .map(|t| t.as_bytes().to_vec())
+}
+
 /// Whether `stat` is of a directory.
 pub(crate) fn is_dir(stat: &FileStat) -> bool {
     SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
@@ -413,32 +444,12 @@ impl Target {
 
     /// The names in the open directory `dir`.
     pub fn list(&self, dir: &OwnedFd, shown: &Path) -> Result<Vec<std::ffi::OsString>> {
-        let err = |e: Errno| Error::target(shown, io_err(e));
-        // Its own open file description: a dup would share (and move) the
-        // read position of `dir` itself.
-        let mut listing = nix::dir::Dir::openat(
-            dir,
-            ".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(err)?;
-        let mut names = Vec::new();
-        for entry in listing.iter() {
-            let entry = entry.map_err(err)?;
-            let name = OsStr::from_bytes(entry.file_name().to_bytes());
-            if name != "." && name != ".." {
-                names.push(name.to_os_string());
-            }
-        }
-        Ok(names)
+        list_names(dir, shown)
     }
 
     /// Reads the target of the symlink `name` in `dir`.
     pub fn read_link(&self, dir: &OwnedFd, name: &OsStr) -> Option<Vec<u8>> {
-        nix::fcntl::readlinkat(dir, name)
-            .ok()
-            .map(|t| t.as_bytes().to_vec())
+        read_link_at(dir, name)
     }
 
     /// Overwrites `length` bytes at `offset` of the file `name` in `dir`

@@ -38,6 +38,7 @@ use crate::id::TreeId;
 use crate::ops::restore::{Overwrite, RestoreOptions, matcher, running_as_root};
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
+use crate::target;
 use crate::tree::{Node, NodeKind};
 
 /// What a restore would do to one path of the target.
@@ -250,7 +251,7 @@ impl Walk<'_> {
             && let Some(fd) = &place.fd
         {
             let keep: HashSet<&[u8]> = tree.nodes.iter().map(|n| n.name.as_slice()).collect();
-            let mut names = list(fd, &place.shown)?;
+            let mut names = target::list_names(fd, &place.shown)?;
             names.sort();
             for name in names {
                 if !keep.contains(name.as_bytes()) {
@@ -314,7 +315,10 @@ impl Walk<'_> {
                 let same = existing
                     .as_ref()
                     .is_some_and(|s| file_type(s) == SFlag::S_IFLNK)
-                    && place.fd.as_ref().and_then(|fd| read_link(fd, &name))
+                    && place
+                        .fd
+                        .as_ref()
+                        .and_then(|fd| target::read_link_at(fd, &name))
                         == Some(node.target.clone());
                 if same && self.overwrite == Overwrite::IfChanged {
                     (Action::Unchanged, 0)
@@ -456,31 +460,4 @@ fn open_existing(dir: &OwnedFd, name: &OsStr) -> Option<File> {
     let file = File::from(fd);
     let meta = file.metadata().ok()?;
     meta.is_file().then_some(file)
-}
-
-fn read_link(dir: &OwnedFd, name: &OsStr) -> Option<Vec<u8>> {
-    nix::fcntl::readlinkat(dir, name)
-        .ok()
-        .map(|t| t.as_bytes().to_vec())
-}
-
-/// The names in the open directory `dir`.
-fn list(dir: &OwnedFd, shown: &Path) -> Result<Vec<std::ffi::OsString>> {
-    let err = |e: Errno| Error::target(shown, std::io::Error::from_raw_os_error(e as i32));
-    let mut listing = nix::dir::Dir::openat(
-        dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(err)?;
-    let mut names = Vec::new();
-    for entry in listing.iter() {
-        let entry = entry.map_err(err)?;
-        let name = OsStr::from_bytes(entry.file_name().to_bytes());
-        if name != "." && name != ".." {
-            names.push(name.to_os_string());
-        }
-    }
-    Ok(names)
 }
