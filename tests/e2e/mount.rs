@@ -16,7 +16,7 @@ use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use crate::servers::Server;
-use crate::util::{Env, assert_same_tree, random_bytes, restored, write_file};
+use crate::util::{Env, assert_same_tree, random_bytes, restored, transfers, write_file};
 
 const BIG: usize = 50 << 20;
 
@@ -143,28 +143,6 @@ impl Mounted {
     }
 }
 
-/// The `-v` transfer summary: (data pack reads, bytes read).
-fn transfers(stderr: &str) -> (u64, u64) {
-    let line = stderr
-        .lines()
-        .find(|l| l.contains(" data pack reads"))
-        .unwrap_or_else(|| panic!("no transfer summary in: {stderr}"));
-    let number_before = |label: &str| -> u64 {
-        let end = line.find(label).unwrap();
-        line[..end]
-            .trim_end()
-            .rsplit(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    (
-        number_before(" data pack reads"),
-        number_before(" bytes read"),
-    )
-}
-
 /// A tree with a 50 MiB file, small files of several modes, an empty
 /// file, a symlink and a nested directory.
 fn make_source(root: &Path) -> PathBuf {
@@ -257,7 +235,7 @@ fn exercise(env: &Env) {
         Some(0),
         "SIGTERM also unmounts cleanly: {stderr}"
     );
-    let (pack_reads, bytes_read) = transfers(&stderr);
+    let (pack_reads, bytes_read, _) = transfers(&stderr);
     assert!(
         (1..=2).contains(&pack_reads),
         "{pack_reads} data pack reads for one byte: {stderr}"

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::servers::Server;
-use crate::util::{Env, assert_same_tree, random_bytes, restored, write_file};
+use crate::util::{Env, assert_same_tree, random_bytes, restored, transfers, write_file};
 
 /// A small tree: a few MiB of incompressible data, small files, a subdir.
 fn make_source(root: &Path, seed: u64) -> PathBuf {
@@ -30,32 +30,6 @@ fn make_source(root: &Path, seed: u64) -> PathBuf {
         );
     }
     src
-}
-
-/// The `-v` transfer summary line for the repository: (data pack reads,
-/// bytes read, bytes written).
-fn transfers(stderr: &str) -> (u64, u64, u64) {
-    let line = stderr
-        .lines()
-        .find(|l| l.contains(" requests, "))
-        .unwrap_or_else(|| panic!("no transfer summary in: {stderr}"));
-    let number_before = |label: &str| -> u64 {
-        let end = line
-            .find(label)
-            .unwrap_or_else(|| panic!("{label} in {line}"));
-        line[..end]
-            .trim_end()
-            .rsplit(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    (
-        number_before(" data pack reads"),
-        number_before(" bytes read"),
-        number_before(" bytes written"),
-    )
 }
 
 /// Runs with `-v` and returns the transfer summary.

@@ -263,3 +263,29 @@ pub fn temporaries(dir: &Path) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// The `-v` transfer summary line for the repository: (data pack reads,
+/// bytes read, bytes written).
+pub fn transfers(stderr: &str) -> (u64, u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" requests, "))
+        .unwrap_or_else(|| panic!("no transfer summary in: {stderr}"));
+    let number_before = |label: &str| -> u64 {
+        let end = line
+            .find(label)
+            .unwrap_or_else(|| panic!("{label} in {line}"));
+        line[..end]
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (
+        number_before(" data pack reads"),
+        number_before(" bytes read"),
+        number_before(" bytes written"),
+    )
+}
