@@ -125,6 +125,44 @@ impl Backend for Failing {
     }
 }
 
+/// The crash sweep of an operation that changes the repository: `run` (on
+/// the backend given; true if it failed) first runs on a copy of `memory`
+/// that counts its changes (writes and removals), which must number
+/// `steps`; then, for each `k` in 1..=steps, on a fresh copy whose `k`-th
+/// change fails, which it must notice. `after(k, copy)` then inspects what
+/// that failure left.
+pub fn fail_at_every_step(
+    memory: &MemoryBackend,
+    steps: usize,
+    run: impl Fn(Arc<dyn Backend>) -> bool,
+    mut after: impl FnMut(usize, MemoryBackend),
+) {
+    let changes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = changes.clone();
+    let counting = Failing::new(memory.duplicate(), move |_, _| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        false
+    });
+    assert!(!run(Arc::new(counting)), "the clean run failed");
+    assert_eq!(
+        changes.load(std::sync::atomic::Ordering::SeqCst),
+        steps,
+        "changes made by the clean run"
+    );
+    for k in 1..=steps {
+        let copy = memory.duplicate();
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        let failing = Failing::new(copy.clone(), move |_, _| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= k
+        });
+        assert!(
+            run(Arc::new(failing)),
+            "a failure at step {k} went unnoticed"
+        );
+        after(k, copy);
+    }
+}
+
 /// Deterministic pseudo-random bytes (xorshift); distinct seeds give
 /// distinct bytes.
 pub fn random(len: usize, seed: u64) -> Vec<u8> {

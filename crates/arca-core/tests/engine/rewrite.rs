@@ -8,13 +8,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arca_backend::{Backend, FileKind, MemoryBackend};
 use arca_core::ops::rewrite::{self, RewriteOptions};
 use arca_core::{BlobKind, NodeKind, Repository, Snapshot, SnapshotId, SnapshotOptions};
 
-use crate::common::{self, Failing};
+use crate::common;
 
 fn open(backend: Arc<dyn Backend>) -> Repository {
     common::open(backend, b"pw")
@@ -95,30 +94,10 @@ fn rewrite_all(backend: Arc<dyn Backend>, forget: bool) -> bool {
 #[test]
 fn a_failure_at_any_step_leaves_each_snapshot_old_or_new_never_neither() {
     let (memory, ids, _dir) = two_snapshots();
-    let changes = Arc::new(AtomicUsize::new(0));
-    let counter = changes.clone();
-    let counting = Failing::new(memory.duplicate(), move |_, _| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        false
-    });
-    assert!(!rewrite_all(Arc::new(counting), true));
-    let total = changes.load(Ordering::SeqCst);
-    // One tree pack and one index file for both, then per snapshot the
-    // new file and the removal of the old one.
-    assert_eq!(
-        total, 6,
-        "a pack, an index file, two snapshots, two removals"
-    );
-    for k in 1..=total {
-        let copy = memory.duplicate();
-        let seen = Arc::new(AtomicUsize::new(0));
-        let failing = Failing::new(copy.clone(), move |_, _| {
-            seen.fetch_add(1, Ordering::SeqCst) + 1 >= k
-        });
-        assert!(
-            rewrite_all(Arc::new(failing), true),
-            "a failure at step {k} went unnoticed"
-        );
+    // One tree pack and one index file for both, then per snapshot the new
+    // file and the removal of the old one.
+    let run = |backend| rewrite_all(backend, true);
+    common::fail_at_every_step(&memory, 6, run, |k, copy| {
         let repo = open(Arc::new(copy.clone()));
         let now = repo.snapshots().unwrap();
         for id in &ids {
@@ -144,7 +123,7 @@ fn a_failure_at_any_step_leaves_each_snapshot_old_or_new_never_neither() {
         assert!(done.iter().all(|(i, _)| !ids.contains(i)), "step {k}");
         let report = common::full_check(&copy);
         assert!(report.ok(), "step {k}: {:?}", report.errors);
-    }
+    });
 }
 
 #[test]

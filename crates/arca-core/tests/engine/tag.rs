@@ -5,13 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arca_backend::{Backend, MemoryBackend};
 use arca_core::ops::tag::{self, TagChange};
-use arca_core::{CheckOptions, CheckProgress, Repository, SnapshotId, SnapshotOptions, Subset};
+use arca_core::{Repository, SnapshotId, SnapshotOptions};
 
-use crate::common::{self, Failing};
+use crate::common;
 
 fn open(backend: Arc<dyn Backend>) -> Repository {
     let mut repo = Repository::open(backend, b"pw").unwrap();
@@ -57,25 +56,8 @@ fn retag(backend: Arc<dyn Backend>) -> bool {
 #[test]
 fn a_failure_at_any_step_leaves_each_snapshot_old_or_new_never_neither() {
     let (memory, ids, _dir) = two_snapshots();
-    let changes = Arc::new(AtomicUsize::new(0));
-    let counter = changes.clone();
-    let counting = Failing::new(memory.duplicate(), move |_, _| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        false
-    });
-    assert!(!retag(Arc::new(counting)));
-    let total = changes.load(Ordering::SeqCst);
-    assert_eq!(total, 4, "two writes and two removals");
-    for k in 1..=total {
-        let copy = memory.duplicate();
-        let seen = Arc::new(AtomicUsize::new(0));
-        let failing = Failing::new(copy.clone(), move |_, _| {
-            seen.fetch_add(1, Ordering::SeqCst) + 1 >= k
-        });
-        assert!(
-            retag(Arc::new(failing)),
-            "a failure at step {k} went unnoticed"
-        );
+    // Two new snapshot files, then the two old ones removed.
+    common::fail_at_every_step(&memory, 4, retag, |k, copy| {
         let repo = open(Arc::new(copy.clone()));
         let now = repo.snapshots().unwrap();
         for id in &ids {
@@ -88,14 +70,7 @@ fn a_failure_at_any_step_leaves_each_snapshot_old_or_new_never_neither() {
                 "step {k}: snapshot {id} and its replacement are both gone"
             );
         }
-        let report = arca_core::check(
-            &mut open(Arc::new(copy.clone())),
-            &CheckOptions {
-                read_data: Some(Subset::All),
-            },
-            &CheckProgress::default(),
-        )
-        .unwrap();
+        let report = common::full_check(&copy);
         assert!(report.ok(), "step {k}: {:?}", report.errors);
         // Running it again finishes the job.
         assert!(!retag(Arc::new(copy.clone())));
@@ -106,7 +81,7 @@ fn a_failure_at_any_step_leaves_each_snapshot_old_or_new_never_neither() {
             "step {k}"
         );
         assert!(done.iter().all(|(i, _)| !ids.contains(i)), "step {k}");
-    }
+    });
 }
 
 #[test]
