@@ -76,19 +76,15 @@ impl Drop for Guard {
     }
 }
 
+/// Registers `undo` with the undo actions; once the registry is closed
+/// (the process is ending) it runs at once instead.
 fn register(registry: &'static Shared, undo: Undo) -> Guard {
-    let mut inner = locked(registry);
-    if inner.closed {
-        drop(inner);
-        undo();
-        return Guard { registry, id: None };
-    }
-    let id = inner.next;
-    inner.next += 1;
-    inner.pending.insert(id, undo);
-    Guard {
-        registry,
-        id: Some(id),
+    match insert(registry, undo, |inner| &mut inner.pending) {
+        Ok(guard) => guard,
+        Err(undo) => {
+            undo();
+            Guard { registry, id: None }
+        }
     }
 }
 
@@ -96,17 +92,27 @@ fn register(registry: &'static Shared, undo: Undo) -> Guard {
 /// the registry is closed there is nothing left that could write, so a
 /// late save is dropped.
 fn register_save(registry: &'static Shared, save: Undo) -> Guard {
+    insert(registry, save, |inner| &mut inner.saves).unwrap_or(Guard { registry, id: None })
+}
+
+/// Puts `action` into the table `table` picks, under a fresh id; gives the
+/// action back if the registry is closed.
+fn insert(
+    registry: &'static Shared,
+    action: Undo,
+    table: impl FnOnce(&mut Registry) -> &mut BTreeMap<u64, Undo>,
+) -> Result<Guard, Undo> {
     let mut inner = locked(registry);
     if inner.closed {
-        return Guard { registry, id: None };
+        return Err(action);
     }
     let id = inner.next;
     inner.next += 1;
-    inner.saves.insert(id, save);
-    Guard {
+    table(&mut inner).insert(id, action);
+    Ok(Guard {
         registry,
         id: Some(id),
-    }
+    })
 }
 
 fn run_all(registry: &Shared) -> usize {
