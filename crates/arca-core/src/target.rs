@@ -89,6 +89,21 @@ pub(crate) fn read_link_at(dir: &OwnedFd, name: &OsStr) -> Option<Vec<u8>> {
         .map(|t| t.as_bytes().to_vec())
 }
 
+/// Opens an existing regular file `name` in `dir` for reading, never
+/// through a link; `None` when there is none.
+pub(crate) fn open_existing(dir: &OwnedFd, name: &OsStr) -> Option<(File, FileStat)> {
+    let fd = nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let stat = nix::sys::stat::fstat(&fd).ok()?;
+    (SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG)
+        .then(|| (File::from(fd), stat))
+}
+
 /// Whether `stat` is of a directory.
 pub(crate) fn is_dir(stat: &FileStat) -> bool {
     SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
@@ -285,16 +300,7 @@ impl Target {
     /// Opens an existing regular file `name` in `dir` for reading (to
     /// compare it with the snapshot); `None` when there is none.
     pub fn open_existing(&self, dir: &OwnedFd, name: &OsStr) -> Option<(File, FileStat)> {
-        let fd = nix::fcntl::openat(
-            dir,
-            name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
-        let stat = nix::sys::stat::fstat(&fd).ok()?;
-        (SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG)
-            .then(|| (File::from(fd), stat))
+        open_existing(dir, name)
     }
 
     fn open_checked(

@@ -212,7 +212,8 @@ fn encode_file<'a>(
 ) -> Result<Encoder<'a>> {
     let io = |e| Error::source(path, e);
     file.seek(SeekFrom::Start(0)).map_err(io)?;
-    let mut encoder = Encoder::new(repo.backend(), repo.key(), name, header, level(repo))?;
+    let sink = Sink::on(repo.backend())?;
+    let mut encoder = Encoder::new(sink, repo.key(), name, header, level(repo))?;
     let mut content = Vec::new();
     let mut hasher = blake3::Hasher::new();
     for index in 0..header.frames() {
@@ -356,21 +357,7 @@ pub fn encode_wal(
         ..header.clone()
     };
     let name = key.wal_name(&header.name);
-    let mut encoder = Encoder {
-        key,
-        name,
-        frames: header.frames(),
-        index: 0,
-        level,
-        sink: Sink::Memory(Vec::new()),
-        sealed: Vec::new(),
-    };
-    encoder.put(&file::seal(
-        key,
-        &header_aad(&name),
-        &header,
-        file::METADATA_COMPRESSION,
-    ))?;
+    let mut encoder = Encoder::new(Sink::Memory(Vec::new()), key, name, &header, level)?;
     for chunk in content.chunks(header.frame_size as usize) {
         encoder.frame(chunk)?;
     }
@@ -457,7 +444,8 @@ fn copy_one(
         return Ok(Some(reader.header.size));
     }
     let header = reader.header.clone();
-    let mut encoder = Encoder::new(dest.backend(), dest.key(), name, &header, level(dest))?;
+    let sink = Sink::on(dest.backend())?;
+    let mut encoder = Encoder::new(sink, dest.key(), name, &header, level(dest))?;
     reader.read_frames(|content| encoder.frame(content))?;
     match encoder.commit(dest.backend()) {
         Ok(()) => verify_upload(dest, &name, &header).map(|()| Some(header.size)),
@@ -486,18 +474,25 @@ struct Encoder<'a> {
     sealed: Vec<u8>,
 }
 
+impl Sink {
+    /// A staged object on `backend` when it can stage one, else memory.
+    fn on(backend: &dyn Backend) -> Result<Sink> {
+        Ok(match backend.stage(FileKind::Wal)? {
+            Some(staged) => Sink::Staged(staged),
+            None => Sink::Memory(Vec::new()),
+        })
+    }
+}
+
 impl<'a> Encoder<'a> {
+    /// Starts an object named `name` in `sink` with its sealed `header`.
     fn new(
-        backend: &dyn Backend,
+        sink: Sink,
         key: &'a MasterKey,
         name: Id,
         header: &WalHeader,
         level: i32,
     ) -> Result<Encoder<'a>> {
-        let sink = match backend.stage(FileKind::Wal)? {
-            Some(staged) => Sink::Staged(staged),
-            None => Sink::Memory(Vec::new()),
-        };
         let mut encoder = Encoder {
             key,
             name,

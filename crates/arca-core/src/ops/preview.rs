@@ -399,7 +399,7 @@ impl Walk<'_> {
             && stat.st_nlink == 1
             && stat.st_size as u64 == node.size;
         let file = match (&place.fd, reusable) {
-            (Some(fd), true) => open_existing(fd, name),
+            (Some(fd), true) => target::open_existing(fd, name).map(|(file, _)| file),
             _ => None,
         };
         let Some(file) = file else {
@@ -446,18 +446,4 @@ fn open_child_dir(dir: &OwnedFd, name: &OsStr, shown: &Path) -> Result<OwnedFd> 
         Mode::empty(),
     )
     .map_err(|e| Error::target(shown, std::io::Error::from_raw_os_error(e as i32)))
-}
-
-/// Opens an existing regular file for reading, never through a link.
-fn open_existing(dir: &OwnedFd, name: &OsStr) -> Option<File> {
-    let fd = nix::fcntl::openat(
-        dir,
-        name,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    let file = File::from(fd);
-    let meta = file.metadata().ok()?;
-    meta.is_file().then_some(file)
 }
