@@ -245,7 +245,7 @@ pub enum Command {
         after_help = "Examples:\n  arca completions bash > /etc/bash_completion.d/arca\n  arca completions zsh > \"${fpath[1]}/_arca\"\n  arca completions fish > ~/.config/fish/completions/arca.fish"
     )]
     Completions(CompletionsArgs),
-    /// Archive and restore PostgreSQL WAL files (archive_command, restore_command).
+    /// PostgreSQL: WAL archiving, base backups and point-in-time recovery.
     #[command(
         subcommand,
         after_help = "Each WAL file is one object under wal/ in the repository, named by a keyed hash\nof its file name, compressed and encrypted. Archiving a file the repository\nalready holds with the same content succeeds without writing; different content\nunder the same name fails (exit 1) and keeps the stored file. docs/usage.md has\nthe details.\n\nExamples, in postgresql.conf:\n  archive_mode = on\n  archive_command = 'arca --profile db pg archive-wal %p'\n  restore_command = 'arca --profile db pg restore-wal %f %p'"
@@ -666,7 +666,83 @@ pub enum PgCommand {
         /// Where to write it (%p).
         #[arg(value_name = "PATH")]
         path: PathBuf,
+        /// Exit with CODE instead of the usual code when the file cannot be
+        /// restored for any reason but its absence (damaged, repository
+        /// unreachable, wrong password). PostgreSQL stops recovery on a
+        /// code above 125 instead of taking the failure for the end of the
+        /// archive; `arca pg restore` writes 255.
+        #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u8).range(1..))]
+        error_exit: Option<u8>,
     },
+    /// Take a base backup: stream `pg_basebackup` into a snapshot.
+    #[command(
+        after_help = "Runs pg_basebackup -D - -Ft -X none and stores its tar stream as /base.tar,\nwith /base.json recording the backup's start and stop WAL positions, timeline\nand times, in a snapshot tagged pg-base. Nothing is written to local disk.\nThe WAL the backup needs comes from the archive (archive_command = 'arca pg\narchive-wal %p'); pg_basebackup waits until it is archived. The server must\nhave one tablespace. Connection settings come from --pg-* or libpq's PG*\nenvironment variables; options after -- go to pg_basebackup as they are.\n\nExamples:\n  arca --profile db pg backup --fast\n  arca pg backup --pg-host /var/run/postgresql --pg-user postgres -- --max-rate=100M"
+    )]
+    Backup(PgBackupArgs),
+    /// Unpack a base backup into an empty data directory, ready to recover
+    /// to a time.
+    #[command(
+        after_help = "Picks the newest base backup that ended at or before TIME (or the newest with\n--latest), unpacks it into DATADIR (which must be empty or absent), and writes\nrecovery.signal and the recovery settings into postgresql.auto.conf: a\nrestore_command through this arca with the same repository and password\nsource, recovery_target_time = TIME (not with --latest), and\nrecovery_target_action = 'promote'. Then prints the command that starts the\nserver; starting it replays the archived WAL up to TIME and opens the\ndatabase.\n\nExamples:\n  arca --profile db pg restore --as-of '2026-03-03 14:30:00' --target /srv/pg/recovered\n  arca --profile db pg restore --latest --target /var/lib/postgresql/16/main"
+    )]
+    Restore(PgRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PgBackupArgs {
+    /// The server's host or socket directory (pg_basebackup -h).
+    #[arg(long, value_name = "HOST")]
+    pub pg_host: Option<String>,
+    /// The server's port (pg_basebackup -p).
+    #[arg(long, value_name = "PORT")]
+    pub pg_port: Option<u16>,
+    /// The role to connect as, with replication rights (pg_basebackup -U).
+    #[arg(long, value_name = "USER")]
+    pub pg_user: Option<String>,
+    /// The pg_basebackup to run; default: the one on PATH, else the newest
+    /// under /usr/lib/postgresql.
+    #[arg(long, value_name = "PATH")]
+    pub pg_basebackup: Option<PathBuf>,
+    /// Ask the server for an immediate checkpoint (--checkpoint=fast)
+    /// instead of a spread one: the backup starts at once but the server
+    /// does more I/O for a moment.
+    #[arg(long)]
+    pub fast: bool,
+    /// Add a tag to the snapshot (repeatable); pg-base is always added.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Record this host name instead of this machine's.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Read the stored data back and verify it before the snapshot is saved.
+    #[arg(long)]
+    pub verify_upload: bool,
+    /// Further pg_basebackup options.
+    #[arg(last = true, value_name = "PG_BASEBACKUP_OPTION")]
+    pub extra: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PgRestoreArgs {
+    /// Recover to this time: RFC 3339, or "YYYY-MM-DD HH:MM[:SS]" in local time.
+    #[arg(
+        long,
+        value_name = "TIME",
+        required_unless_present = "latest",
+        conflicts_with = "latest"
+    )]
+    pub as_of: Option<units::Time>,
+    /// Recover to the end of the archived WAL.
+    #[arg(long)]
+    pub latest: bool,
+    /// The data directory to create; it must be empty or not exist.
+    #[arg(long, value_name = "DATADIR")]
+    pub target: PathBuf,
+    /// Use this base backup instead of choosing one.
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub snapshot: Option<String>,
+    /// Only base backups taken on this host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -195,6 +195,12 @@ pub struct PruneJson {
     /// For a dry run: an estimate.
     pub size_after: u64,
     pub changes: Vec<PackJson>,
+    /// Archived WAL files removed (for a dry run: to remove), by name.
+    pub wal_removed: Vec<String>,
+    /// Their stored bytes.
+    pub wal_bytes_freed: u64,
+    /// Archived WAL files kept.
+    pub wal_kept: u64,
 }
 
 impl PruneJson {
@@ -238,6 +244,9 @@ impl PruneJson {
                     action: p.action.as_str(),
                 })
                 .collect(),
+            wal_removed: plan.wal.remove.iter().map(|r| r.file.clone()).collect(),
+            wal_bytes_freed: plan.wal.bytes(),
+            wal_kept: plan.wal.kept,
         }
     }
 }

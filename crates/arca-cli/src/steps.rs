@@ -92,7 +92,7 @@ pub fn snapshot(
 }
 
 /// The saved snapshot's figures for `--metrics-file`.
-fn record_snapshot(config: &Config, snapshot: &Snapshot) {
+pub fn record_snapshot(config: &Config, snapshot: &Snapshot) {
     use metrics::*;
     let m = &config.metrics;
     let time = snapshot.time.at;
@@ -253,6 +253,19 @@ pub fn print_prune(config: &Config, r: &PruneJson, options: &PruneOptions) {
         format!("  (deleted by a prune {grace} from now)"),
     );
     row("unmark", r.unmark_packs, 0, "  (used again)".into());
+    if r.dry_run {
+        for file in &r.wal_removed {
+            output::line(format!("{would}remove WAL {file}"));
+        }
+    }
+    if !r.wal_removed.is_empty() {
+        output::line(format!(
+            "  {:<8}{:>7} WAL files {:>8}  (no remaining base backup needs them)",
+            "remove",
+            r.wal_removed.len(),
+            HumanBytes(r.wal_bytes_freed).to_string()
+        ));
+    }
     row(
         "waiting",
         r.waiting_packs,

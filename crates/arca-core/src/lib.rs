@@ -75,6 +75,7 @@ mod key;
 mod lock;
 pub mod ops;
 mod pack;
+pub mod pg;
 mod repository;
 pub mod retention;
 pub mod select;

@@ -37,6 +37,9 @@ use crate::time::Time;
 
 /// Bytes fetched from storage per request while reading a WAL object.
 const READ_WINDOW: u64 = 4 * 1024 * 1024;
+/// Bytes fetched by the first request: enough for a header, so that
+/// listing, comparing and retention read a few KiB per object, not a window.
+const HEADER_WINDOW: u64 = 4096;
 
 /// The sealed header of a WAL object: what the archived file was.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,6 +322,12 @@ pub fn verify_wal(repo: &Repository, object: &str, read_data: bool) -> Result<Wa
     }
 }
 
+/// The header of the WAL object `object` (its hex name), validated
+/// (§4.11 steps 1–3); reads only the object's first few KiB.
+pub(crate) fn read_header(repo: &Repository, object: &str) -> Result<WalHeader> {
+    Reader::open(repo.backend(), repo.key(), object).map(|r| r.header)
+}
+
 /// The headers of every WAL object, by object name; damaged ones are
 /// returned as errors in their place.
 pub fn list_wal(repo: &Repository) -> Result<Vec<(String, Result<WalHeader>)>> {
@@ -327,7 +336,7 @@ pub fn list_wal(repo: &Repository) -> Result<Vec<(String, Result<WalHeader>)>> {
         if !crate::repository::is_object_name(&entry.name) {
             continue;
         }
-        let header = Reader::open(repo.backend(), repo.key(), &entry.name).map(|r| r.header);
+        let header = read_header(repo, &entry.name);
         out.push((entry.name, header));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -594,7 +603,12 @@ impl Window<'_> {
             if self.used == self.buf.len() {
                 self.start += self.buf.len() as u64;
                 self.used = 0;
-                let length = READ_WINDOW.min(self.size - self.start);
+                let window = if self.start == 0 {
+                    HEADER_WINDOW
+                } else {
+                    READ_WINDOW
+                };
+                let length = window.min(self.size - self.start);
                 self.buf =
                     self.backend
                         .read_range(FileKind::Wal, &self.object, self.start, length)?;

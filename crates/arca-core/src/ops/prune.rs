@@ -40,6 +40,7 @@ use crate::index::{self, Index, IndexFile, IndexPack};
 use crate::lock::Lock;
 use crate::ops::packer::Packer;
 use crate::pack::PackEntry;
+use crate::pg::{WalPlan, remove_wal};
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
 use crate::time::{Time, Timestamp};
@@ -183,8 +184,13 @@ pub struct PrunePlan {
     pub index_files: Vec<IndexId>,
     /// What the plan adds up to.
     pub stats: PruneStats,
-    /// Whether carrying the plan out changes anything.
+    /// Whether carrying the plan out changes anything (packs or WAL).
     pub changes: bool,
+    /// What WAL retention removes: the archived WAL no remaining base
+    /// backup needs (docs/format.md §7.11).
+    pub wal: WalPlan,
+    /// Whether the packs or index change (else only WAL may).
+    pack_changes: bool,
     /// Damage met while planning, and what the plan does about it (one
     /// sentence each, naming the object).
     pub warnings: Vec<String>,
@@ -210,6 +216,8 @@ pub struct PruneSummary {
     pub index_files_written: u64,
     /// Index files deleted (superseded by the new one).
     pub index_files_deleted: u64,
+    /// Archived WAL files removed.
+    pub wal_files_deleted: u64,
     /// Packs left as they were because they are damaged.
     pub warnings: Vec<String>,
 }
@@ -348,6 +356,8 @@ pub fn plan_prune(
             ..PruneStats::default()
         },
         changes: false,
+        wal: WalPlan::default(),
+        pack_changes: false,
         warnings: used.warnings,
         listings: HashMap::new(),
         snapshots: snapshots.iter().map(|(id, _)| *id).collect(),
@@ -415,12 +425,22 @@ pub fn plan_prune(
         );
     }
     plan.stats = count(&plan);
-    plan.changes = plan.packs.iter().any(|p| {
+    plan.pack_changes = plan.packs.iter().any(|p| {
         !matches!(
             p.action,
             PackAction::Keep | PackAction::KeepMarked | PackAction::Wait
         )
     }) || plan.index_files.len() > 1;
+    let (backups, unreadable) = crate::pg::base_backups(repo, &snapshots);
+    plan.wal = crate::pg::plan_wal_retention(
+        repo,
+        &backups.into_iter().map(|b| b.backup).collect::<Vec<_>>(),
+        unreadable.len(),
+    )?;
+    plan.warnings
+        .extend(unreadable.iter().map(|(_, e)| e.to_string()));
+    plan.warnings.extend(plan.wal.warnings.iter().cloned());
+    plan.changes = plan.pack_changes || !plan.wal.remove.is_empty();
     Ok(plan)
 }
 
@@ -703,7 +723,8 @@ pub fn execute_prune(
         size_before: repository_size(repo)?,
         ..PruneSummary::default()
     };
-    if !plan.changes {
+    if !plan.pack_changes {
+        summary.wal_files_deleted = remove_wal(repo, &plan.wal, lock)?;
         summary.size_after = summary.size_before;
         return Ok(summary);
     }
@@ -770,6 +791,7 @@ pub fn execute_prune(
             }
         }
     }
+    summary.wal_files_deleted = remove_wal(repo, &plan.wal, lock)?;
     summary.size_after = repository_size(repo)?;
     Ok(summary)
 }

@@ -262,9 +262,12 @@ pub fn snapshot(
         .map_err(|e| Error::InvalidInput(format!("cannot start walker threads: {e}")))?;
     // Blobs found missing from storage at the end are stored again by a
     // second walk (with the index corrected): the source is still there.
-    run.execute(repo, true, |walker| {
-        pool.install(|| walker.archive_root(&root, parent_root.as_ref()))
-    })
+    run.execute(
+        repo,
+        true,
+        |walker| pool.install(|| walker.archive_root(&root, parent_root.as_ref())),
+        |_| {},
+    )
 }
 
 /// Takes a snapshot of one stream (standard input, or a command's output)
@@ -279,16 +282,38 @@ pub fn snapshot_stream(
     finish: &mut dyn FnMut() -> Result<()>,
     progress: &Progress,
 ) -> Result<SnapshotOutcome> {
+    snapshot_stream_with(
+        repo,
+        options,
+        name,
+        reader,
+        &mut || finish().map(|()| None),
+        progress,
+    )
+}
+
+/// [`snapshot_stream`], where `finish` may also return a small record,
+/// `(RECORD, bytes)`, stored beside the stream as the file `/RECORD` (a
+/// PostgreSQL base backup's description, made from what the stream held).
+pub(crate) fn snapshot_stream_with(
+    repo: &mut Repository,
+    options: &SnapshotOptions,
+    name: &str,
+    reader: &mut dyn Read,
+    finish: &mut dyn FnMut() -> Result<Option<(String, Vec<u8>)>>,
+    progress: &Progress,
+) -> Result<SnapshotOutcome> {
     if !crate::tree::is_safe_name(name.as_bytes()) {
         return Err(Error::InvalidInput(format!(
             "{name:?} cannot be a file name in a snapshot"
         )));
     }
+    let mut paths = vec![serde_bytes::ByteBuf::from(format!("/{name}").into_bytes())];
     let run = Run {
         options,
         progress,
         filter: Filter::new(&ExcludeOptions::default(), &[])?,
-        paths: vec![serde_bytes::ByteBuf::from(format!("/{name}").into_bytes())],
+        paths: paths.clone(),
         parent: None,
         missing: Vec::new(),
         discard_on_failure: true,
@@ -299,19 +324,52 @@ pub fn snapshot_stream(
     if !options.dry_run {
         repo.forget_absent_packs()?;
     }
+    let recorded = std::cell::RefCell::new(None);
     // A stream cannot be read twice: missing blobs fail the snapshot.
-    run.execute(repo, false, |walker| {
-        let (content, size) = walker
-            .archive_stream(reader)
-            .map_err(|e| Error::source(format!("/{name}"), e))?;
-        finish()?;
-        walker.summary.files_new += 1;
-        walker.summary.total_files += 1;
-        walker.summary.total_bytes += size;
-        let mut node = source::stream_node(name, size, content);
-        lock(&walker.shared.names).fill(&mut node);
-        walker.store_tree(Tree { nodes: vec![node] })
-    })
+    let outcome = run.execute(
+        repo,
+        false,
+        |walker| {
+            let (content, size) = walker
+                .archive_stream(reader)
+                .map_err(|e| Error::source(format!("/{name}"), e))?;
+            let record = finish()?;
+            walker.summary.files_new += 1;
+            walker.summary.total_files += 1;
+            walker.summary.total_bytes += size;
+            let mut nodes = vec![source::stream_node(name, size, content)];
+            if let Some((record_name, bytes)) = record {
+                if !crate::tree::is_safe_name(record_name.as_bytes()) || record_name == name {
+                    return Err(Error::InvalidInput(format!(
+                        "{record_name:?} cannot be a record's file name in this snapshot"
+                    )));
+                }
+                let (content, size) = walker
+                    .archive_stream(&mut bytes.as_slice())
+                    .map_err(|e| Error::source(format!("/{record_name}"), e))?;
+                walker.summary.files_new += 1;
+                walker.summary.total_files += 1;
+                walker.summary.total_bytes += size;
+                nodes.push(source::stream_node(&record_name, size, content));
+                *recorded.borrow_mut() = Some(record_name);
+            }
+            nodes.sort_by(|a, b| a.name.cmp(&b.name));
+            for node in &mut nodes {
+                lock(&walker.shared.names).fill(node);
+            }
+            walker.store_tree(Tree { nodes })
+        },
+        |snapshot| {
+            if let Some(record_name) = recorded.borrow().as_ref() {
+                paths.push(serde_bytes::ByteBuf::from(
+                    format!("/{record_name}").into_bytes(),
+                ));
+                paths.sort();
+                snapshot.paths = paths.clone();
+            }
+        },
+    )?;
+    Ok(outcome)
 }
 
 /// One snapshot run: the pipeline around a walk.
@@ -340,6 +398,7 @@ impl Run<'_> {
         repo: &mut Repository,
         rewalk: bool,
         mut walk: impl FnMut(&mut Walker<'_, '_>) -> Result<TreeId>,
+        describe: impl FnOnce(&mut Snapshot),
     ) -> Result<SnapshotOutcome> {
         let started = Instant::now();
         let options = self.options;
@@ -400,7 +459,7 @@ impl Run<'_> {
             .filter(|w| w.kind == WarningKind::Unreadable)
             .count() as u64;
         summary.duration_ms = started.elapsed().as_millis() as u64;
-        let snapshot = Snapshot {
+        let mut snapshot = Snapshot {
             time,
             tree,
             paths: self.paths.clone(),
@@ -414,6 +473,7 @@ impl Run<'_> {
             original: None,
             copied_from: None,
         };
+        describe(&mut snapshot);
         let id = if options.dry_run {
             None
         } else {

@@ -18,6 +18,7 @@ mod fuzz_seeds;
 mod hostile;
 mod keys;
 mod lying;
+mod pg;
 mod preview;
 mod properties;
 mod prune;
