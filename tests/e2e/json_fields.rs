@@ -56,6 +56,11 @@ pub fn assert_documented(value: &Value, table: &str) {
     assert_fields(value, &doc(table), table);
 }
 
+/// `value` has exactly the fields of all these docs/json.md tables.
+pub fn assert_documented_union(value: &Value, tables: &[&str]) {
+    assert_fields(value, &union(tables), &tables.join(" + "));
+}
+
 fn assert_fields(value: &Value, expected: &Fields, what: &str) {
     assert_eq!(&keys(value), expected, "{what}: {value}");
 }

@@ -28,6 +28,8 @@ mod metrics;
 mod mount;
 mod options;
 mod pg;
+mod pgcluster;
+mod pitr;
 mod progress;
 mod prune;
 mod remote;

@@ -3,19 +3,14 @@
 //! file), then as a real PostgreSQL server's archive_command, its archived
 //! segments fetched back and compared byte for byte with its pg_wal.
 //!
-//! The server test needs Debian's postgresql package
-//! (`scripts/test-servers.sh`); without it the test says so and passes,
-//! unless `ARCA_TEST_REQUIRE_SERVERS` is set. As root (CI) the server and
-//! every arca command it runs run as the `postgres` user, as PostgreSQL
-//! refuses to run as root.
+//! The server test runs a real server (see `pgcluster`).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use crate::util::{Env, expect_failure, random_bytes, running_as_root};
+use crate::pgcluster::{Cluster, s};
+use crate::util::{Env, expect_failure, random_bytes};
 
 const SEGMENT: &str = "000000010000000000000001";
 
@@ -145,238 +140,44 @@ fn copy_copies_wal_files_once() {
     assert_eq!(fs::read(&restored).unwrap(), fs::read(&file).unwrap());
 }
 
-/// The newest installed PostgreSQL's bin directory.
-fn postgres_bin() -> Option<PathBuf> {
-    let mut found: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").is_file().then_some((version, bin))
-        })
-        .collect();
-    found.sort();
-    let candidate = [found
-        .last()
-        .map(|(_, bin)| bin.join("initdb"))
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/<version>/bin/initdb"))];
-    crate::servers::find("PostgreSQL", &candidate).map(|initdb| initdb.parent().unwrap().into())
-}
-
-/// Runs commands as the user PostgreSQL runs as: `postgres` under root,
-/// else this user.
-struct As {
-    root: bool,
-}
-
-impl As {
-    fn cmd(&self, program: &Path) -> Command {
-        if self.root {
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", "postgres", "--"]).arg(program);
-            cmd
-        } else {
-            Command::new(program)
-        }
-    }
-
-    fn ok(&self, program: &Path, args: &[&str]) -> Output {
-        let out = self.cmd(program).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{} {args:?} failed\nstdout: {}\nstderr: {}",
-            program.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-}
-
-/// A running server, stopped at once when dropped (also when the test
-/// fails).
-struct Server<'a> {
-    user: &'a As,
-    pg_ctl: PathBuf,
-    data: PathBuf,
-}
-
-impl Drop for Server<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .user
-            .cmd(&self.pg_ctl)
-            .args(["stop", "-m", "immediate", "-D"])
-            .arg(&self.data)
-            .output();
-    }
-}
-
 #[test]
 fn pg_archive_command_of_a_real_server_archives_every_segment() {
-    let Some(bin) = postgres_bin() else {
+    let Some(cluster) = Cluster::new() else {
         return;
     };
-    let user = As {
-        root: running_as_root(),
-    };
-    let scratch = tempfile::tempdir().unwrap();
-    fs::set_permissions(scratch.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let work = scratch.path().join("work");
-    fs::create_dir(&work).unwrap();
-    // The binary and everything the server's archive_command touches must
-    // be reachable by the postgres user.
-    let arca = work.join("arca");
-    fs::copy(env!("CARGO_BIN_EXE_arca"), &arca).unwrap();
-    fs::set_permissions(&arca, fs::Permissions::from_mode(0o755)).unwrap();
-    let password = work.join("password");
-    fs::write(&password, "pg archive password\n").unwrap();
-    fs::set_permissions(&password, fs::Permissions::from_mode(0o600)).unwrap();
-    if user.root {
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&work)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    let (repo, data) = (work.join("repo"), work.join("data"));
-    let s = |p: &Path| p.display().to_string();
-    let arca_args = |args: &[&str]| {
-        let mut all = vec![
-            "-r".to_string(),
-            s(&repo),
-            "--password-file".into(),
-            s(&password),
-            "--no-cache".into(),
-        ];
-        all.extend(args.iter().map(|a| a.to_string()));
-        all
-    };
-    let run_arca = |args: &[&str]| {
-        user.cmd(&arca)
-            .args(arca_args(args))
-            .env_remove("ARCA_REPOSITORY")
-            .env_remove("ARCA_PASSWORD")
-            .output()
-            .unwrap()
-    };
-    let out = run_arca(&["init"]);
-    assert!(out.status.success(), "{out:?}");
-    user.ok(
-        &bin.join("initdb"),
-        &["-D", &s(&data), "-A", "trust", "-U", "postgres"],
+    let mut node = cluster.initdb(
+        "data",
+        &cluster.archive_command(),
+        "archive_timeout = 0\ncheckpoint_timeout = 1h\nmax_wal_size = 4GB\nfsync = off",
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let archive_command = format!(
-        "{} -q -r {} --password-file {} --no-cache pg archive-wal %p",
-        s(&arca),
-        s(&repo),
-        s(&password)
-    );
-    let conf = format!(
-        "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
-         archive_mode = on\narchive_command = '{archive_command}'\narchive_timeout = 0\n\
-         checkpoint_timeout = 1h\nmax_wal_size = 4GB\nfsync = off\n",
-        s(&work)
-    );
-    let mut file = fs::OpenOptions::new()
-        .append(true)
-        .open(data.join("postgresql.conf"))
-        .unwrap();
-    std::io::Write::write_all(&mut file, conf.as_bytes()).unwrap();
-    drop(file);
-    let pg_ctl = bin.join("pg_ctl");
-    user.ok(
-        &pg_ctl,
-        &[
-            "start",
-            "-w",
-            "-t",
-            "60",
-            "-D",
-            &s(&data),
-            "-l",
-            &s(&work.join("log")),
-        ],
-    );
-    let _server = Server {
-        user: &user,
-        pg_ctl,
-        data: data.clone(),
-    };
-    let psql = |sql: &str| -> String {
-        let out = user.ok(
-            &bin.join("psql"),
-            &[
-                "-h",
-                &s(&work),
-                "-p",
-                &port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-Atqc",
-                sql,
-            ],
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    psql("create table trades (id bigint, note text)");
+    node.start(&[]);
+    node.psql("create table trades (id bigint, note text)");
     let mut switched = Vec::new();
     for round in 0..4 {
-        psql(&format!(
+        node.psql(&format!(
             "insert into trades select g, repeat('x', 300) from generate_series({}, {}) g",
             round * 20_000,
             round * 20_000 + 19_999
         ));
-        switched.push(psql("select pg_walfile_name(pg_switch_wal())"));
+        switched.push(node.psql("select pg_walfile_name(pg_switch_wal())"));
     }
     switched.dedup();
-    let last = switched.last().unwrap().clone();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let row = psql(
-            "select archived_count, failed_count, coalesce(last_archived_wal, '') from pg_stat_archiver",
-        );
-        let fields: Vec<&str> = row.split('|').collect();
-        assert_eq!(
-            fields[1],
-            "0",
-            "archive_command failed: {row}; see {}",
-            s(&work.join("log"))
-        );
-        if fields[2] >= last.as_str() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not archived in time: {row}, waiting for {last}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let out_dir = work.join("out");
-    user.ok(Path::new("mkdir"), &[&s(&out_dir)]);
+    node.wait_archived(switched.last().unwrap(), false);
+    let out_dir = cluster.work.join("out");
+    cluster.user.ok(Path::new("mkdir"), &[&s(&out_dir)]);
     for name in &switched {
         let target = out_dir.join(name);
-        let out = run_arca(&["-q", "pg", "restore-wal", name, &s(&target)]);
+        let out = cluster.arca(&["-q", "pg", "restore-wal", name, &s(&target)]);
         assert!(out.status.success(), "restore-wal {name}: {out:?}");
         assert!(out.stderr.is_empty(), "{out:?}");
-        let original = fs::read(data.join("pg_wal").join(name)).unwrap();
+        let original = fs::read(node.data.join("pg_wal").join(name)).unwrap();
         assert_eq!(original.len(), 16 << 20, "a default-sized segment");
         assert!(
             fs::read(&target).unwrap() == original,
             "{name} differs from pg_wal"
         );
     }
-    let absent = run_arca(&[
+    let absent = cluster.arca(&[
         "pg",
         "restore-wal",
         "0000000100000000000000FF",
@@ -387,7 +188,7 @@ fn pg_archive_command_of_a_real_server_archives_every_segment() {
         absent.stdout.is_empty() && absent.stderr.is_empty(),
         "{absent:?}"
     );
-    let check = run_arca(&["check", "--read-data"]);
+    let check = cluster.arca(&["check", "--read-data"]);
     assert!(check.status.success(), "{check:?}");
     let said = String::from_utf8_lossy(&check.stderr);
     assert!(said.contains("WAL objects"), "{said}");
