@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::cli::PgCommand;
 use crate::config::Config;
-use crate::{exit, output, session};
+use crate::{exit, metrics, output, session};
 
 #[derive(Serialize)]
 struct ArchiveJson<'a> {
@@ -27,7 +27,16 @@ pub fn run(config: &Config, command: PgCommand) -> Result<i32> {
         PgCommand::ArchiveWal {
             path,
             verify_upload,
-        } => archive(config, &path, verify_upload),
+        } => {
+            let result = archive(config, &path, verify_upload);
+            // Every failure counts, whatever stopped the run (a wrong
+            // password as much as full storage): PostgreSQL retries each.
+            let failed = !matches!(result, Ok(exit::SUCCESS));
+            config
+                .metrics
+                .add(&metrics::WAL_ARCHIVE_FAILURES, f64::from(u8::from(failed)));
+            result
+        }
         PgCommand::RestoreWal { name, path } => restore(config, &name, &path),
     }
 }
@@ -70,8 +79,13 @@ fn archive(config: &Config, path: &std::path::Path, verify_upload: bool) -> Resu
             }
         });
     }
+    config.metrics.set(&metrics::WAL_LAST_ARCHIVED, unix_now());
     config.report_transfers();
     Ok(exit::SUCCESS)
+}
+
+fn unix_now() -> f64 {
+    jiff::Timestamp::now().as_duration().as_secs_f64()
 }
 
 fn restore(config: &Config, name: &str, path: &std::path::Path) -> Result<i32> {
@@ -81,7 +95,10 @@ fn restore(config: &Config, name: &str, path: &std::path::Path) -> Result<i32> {
         .with_context(|| format!("while restoring {name}"))?;
     let Some(header) = restored else {
         // PostgreSQL asks for files past the end of the archive all the
-        // time: absence is an answer, not an error worth a line in its log.
+        // time: absence is an answer, not an error worth a line in its log,
+        // nor a run worth recording (a standby asks every few seconds, and
+        // its exit code 1 would look like a failure).
+        config.metrics.discard();
         return Ok(exit::ERROR);
     };
     if config.json {
