@@ -362,9 +362,8 @@ pub struct WalSummary {
 
 /// Summarises the WAL archive without reading every header: the objects
 /// are listed, and headers are opened newest stored first, at least the
-/// [`SUMMARY_NEWEST`] newest and then on while an object was stored no
-/// earlier than the newest archive time found so far (less a margin for
-/// clocks). An object is always stored after its file was archived
+/// eight newest, then on while an object was stored no earlier than the
+/// newest archive time found so far (less ten minutes for clocks). An object is always stored after its file was archived
 /// ([`archive_wal`] takes the time before it writes; [`copy_wal`] keeps
 /// the original time and stores later), so one stored earlier cannot hold
 /// a newer file. A freshly copied archive, whose objects were all stored
