@@ -6,7 +6,8 @@
 #     minute, and needs no download beyond crates.io.
 #   - OpenSSH's sshd and ssh from Debian's openssh-server/openssh-client.
 #   - promtool from Debian's prometheus package, which the metrics tests run
-#     on the files --metrics-file writes.
+#     on the files --metrics-file writes, and the dashboard test on the
+#     queries of contrib/grafana/arca.json (as recording rules).
 #   - python3-fusepy from Debian (libfuse2; root mounts without fusermount), for a case-insensitive FUSE file
 #     system the restore tests write into.
 #   - fusermount3 from Debian's fuse3, with which the mount tests mount arca's

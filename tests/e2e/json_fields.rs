@@ -178,6 +178,21 @@ fn snapshot_and_browsing_documents_have_the_documented_fields() {
         assert_fields(g, &doc("status.groups[]"), "status group");
         assert_fields(&g["latest"], &doc("status.groups[].latest"), "latest");
     }
+    assert_fields(&status["wal"], &doc("status.wal"), "status wal");
+    assert!(status["wal"]["newest"].is_null() && status["recovery_window"].is_null());
+
+    // A base backup, then a WAL file archived after it: a recovery window.
+    env.ok(&["snapshot", arg(&src), "--tag", "pg-base"]);
+    let segment = env.path("000000010000000000000001");
+    fs::write(&segment, b"wal").unwrap();
+    env.ok(&["pg", "archive-wal", arg(&segment)]);
+    let status = env.json(&["status", "--max-wal-age", "1h"]);
+    assert_fields(&status, &doc("status"), "status with WAL");
+    assert_fields(&status["wal"], &doc("status.wal"), "status wal");
+    let newest = &status["wal"]["newest"];
+    assert_fields(newest, &doc("status.wal.newest"), "newest WAL");
+    let window = &status["recovery_window"];
+    assert_fields(window, &doc("status.recovery_window"), "recovery window");
 }
 
 #[test]

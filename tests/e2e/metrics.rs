@@ -1,6 +1,7 @@
 //! `--metrics-file`: snapshot, check and forget share one Prometheus text
 //! file, each keeping the others' series; a failed run keeps the last
-//! success; the real `promtool` accepts the file.
+//! success; WAL archive failures are counted across runs; the real
+//! `promtool` accepts the file.
 
 use std::fs;
 use std::path::Path;
@@ -209,8 +210,125 @@ fn metrics_that_cannot_be_written_are_a_warning() {
         stderr.contains("warning") && stderr.contains("missing-dir"),
         "{stderr}"
     );
-    // Commands other than snapshot, forget, prune and check write nothing.
+    // Commands that only read or list, such as snapshots, write nothing.
     let file = env.path("arca.prom");
     env.ok(&["--metrics-file", file.to_str().unwrap(), "snapshots"]);
     assert!(!file.exists());
+}
+
+/// Issue 20: `pg archive-wal` counts its failures across runs (each failed
+/// run reads the count in the file and adds one; a success keeps it), and
+/// `pg restore-wal` records no run for an absent file.
+#[test]
+fn metrics_count_wal_archive_failures_across_runs() {
+    let env = Env::with_repo();
+    let file = env.path("arca.prom");
+    let flag = file.to_str().unwrap();
+    let segment = "000000010000000000000001";
+    let missing = env.path("gone").join(segment);
+    let missing = missing.to_str().unwrap();
+    let failures = "arca_wal_archive_failures_total";
+    for expected in [1.0, 2.0] {
+        let out = env.run(&["--metrics-file", flag, "pg", "archive-wal", missing]);
+        assert_eq!(out.status.code(), Some(1));
+        let text = fs::read_to_string(&file).unwrap();
+        assert_eq!(sample(&text, failures, None), expected, "{text}");
+        assert_eq!(
+            sample(&text, "arca_run_exit_code", Some("pg-archive-wal")),
+            1.0
+        );
+        let success = "arca_last_success_timestamp_seconds{command=\"pg-archive-wal\"";
+        assert!(!text.contains(success), "{text}");
+    }
+    let wal = env.path(segment);
+    fs::write(&wal, random_bytes(4096, 3)).unwrap();
+    let started = now();
+    env.ok(&[
+        "--metrics-file",
+        flag,
+        "pg",
+        "archive-wal",
+        wal.to_str().unwrap(),
+    ]);
+    let text = fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        sample(&text, failures, None),
+        2.0,
+        "a success keeps the count"
+    );
+    assert!(
+        text.contains(&format!("# TYPE {failures} counter\n")),
+        "{text}"
+    );
+    let archived = sample(&text, "arca_wal_last_archived_timestamp_seconds", None);
+    assert!(
+        archived >= started - 1.0 && archived <= now() + 1.0,
+        "{archived}"
+    );
+    assert_eq!(
+        sample(&text, "arca_run_exit_code", Some("pg-archive-wal")),
+        0.0
+    );
+    sample(
+        &text,
+        "arca_last_success_timestamp_seconds",
+        Some("pg-archive-wal"),
+    );
+
+    // An absent file is PostgreSQL's normal question: no run recorded.
+    let out_path = env.path("restored");
+    let target = out_path.to_str().unwrap();
+    let absent = env.run(&[
+        "--metrics-file",
+        flag,
+        "pg",
+        "restore-wal",
+        "000000010000000000000009",
+        target,
+    ]);
+    assert_eq!(absent.status.code(), Some(1));
+    assert_eq!(fs::read_to_string(&file).unwrap(), text);
+    env.ok(&["--metrics-file", flag, "pg", "restore-wal", segment, target]);
+    let text = fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        sample(&text, "arca_run_exit_code", Some("pg-restore-wal")),
+        0.0
+    );
+
+    // status records the WAL archive, the recovery window and each host's
+    // newest snapshot.
+    let src = source(&env);
+    env.ok(&[
+        "snapshot",
+        src.to_str().unwrap(),
+        "--host",
+        "db1",
+        "--tag",
+        "pg-base",
+        "--time",
+        "2020-01-01T00:00:00Z",
+    ]);
+    env.ok(&["--metrics-file", flag, "status"]);
+    let text = fs::read_to_string(&file).unwrap();
+    let newest = sample(&text, "arca_wal_newest_archived_timestamp_seconds", None);
+    assert!(newest >= started - 1.0 && newest <= now() + 1.0, "{newest}");
+    let start = sample(&text, "arca_recovery_window_start_timestamp_seconds", None);
+    assert_eq!(start, 1_577_836_800.0);
+    assert_eq!(
+        sample(&text, "arca_recovery_window_end_timestamp_seconds", None),
+        newest
+    );
+    let window = sample(&text, "arca_recovery_window_seconds", None);
+    assert_eq!(window, (newest - start).floor(), "{text}");
+    assert!(
+        text.contains("arca_newest_snapshot_timestamp_seconds{hostname=\"db1\",profile=\"\""),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "arca_newest_snapshot_timestamp_seconds", None),
+        start
+    );
+    assert_eq!(sample(&text, "arca_run_exit_code", Some("status")), 0.0);
+    assert_eq!(sample(&text, failures, None), 2.0);
+    promtool_accepts(&file);
 }

@@ -199,6 +199,7 @@ fn invalid() -> Vec<Case> {
         case!(&["prune", "--keep-marked", "soon"], "--keep-marked"),
         // status, run, copy
         case!(&["status", "--max-age", "soon"], "--max-age"),
+        case!(&["status", "--max-wal-age", "10m"], "--max-wal-age"),
         Case {
             args: &["--config", "{profile}", "run", "--time", "nonsense"],
             env: &[],

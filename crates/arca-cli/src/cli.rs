@@ -105,9 +105,10 @@ pub struct GlobalArgs {
     #[arg(long, env = "ARCA_CONNECTIONS", global = true, value_name = "N")]
     pub connections: Option<units::Connections>,
 
-    /// After snapshot, forget, prune and check, write Prometheus metrics
-    /// into FILE (for node_exporter's textfile collector), keeping the
-    /// other commands' series in it.
+    /// After snapshot, forget, prune, check, run, status and pg
+    /// archive-wal/restore-wal, write Prometheus metrics into FILE (for
+    /// node_exporter's textfile collector), keeping the other commands'
+    /// series in it.
     #[arg(long, env = "ARCA_METRICS_FILE", global = true, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
 
@@ -210,7 +211,7 @@ pub enum Command {
     Copy(CopyArgs),
     /// Show the newest snapshot of each host and path set, and its age (RPO).
     #[command(
-        after_help = "Examples:\n  arca status\n  arca status --max-age 26h   # from cron or a monitoring check\n  arca status --host db1 --path /var/lib/trades --max-age 26h --json\n\nSnapshots are grouped by host and paths. Exit code 1 with --max-age when the newest\nsnapshot of any group is older than DURATION, or when no snapshot matches at all.\nReads only snapshot files and takes no lock."
+        after_help = "Examples:\n  arca status\n  arca status --max-age 26h   # from cron or a monitoring check\n  arca status --host db1 --path /var/lib/trades --max-age 26h --json\n  arca --profile db status --max-wal-age 15min   # PostgreSQL WAL archiving\n\nSnapshots are grouped by host and paths. Exit code 1 with --max-age when the newest\nsnapshot of any group is older than DURATION, or when no snapshot matches at all.\n\nWhen the repository holds PostgreSQL WAL files (or with --max-wal-age), status also\nshows the newest one and when it was archived, the recovery window (from the oldest\nbase backup, tagged pg-base, of --host, to the newest WAL file) and, with a metrics\nfile, how many times pg archive-wal failed. Exit code 1 with --max-wal-age when the\nnewest WAL file is older than DURATION, or there is none.\n\nReads only snapshot files and a few WAL headers, and takes no lock."
     )]
     Status(StatusArgs),
     /// Restore a snapshot into a temporary directory, verify it, report RTO and RPO.
@@ -941,6 +942,11 @@ pub struct StatusArgs {
     /// (e.g. 30s, 10min, 26h, 2d) or no snapshot matches.
     #[arg(long, value_name = "DURATION")]
     pub max_age: Option<units::Duration>,
+
+    /// Exit 1 when the newest archived PostgreSQL WAL file was archived
+    /// more than DURATION ago, or the repository holds none.
+    #[arg(long, value_name = "DURATION")]
+    pub max_wal_age: Option<units::Duration>,
 
     #[command(flatten)]
     pub filter: FilterArgs,

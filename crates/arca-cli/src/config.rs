@@ -35,8 +35,9 @@ pub struct Config {
     pub connections: Option<usize>,
     /// The profile of `--profile`/`--config`, if any.
     pub profile: Option<Loaded>,
-    /// `--metrics-file` (or the profile's `metrics_file`): where snapshot,
-    /// forget, prune, check and run write their Prometheus metrics.
+    /// `--metrics-file` (or the profile's `metrics_file`): where the
+    /// commands [`crate::metrics::command_name`] names write their
+    /// Prometheus metrics.
     pub metrics_file: Option<PathBuf>,
     /// Values the command reports for the metrics file.
     pub metrics: crate::metrics::Recorder,

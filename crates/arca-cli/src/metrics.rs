@@ -1,14 +1,16 @@
-//! `--metrics-file`: Prometheus text-format gauges for node_exporter's
+//! `--metrics-file`: Prometheus text-format metrics for node_exporter's
 //! textfile collector.
 //!
-//! Several commands (snapshot, forget, prune, check; later `run` with
-//! profiles) write the same file, so each write is a merge: the existing file
-//! is read, every series this command writes replaces the series with the
-//! same name and labels, every other line survives, and the result is
-//! written to a temporary file in the same directory, fsynced and renamed
-//! over the old one, so the collector never sees half a file. Writers are
-//! serialised by an advisory lock on the directory, so two arca processes
-//! finishing at once do not lose each other's series.
+//! Several commands (snapshot, forget, prune, check, run, status, and
+//! PostgreSQL's archive and restore commands) write the same file, so each
+//! write is a merge: the existing file is read, every series this command
+//! writes replaces the series with the same name and labels, every other
+//! line survives, and the result is written to a temporary file in the same
+//! directory, fsynced and renamed over the old one, so the collector never
+//! sees half a file. Writers are serialised by an advisory lock on the
+//! directory, so two arca processes finishing at once do not lose each
+//! other's series; a counter (the only one: WAL archive failures) is read
+//! and increased under that lock, so it keeps counting across runs.
 //!
 //! A series is identified by its name and its label text exactly as written;
 //! arca always writes labels in the same order and escaping, so its own
@@ -19,77 +21,121 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 
-use crate::cli::Command;
+use crate::cli::{Command, PgCommand};
 
-/// One gauge arca can write.
+/// One metric arca can write.
 #[derive(Debug)]
-pub struct Gauge {
+pub struct Metric {
     pub name: &'static str,
     help: &'static str,
+    /// `gauge`, or `counter` for one that only grows across runs.
+    kind: &'static str,
 }
 
-const fn gauge(name: &'static str, help: &'static str) -> Gauge {
-    Gauge { name, help }
+const fn gauge(name: &'static str, help: &'static str) -> Metric {
+    Metric {
+        name,
+        help,
+        kind: "gauge",
+    }
 }
 
-pub const LAST_RUN: Gauge = gauge(
+const fn counter(name: &'static str, help: &'static str) -> Metric {
+    Metric {
+        name,
+        help,
+        kind: "counter",
+    }
+}
+
+pub const LAST_RUN: Metric = gauge(
     "arca_last_run_timestamp_seconds",
     "When the command last finished, successful or not (Unix time).",
 );
-pub const LAST_SUCCESS: Gauge = gauge(
+pub const LAST_SUCCESS: Metric = gauge(
     "arca_last_success_timestamp_seconds",
     "When the command last finished with exit code 0 (Unix time).",
 );
-pub const DURATION: Gauge = gauge(
+pub const DURATION: Metric = gauge(
     "arca_run_duration_seconds",
     "How long the command's last run took.",
 );
-pub const EXIT_CODE: Gauge = gauge(
+pub const EXIT_CODE: Metric = gauge(
     "arca_run_exit_code",
     "Exit code of the command's last run (0 success).",
 );
-pub const SNAPSHOT_BYTES_ADDED: Gauge = gauge(
+pub const SNAPSHOT_BYTES_ADDED: Metric = gauge(
     "arca_snapshot_bytes_added",
     "Plaintext bytes of new data the last snapshot added to the repository.",
 );
-pub const SNAPSHOT_BYTES_PROCESSED: Gauge = gauge(
+pub const SNAPSHOT_BYTES_PROCESSED: Metric = gauge(
     "arca_snapshot_bytes_processed",
     "Total size of the files in the last snapshot.",
 );
-pub const SNAPSHOT_FILES_PROCESSED: Gauge = gauge(
+pub const SNAPSHOT_FILES_PROCESSED: Metric = gauge(
     "arca_snapshot_files_processed",
     "Number of files in the last snapshot.",
 );
-pub const SNAPSHOT_ERRORS: Gauge = gauge(
+pub const SNAPSHOT_ERRORS: Metric = gauge(
     "arca_snapshot_errors",
     "Source entries the last snapshot could not read and left out.",
 );
-pub const SNAPSHOT_TIME: Gauge = gauge(
+pub const SNAPSHOT_TIME: Metric = gauge(
     "arca_snapshot_timestamp_seconds",
     "Time recorded in the last snapshot (Unix time).",
 );
-pub const CHECK_ERRORS: Gauge = gauge("arca_check_errors", "Errors the last check found.");
-pub const CHECK_WARNINGS: Gauge = gauge("arca_check_warnings", "Warnings the last check found.");
-pub const CHECK_SUCCESS: Gauge = gauge(
+pub const CHECK_ERRORS: Metric = gauge("arca_check_errors", "Errors the last check found.");
+pub const CHECK_WARNINGS: Metric = gauge("arca_check_warnings", "Warnings the last check found.");
+pub const CHECK_SUCCESS: Metric = gauge(
     "arca_check_success",
     "1 when the last check found no error, else 0.",
 );
-pub const REPOSITORY_SIZE: Gauge = gauge(
+pub const REPOSITORY_SIZE: Metric = gauge(
     "arca_repository_size_bytes",
     "Stored size of the repository after the last prune.",
 );
-pub const PRUNE_BYTES_FREED: Gauge =
+pub const PRUNE_BYTES_FREED: Metric =
     gauge("arca_prune_bytes_freed", "Bytes the last prune deleted.");
-pub const SNAPSHOTS_REMOVED: Gauge = gauge(
+pub const SNAPSHOTS_REMOVED: Metric = gauge(
     "arca_snapshots_removed",
     "Snapshots the last forget removed.",
 );
-pub const SNAPSHOTS_KEPT: Gauge = gauge(
+pub const SNAPSHOTS_KEPT: Metric = gauge(
     "arca_snapshots_kept",
     "Snapshots the last forget's policy kept.",
+);
+
+pub const WAL_ARCHIVE_FAILURES: Metric = counter(
+    "arca_wal_archive_failures_total",
+    "Failed pg archive-wal runs (each one PostgreSQL retries), over all runs.",
+);
+pub const WAL_LAST_ARCHIVED: Metric = gauge(
+    "arca_wal_last_archived_timestamp_seconds",
+    "When pg archive-wal last succeeded (Unix time).",
+);
+pub const WAL_NEWEST_ARCHIVED: Metric = gauge(
+    "arca_wal_newest_archived_timestamp_seconds",
+    "When the newest WAL file in the repository was archived, as status found it (Unix time).",
+);
+pub const RECOVERY_WINDOW_START: Metric = gauge(
+    "arca_recovery_window_start_timestamp_seconds",
+    "Start of the point-in-time recovery window: the oldest base backup's time (Unix time).",
+);
+pub const RECOVERY_WINDOW_END: Metric = gauge(
+    "arca_recovery_window_end_timestamp_seconds",
+    "End of the point-in-time recovery window: the newest archived WAL file's time (Unix time).",
+);
+pub const RECOVERY_WINDOW: Metric = gauge(
+    "arca_recovery_window_seconds",
+    "Length of the point-in-time recovery window.",
+);
+pub const NEWEST_SNAPSHOT: Metric = gauge(
+    "arca_newest_snapshot_timestamp_seconds",
+    "Time of the host's newest snapshot, as status found it (Unix time).",
 );
 
 /// The name under which a command's runs are recorded, for the commands
@@ -101,25 +147,85 @@ pub fn command_name(command: &Command) -> Option<&'static str> {
         Command::Prune(a) if !a.dry_run => Some("prune"),
         Command::Check(_) => Some("check"),
         Command::Run(_) => Some("run"),
+        Command::Status(_) => Some("status"),
+        Command::Pg(PgCommand::Backup(_)) => Some("pg-backup"),
+        Command::Pg(PgCommand::ArchiveWal { .. }) => Some("pg-archive-wal"),
+        Command::Pg(PgCommand::RestoreWal { .. }) => Some("pg-restore-wal"),
         _ => None,
     }
+}
+
+/// How a recorded value changes its series.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Change {
+    /// The value replaces the series'.
+    Set(f64),
+    /// Added to the value the file holds (a counter).
+    Add(f64),
+}
+
+/// One recorded series: its metric, the labels beyond profile and
+/// repository, and its change.
+#[derive(Debug)]
+struct Value {
+    metric: &'static Metric,
+    labels: Vec<(&'static str, String)>,
+    change: Change,
 }
 
 /// The values a command reports while it runs; written once it ends.
 #[derive(Debug, Default)]
 pub struct Recorder {
-    values: Mutex<Vec<(&'static Gauge, f64)>>,
+    values: Mutex<Vec<Value>>,
+    /// The run is not recorded at all.
+    discarded: AtomicBool,
 }
 
 impl Recorder {
-    /// Records `gauge` (the latest value wins).
-    pub fn set(&self, gauge: &'static Gauge, value: f64) {
-        let mut values = self.values.lock().unwrap_or_else(|e| e.into_inner());
-        values.retain(|(g, _)| g.name != gauge.name);
-        values.push((gauge, value));
+    /// Records `metric` (the latest value wins).
+    pub fn set(&self, metric: &'static Metric, value: f64) {
+        self.record(metric, Vec::new(), Change::Set(value));
     }
 
-    fn take(&self) -> Vec<(&'static Gauge, f64)> {
+    /// Records the series of `metric` with `labels` besides profile and
+    /// repository (the latest value wins).
+    pub fn set_labelled(
+        &self,
+        metric: &'static Metric,
+        labels: &[(&'static str, &str)],
+        value: f64,
+    ) {
+        let labels = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        self.record(metric, labels, Change::Set(value));
+    }
+
+    /// Adds `amount` to the counter `metric` as the file holds it (0 makes
+    /// the series exist, as counters should from the first run).
+    pub fn add(&self, metric: &'static Metric, amount: f64) {
+        self.record(metric, Vec::new(), Change::Add(amount));
+    }
+
+    /// Leaves this run out of the file: nothing is written for it.
+    pub fn discard(&self) {
+        self.discarded.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Recorder::discard`] was called.
+    pub fn is_discarded(&self) -> bool {
+        self.discarded.load(Ordering::Relaxed)
+    }
+
+    fn record(&self, metric: &'static Metric, labels: Vec<(&'static str, String)>, change: Change) {
+        let mut values = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        values.retain(|v| v.metric.name != metric.name || v.labels != labels);
+        values.push(Value {
+            metric,
+            labels,
+            change,
+        });
+    }
+
+    fn take(&self) -> Vec<Value> {
         std::mem::take(&mut *self.values.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
@@ -138,7 +244,7 @@ pub struct Run<'a> {
 
 /// Merges the run and the values recorded for it into the file at `path`.
 pub fn write(path: &Path, run: &Run, recorder: &Recorder) -> Result<()> {
-    let ours = render(run, &recorder.take());
+    let values = recorder.take();
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -153,11 +259,30 @@ pub fn write(path: &Path, run: &Run, recorder: &Recorder) -> Result<()> {
     let existing = crate::outfile::read_own(path)
         .with_context(|| format!("cannot read metrics file {}", path.display()))?
         .unwrap_or_default();
-    let text = merge(&existing, &ours);
+    let text = merge(&existing, &render(run, &values, &existing));
     replace(path, dir, text.as_bytes())?;
     dir_handle
         .sync_all()
         .with_context(|| format!("cannot sync the metrics directory {}", dir.display()))
+}
+
+/// The sum of `metric`'s series for `repository` (over every profile) in
+/// the file at `path`; `None` when the file or the series is not there.
+pub fn read_sum(path: &Path, metric: &Metric, repository: &str) -> Result<Option<f64>> {
+    let text = crate::outfile::read_own(path)
+        .with_context(|| format!("cannot read metrics file {}", path.display()))?
+        .unwrap_or_default();
+    let prefix = format!("{}{{", metric.name);
+    let suffix = format!("repository=\"{}\"}}", escape(repository));
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| {
+            let key = series_key(l);
+            key.starts_with(&prefix) && key.ends_with(&suffix)
+        })
+        .filter_map(sample_value)
+        .collect();
+    Ok((!values.is_empty()).then(|| values.iter().sum()))
 }
 
 /// Writes `bytes` to a temporary file in `dir` and renames it over `path`.
@@ -183,28 +308,64 @@ fn replace(path: &Path, dir: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The run's series and the recorded values as text, labelled alike.
-fn render(run: &Run, values: &[(&'static Gauge, f64)]) -> String {
+/// The run's series and the recorded values as text, labelled alike; a
+/// counter's new value is what `existing` holds plus the amount recorded.
+fn render(run: &Run, values: &[Value], existing: &str) -> String {
     let base = format!(
         "profile=\"{}\",repository=\"{}\"",
         escape(run.profile),
         escape(run.repository)
     );
-    let with_command = format!("command=\"{}\",{base}", escape(run.command));
-    let mut series: Vec<(&Gauge, &str, f64)> = vec![(&LAST_RUN, &with_command, run.finished)];
+    let labelled = |labels: &[(&str, String)]| {
+        let mut text = String::new();
+        for (name, value) in labels {
+            let _ = write!(text, "{name}=\"{}\",", escape(value));
+        }
+        text + &base
+    };
+    let with_command = labelled(&[("command", run.command.to_string())]);
+    let mut series: Vec<(&Metric, String, f64)> =
+        vec![(&LAST_RUN, with_command.clone(), run.finished)];
     if run.exit_code == 0 {
-        series.push((&LAST_SUCCESS, &with_command, run.finished));
+        series.push((&LAST_SUCCESS, with_command.clone(), run.finished));
     }
-    series.push((&DURATION, &with_command, run.duration.as_secs_f64()));
-    series.push((&EXIT_CODE, &with_command, f64::from(run.exit_code)));
-    series.extend(values.iter().map(|(g, v)| (*g, base.as_str(), *v)));
+    series.push((&DURATION, with_command.clone(), run.duration.as_secs_f64()));
+    series.push((&EXIT_CODE, with_command, f64::from(run.exit_code)));
+    for v in values {
+        let labels = labelled(&v.labels);
+        let value = match v.change {
+            Change::Set(value) => value,
+            Change::Add(amount) => {
+                let key = format!("{}{{{labels}}}", v.metric.name);
+                counter_value(existing, &key) + amount
+            }
+        };
+        series.push((v.metric, labels, value));
+    }
     let mut text = String::new();
-    for (g, labels, value) in series {
-        let _ = writeln!(text, "# HELP {} {}", g.name, g.help);
-        let _ = writeln!(text, "# TYPE {} gauge", g.name);
-        let _ = writeln!(text, "{}{{{labels}}} {}", g.name, number(value));
+    for (m, labels, value) in series {
+        let _ = writeln!(text, "# HELP {} {}", m.name, m.help);
+        let _ = writeln!(text, "# TYPE {} {}", m.name, m.kind);
+        let _ = writeln!(text, "{}{{{labels}}} {}", m.name, number(value));
     }
     text
+}
+
+/// The value of the series `key` in `text` as a counter: 0 when it is
+/// missing or not a count (a counter that restarts is what Prometheus
+/// expects after a reset).
+fn counter_value(text: &str, key: &str) -> f64 {
+    text.lines()
+        .find(|l| series_key(l) == key)
+        .and_then(sample_value)
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .unwrap_or(0.0)
+}
+
+/// A sample line's value (the first field after the series key).
+fn sample_value(line: &str) -> Option<f64> {
+    let key = series_key(line);
+    line[key.len()..].split_whitespace().next()?.parse().ok()
 }
 
 /// A sample value: Rust's shortest exact form (never an exponent), or the
@@ -418,12 +579,15 @@ mod tests {
     fn a_write_keeps_other_commands_series_and_replaces_its_own() {
         let recorder = Recorder::default();
         recorder.set(&SNAPSHOT_BYTES_ADDED, 100.0);
-        let first = merge("", &render(&run("snapshot", 0, 1000.0), &recorder.take()));
-        let second = merge(&first, &render(&run("check", 0, 2000.0), &[]));
+        let first = merge(
+            "",
+            &render(&run("snapshot", 0, 1000.0), &recorder.take(), ""),
+        );
+        let second = merge(&first, &render(&run("check", 0, 2000.0), &[], ""));
         recorder.set(&SNAPSHOT_BYTES_ADDED, 7.0);
         let third = merge(
             &second,
-            &render(&run("snapshot", 0, 3000.0), &recorder.take()),
+            &render(&run("snapshot", 0, 3000.0), &recorder.take(), ""),
         );
         let last_success = format!("{}{CHECK}", LAST_SUCCESS.name);
         assert_eq!(value(&third, &last_success).as_deref(), Some("2000"));
@@ -452,9 +616,9 @@ mod tests {
 
     #[test]
     fn a_failure_keeps_the_last_success_and_sets_the_exit_code() {
-        let ok = merge("", &render(&run("check", 0, 1000.0), &[]));
-        let failed = merge(&ok, &render(&run("check", 1, 2000.0), &[]));
-        let key = |g: &Gauge| format!("{}{CHECK}", g.name);
+        let ok = merge("", &render(&run("check", 0, 1000.0), &[], ""));
+        let failed = merge(&ok, &render(&run("check", 1, 2000.0), &[], ""));
+        let key = |g: &Metric| format!("{}{CHECK}", g.name);
         assert_eq!(value(&failed, &key(&LAST_SUCCESS)).as_deref(), Some("1000"));
         assert_eq!(value(&failed, &key(&LAST_RUN)).as_deref(), Some("2000"));
         assert_eq!(value(&failed, &key(&EXIT_CODE)).as_deref(), Some("1"));
@@ -464,7 +628,7 @@ mod tests {
     #[test]
     fn foreign_lines_survive_a_merge() {
         let existing = "# HELP other_seconds Something else.\n# TYPE other_seconds gauge\nother_seconds{job=\"x\"} 5\n# HELP h A histogram.\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 3\nh_sum 4\nh_count 3\n";
-        let merged = merge(existing, &render(&run("prune", 0, 1.0), &[]));
+        let merged = merge(existing, &render(&run("prune", 0, 1.0), &[], ""));
         assert!(merged.starts_with(existing), "{merged}");
         assert!(merged.contains("arca_run_exit_code{command=\"prune\""));
     }
@@ -492,5 +656,65 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o644);
+    }
+
+    #[test]
+    fn a_counter_adds_to_the_file_and_survives_other_writes() {
+        let key = "arca_wal_archive_failures_total{profile=\"\",repository=\"/srv/arca\"}";
+        let step = |existing: &str, amount: f64| {
+            let recorder = Recorder::default();
+            recorder.add(&WAL_ARCHIVE_FAILURES, amount);
+            merge(
+                existing,
+                &render(&run("pg-archive-wal", 1, 1.0), &recorder.take(), existing),
+            )
+        };
+        let first = step("", 0.0);
+        assert_eq!(value(&first, key).as_deref(), Some("0"));
+        assert!(first.contains("# TYPE arca_wal_archive_failures_total counter\n"));
+        let third = step(&step(&first, 1.0), 1.0);
+        assert_eq!(value(&third, key).as_deref(), Some("2"));
+        let other = merge(&third, &render(&run("check", 0, 2.0), &[], &third));
+        assert_eq!(value(&step(&other, 0.0), key).as_deref(), Some("2"));
+        // A value that is no count starts the counter again.
+        let broken = third.replace(&format!("{key} 2"), &format!("{key} NaN"));
+        assert_eq!(value(&step(&broken, 1.0), key).as_deref(), Some("1"));
+        assert_eq!(counter_value(&third, key), 2.0);
+    }
+
+    #[test]
+    fn labelled_series_and_sums_over_profiles() {
+        let recorder = Recorder::default();
+        recorder.set_labelled(&NEWEST_SNAPSHOT, &[("hostname", "db\"1")], 5.0);
+        recorder.set_labelled(&NEWEST_SNAPSHOT, &[("hostname", "db2")], 6.0);
+        recorder.set_labelled(&NEWEST_SNAPSHOT, &[("hostname", "db2")], 7.0);
+        let text = merge("", &render(&run("status", 0, 1.0), &recorder.take(), ""));
+        let db1 = "arca_newest_snapshot_timestamp_seconds{hostname=\"db\\\"1\",profile=\"\",repository=\"/srv/arca\"}";
+        assert_eq!(value(&text, db1).as_deref(), Some("5"), "{text}");
+        assert_eq!(text.matches("hostname=\"db2\"").count(), 1, "{text}");
+        assert_eq!(
+            text.matches("# HELP arca_newest_snapshot").count(),
+            1,
+            "{text}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("arca.prom");
+        assert_eq!(
+            read_sum(&path, &WAL_ARCHIVE_FAILURES, "/srv/arca").unwrap(),
+            None
+        );
+        let lines = "arca_wal_archive_failures_total{profile=\"a\",repository=\"/srv/arca\"} 2\n\
+                     arca_wal_archive_failures_total{profile=\"b\",repository=\"/srv/arca\"} 3\n\
+                     arca_wal_archive_failures_total{profile=\"a\",repository=\"/srv/arca2\"} 7\n";
+        std::fs::write(&path, lines).unwrap();
+        assert_eq!(
+            read_sum(&path, &WAL_ARCHIVE_FAILURES, "/srv/arca").unwrap(),
+            Some(5.0)
+        );
+        assert_eq!(
+            read_sum(&path, &WAL_ARCHIVE_FAILURES, "/srv").unwrap(),
+            None
+        );
     }
 }

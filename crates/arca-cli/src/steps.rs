@@ -95,11 +95,7 @@ pub fn snapshot(
 pub fn record_snapshot(config: &Config, snapshot: &Snapshot) {
     use metrics::*;
     let m = &config.metrics;
-    let time = snapshot.time.at;
-    m.set(
-        &SNAPSHOT_TIME,
-        time.seconds as f64 + f64::from(time.nanos) / 1e9,
-    );
+    m.set(&SNAPSHOT_TIME, units::unix_seconds(snapshot.time));
     if let Some(s) = &snapshot.summary {
         m.set(&SNAPSHOT_BYTES_ADDED, s.bytes_added as f64);
         m.set(&SNAPSHOT_BYTES_PROCESSED, s.total_bytes as f64);

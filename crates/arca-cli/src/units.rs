@@ -515,6 +515,11 @@ pub fn age_seconds(time: arca_core::Time) -> u64 {
     u64::try_from(now.saturating_sub(time.at.seconds)).unwrap_or(0)
 }
 
+/// `time` as Unix time in seconds, with its fraction (for metrics).
+pub fn unix_seconds(time: arca_core::Time) -> f64 {
+    time.at.seconds as f64 + f64::from(time.at.nanos) / 1e9
+}
+
 /// An age for people, largest unit hours, in the DURATION units: `45s`,
 /// `10min 5s`, `27h 3min`, `26h`.
 pub fn format_age(seconds: u64) -> String {

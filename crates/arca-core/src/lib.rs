@@ -18,7 +18,8 @@
 //!   repository.
 //! - [`archive_wal()`] and [`restore_wal()`]: PostgreSQL WAL files, one
 //!   self-contained object each beside the packs ([`verify_wal()`],
-//!   [`copy_wal()`], [`list_wal()`]).
+//!   [`copy_wal()`], [`list_wal()`]); [`wal_summary()`] says how far the
+//!   archive reaches without reading every object.
 //! - [`list()`] and [`walk()`]: browse a snapshot's trees.
 //! - [`SnapshotFs`]: the repository as a read-only file system
 //!   (`snapshots/`, `hosts/`, `tags/`, `latest`) for a FUSE adapter:
@@ -132,8 +133,8 @@ pub use ops::snapshot::{
 };
 pub use ops::stats::{Stats, stats};
 pub use wal::{
-    Archived, WalCopyReport, WalHeader, archive_wal, copy_wal, is_wal_file_name, list_wal,
-    restore_wal, verify_wal, wal_object_name,
+    Archived, WalCopyReport, WalHeader, WalSummary, archive_wal, copy_wal, is_wal_file_name,
+    list_wal, restore_wal, verify_wal, wal_object_name, wal_summary,
 };
 
 /// The format's building blocks, below [`Repository`]: sealing blobs,

@@ -33,7 +33,7 @@ use crate::format::{
 };
 use crate::id::Id;
 use crate::repository::Repository;
-use crate::time::Time;
+use crate::time::{Time, Timestamp};
 
 /// Bytes fetched from storage per request while reading a WAL object.
 const READ_WINDOW: u64 = 4 * 1024 * 1024;
@@ -341,6 +341,92 @@ pub fn list_wal(repo: &Repository) -> Result<Vec<(String, Result<WalHeader>)>> {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// How many of the most recently stored WAL objects [`wal_summary`] opens
+/// at least.
+const SUMMARY_NEWEST: usize = 8;
+
+/// How far storage's clock may run behind the archiving host's, in
+/// seconds, for [`wal_summary`]'s bound to hold.
+const SUMMARY_CLOCK_SKEW: i64 = 600;
+
+/// What the WAL archive holds, as [`wal_summary`] finds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WalSummary {
+    /// WAL objects under `wal/`.
+    pub objects: u64,
+    /// Their stored (compressed, encrypted) size.
+    pub bytes: u64,
+    /// The header of the most recently archived file among those opened,
+    /// by [`WalHeader::archived`]; `None` when there is no object or none
+    /// of those opened could be read.
+    pub newest: Option<WalHeader>,
+    /// Headers opened.
+    pub opened: u64,
+    /// Headers that failed to open, each error naming its object; they are
+    /// skipped (`check` examines every object).
+    pub damaged: Vec<String>,
+}
+
+/// Summarises the WAL archive without reading every header: the objects
+/// are listed, and headers are opened newest stored first, at least the
+/// eight newest, then on while an object was stored no earlier than the
+/// newest archive time found so far (less ten minutes for clocks). An object is always stored after its file was archived
+/// ([`archive_wal`] takes the time before it writes; [`copy_wal`] keeps
+/// the original time and stores later), so one stored earlier cannot hold
+/// a newer file. A freshly copied archive, whose objects were all stored
+/// after every file's archive time, is therefore read in full, as is one
+/// on storage that reports no times.
+///
+/// A header that fails to open counts as damaged and is skipped; an
+/// object removed since the listing is skipped; storage errors are
+/// errors.
+pub fn wal_summary(repo: &Repository) -> Result<WalSummary> {
+    let mut entries: Vec<arca_backend::Entry> = repo
+        .backend()
+        .list(FileKind::Wal)?
+        .into_iter()
+        .filter(|e| crate::repository::is_object_name(&e.name))
+        .collect();
+    let mut summary = WalSummary {
+        objects: entries.len() as u64,
+        bytes: entries.iter().map(|e| e.size).sum(),
+        ..WalSummary::default()
+    };
+    // Newest stored first; objects without a time last (and all read).
+    entries.sort_by(|a, b| b.modified.cmp(&a.modified).then(a.name.cmp(&b.name)));
+    for (i, entry) in entries.iter().enumerate() {
+        if i >= SUMMARY_NEWEST
+            && let (Some(newest), Some(stored)) = (&summary.newest, entry.modified)
+            && Timestamp::from_system(stored).seconds
+                < newest
+                    .archived
+                    .at
+                    .seconds
+                    .saturating_sub(SUMMARY_CLOCK_SKEW)
+        {
+            // Sorted: every later object with a time is older still.
+            continue;
+        }
+        match Reader::open(repo.backend(), repo.key(), &entry.name) {
+            Ok(reader) => {
+                summary.opened += 1;
+                let header = reader.header;
+                if summary
+                    .newest
+                    .as_ref()
+                    .is_none_or(|n| header.archived > n.archived)
+                {
+                    summary.newest = Some(header);
+                }
+            }
+            Err(e) if e.is_missing() => {}
+            Err(e) if e.is_damage() => summary.damaged.push(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(summary)
 }
 
 /// Encodes a whole WAL object holding `content` in memory, with

@@ -34,13 +34,16 @@ use anyhow::Result;
 use crate::cli::Command;
 use crate::config::Config;
 
-/// Runs one command; returns the exit code. Snapshot, forget, prune and
-/// check then write `--metrics-file`, also when they fail.
+/// Runs one command; returns the exit code. The commands that write
+/// `--metrics-file` ([`crate::metrics::command_name`]) then write it, also
+/// when they fail, unless the command left the run out.
 pub fn run(config: &Config, command: Command) -> Result<i32> {
     let metered = crate::metrics::command_name(&command);
     let started = std::time::Instant::now();
     let result = dispatch(config, command);
-    if let (Some(name), Some(path)) = (metered, &config.metrics_file) {
+    if let (Some(name), Some(path)) = (metered, &config.metrics_file)
+        && !config.metrics.is_discarded()
+    {
         let run = crate::metrics::Run {
             command: name,
             profile: config.profile.as_ref().map_or("", |p| p.name.as_str()),

@@ -14,7 +14,7 @@ use crate::cli::{PgBackupArgs, PgCommand, PgRestoreArgs};
 use crate::config::Config;
 use crate::json::SnapshotJson;
 use crate::password::PasswordSource;
-use crate::{exit, output, session, steps};
+use crate::{exit, metrics, output, session, steps};
 
 /// The exit code the restore command `pg restore` writes asks for on any
 /// failure but absence: above 125, so PostgreSQL stops recovery.
@@ -39,7 +39,16 @@ pub fn run(config: &Config, command: PgCommand) -> Result<i32> {
         PgCommand::ArchiveWal {
             path,
             verify_upload,
-        } => archive(config, &path, verify_upload),
+        } => {
+            let result = archive(config, &path, verify_upload);
+            // Every failure counts, whatever stopped the run (a wrong
+            // password as much as full storage): PostgreSQL retries each.
+            let failed = !matches!(result, Ok(exit::SUCCESS));
+            config
+                .metrics
+                .add(&metrics::WAL_ARCHIVE_FAILURES, f64::from(u8::from(failed)));
+            result
+        }
         PgCommand::RestoreWal {
             name,
             path,
@@ -94,8 +103,13 @@ fn archive(config: &Config, path: &std::path::Path, verify_upload: bool) -> Resu
             }
         });
     }
+    config.metrics.set(&metrics::WAL_LAST_ARCHIVED, unix_now());
     config.report_transfers();
     Ok(exit::SUCCESS)
+}
+
+fn unix_now() -> f64 {
+    jiff::Timestamp::now().as_duration().as_secs_f64()
 }
 
 fn restore(config: &Config, name: &str, path: &std::path::Path) -> Result<i32> {
@@ -105,7 +119,10 @@ fn restore(config: &Config, name: &str, path: &std::path::Path) -> Result<i32> {
         .with_context(|| format!("while restoring {name}"))?;
     let Some(header) = restored else {
         // PostgreSQL asks for files past the end of the archive all the
-        // time: absence is an answer, not an error worth a line in its log.
+        // time: absence is an answer, not an error worth a line in its log,
+        // nor a run worth recording (a standby asks every few seconds, and
+        // its exit code 1 would look like a failure).
+        config.metrics.discard();
         return Ok(exit::ERROR);
     };
     if config.json {

@@ -731,3 +731,224 @@ fn restoring_from_failing_storage_writes_the_file_or_nothing() {
         .count();
     assert_eq!(temporaries, 0);
 }
+
+/// Storage that reports the stored times a test chooses (none for an
+/// object it gives none) and counts the WAL headers opened: opening one
+/// asks for the object's size first.
+struct Stamped {
+    inner: MemoryBackend,
+    times: std::collections::HashMap<String, std::time::SystemTime>,
+    opened: std::sync::atomic::AtomicU64,
+}
+
+impl Stamped {
+    fn new(
+        inner: MemoryBackend,
+        times: std::collections::HashMap<String, std::time::SystemTime>,
+    ) -> Arc<Stamped> {
+        Arc::new(Stamped {
+            inner,
+            times,
+            opened: Default::default(),
+        })
+    }
+
+    fn opened(&self) -> u64 {
+        self.opened.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Backend for Stamped {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> Result<(), arca_backend::Error> {
+        self.inner.create()
+    }
+    fn list(&self, kind: FileKind) -> Result<Vec<arca_backend::Entry>, arca_backend::Error> {
+        let mut entries = self.inner.list(kind)?;
+        for e in &mut entries {
+            e.modified = self.times.get(&e.name).copied();
+        }
+        Ok(entries)
+    }
+    fn read(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>, arca_backend::Error> {
+        self.inner.read(kind, name, max)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, arca_backend::Error> {
+        self.inner.read_range(kind, name, offset, len)
+    }
+    fn write(&self, kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), arca_backend::Error> {
+        self.inner.write(kind, name, bytes)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), arca_backend::Error> {
+        self.inner.remove(kind, name)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64, arca_backend::Error> {
+        if kind == FileKind::Wal {
+            self.opened
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.size(kind, name)
+    }
+}
+
+const HOUR: i64 = 3600;
+
+fn segment(i: u64) -> String {
+    format!("0000000100000000000000{i:02X}")
+}
+
+fn at(seconds: i64) -> Time {
+    Time {
+        at: arca_core::Timestamp { seconds, nanos: 0 },
+        offset_seconds: 0,
+    }
+}
+
+fn system(seconds: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(seconds as u64)
+}
+
+/// An archive of `n` segments, segment `i` archived at `start + i` hours;
+/// returns each one's object name.
+fn archive_of(memory: &MemoryBackend, repo: &Repository, n: u64, start: i64) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let header = WalHeader {
+                name: segment(i),
+                size: 0,
+                hash: arca_core::Id([0; 32]),
+                archived: at(start + i as i64 * HOUR),
+                frame_size: 1 << 20,
+            };
+            let content = random(100 + i as usize, i);
+            let (name, bytes) =
+                arca_core::raw::encode_wal(repo.key(), &header, &content, 0).unwrap();
+            memory.write(FileKind::Wal, &name, &bytes).unwrap();
+            name
+        })
+        .collect()
+}
+
+fn summary(stamped: &Arc<Stamped>) -> arca_core::WalSummary {
+    let repo = Repository::open(stamped.clone(), b"pw").unwrap();
+    arca_core::wal_summary(&repo).unwrap()
+}
+
+#[test]
+fn the_wal_summary_opens_only_the_newest_stored_headers() {
+    let (memory, repo) = new_repo();
+    let start = Time::now().at.seconds - 10 * 86_400;
+    let names = archive_of(&memory, &repo, 20, start);
+    // Each stored a second after it was archived, except that the newest
+    // file was stored when the sixth newest would have been, and the
+    // reverse: the newest archive time wins, not the newest storage time.
+    let mut times: std::collections::HashMap<_, _> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), system(start + i as i64 * HOUR + 1)))
+        .collect();
+    let (newest, sixth) = (times[&names[19]], times[&names[14]]);
+    times.insert(names[19].clone(), sixth);
+    times.insert(names[14].clone(), newest);
+    // Not an object: neither counted nor opened.
+    memory.tamper(FileKind::Wal, "abcd", b"stray".to_vec());
+    let stamped = Stamped::new(memory.clone(), times.clone());
+    let s = summary(&stamped);
+    assert_eq!(s.objects, 20);
+    let stored: u64 = names
+        .iter()
+        .map(|n| memory.size(FileKind::Wal, n).unwrap())
+        .sum();
+    assert_eq!(s.bytes, stored);
+    assert_eq!(s.newest.as_ref().unwrap().name, segment(19));
+    assert_eq!(s.newest.unwrap().archived, at(start + 19 * HOUR));
+    assert_eq!((s.opened, stamped.opened()), (8, 8));
+    assert!(s.damaged.is_empty());
+
+    // A copied archive: every object stored after every archive time, so
+    // storage order says nothing and every header is opened.
+    let copied = times.keys().map(|n| (n.clone(), system(start + 30 * HOUR)));
+    let stamped = Stamped::new(memory.clone(), copied.collect());
+    let s = summary(&stamped);
+    assert_eq!(s.newest.unwrap().name, segment(19));
+    assert_eq!((s.opened, stamped.opened()), (20, 20));
+
+    // Storage that reports no times: every header is opened.
+    let stamped = Stamped::new(memory.clone(), Default::default());
+    let s = summary(&stamped);
+    assert_eq!(s.newest.unwrap().name, segment(19));
+    assert_eq!((s.opened, stamped.opened()), (20, 20));
+}
+
+#[test]
+fn the_wal_summary_skips_and_counts_damaged_headers() {
+    let (memory, repo) = new_repo();
+    let start = Time::now().at.seconds - 10 * 86_400;
+    let names = archive_of(&memory, &repo, 12, start);
+    let times = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), system(start + i as i64 * HOUR + 1)));
+    let times: std::collections::HashMap<_, _> = times.collect();
+    // The eight newest damaged in as many ways: truncated, empty, flipped,
+    // another object's bytes, a 4 GiB header length.
+    let good = memory.read(FileKind::Wal, &names[0], u64::MAX).unwrap();
+    let mut flipped = memory.read(FileKind::Wal, &names[11], u64::MAX).unwrap();
+    flipped[20] ^= 1;
+    let huge = [u32::MAX.to_le_bytes().to_vec(), good[4..].to_vec()].concat();
+    let damage: [Vec<u8>; 8] = [
+        b"garbage".to_vec(),
+        Vec::new(),
+        flipped,
+        good.clone(),
+        huge,
+        good[..3].to_vec(),
+        good[..good.len() / 2].to_vec(),
+        vec![0xff; 64],
+    ];
+    for (name, bytes) in names[4..].iter().rev().zip(damage) {
+        memory.tamper(FileKind::Wal, name, bytes);
+    }
+    let stamped = Stamped::new(memory.clone(), times);
+    let s = summary(&stamped);
+    assert_eq!(s.objects, 12);
+    assert_eq!(s.damaged.len(), 8, "{:?}", s.damaged);
+    for (problem, name) in s.damaged.iter().zip(names[4..].iter().rev()) {
+        assert!(problem.contains(name.as_str()), "{problem}");
+    }
+    // Past the damage, the newest file that opens; nothing older is read.
+    assert_eq!(s.newest.unwrap().name, segment(3));
+    assert_eq!((s.opened, stamped.opened()), (1, 9));
+}
+
+#[test]
+fn the_wal_summary_of_real_archiving_names_the_last_file() {
+    let (memory, repo) = new_repo();
+    let empty = arca_core::wal_summary(&repo).unwrap();
+    assert_eq!(empty, arca_core::WalSummary::default());
+    let dir = tempfile::tempdir().unwrap();
+    let before = Time::now();
+    for i in 1..=3 {
+        arca_core::archive_wal(&repo, &write(dir.path(), &segment(i), &random(1000, i))).unwrap();
+    }
+    let s = arca_core::wal_summary(&repo).unwrap();
+    assert_eq!((s.objects, s.opened), (3, 3));
+    let newest = s.newest.unwrap();
+    assert_eq!(newest.name, segment(3));
+    assert!(newest.archived >= before && newest.archived <= Time::now());
+    let listed: u64 = memory
+        .list(FileKind::Wal)
+        .unwrap()
+        .iter()
+        .map(|e| e.size)
+        .sum();
+    assert_eq!(s.bytes, listed);
+}
