@@ -33,15 +33,18 @@ gzip -9n "$assets"/man/*.1
 "$arca" completions bash >"$assets/completions/arca"
 "$arca" completions zsh >"$assets/completions/_arca"
 "$arca" completions fish >"$assets/completions/arca.fish"
-# contrib's unit runs /usr/local/bin/arca (where `cargo install --root
+# contrib's units run /usr/local/bin/arca (where `cargo install --root
 # /usr/local` puts it); the package's binary is /usr/bin/arca.
-sed 's|^ExecStart=/usr/local/bin/arca |ExecStart=/usr/bin/arca |' \
-  contrib/systemd/arca@.service >"$assets/systemd/arca@.service"
-if ! grep -q '^ExecStart=/usr/bin/arca ' "$assets/systemd/arca@.service"; then
-  echo "deb.sh: contrib/systemd/arca@.service has no ExecStart=/usr/local/bin/arca line to rewrite" >&2
-  exit 1
-fi
-cp contrib/systemd/arca@.timer "$assets/systemd/"
+for unit in arca@.service arca-pg-backup@.service; do
+  sed 's|^ExecStart=/usr/local/bin/arca |ExecStart=/usr/bin/arca |' \
+    "contrib/systemd/$unit" >"$assets/systemd/$unit"
+  if grep -q '^ExecStart=/usr/local/' "$assets/systemd/$unit" ||
+    ! grep -q '^ExecStart=/usr/bin/arca ' "$assets/systemd/$unit"; then
+    echo "deb.sh: contrib/systemd/$unit has an ExecStart line not rewritten to /usr/bin/arca" >&2
+    exit 1
+  fi
+done
+cp contrib/systemd/arca@.timer contrib/systemd/arca-pg-backup@.timer "$assets/systemd/"
 
 # cargo-deb prints the package's path on stdout.
 cargo deb -p arca-cli --no-build --locked --strip --output target/debian/

@@ -50,6 +50,21 @@ fn systemd_units_pass_systemd_analyze_verify() {
         contrib("systemd/arca@.timer"),
     )
     .unwrap();
+    let pg = contrib("systemd/arca-pg-backup@.service");
+    assert!(
+        pg.contains("ExecStart=/usr/local/bin/arca --profile %i -q pg backup\n"),
+        "{pg}"
+    );
+    fs::write(
+        dir.path().join("arca-pg-backup@.service"),
+        pg.replace("/usr/local/bin/arca", env!("CARGO_BIN_EXE_arca")),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("arca-pg-backup@.timer"),
+        contrib("systemd/arca-pg-backup@.timer"),
+    )
+    .unwrap();
     // Instances of the templates, as `systemctl enable arca@nightly.timer`
     // makes them; the timer's verification loads its service as well.
     let out = Command::new(analyze)
@@ -58,6 +73,8 @@ fn systemd_units_pass_systemd_analyze_verify() {
             "--man=no",
             "arca@nightly.timer",
             "arca@nightly.service",
+            "arca-pg-backup@db.timer",
+            "arca-pg-backup@db.service",
         ])
         .current_dir(dir.path())
         // Warnings only reach stderr at the default level.

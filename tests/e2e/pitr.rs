@@ -226,7 +226,10 @@ fn pg_point_in_time_recovery_survives_kills_retention_and_damage() {
     primary.wait_archived(&newest, true);
     let forget = cluster.arca(&["forget", "--keep-last", "1"]);
     assert!(forget.status.success(), "{forget:?}");
-    let prune = json(&cluster.arca(&["--json", "prune"]), "prune");
+    let prune = json(
+        &cluster.arca(&["--json", "prune", "--keep-marked", "0"]),
+        "prune",
+    );
     let removed: Vec<&str> = prune["wal_removed"]
         .as_array()
         .unwrap()

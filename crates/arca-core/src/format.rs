@@ -182,6 +182,19 @@ pub const WAL_MAX_HEADER_LEN: u32 = 64 * 1024;
 /// Longest PostgreSQL file name a WAL object may hold, in bytes.
 pub const WAL_MAX_NAME_LEN: usize = 64;
 
+// PostgreSQL base backups (§7.11): ordinary snapshots of this shape.
+
+/// The tag of a base backup snapshot.
+pub const PG_BASE_TAG: &str = "pg-base";
+/// The file holding pg_basebackup's tar stream.
+pub const PG_BASE_STREAM: &str = "base.tar";
+/// The file holding the backup's record.
+pub const PG_BASE_RECORD: &str = "base.json";
+/// The record's `format`.
+pub const PG_RECORD_FORMAT: u32 = 1;
+/// Largest record, in bytes.
+pub const PG_MAX_RECORD_LEN: u64 = 64 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;

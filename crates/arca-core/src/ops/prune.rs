@@ -436,6 +436,7 @@ pub fn plan_prune(
         repo,
         &backups.into_iter().map(|b| b.backup).collect::<Vec<_>>(),
         unreadable.len(),
+        &|archived| grace_over(archived, started, options),
     )?;
     plan.warnings
         .extend(unreadable.iter().map(|(_, e)| e.to_string()));

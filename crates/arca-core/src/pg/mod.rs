@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobKind;
 use crate::error::{Error, Result};
+use crate::format;
 use crate::id::SnapshotId;
 use crate::ops::snapshot::{Progress, SnapshotOptions, SnapshotOutcome, snapshot_stream_with};
 use crate::repository::Repository;
@@ -33,15 +34,12 @@ pub use retention::{WalPlan, WalRemoval, plan_wal_retention, remove_wal};
 pub use unpack::{UnpackReport, unpack_base_backup};
 
 /// The tag every base backup snapshot carries.
-pub const BASE_BACKUP_TAG: &str = "pg-base";
+pub const BASE_BACKUP_TAG: &str = format::PG_BASE_TAG;
 /// The name of the tar stream in a base backup snapshot.
-pub const BASE_STREAM_NAME: &str = "base.tar";
+pub const BASE_STREAM_NAME: &str = format::PG_BASE_STREAM;
 /// The name of the backup's record in a base backup snapshot.
-pub const BASE_RECORD_NAME: &str = "base.json";
-/// Most bytes of a base backup record read back.
-const MAX_RECORD_LEN: u64 = 64 * 1024;
-/// The record's `format`.
-const RECORD_FORMAT: u32 = 1;
+pub const BASE_RECORD_NAME: &str = format::PG_BASE_RECORD;
+use format::{PG_MAX_RECORD_LEN as MAX_RECORD_LEN, PG_RECORD_FORMAT as RECORD_FORMAT};
 
 /// A position in the WAL: PostgreSQL's LSN, written `X/Y` in hex.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -9,7 +9,9 @@
 //! history file may go. Timeline history files are always kept (they are
 //! tiny and recovery reads them to follow timelines). Nothing is removed
 //! while there is no base backup, or when the record of one cannot be
-//! read: then which WAL it needs is unknown.
+//! read: then which WAL it needs is unknown. Nor is a file archived within
+//! the grace period: a base backup that started before an older one ended
+//! and is still running may need it before its snapshot is saved.
 
 use arca_backend::FileKind;
 use rayon::prelude::*;
@@ -18,6 +20,7 @@ use super::BaseBackup;
 use crate::error::Result;
 use crate::lock::Lock;
 use crate::repository::{Repository, is_object_name};
+use crate::time::Timestamp;
 
 /// One archived WAL file retention removes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,12 +54,16 @@ impl WalPlan {
 
 /// Decides which WAL objects `backups` (the records of every base backup
 /// kept) leave unneeded. `unreadable` counts base backup snapshots whose
-/// record could not be read: with any, nothing is removed. Reads the
-/// header of every WAL object; writes nothing.
+/// record could not be read: with any, nothing is removed. `old_enough`
+/// says whether a file archived at a time is past the grace period: a
+/// younger one is kept, as a base backup still running (whose snapshot is
+/// not saved yet) may need it. Reads the header of every WAL object;
+/// writes nothing.
 pub fn plan_wal_retention(
     repo: &Repository,
     backups: &[BaseBackup],
     unreadable: usize,
+    old_enough: &(dyn Fn(Timestamp) -> bool + Sync),
 ) -> Result<WalPlan> {
     let entries: Vec<_> = repo
         .backend()
@@ -83,11 +90,13 @@ pub fn plan_wal_retention(
         .collect();
     for (entry, header) in entries.into_iter().zip(headers) {
         match header {
-            Ok(header) if !needed(&header.name, backups) => plan.remove.push(WalRemoval {
-                object: entry.name,
-                file: header.name,
-                size: entry.size,
-            }),
+            Ok(header) if !needed(&header.name, backups) && old_enough(header.archived.at) => {
+                plan.remove.push(WalRemoval {
+                    object: entry.name,
+                    file: header.name,
+                    size: entry.size,
+                })
+            }
             Ok(_) => plan.kept += 1,
             Err(e) => {
                 plan.kept += 1;

@@ -376,6 +376,15 @@ fn prune_removes_the_wal_no_remaining_base_backup_needs() {
     assert!(prune(&mut repo).wal.remove.is_empty());
     let first = backup(&mut repo, &stream("000000010000000000000003", &[])).unwrap();
     let second = backup(&mut repo, &stream("000000010000000000000005", &[])).unwrap();
+    // Within the grace period, nothing goes: a base backup that started
+    // before the first ended may still be running.
+    let graced = PruneOptions {
+        max_unused: 0.0,
+        keep_marked: Duration::from_secs(3600),
+        instant_delete: false,
+    };
+    let plan = arca_core::plan_prune(&mut repo, &graced, None).unwrap();
+    assert!(plan.wal.remove.is_empty());
     let plan = prune(&mut repo);
     let removed: Vec<&str> = plan.wal.remove.iter().map(|r| r.file.as_str()).collect();
     assert_eq!(
