@@ -251,3 +251,115 @@ fn pg_wal_on_sftp() {
     };
     remote_round_trip(&server);
 }
+
+/// The agent's socket in `env`'s cache directory, once there is one.
+fn agent_socket(env: &Env) -> Option<std::path::PathBuf> {
+    fs::read_dir(env.path("cache").join("agents"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "sock"))
+}
+
+/// Waits (bounded) until `ready` holds.
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether an agent holds the lock beside `socket`.
+fn agent_running(socket: &Path) -> bool {
+    let lock = fs::File::open(socket.with_extension("lock")).unwrap();
+    let free = lock.try_lock_shared().is_ok();
+    !free
+}
+
+#[test]
+fn pg_archive_wal_through_the_agent_answers_as_a_direct_call_would() {
+    let env = Env::with_repo();
+    let wal = env.path("pg_wal");
+    fs::create_dir(&wal).unwrap();
+    let file = |name: &str, seed: u64| {
+        let path = wal.join(name);
+        fs::write(&path, random_bytes(3 << 20, seed)).unwrap();
+        path.display().to_string()
+    };
+    // No agent yet: the call archives the file itself and starts one.
+    let first = env.json(&["pg", "archive-wal", "--agent", &file(SEGMENT, 1)]);
+    crate::json_fields::assert_documented(&first, "pg archive-wal");
+    assert_eq!(
+        (&first["stored"], &first["agent"]),
+        (&true.into(), &false.into())
+    );
+    wait_for("the agent never listened", || {
+        agent_socket(&env).is_some_and(|s| std::os::unix::net::UnixStream::connect(s).is_ok())
+    });
+    let socket = agent_socket(&env).unwrap();
+    let mode = fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    let dir_mode = fs::metadata(socket.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!((mode, dir_mode), (0o600, 0o700));
+
+    let second_name = "000000010000000000000002";
+    let second = env.json(&["pg", "archive-wal", "--agent", &file(second_name, 2)]);
+    assert_eq!(
+        (&second["stored"], &second["agent"]),
+        (&true.into(), &true.into())
+    );
+    let again = env.json(&["pg", "archive-wal", "--agent", &file(second_name, 2)]);
+    assert_eq!(
+        (&again["stored"], &again["agent"]),
+        (&false.into(), &true.into())
+    );
+    assert_eq!(again["object"], second["object"]);
+    // Another file under a stored name: the agent's refusal, word for word.
+    let err = expect_failure(
+        &env.run(&["pg", "archive-wal", "--agent", &file(second_name, 3)]),
+        1,
+    );
+    assert!(
+        err.contains(second_name) && err.contains("different content"),
+        "{err}"
+    );
+    let out = env.path("out");
+    fs::write(wal.join(second_name), random_bytes(3 << 20, 2)).unwrap();
+    env.ok(&["pg", "restore-wal", second_name, &out.display().to_string()]);
+    assert_eq!(fs::read(&out).unwrap(), random_bytes(3 << 20, 2));
+
+    // A repository made anew at the same address: the agent's key is not
+    // its key. It answers nothing and leaves; the call archives the file
+    // into the new repository itself.
+    fs::remove_dir_all(&env.repo).unwrap();
+    env.ok(&["init"]);
+    let third_name = "000000010000000000000003";
+    let third = env.json(&["pg", "archive-wal", "--agent", &file(third_name, 4)]);
+    assert_eq!(
+        (&third["stored"], &third["agent"]),
+        (&true.into(), &false.into())
+    );
+    env.ok(&["pg", "restore-wal", third_name, &out.display().to_string()]);
+    env.ok(&["check", "--read-data"]);
+
+    // A new agent serves the new repository.
+    wait_for("no new agent took over", || {
+        let again = env.json(&[
+            "pg",
+            "archive-wal",
+            "--agent",
+            &wal.join(third_name).display().to_string(),
+        ]);
+        again["agent"] == true
+    });
+    // Its cache directory removed, an agent exits at once.
+    let socket = agent_socket(&env).unwrap();
+    let lock = fs::File::open(socket.with_extension("lock")).unwrap();
+    assert!(agent_running(&socket));
+    fs::remove_dir_all(env.path("cache")).unwrap();
+    wait_for("the agent did not exit", || lock.try_lock_shared().is_ok());
+}

@@ -144,7 +144,8 @@ impl Cluster {
             s(&self.repo),
             "--password-file".into(),
             s(&self.password),
-            "--no-cache".into(),
+            "--cache-dir".into(),
+            s(&self.work.join("cache")),
         ]
     }
 

@@ -88,8 +88,8 @@ fn object_of(cluster: &Cluster, file: &str) -> std::path::PathBuf {
 
 /// The archive_command of the test: while `kill-once` exists, the upload
 /// is killed with SIGKILL while its temporary object is being written, and
-/// the command fails; after that kill the marker goes and uploads run
-/// normally.
+/// the command fails; after that kill the marker goes and files are handed
+/// to the resident agent (`--agent`).
 fn killing_archive_command(cluster: &Cluster) -> String {
     let script = cluster.work.join("archive.sh");
     let wal_dir = s(&cluster.repo.join("wal"));
@@ -122,7 +122,7 @@ if [ -e {marker} ]; then
     wait $pid
     exit $?
 fi
-exec {arca} "$1"
+exec {arca} --agent "$1"
 "#
     );
     fs::write(&script, text).unwrap();

@@ -655,7 +655,16 @@ pub enum PgCommand {
         /// acknowledged fails the command (and the object is removed).
         #[arg(long)]
         verify_upload: bool,
+        /// Hand the file to a resident agent of this user that keeps the
+        /// repository open, so the call skips the key derivation; the
+        /// first call starts the agent and archives the file itself. The
+        /// exit code means the same either way (docs/postgresql.md).
+        #[arg(long)]
+        agent: bool,
     },
+    /// The resident agent of `archive-wal --agent` (started by it).
+    #[command(hide = true)]
+    Agent,
     /// Fetch one WAL file: PostgreSQL's restore_command (%f %p).
     #[command(
         after_help = "The file is verified in full, written beside PATH and renamed into place.\nExit 1 without a word when the repository does not hold NAME (PostgreSQL asks\nfor files past the end of the archive); 1 with one line when it is damaged\n(nothing is left at PATH).\n\nExamples:\n  restore_command = 'arca --profile db pg restore-wal %f %p'\n  arca pg restore-wal 000000010000000000000001 /tmp/000000010000000000000001"

@@ -16,6 +16,7 @@ mod ls;
 mod man;
 mod mount;
 mod pg;
+mod pg_agent;
 mod prune;
 mod repair;
 mod restore;

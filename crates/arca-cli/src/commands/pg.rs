@@ -25,6 +25,7 @@ struct ArchiveJson<'a> {
     file: &'a str,
     object: String,
     stored: bool,
+    agent: bool,
 }
 
 #[derive(Serialize)]
@@ -39,8 +40,9 @@ pub fn run(config: &Config, command: PgCommand) -> Result<i32> {
         PgCommand::ArchiveWal {
             path,
             verify_upload,
+            agent,
         } => {
-            let result = archive(config, &path, verify_upload);
+            let result = archive(config, &path, verify_upload, agent);
             // Every failure counts, whatever stopped the run (a wrong
             // password as much as full storage): PostgreSQL retries each.
             let failed = !matches!(result, Ok(exit::SUCCESS));
@@ -60,6 +62,7 @@ pub fn run(config: &Config, command: PgCommand) -> Result<i32> {
             }
             other => other,
         },
+        PgCommand::Agent => super::pg_agent::serve(config),
         PgCommand::Backup(args) => backup(config, args),
         PgCommand::Restore(args) => recover(config, args),
     }
@@ -79,27 +82,55 @@ fn check_name(name: &str) -> Result<()> {
     }
 }
 
-fn archive(config: &Config, path: &std::path::Path, verify_upload: bool) -> Result<i32> {
+fn archive(
+    config: &Config,
+    path: &std::path::Path,
+    verify_upload: bool,
+    agent: bool,
+) -> Result<i32> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
     check_name(name)?;
-    let mut repo = session::open_unindexed(config)?;
-    repo.set_verify_uploads(verify_upload);
-    let outcome = arca_core::archive_wal(&repo, path)
-        .with_context(|| format!("while archiving {}", path.display()))?;
+    let through_agent = agent
+        .then(|| super::pg_agent::archive(config, path, verify_upload))
+        .flatten();
+    let via_agent = through_agent.is_some();
+    let (outcome, object) = match through_agent {
+        Some(reply) => {
+            if let Some((message, code)) = reply.error {
+                eprintln!("arca: {}", output::sanitize(&message));
+                return Ok(code);
+            }
+            let outcome = if reply.stored {
+                Archived::Stored
+            } else {
+                Archived::AlreadyPresent
+            };
+            (outcome, reply.object)
+        }
+        None => {
+            let mut repo = session::open_unindexed(config)?;
+            repo.set_verify_uploads(verify_upload);
+            let outcome = arca_core::archive_wal(&repo, path)
+                .with_context(|| format!("while archiving {}", path.display()))?;
+            (outcome, arca_core::wal_object_name(&repo, name)?)
+        }
+    };
     if config.json {
         output::json(&ArchiveJson {
             file: name,
-            object: arca_core::wal_object_name(&repo, name)?,
+            object,
             stored: outcome == Archived::Stored,
+            agent: via_agent,
         });
     } else {
+        let by = if via_agent { " (by the agent)" } else { "" };
         config.note(match outcome {
-            Archived::Stored => format!("archived {name}"),
+            Archived::Stored => format!("archived {name}{by}"),
             Archived::AlreadyPresent => {
-                format!("{name} was already archived with the same content")
+                format!("{name} was already archived with the same content{by}")
             }
         });
     }
