@@ -187,6 +187,30 @@ pub fn backup(
     Ok((outcome, record))
 }
 
+/// The record a pg_basebackup tar stream describes, read to its end
+/// without storing it: what [`backup`] would record (its times now). For
+/// tests and fuzzing; an error for anything but a complete base backup.
+pub fn describe_stream(stream: &mut dyn Read) -> Result<BaseBackup> {
+    let mut watch = watch::TarWatch::new(stream);
+    std::io::copy(&mut watch, &mut std::io::sink())
+        .map_err(|e| Error::source("the pg_basebackup stream", e))?;
+    let now = Time::now();
+    describe(&watch, now, now)
+}
+
+/// Parses and checks a base backup record (`/base.json`); `object` names
+/// it in errors.
+pub fn parse_record(bytes: &[u8], object: &str) -> Result<BaseBackup> {
+    let backup: BaseBackup = serde_json::from_slice(bytes).map_err(|e| {
+        Error::corrupt(
+            object,
+            format!("its {BASE_RECORD_NAME} does not parse: {e}"),
+        )
+    })?;
+    backup.check(object)?;
+    Ok(backup)
+}
+
 /// Reads through a watch another closure looks at when the stream ends.
 struct Shared<'w, 'r>(&'w RefCell<watch::TarWatch<'r>>);
 

@@ -187,7 +187,38 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         key.open(&aad, &stored[4..4 + header_len]).unwrap(),
     ));
     out.push(("wal", "stored", stored));
+    let stream = base_backup_stream();
+    let record = arca_core::pg::describe_stream(&mut &stream[..]).unwrap();
+    out.push(("pg_base", "stream", stream));
+    out.push(("pg_base", "record", serde_json::to_vec(&record).unwrap()));
     out
+}
+
+/// A small tar stream shaped as pg_basebackup writes one.
+fn base_backup_stream() -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let files: [(&str, &[u8]); 4] = [
+        (
+            "backup_label",
+            b"START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nSTART TIMELINE: 1\n",
+        ),
+        ("PG_VERSION", b"16\n"),
+        ("base/1/1259", &[0u8; 8192]),
+        (
+            "backup_manifest",
+            b"{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", \"End-LSN\": \"0/2000100\" }\n],\n\"Manifest-Checksum\": \"00\"}\n",
+        ),
+    ];
+    for (name, data) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o600);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_cksum();
+        builder.append_data(&mut header, name, data).unwrap();
+    }
+    builder.into_inner().unwrap()
 }
 
 /// Whether `bytes` decode as the target reads them (either form).
@@ -241,6 +272,10 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
             decode_wal(&key, &object, bytes).is_ok()
                 || body.is_some_and(|b| rmp_serde::from_slice::<WalHeader>(&b).is_ok())
         }
+        "pg_base" => {
+            arca_core::pg::describe_stream(&mut &bytes[..]).is_ok()
+                || arca_core::pg::parse_record(bytes, "seed").is_ok()
+        }
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -272,6 +307,7 @@ fn every_seed_of_every_fuzz_target_decodes() {
         "lock",
         "blob",
         "wal",
+        "pg_base",
     ];
     for target in targets {
         let dir = corpus().join(target);
