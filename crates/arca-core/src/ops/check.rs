@@ -34,6 +34,7 @@ use crate::pack::{self, PackEntry};
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
 use crate::tree::NodeKind;
+use crate::wal::WalHeader;
 
 /// Which packs `check` reads in full.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -170,7 +171,8 @@ pub fn check(
     if let Some(subset) = options.read_data {
         read_data(repo, &expected, subset, progress, &mut report, &mut damage)?;
     }
-    check_wal(repo, options.read_data, &mut report)?;
+    let archived = check_wal(repo, options.read_data, &mut report)?;
+    check_base_backups(repo, &snapshots, &archived, &mut report);
     if !damage.blobs.is_empty() || !damage.trees.is_empty() {
         trace_damage(repo, &snapshots, &damage, &mut report);
     }
@@ -522,7 +524,11 @@ fn read_data(
 /// `--read-data` (all, or the objects of bucket n/m, or a random share),
 /// every frame and the content hash are verified too (format.md §4.11).
 /// A subset by size reads packs only: WAL objects get their header check.
-fn check_wal(repo: &Repository, subset: Option<Subset>, report: &mut CheckReport) -> Result<()> {
+fn check_wal(
+    repo: &Repository,
+    subset: Option<Subset>,
+    report: &mut CheckReport,
+) -> Result<Vec<WalHeader>> {
     let mut key = [0u8; 32];
     crate::crypto::random_bytes(&mut key);
     let names: Vec<(String, bool)> = repo
@@ -545,18 +551,70 @@ fn check_wal(repo: &Repository, subset: Option<Subset>, report: &mut CheckReport
             (e.name, full)
         })
         .collect();
-    let results: Vec<Option<Problem>> = names
+    let results: Vec<std::result::Result<WalHeader, Problem>> = names
         .par_iter()
         .map(|(name, full)| {
             crate::wal::verify_wal(repo, name, *full)
-                .err()
-                .map(|e| problem(format!("WAL object {name}"), e.to_string()))
+                .map_err(|e| problem(format!("WAL object {name}"), e.to_string()))
         })
         .collect();
     report.wal_objects = names.len() as u64;
     report.wal_read = names.iter().filter(|(_, full)| *full).count() as u64;
-    report.errors.extend(results.into_iter().flatten());
-    Ok(())
+    let mut headers = Vec::new();
+    for result in results {
+        match result {
+            Ok(header) => headers.push(header),
+            Err(problem) => report.errors.push(problem),
+        }
+    }
+    Ok(headers)
+}
+
+/// Every base backup (format.md §7.11) has a readable record, and the
+/// archive holds (readable) every WAL segment from its start to its stop,
+/// without which it cannot become consistent: a backup that fails this
+/// cannot be restored, however sound its own data.
+fn check_base_backups(
+    repo: &Repository,
+    snapshots: &[(SnapshotId, Snapshot)],
+    archived: &[WalHeader],
+    report: &mut CheckReport,
+) {
+    let (backups, unreadable) = crate::pg::base_backups(repo, snapshots);
+    for (id, e) in unreadable {
+        report.errors.push(problem(
+            format!("snapshot {id}"),
+            format!(
+                "it is tagged {} but is no usable base backup: {e}",
+                crate::pg::BASE_BACKUP_TAG
+            ),
+        ));
+    }
+    let names: HashSet<&str> = archived.iter().map(|h| h.name.as_str()).collect();
+    // Every segment has the cluster's segment size.
+    let segment_size = archived
+        .iter()
+        .find(|h| h.name.len() == 24 && h.size.is_power_of_two())
+        .map(|h| h.size);
+    for backup in backups {
+        let needed = crate::pg::segments_between(&backup.backup, segment_size);
+        let missing: Vec<&String> = needed
+            .iter()
+            .filter(|n| !names.contains(n.as_str()))
+            .collect();
+        if let Some(first) = missing.first() {
+            report.errors.push(problem(
+                format!("snapshot {}", backup.id),
+                format!(
+                    "the base backup needs WAL file {first}{}, which the repository does not hold readable: it cannot be restored",
+                    match missing.len() {
+                        1 => String::new(),
+                        n => format!(" and {} more", n - 1),
+                    }
+                ),
+            ));
+        }
+    }
 }
 
 /// Bytes of a pack read at a time by a data check: with the largest blob,

@@ -303,6 +303,43 @@ fn manifest_stop(tail: &[u8]) -> std::result::Result<(u32, Lsn), String> {
     Ok((last.timeline, last.end))
 }
 
+/// The WAL segment files a base backup needs to become consistent: from
+/// its start segment to the one holding its stop position, on its
+/// timeline. `segment_size` is the cluster's WAL segment size (the size of
+/// any archived segment); without it, or when the backup crossed a
+/// timeline, only the start segment is known.
+pub fn segments_between(backup: &BaseBackup, segment_size: Option<u64>) -> Vec<String> {
+    let Some(size) = segment_size.filter(|s| s.is_power_of_two() && *s >= 1 << 20) else {
+        return vec![backup.start_wal.clone()];
+    };
+    if backup.stop_timeline != backup.timeline {
+        return vec![backup.start_wal.clone()];
+    }
+    let per_log = 0x1_0000_0000 / size;
+    let first = backup.start_lsn.0 / size;
+    // The stop position is just past the last record the backup needs.
+    let last = backup.stop_lsn.0.saturating_sub(1).max(backup.start_lsn.0) / size;
+    // A record that breaks a range beyond any real backup stays one name.
+    if last.saturating_sub(first) > 1 << 20 {
+        return vec![backup.start_wal.clone()];
+    }
+    let names: Vec<String> = (first..=last)
+        .map(|n| {
+            format!(
+                "{:08X}{:08X}{:08X}",
+                backup.timeline,
+                n / per_log,
+                n % per_log
+            )
+        })
+        .collect();
+    // Another segment size than the cluster's would name other files.
+    if names.first() != Some(&backup.start_wal) {
+        return vec![backup.start_wal.clone()];
+    }
+    names
+}
+
 /// A base backup snapshot and its record.
 #[derive(Clone, Debug)]
 pub struct BaseBackupSnapshot {

@@ -210,7 +210,73 @@ fn a_base_backup_is_stored_with_its_record_and_unpacks_as_it_was() {
         "{conf}"
     );
     assert!(target.join("recovery.signal").is_file());
+
+    // Without the WAL from its start to its stop, the backup cannot be
+    // restored: check says so, naming the snapshot and the first file.
+    let report = common::full_check(&memory);
+    assert!(!report.ok());
+    let problem = &report.errors[0];
+    assert!(problem.object.contains(&base.id.to_hex()), "{problem:?}");
+    assert!(
+        problem.message.contains("000000010000000000000005"),
+        "{problem:?}"
+    );
+    let wal = tempfile::tempdir().unwrap();
+    archive(&repo, wal.path(), &["000000010000000000000005"]);
     assert!(common::full_check(&memory).ok());
+}
+
+#[test]
+fn a_base_backup_needs_every_segment_from_its_start_to_its_stop() {
+    let record = |start: &str, stop: u64| pg::BaseBackup {
+        format: 1,
+        pg_version: "16".into(),
+        timeline: 1,
+        start_lsn: start.parse().unwrap(),
+        start_wal: "000000010000000000000002".into(),
+        stop_lsn: pg::Lsn(stop),
+        stop_timeline: 1,
+        start_time: "2026-01-01T00:00:00Z".into(),
+        stop_time: "2026-01-01T00:00:00Z".into(),
+    };
+    let seg = 16 << 20;
+    // Within one segment; ending exactly at the next one's start.
+    assert_eq!(
+        pg::segments_between(&record("0/2000028", 0x2000100), Some(seg)),
+        ["000000010000000000000002"]
+    );
+    assert_eq!(
+        pg::segments_between(&record("0/2000028", 0x3000000), Some(seg)),
+        ["000000010000000000000002"]
+    );
+    assert_eq!(
+        pg::segments_between(&record("0/2000028", 0x4000010), Some(seg)),
+        [
+            "000000010000000000000002",
+            "000000010000000000000003",
+            "000000010000000000000004"
+        ]
+    );
+    // Across a log boundary (256 segments of 16 MiB a log).
+    let mut r = record("0/FF000028", 0x1_0100_0000 + 8);
+    r.start_wal = "0000000100000000000000FF".into();
+    assert_eq!(
+        pg::segments_between(&r, Some(seg)),
+        [
+            "0000000100000000000000FF",
+            "000000010000000100000000",
+            "000000010000000100000001"
+        ]
+    );
+    // An unknown or inconsistent segment size: only the start is known.
+    assert_eq!(
+        pg::segments_between(&record("0/2000028", 0x4000010), None).len(),
+        1
+    );
+    assert_eq!(
+        pg::segments_between(&record("0/2000028", 0x4000010), Some(64 << 20)).len(),
+        1
+    );
 }
 
 #[test]
