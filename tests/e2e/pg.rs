@@ -363,3 +363,150 @@ fn pg_archive_wal_through_the_agent_answers_as_a_direct_call_would() {
     fs::remove_dir_all(env.path("cache")).unwrap();
     wait_for("the agent did not exit", || lock.try_lock_shared().is_ok());
 }
+
+/// A stand-in for pg_basebackup: writes a tar stream shaped like its
+/// output (or, with `FAIL` in its environment, half of one and fails).
+fn fake_pg_basebackup(env: &Env) -> String {
+    let data = env.path("fake-data");
+    fs::create_dir_all(data.join("base/1")).unwrap();
+    fs::write(
+        data.join("backup_label"),
+        "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nSTART TIMELINE: 1\n",
+    )
+    .unwrap();
+    fs::write(data.join("PG_VERSION"), "16\n").unwrap();
+    fs::write(data.join("base/1/1259"), random_bytes(200_000, 9)).unwrap();
+    fs::write(
+        data.join("backup_manifest"),
+        "{ \"Files\": [],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", \"End-LSN\": \"0/2000100\" }\n],\n\"Manifest-Checksum\": \"00\"}\n",
+    )
+    .unwrap();
+    let script = env.path("pg_basebackup");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncd {}\nif [ -n \"$FAIL\" ]; then tar -cf - base | head -c 3000; exit 1; fi\nexec tar -cf - backup_label PG_VERSION base backup_manifest\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    script.display().to_string()
+}
+
+#[test]
+fn pg_backup_and_restore_refuse_what_cannot_work_and_change_nothing() {
+    let env = Env::with_repo();
+    let fake = fake_pg_basebackup(&env);
+    // A time before anything in the repository.
+    let before = "2001-01-01T00:00:00Z";
+    let backup = env.json(&["pg", "backup", "--pg-basebackup", &fake]);
+    crate::json_fields::assert_documented_union(&backup, &["snapshot-object", "pg backup"]);
+    assert_eq!(backup["backup"]["start_wal"], "000000010000000000000002");
+    assert_eq!(backup["backup"]["stop_lsn"], "0/2000100");
+
+    // A failing pg_basebackup saves nothing.
+    let mut failing = env.cmd(&["pg", "backup", "--pg-basebackup", &fake]);
+    let out = failing.env("FAIL", "1").output().unwrap();
+    let err = expect_failure(&out, 1);
+    assert!(
+        err.contains("failed") && err.contains("no base backup was saved"),
+        "{err}"
+    );
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+
+    // No base backup ended by then.
+    let err = expect_failure(
+        &env.run(&[
+            "pg",
+            "restore",
+            "--as-of",
+            before,
+            "--target",
+            &env.path("early").display().to_string(),
+        ]),
+        1,
+    );
+    assert!(err.contains("no base backup that ended by"), "{err}");
+    assert!(!env.path("early").exists());
+
+    // A target that is not empty is refused and left as it is.
+    let full = env.path("full");
+    fs::create_dir(&full).unwrap();
+    fs::write(full.join("mine"), b"keep").unwrap();
+    let err = expect_failure(
+        &env.run(&[
+            "pg",
+            "restore",
+            "--latest",
+            "--target",
+            &full.display().to_string(),
+        ]),
+        1,
+    );
+    assert!(err.contains("is not empty"), "{err}");
+    assert_eq!(fs::read_dir(&full).unwrap().count(), 1);
+
+    // A snapshot that is no base backup.
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), b"x").unwrap();
+    let plain = env.snapshot(&[&src]);
+    let err = expect_failure(
+        &env.run(&[
+            "pg",
+            "restore",
+            "--latest",
+            "--snapshot",
+            plain["short_id"].as_str().unwrap(),
+            "--target",
+            &env.path("plain").display().to_string(),
+        ]),
+        1,
+    );
+    assert!(err.contains("is not a base backup"), "{err}");
+
+    let target = env.path("recovered");
+    let done = env.json(&[
+        "pg",
+        "restore",
+        "--latest",
+        "--target",
+        &target.display().to_string(),
+    ]);
+    crate::json_fields::assert_documented(&done, "pg restore");
+    assert_eq!(done["snapshot"], backup["id"]);
+    assert!(done["target_time"].is_null());
+    assert_eq!(
+        fs::read(target.join("base/1/1259")).unwrap(),
+        random_bytes(200_000, 9)
+    );
+    assert!(target.join("recovery.signal").is_file());
+    let conf = fs::read_to_string(target.join("postgresql.auto.conf")).unwrap();
+    let command = done["restore_command"].as_str().unwrap();
+    assert!(
+        command.contains("pg restore-wal --error-exit 255 %f \"%p\""),
+        "{command}"
+    );
+    assert!(
+        conf.contains("recovery_target_action = 'promote'"),
+        "{conf}"
+    );
+    assert!(!conf.contains("recovery_target_time ="), "{conf}");
+    assert!(done["start_command"].as_str().unwrap().contains("pg_ctl"));
+    // The restore command works as written: it finds the repository and
+    // says "absent" the quiet way.
+    let shell = command
+        .replace("%f", "000000010000000000000002")
+        .replace("%p", &env.path("got").display().to_string());
+    let out = std::process::Command::new("sh")
+        .args(["-c", &shell])
+        .env("ARCA_PASSWORD", crate::util::PASSWORD)
+        .env("ARCA_REPOSITORY", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let mode = fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}

@@ -325,6 +325,8 @@ struct RecoverJson<'a> {
 /// `pg restore`: a base backup unpacked and set to recover to a time.
 fn recover(config: &Config, args: PgRestoreArgs) -> Result<i32> {
     let target_time = args.as_of.as_ref().map(|t| t.0);
+    // Refused before the repository is opened (and its key derived).
+    pg::check_target(&args.target)?;
     let restore_command = restore_command(config)?;
     let repo = session::open(config)?;
     let mut snapshots = repo.snapshots()?;
@@ -373,8 +375,13 @@ fn recover(config: &Config, args: PgRestoreArgs) -> Result<i32> {
             t.to_local_string()
         );
     }
-    let report = pg::unpack_base_backup(&repo, chosen, &args.target)
-        .with_context(|| format!("while unpacking into {}", args.target.display()))?;
+    let report = pg::unpack_base_backup(&repo, chosen, &args.target).with_context(|| {
+        format!(
+            "while unpacking base backup {} into {} (what is there now is incomplete: empty it before trying again)",
+            chosen.id.short(),
+            args.target.display()
+        )
+    })?;
     pg::write_recovery(
         &args.target,
         &Recovery {

@@ -31,7 +31,7 @@ use crate::time::Time;
 use crate::tree::NodeKind;
 
 pub use retention::{WalPlan, WalRemoval, plan_wal_retention, remove_wal};
-pub use unpack::{UnpackReport, unpack_base_backup};
+pub use unpack::{UnpackReport, check_target, unpack_base_backup};
 
 /// The tag every base backup snapshot carries.
 pub const BASE_BACKUP_TAG: &str = format::PG_BASE_TAG;

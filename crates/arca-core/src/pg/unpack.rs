@@ -47,30 +47,19 @@ pub fn unpack_base_backup(
 ) -> Result<UnpackReport> {
     let object = format!("snapshot {}", base.id.short());
     let node = base_file(repo, &base.snapshot, BASE_STREAM_NAME, &object)?;
-    match std::fs::symlink_metadata(target) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(target)
-                .map_err(|e| Error::target(target, e))?;
-        }
-        Err(e) => return Err(Error::target(target, e)),
-        Ok(meta) if !meta.is_dir() => {
-            return Err(Error::InvalidInput(format!(
-                "{} is not a directory",
-                target.display()
-            )));
-        }
-        Ok(_) => {}
+    check_target(target)?;
+    if std::fs::symlink_metadata(target).is_err() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(target)
+            .map_err(|e| Error::target(target, e))?;
     }
     let out = Target::open(target)?;
     let (root, root_id) = out.root()?;
+    // Checked again through the handle: the directory opened is empty.
     if !list_names(&root, target)?.is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "{} is not empty; a base backup is unpacked only into an empty directory",
-            target.display()
-        )));
+        return Err(not_empty(target));
     }
     let how = Apply {
         owners: nix::unistd::geteuid().is_root(),
@@ -119,6 +108,40 @@ pub fn unpack_base_backup(
         out.apply_dir_metadata(&root, target, &meta, how)?;
     }
     Ok(report)
+}
+
+/// Whether `target` can take a base backup: it does not exist (its parent
+/// does), or it is an empty directory (not a link to one).
+pub fn check_target(target: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = target.parent().filter(|p| !p.as_os_str().is_empty());
+            match parent.map(std::fs::metadata) {
+                Some(Err(e)) => Err(Error::target(parent.unwrap_or(target), e)),
+                _ => Ok(()),
+            }
+        }
+        Err(e) => Err(Error::target(target, e)),
+        Ok(meta) if !meta.is_dir() => Err(Error::InvalidInput(format!(
+            "{} is not a directory",
+            target.display()
+        ))),
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(target).map_err(|e| Error::target(target, e))?;
+            if entries.next().is_some() {
+                Err(not_empty(target))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+fn not_empty(target: &Path) -> Error {
+    Error::InvalidInput(format!(
+        "{} is not empty; a base backup is unpacked only into an empty directory",
+        target.display()
+    ))
 }
 
 struct Unpacker<'t> {
