@@ -74,11 +74,14 @@ def summary(path, rounds_wanted):
               f"| {m['kept_up']}/{m['rounds']} | {m['catch_up_s']:.1f} s | {m['archived']:.0f} "
               f"| {m['failed']} | {m['bytes_per_segment'] / 2**20:.2f} MiB "
               f"({m['bytes_per_segment']:.0f} B) | {m['tps']:.0f} | {m['load']:.1f} |")
-    a, p = med.get("arca"), med.get("pgbackrest")
-    if a and p:
-        print(f"\narca / pgbackrest: per-segment median time {a['median_ms'] / p['median_ms']:.2f}, "
-              f"p99 {a['p99_ms'] / p['p99_ms']:.2f}, CPU {a['cpu_ms'] / p['cpu_ms']:.2f}, "
-              f"stored bytes {a['bytes_per_segment'] / p['bytes_per_segment']:.2f}")
+    p = med.get("pgbackrest")
+    for name in ("arca", "arca-agent"):
+        a = med.get(name)
+        if a and p:
+            print(f"\n{name} / pgbackrest: per-segment median time {a['median_ms'] / p['median_ms']:.2f}, "
+                  f"p99 {a['p99_ms'] / p['p99_ms']:.2f}, "
+                  f"CPU {a['cpu_ms'] / max(p['cpu_ms'], 1e-9):.2f}, "
+                  f"stored bytes {a['bytes_per_segment'] / p['bytes_per_segment']:.2f}")
 
 def open_cost(path):
     runs = {}

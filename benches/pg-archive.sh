@@ -43,7 +43,7 @@
 #
 #   ROUNDS=3 DURATION=120 SCALE=50 CLIENTS=4      the defaults (about 30 min on 2 cores)
 #   ROUNDS=1 DURATION=20 SCALE=5                  a smoke run of a few minutes
-#   TOOLS="arca pgbackrest pgbackrest-async cp"   which tools, in this order
+#   TOOLS="arca arca-agent pgbackrest pgbackrest-async cp"   which tools, in this order
 #   ARCA=/path                                    this arca binary, not a build
 #   WORK=DIR  temporary clusters and archives (default: mktemp -d; removed)
 #   OUT=DIR   per-round table and call logs (default: target/pg-archive)
@@ -55,7 +55,7 @@
 set -euo pipefail
 export LC_ALL=C
 rounds=${ROUNDS:-3} duration=${DURATION:-120} scale=${SCALE:-50} clients=${CLIENTS:-4}
-read -ra tools <<<"${TOOLS:-arca pgbackrest pgbackrest-async cp}"
+read -ra tools <<<"${TOOLS:-arca arca-agent pgbackrest pgbackrest-async cp}"
 wait_limit=${WAIT_LIMIT:-1200}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${OUT:-$here/target/pg-archive}
@@ -136,6 +136,12 @@ setup_tool() {
       as_pg "$work/bin/arca" -q -r "$dir/repo" --password-file "$work/password" init
       echo "$work/bin/arca -q -r $dir/repo --password-file $work/password pg archive-wal %p"
       ;;
+    arca-agent)
+      # The resident agent keeps the repository open; it exits when the
+      # round's directory (its cache, with the socket) is removed.
+      as_pg "$work/bin/arca" -q -r "$dir/repo" --password-file "$work/password" init
+      echo "$work/bin/arca -q -r $dir/repo --password-file $work/password --cache-dir $dir/cache pg archive-wal --agent %p"
+      ;;
     pgbackrest | pgbackrest-async)
       {
         echo "[global]"
@@ -170,7 +176,7 @@ setup_tool() {
 # Where TOOL keeps the archived WAL under DIR.
 archive_of() {
   case $1 in
-    arca) echo "$2/repo/wal" ;;
+    arca*) echo "$2/repo/wal" ;;
     pgbackrest*) echo "$2/repo/archive" ;;
     cp) echo "$2/archive" ;;
   esac

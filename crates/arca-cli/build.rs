@@ -13,15 +13,21 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=ARCA_COMMIT");
     // Rebuilt when HEAD moves: its file, the branch it names, packed refs.
-    for name in ["HEAD", "packed-refs"] {
-        if let Some(path) = git(&["rev-parse", "--git-path", name]) {
-            println!("cargo:rerun-if-changed={path}");
-        }
-    }
+    // Only files that exist: cargo takes a missing one for a changed one
+    // and would rebuild every time.
+    let mut watched: Vec<String> = ["HEAD", "packed-refs"]
+        .iter()
+        .filter_map(|name| git(&["rev-parse", "--git-path", name]))
+        .collect();
     if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
         && let Some(path) = git(&["rev-parse", "--git-path", &branch])
     {
-        println!("cargo:rerun-if-changed={path}");
+        watched.push(path);
+    }
+    for path in watched {
+        if std::path::Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
     }
     let commit = std::env::var("ARCA_COMMIT")
         .ok()

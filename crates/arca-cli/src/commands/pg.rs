@@ -135,7 +135,6 @@ fn archive(
         });
     }
     config.metrics.set(&metrics::WAL_LAST_ARCHIVED, unix_now());
-    config.report_transfers();
     Ok(exit::SUCCESS)
 }
 
@@ -165,7 +164,6 @@ fn restore(config: &Config, name: &str, path: &std::path::Path) -> Result<i32> {
     } else {
         config.note(format!("restored {name} ({} bytes)", header.size));
     }
-    config.report_transfers();
     Ok(exit::SUCCESS)
 }
 
@@ -285,7 +283,6 @@ fn backup(config: &Config, args: PgBackupArgs) -> Result<i32> {
             s.duration_ms as f64 / 1000.0
         ));
     }
-    config.report_transfers();
     Ok(exit::SUCCESS)
 }
 
