@@ -25,6 +25,10 @@ fn pg_archive_wal_is_idempotent_and_refuses_conflicts_and_other_names() {
     let out = env.run(&["-q", "pg", "archive-wal", "--verify-upload", &path]);
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    // -v ends with one transfer summary.
+    let verbose = env.run(&["-v", "pg", "archive-wal", &path]);
+    let said = String::from_utf8_lossy(&verbose.stderr);
+    assert_eq!(said.matches(" requests, ").count(), 1, "{said}");
     // Archiving the same file again (PostgreSQL retries after a crash).
     let again = env.json(&["pg", "archive-wal", &path]);
     crate::json_fields::assert_documented(&again, "pg archive-wal");
