@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::repository::Repository;
 use crate::target::{Apply, FileId, Meta, Refused, Target, list_names};
 use crate::time::Timestamp;
-use crate::tree::{Node, NodeKind};
+use crate::tree::NodeKind;
 
 /// What [`unpack_base_backup`] made.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -78,15 +78,23 @@ pub fn unpack_base_backup(
             format!("its {BASE_STREAM_NAME} is not a readable tar stream: {e}"),
         )
     };
-    let mut content = Content::new(repo, &node, &object);
-    {
-        let mut archive = tar::Archive::new(&mut content);
-        for entry in archive.entries().map_err(broken)? {
-            let mut entry = entry.map_err(broken)?;
-            unpacker.entry(&mut entry, &object)?;
+    // The stream's blobs are fetched ahead, a window at a time in
+    // parallel, while the entries are written in order.
+    let window = repo.backend().connections().clamp(2, 16);
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded(window);
+        let blobs = &node.content;
+        scope.spawn(move || fetch_in_order(repo, blobs, window, &tx));
+        let mut content = Content::new(rx, node.size, &object);
+        {
+            let mut archive = tar::Archive::new(&mut content);
+            for entry in archive.entries().map_err(broken)? {
+                let mut entry = entry.map_err(broken)?;
+                unpacker.entry(&mut entry, &object)?;
+            }
         }
-    }
-    content.finish()?;
+        content.finish()
+    })?;
     // Directories last, deepest first: their times stay as recorded.
     let mut made = std::mem::take(&mut unpacker.made_dirs);
     made.sort_by_key(|d| std::cmp::Reverse(d.0.components().count()));
@@ -208,20 +216,26 @@ impl Unpacker<'_> {
                     Err(Refused::Error(e)) => return Err(e),
                 };
                 let path = self.out.shown(&rel);
-                let copied = std::io::copy(entry, &mut file).map_err(|e| {
-                    // Reading the entry fails on a broken stream; writing,
-                    // on the target.
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof
-                        || e.kind() == std::io::ErrorKind::InvalidData
-                    {
-                        Error::corrupt(
-                            object,
-                            format!("its {BASE_STREAM_NAME} breaks off in {shown:?}: {e}"),
-                        )
-                    } else {
-                        Error::target(&path, e)
-                    }
-                })?;
+                // A failed read is the stream's (damaged, cut short); a
+                // failed write, the target's.
+                let mut copied = 0u64;
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    let n = match entry.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            return Err(Error::corrupt(
+                                object,
+                                format!("its {BASE_STREAM_NAME} cannot be read in {shown:?}: {e}"),
+                            ));
+                        }
+                    };
+                    file.write_all(&buf[..n])
+                        .map_err(|e| Error::target(&path, e))?;
+                    copied += n as u64;
+                }
                 if copied != size {
                     return Err(refuse("is shorter than its header says"));
                 }
@@ -292,24 +306,50 @@ fn relative(raw: &[u8]) -> Option<PathBuf> {
     Some(path)
 }
 
-/// The content of a stored file, read one blob at a time.
-struct Content<'r> {
-    repo: &'r Repository,
-    node: &'r Node,
-    object: &'r str,
-    next: usize,
+/// Sends the plaintext of `blobs` in order, fetching `window` of them at a
+/// time in parallel; stops at the first error (sent) or when the reader
+/// goes away.
+fn fetch_in_order(
+    repo: &Repository,
+    blobs: &[crate::id::BlobId],
+    window: usize,
+    tx: &crossbeam_channel::Sender<Result<Vec<u8>>>,
+) {
+    use rayon::prelude::*;
+    for batch in blobs.chunks(window) {
+        let fetched: Vec<Result<Vec<u8>>> = batch
+            .par_iter()
+            .map(|blob| repo.read_blob(BlobKind::Data, &blob.id()))
+            .collect();
+        for result in fetched {
+            let failed = result.is_err();
+            if tx.send(result).is_err() || failed {
+                return;
+            }
+        }
+    }
+}
+
+/// The content of a stored file, as [`fetch_in_order`] sends it.
+struct Content<'o> {
+    rx: crossbeam_channel::Receiver<Result<Vec<u8>>>,
+    size: u64,
+    object: &'o str,
     buf: Vec<u8>,
     at: usize,
     total: u64,
 }
 
-impl<'r> Content<'r> {
-    fn new(repo: &'r Repository, node: &'r Node, object: &'r str) -> Content<'r> {
+impl<'o> Content<'o> {
+    fn new(
+        rx: crossbeam_channel::Receiver<Result<Vec<u8>>>,
+        size: u64,
+        object: &'o str,
+    ) -> Content<'o> {
         Content {
-            repo,
-            node,
+            rx,
+            size,
             object,
-            next: 0,
             buf: Vec::new(),
             at: 0,
             total: 0,
@@ -324,12 +364,12 @@ impl<'r> Content<'r> {
             .map_err(|e| Error::corrupt(self.object, e.to_string()))?
             > 0
         {}
-        if self.total != self.node.size {
+        if self.total != self.size {
             return Err(Error::corrupt(
                 self.object,
                 format!(
                     "its {BASE_STREAM_NAME} holds {} bytes, not the {} it records",
-                    self.total, self.node.size
+                    self.total, self.size
                 ),
             ));
         }
@@ -340,17 +380,13 @@ impl<'r> Content<'r> {
 impl Read for Content<'_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.at == self.buf.len() {
-            let Some(blob) = self.node.content.get(self.next) else {
+            let Ok(next) = self.rx.recv() else {
                 return Ok(0);
             };
-            self.next += 1;
-            self.buf = self
-                .repo
-                .read_blob(BlobKind::Data, &blob.id())
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            self.buf = next.map_err(|e| std::io::Error::other(e.to_string()))?;
             self.at = 0;
             self.total += self.buf.len() as u64;
-            if self.total > self.node.size {
+            if self.total > self.size {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("{} holds more bytes than it records", self.object),

@@ -541,3 +541,31 @@ fn the_newest_backup_that_ended_by_the_time_is_chosen() {
     );
     assert!(pg::choose(&all, Some(earlier)).is_none());
 }
+
+#[test]
+fn a_damaged_base_backup_fails_to_unpack_naming_it() {
+    let (memory, mut repo) = new_repo();
+    let big = common::random(3 << 20, 7);
+    let tar = stream(
+        "000000010000000000000005",
+        &[("base/1/big", tar::EntryType::Regular, &big)],
+    );
+    let base = backup(&mut repo, &tar).unwrap();
+    let root = repo.read_tree(&base.snapshot.tree).unwrap();
+    let node = root.nodes.iter().find(|n| n.name == b"base.tar").unwrap();
+    // Damage the last blob of the stream: the entries before it are
+    // written, then the unpacking stops.
+    let blob = node.content.last().unwrap().id();
+    let location = repo.index().get(arca_core::BlobKind::Data, &blob).unwrap();
+    let mut bytes = memory
+        .read(FileKind::Data, &location.pack.to_hex(), u64::MAX)
+        .unwrap();
+    bytes[location.offset as usize + location.length as usize / 2] ^= 1;
+    memory.tamper(FileKind::Data, &location.pack.to_hex(), bytes);
+    let dir = tempfile::tempdir().unwrap();
+    let err = pg::unpack_base_backup(&repo, &base, &dir.path().join("data"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&base.id.short()), "{err}");
+    assert!(!common::full_check(&memory).ok());
+}
