@@ -50,7 +50,10 @@ fn write_pages(command: &clap::Command, name: &str, dir: &Path) -> Result<usize>
         .context("cannot render a manual page")?;
     std::fs::write(&page, bytes).with_context(|| format!("cannot write {}", page.display()))?;
     let mut written = 1;
-    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+    for sub in command
+        .get_subcommands()
+        .filter(|s| s.get_name() != "help" && !s.is_hide_set())
+    {
         written += write_pages(sub, &format!("{name}-{}", sub.get_name()), dir)?;
     }
     Ok(written)
