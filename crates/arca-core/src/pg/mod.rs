@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobKind;
 use crate::error::{Error, Result};
-use crate::format;
+use crate::format::{self, PG_MAX_RECORD_LEN as MAX_RECORD_LEN, PG_RECORD_FORMAT as RECORD_FORMAT};
 use crate::id::SnapshotId;
 use crate::ops::snapshot::{Progress, SnapshotOptions, SnapshotOutcome, snapshot_stream_with};
 use crate::repository::Repository;
@@ -39,7 +39,6 @@ pub const BASE_BACKUP_TAG: &str = format::PG_BASE_TAG;
 pub const BASE_STREAM_NAME: &str = format::PG_BASE_STREAM;
 /// The name of the backup's record in a base backup snapshot.
 pub const BASE_RECORD_NAME: &str = format::PG_BASE_RECORD;
-use format::{PG_MAX_RECORD_LEN as MAX_RECORD_LEN, PG_RECORD_FORMAT as RECORD_FORMAT};
 
 /// A position in the WAL: PostgreSQL's LSN, written `X/Y` in hex.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
