@@ -1,6 +1,7 @@
 //! The `arca` binary: parse arguments, resolve one configuration, run one
 //! command, map its outcome to an exit code. All the work is in arca-core.
 
+mod agent;
 mod cli;
 mod commands;
 mod config;

@@ -77,3 +77,34 @@ pub fn username() -> String {
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| uid.to_string())
 }
+
+/// The global options that make another arca process (PostgreSQL's
+/// restore_command, the WAL agent) open this run's repository the same
+/// way: profile, repository and password file or command, paths made
+/// absolute. A password from the environment is left to the environment.
+pub fn repository_args(config: &Config) -> Vec<String> {
+    use crate::password::PasswordSource;
+    let absolute = |p: &std::path::Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let mut args = Vec::new();
+    if let Some(profile) = &config.profile {
+        args.extend(["--config".to_string(), absolute(&profile.path)]);
+    }
+    if let Some(repo) = &config.repo {
+        args.extend(["-r".to_string(), repo.clone()]);
+    }
+    match &config.password {
+        PasswordSource::File(path) => {
+            args.extend(["--password-file".to_string(), absolute(path)]);
+        }
+        PasswordSource::Command(command) => {
+            args.extend(["--password-command".to_string(), command.clone()]);
+        }
+        PasswordSource::EnvOrPrompt(_) => {}
+    }
+    args
+}

@@ -16,7 +16,6 @@ mod ls;
 mod man;
 mod mount;
 mod pg;
-mod pg_agent;
 mod prune;
 mod repair;
 mod restore;

@@ -62,7 +62,7 @@ pub fn run(config: &Config, command: PgCommand) -> Result<i32> {
             }
             other => other,
         },
-        PgCommand::Agent => super::pg_agent::serve(config),
+        PgCommand::Agent => crate::agent::serve(config),
         PgCommand::Backup(args) => backup(config, args),
         PgCommand::Restore(args) => recover(config, args),
     }
@@ -94,7 +94,7 @@ fn archive(
         .unwrap_or_default();
     check_name(name)?;
     let through_agent = agent
-        .then(|| super::pg_agent::archive(config, path, verify_upload))
+        .then(|| crate::agent::archive(config, path, verify_upload))
         .flatten();
     let via_agent = through_agent.is_some();
     let (outcome, object) = match through_agent {
@@ -433,26 +433,7 @@ fn recover(config: &Config, args: PgRestoreArgs) -> Result<i32> {
 fn restore_command(config: &Config) -> Result<String> {
     let exe = std::env::current_exe().context("cannot tell where this arca program is")?;
     let mut parts: Vec<String> = vec![exe.display().to_string()];
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    if let Some(profile) = &config.profile {
-        parts.push("--config".into());
-        parts.push(absolute(&profile.path).display().to_string());
-    }
-    if let Some(repo) = &config.repo {
-        parts.push("-r".into());
-        parts.push(repo.clone());
-    }
-    match &config.password {
-        PasswordSource::File(path) => {
-            parts.push("--password-file".into());
-            parts.push(absolute(path).display().to_string());
-        }
-        PasswordSource::Command(command) => {
-            parts.push("--password-command".into());
-            parts.push(command.clone());
-        }
-        PasswordSource::EnvOrPrompt(_) => {}
-    }
+    parts.extend(session::repository_args(config));
     parts.extend(["-q", "pg", "restore-wal", "--error-exit"].map(String::from));
     parts.push(RECOVERY_ERROR_EXIT.to_string());
     let mut line: Vec<String> = parts.iter().map(|p| shell_quote(p)).collect();

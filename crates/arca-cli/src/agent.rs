@@ -1,4 +1,5 @@
-//! The WAL archiving agent behind `pg archive-wal --agent`.
+//! The WAL archiving agent behind `pg archive-wal --agent` (and `pg agent`,
+//! the hidden command it runs as).
 //!
 //! Each `archive-wal` call opens the repository, and opening derives the
 //! key from the password (Argon2id): most of a call's time. With
@@ -162,32 +163,12 @@ fn start(config: &Config, socket: &Path) {
 }
 
 /// The global options that make another arca process open this run's
-/// repository the same way (and find the same agent socket).
-pub fn global_args(config: &Config) -> Vec<String> {
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut args = Vec::new();
-    if let Some(profile) = &config.profile {
-        args.push("--config".into());
-        args.push(absolute(&profile.path).display().to_string());
-    }
-    if let Some(repo) = &config.repo {
-        args.push("-r".into());
-        args.push(repo.clone());
-    }
-    match &config.password {
-        PasswordSource::File(path) => {
-            args.push("--password-file".into());
-            args.push(absolute(path).display().to_string());
-        }
-        PasswordSource::Command(command) => {
-            args.push("--password-command".into());
-            args.push(command.clone());
-        }
-        PasswordSource::EnvOrPrompt(_) => {}
-    }
+/// repository the same way and find the same agent socket.
+fn global_args(config: &Config) -> Vec<String> {
+    let mut args = session::repository_args(config);
     if let Some(dir) = &config.cache_dir {
-        args.push("--cache-dir".into());
-        args.push(absolute(dir).display().to_string());
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        args.extend(["--cache-dir".to_string(), dir.display().to_string()]);
     }
     args
 }
