@@ -356,3 +356,22 @@ pub fn damage_lines(damaged: &[arca_core::DamagedPath]) -> Vec<String> {
         })
         .collect()
 }
+
+/// Waits for a command whose output a snapshot stored: `Ok` when it exited
+/// 0, else an error naming it (`shown`) and saying that no `what` was saved.
+pub fn command_finished(
+    child: &mut std::process::Child,
+    shown: &str,
+    what: &str,
+) -> arca_core::Result<()> {
+    let status = child
+        .wait()
+        .map_err(|e| arca_core::Error::InvalidInput(format!("{shown}: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(arca_core::Error::InvalidInput(format!(
+            "{shown} failed ({status}); no {what} was saved"
+        )))
+    }
+}

@@ -230,18 +230,7 @@ fn backup(config: &Config, args: PgBackupArgs) -> Result<i32> {
         bail!("cannot read the output of {}", program.display());
     };
     let shown = program.display().to_string();
-    let mut finish = || {
-        let status = child
-            .wait()
-            .map_err(|e| arca_core::Error::InvalidInput(format!("{shown}: {e}")))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(arca_core::Error::InvalidInput(format!(
-                "{shown} failed ({status}); no base backup was saved"
-            )))
-        }
-    };
+    let mut finish = || steps::command_finished(&mut child, &shown, "base backup");
     let progress = SnapshotProgress::default();
     let result = pg::backup(&mut repo, &options, &mut stdout, &mut finish, &progress);
     drop(stdout);

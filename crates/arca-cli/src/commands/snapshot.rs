@@ -187,18 +187,8 @@ fn snapshot_command(
     let Some(mut stdout) = child.stdout.take() else {
         bail!("cannot read the output of {cmd:?}");
     };
-    let mut finish = || {
-        let status = child
-            .wait()
-            .map_err(|e| arca_core::Error::InvalidInput(format!("{cmd:?}: {e}")))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(arca_core::Error::InvalidInput(format!(
-                "command {cmd:?} failed ({status}); no snapshot was saved"
-            )))
-        }
-    };
+    let shown = format!("command {cmd:?}");
+    let mut finish = || steps::command_finished(&mut child, &shown, "snapshot");
     Ok(arca_core::snapshot_stream(
         repo,
         options,
