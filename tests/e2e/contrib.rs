@@ -167,15 +167,20 @@ fn metrics_arca_writes(env: &Env) -> BTreeSet<String> {
     fs::write(src.join("trades.db"), random_bytes(100_000, 1)).unwrap();
     let src = src.to_str().unwrap();
     run(&["snapshot", src]);
-    // The newest, so that forget keeps it: a base backup for the window.
-    run(&["snapshot", src, "--tag", "pg-base"]);
+    // A base backup for the recovery window, with the WAL it starts in
+    // (check requires it); forget keeps it, the newest of its group.
+    let start = env.path("000000010000000000000002");
+    fs::write(&start, random_bytes(8192, 3)).unwrap();
+    run(&["pg", "archive-wal", start.to_str().unwrap()]);
+    let fake = crate::util::fake_pg_basebackup(env);
+    run(&["pg", "backup", "--pg-basebackup", &fake]);
     run(&["check"]);
     run(&["forget", "--keep-last", "1"]);
     run(&["prune", "--keep-marked", "0"]);
     let segment = env.path("000000010000000000000001");
     fs::write(&segment, random_bytes(8192, 2)).unwrap();
     run(&["pg", "archive-wal", segment.to_str().unwrap()]);
-    let missing = env.path("gone/000000010000000000000002");
+    let missing = env.path("gone/000000010000000000000003");
     let failing = with(&["pg", "archive-wal", missing.to_str().unwrap()]);
     let failing: Vec<&str> = failing.iter().map(String::as_str).collect();
     assert_eq!(env.run(&failing).status.code(), Some(1));

@@ -368,40 +368,10 @@ fn pg_archive_wal_through_the_agent_answers_as_a_direct_call_would() {
     wait_for("the agent did not exit", || lock.try_lock_shared().is_ok());
 }
 
-/// A stand-in for pg_basebackup: writes a tar stream shaped like its
-/// output (or, with `FAIL` in its environment, half of one and fails).
-fn fake_pg_basebackup(env: &Env) -> String {
-    let data = env.path("fake-data");
-    fs::create_dir_all(data.join("base/1")).unwrap();
-    fs::write(
-        data.join("backup_label"),
-        "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nSTART TIMELINE: 1\n",
-    )
-    .unwrap();
-    fs::write(data.join("PG_VERSION"), "16\n").unwrap();
-    fs::write(data.join("base/1/1259"), random_bytes(200_000, 9)).unwrap();
-    fs::write(
-        data.join("backup_manifest"),
-        "{ \"Files\": [],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", \"End-LSN\": \"0/2000100\" }\n],\n\"Manifest-Checksum\": \"00\"}\n",
-    )
-    .unwrap();
-    let script = env.path("pg_basebackup");
-    fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\ncd {}\nif [ -n \"$FAIL\" ]; then tar -cf - base | head -c 3000; exit 1; fi\nexec tar -cf - backup_label PG_VERSION base backup_manifest\n",
-            data.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    script.display().to_string()
-}
-
 #[test]
 fn pg_backup_and_restore_refuse_what_cannot_work_and_change_nothing() {
     let env = Env::with_repo();
-    let fake = fake_pg_basebackup(&env);
+    let fake = crate::util::fake_pg_basebackup(&env);
     // A time before anything in the repository.
     let before = "2001-01-01T00:00:00Z";
     let backup = env.json(&["pg", "backup", "--pg-basebackup", &fake]);

@@ -289,3 +289,33 @@ pub fn transfers(stderr: &str) -> (u64, u64, u64) {
         number_before(" bytes written"),
     )
 }
+
+/// A stand-in for pg_basebackup: writes a tar stream shaped like its
+/// output (or, with `FAIL` in its environment, half of one and fails).
+pub fn fake_pg_basebackup(env: &Env) -> String {
+    let data = env.path("fake-data");
+    std::fs::create_dir_all(data.join("base/1")).unwrap();
+    std::fs::write(
+        data.join("backup_label"),
+        "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nSTART TIMELINE: 1\n",
+    )
+    .unwrap();
+    std::fs::write(data.join("PG_VERSION"), "16\n").unwrap();
+    std::fs::write(data.join("base/1/1259"), random_bytes(200_000, 9)).unwrap();
+    std::fs::write(
+        data.join("backup_manifest"),
+        "{ \"Files\": [],\n\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", \"End-LSN\": \"0/2000100\" }\n],\n\"Manifest-Checksum\": \"00\"}\n",
+    )
+    .unwrap();
+    let script = env.path("pg_basebackup");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncd {}\nif [ -n \"$FAIL\" ]; then tar -cf - base | head -c 3000; exit 1; fi\nexec tar -cf - backup_label PG_VERSION base backup_manifest\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script.display().to_string()
+}

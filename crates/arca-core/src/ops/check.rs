@@ -582,12 +582,14 @@ fn check_base_backups(
 ) {
     let (backups, unreadable) = crate::pg::base_backups(repo, snapshots);
     for (id, e) in unreadable {
+        // The snapshot is named once, as the problem's object.
+        let why = match e {
+            crate::Error::Corrupt { reason, .. } => reason,
+            other => other.to_string(),
+        };
         report.errors.push(problem(
             format!("snapshot {id}"),
-            format!(
-                "it is tagged {} but is no usable base backup: {e}",
-                crate::pg::BASE_BACKUP_TAG
-            ),
+            format!("no usable base backup: {why}"),
         ));
     }
     let names: HashSet<&str> = archived.iter().map(|h| h.name.as_str()).collect();
