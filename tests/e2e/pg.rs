@@ -366,6 +366,22 @@ fn pg_archive_wal_through_the_agent_answers_as_a_direct_call_would() {
     assert!(agent_running(&socket));
     fs::remove_dir_all(env.path("cache")).unwrap();
     wait_for("the agent did not exit", || lock.try_lock_shared().is_ok());
+
+    // A caller with another password is not served: it fails as it would
+    // without the agent, and the agent leaves.
+    let fourth = file("000000010000000000000004", 5);
+    env.ok(&["pg", "archive-wal", "--agent", &fourth]);
+    wait_for("no agent started", || {
+        agent_socket(&env).is_some_and(|s| std::os::unix::net::UnixStream::connect(s).is_ok())
+    });
+    let socket = agent_socket(&env).unwrap();
+    let mut stranger = env.cmd(&["pg", "archive-wal", "--agent", &fourth]);
+    let refused = stranger
+        .env("ARCA_PASSWORD", "not the password")
+        .output()
+        .unwrap();
+    expect_failure(&refused, 12);
+    wait_for("the agent did not leave", || !agent_running(&socket));
 }
 
 #[test]

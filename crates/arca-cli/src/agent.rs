@@ -13,8 +13,10 @@
 //!
 //! The agent listens on a Unix socket in a directory of the cache
 //! directory that only its user can enter (mode 0700, socket 0600), serves
-//! only connections from its own uid (checked with `SO_PEERCRED`), and does
-//! one thing: archive a WAL file it is given the path of. No key or
+//! only connections from its own uid (checked with `SO_PEERCRED`) that show
+//! a key derived from the password it opened the repository with ([`proof`];
+//! another password makes it leave), and does one thing: archive a WAL file
+//! it is given the path of. No key or
 //! password is ever written anywhere; the key lives in the agent's memory
 //! as in any arca process, until the agent exits after ten idle minutes,
 //! when its socket is removed, or on SIGTERM. The socket's name is a hash
@@ -57,6 +59,18 @@ const MAX_SOCKET_PATH: usize = 100;
 struct Request {
     path: PathBuf,
     verify_upload: bool,
+    /// [`proof`] of the caller's password, hex.
+    proof: String,
+}
+
+/// What a caller shows the agent to be served: a key derived from the
+/// password it would have opened the repository with (fast to compute,
+/// never written anywhere). The agent serves only callers whose password
+/// is the one it opened the repository with, so it gives no process of its
+/// user more than that process could do with its own password; a caller
+/// with another one makes it leave.
+fn proof(password: &[u8]) -> blake3::Hash {
+    blake3::Hash::from(blake3::derive_key("arca v1 wal agent caller", password))
 }
 
 /// What the agent did with one file.
@@ -101,9 +115,11 @@ pub fn archive(config: &Config, path: &Path, verify_upload: bool) -> Option<Repl
     if peer_uid(&stream) != Some(nix::unistd::getuid().as_raw()) {
         return None;
     }
+    let password = zeroize::Zeroizing::new(config.password.get().ok()?);
     let request = Request {
         path: std::path::absolute(path).ok()?,
         verify_upload,
+        proof: proof(&password).to_hex().to_string(),
     };
     let mut line = serde_json::to_vec(&request).ok()?;
     line.push(b'\n');
@@ -205,8 +221,19 @@ pub fn serve(config: &Config) -> Result<i32> {
     if lock.try_lock().is_err() {
         return Ok(crate::exit::SUCCESS);
     }
-    let mut repo = match session::open_unindexed(config) {
-        Ok(repo) => repo,
+    let opened = config.password.get().and_then(|password| {
+        let password = zeroize::Zeroizing::new(password);
+        let address = config
+            .repo
+            .as_deref()
+            .context("no repository given: use -r REPO or set ARCA_REPOSITORY")?;
+        Ok((
+            config.open_repository(address, &password)?,
+            proof(&password),
+        ))
+    });
+    let (mut repo, expected) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
             let _ = std::fs::write(socket.with_extension("failed"), format!("{e:#}\n"));
             return Err(e);
@@ -249,7 +276,7 @@ pub fn serve(config: &Config) -> Result<i32> {
                 continue;
             }
             let _guard = busy.lock().unwrap_or_else(|e| e.into_inner());
-            handle(&mut repo, &opened_config, &socket, stream);
+            handle(&mut repo, &opened_config, &expected, &socket, stream);
             last.store(started.elapsed().as_secs(), Ordering::Relaxed);
         }
     });
@@ -264,6 +291,7 @@ fn read_config(repo: &arca_core::Repository) -> Result<Vec<u8>> {
 fn handle(
     repo: &mut arca_core::Repository,
     opened_config: &[u8],
+    expected: &blake3::Hash,
     socket: &Path,
     stream: UnixStream,
 ) {
@@ -277,6 +305,15 @@ fn handle(
     }
     let reply = match serde_json::from_str::<Request>(&line) {
         Err(_) => return,
+        // Another password than the one this agent opened the repository
+        // with (changed since, or a caller that does not know it): answer
+        // nothing, so the caller works with its own password, and make way
+        // for an agent started with it. (blake3::Hash compares in constant
+        // time.)
+        Ok(request) if blake3::Hash::from_hex(&request.proof).ok().as_ref() != Some(expected) => {
+            let _ = std::fs::remove_file(socket);
+            std::process::exit(crate::exit::SUCCESS);
+        }
         Ok(request) => archive_one(repo, opened_config, Some(socket), &request),
     };
     if let Ok(mut bytes) = serde_json::to_vec(&reply) {
