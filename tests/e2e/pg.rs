@@ -499,4 +499,21 @@ fn pg_backup_and_restore_refuse_what_cannot_work_and_change_nothing() {
     assert!(out.stderr.is_empty(), "{out:?}");
     let mode = fs::metadata(&target).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
+    // As root, everything (recovery.signal too) belongs to the backup's
+    // owner, as the server that recovers runs as that user.
+    if crate::util::running_as_root() {
+        use std::os::unix::fs::MetadataExt;
+        for path in [
+            target.clone(),
+            target.join("base/1/1259"),
+            target.join("recovery.signal"),
+        ] {
+            assert_eq!(
+                fs::metadata(&path).unwrap().uid(),
+                4321,
+                "{}",
+                path.display()
+            );
+        }
+    }
 }

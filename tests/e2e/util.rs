@@ -311,7 +311,7 @@ pub fn fake_pg_basebackup(env: &Env) -> String {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\ncd {}\nif [ -n \"$FAIL\" ]; then tar -cf - base | head -c 3000; exit 1; fi\nexec tar -cf - backup_label PG_VERSION base backup_manifest\n",
+            "#!/bin/sh\ncd {}\nif [ -n \"$FAIL\" ]; then tar -cf - base | head -c 3000; exit 1; fi\nexec tar --owner=4321 --group=4321 -cf - backup_label PG_VERSION base backup_manifest\n",
             data.display()
         ),
     )

@@ -271,7 +271,12 @@ pub fn serve(config: &Config) -> Result<i32> {
             }
         });
         for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
+            let Ok(stream) = stream else {
+                // Out of descriptors, say: try again a moment later rather
+                // than spin.
+                std::thread::sleep(TICK / 10);
+                continue;
+            };
             if peer_uid(&stream) != Some(nix::unistd::getuid().as_raw()) {
                 continue;
             }

@@ -375,3 +375,15 @@ pub fn command_finished(
         )))
     }
 }
+
+/// The closing line of a snapshot's report: what was read and added, and
+/// how long it took.
+pub fn transfer_line(s: &arca_core::Summary) -> String {
+    format!(
+        "read {}, added {} ({} stored) in {:.1} s",
+        HumanBytes(s.bytes_read),
+        HumanBytes(s.bytes_added),
+        HumanBytes(s.bytes_stored),
+        s.duration_ms as f64 / 1000.0
+    )
+}

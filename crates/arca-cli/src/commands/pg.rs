@@ -264,13 +264,7 @@ fn backup(config: &Config, args: PgBackupArgs) -> Result<i32> {
             record.stop_lsn,
             record.start_wal
         ));
-        output::line(format!(
-            "read {}, added {} ({} stored) in {:.1} s",
-            HumanBytes(s.bytes_read),
-            HumanBytes(s.bytes_added),
-            HumanBytes(s.bytes_stored),
-            s.duration_ms as f64 / 1000.0
-        ));
+        output::line(steps::transfer_line(&s));
     }
     Ok(exit::SUCCESS)
 }

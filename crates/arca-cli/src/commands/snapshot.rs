@@ -2,7 +2,6 @@ use anyhow::{Context, Result, bail};
 use arca_core::{
     ExcludeOptions, FileChange, SnapshotOptions, SnapshotProgress, SnapshotWarningKind,
 };
-use indicatif::HumanBytes;
 use serde::Serialize;
 
 use crate::cli::SnapshotArgs;
@@ -149,13 +148,7 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
             "dirs:  {} new, {} changed, {} unchanged",
             s.dirs_new, s.dirs_changed, s.dirs_unchanged
         ));
-        output::line(format!(
-            "read {}, added {} ({} stored) in {:.1} s",
-            HumanBytes(s.bytes_read),
-            HumanBytes(s.bytes_added),
-            HumanBytes(s.bytes_stored),
-            s.duration_ms as f64 / 1000.0
-        ));
+        output::line(steps::transfer_line(&s));
     }
     if unreadable == 0 {
         Ok(exit::SUCCESS)

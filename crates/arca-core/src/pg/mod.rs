@@ -489,12 +489,24 @@ pub fn write_recovery(datadir: &std::path::Path, recovery: &Recovery) -> Result<
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::target(&conf, e))?;
     let signal = datadir.join("recovery.signal");
-    std::fs::OpenOptions::new()
+    let made = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&signal)
-        .and_then(|f| f.sync_all())
         .map_err(|e| Error::target(&signal, e))?;
+    // Made by root, it still belongs to the server, which removes it when
+    // recovery ends: the data directory's owner.
+    if nix::unistd::geteuid().is_root() {
+        let dir = std::fs::metadata(datadir).map_err(|e| Error::target(datadir, e))?;
+        use std::os::unix::fs::MetadataExt;
+        nix::unistd::fchown(
+            &made,
+            Some(nix::unistd::Uid::from_raw(dir.uid())),
+            Some(nix::unistd::Gid::from_raw(dir.gid())),
+        )
+        .map_err(|e| Error::target(&signal, std::io::Error::from_raw_os_error(e as i32)))?;
+    }
+    made.sync_all().map_err(|e| Error::target(&signal, e))?;
     Ok(())
 }
