@@ -434,6 +434,13 @@ pub struct SnapshotArgs {
     #[arg(short = 'x', long)]
     pub one_file_system: bool,
 
+    /// How SQLite databases are read: auto stores a transactionally
+    /// consistent image of every file whose header says it is one (a plain
+    /// copy, with a warning, when that fails), always leaves out a database
+    /// that cannot be read consistently, never reads them as plain files.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub sqlite: units::SqliteMode,
+
     /// Read and chunk everything and report what would be stored; store nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,

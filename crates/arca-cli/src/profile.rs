@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::units::{
-    Address, Connections, Count, Duration, GroupBy, Percent, ProfileName, Span, Subset, TagList,
+    Address, Connections, Count, Duration, GroupBy, Percent, ProfileName, Span, SqliteMode, Subset,
+    TagList,
 };
 
 /// A profile file, as written.
@@ -49,6 +50,8 @@ pub struct SnapshotSection {
     pub host: Option<String>,
     #[serde(default)]
     pub one_file_system: bool,
+    /// How SQLite databases are read (`snapshot --sqlite`).
+    pub sqlite: Option<SqliteMode>,
     /// Read every object back after writing it (`snapshot --verify-upload`).
     #[serde(default)]
     pub verify_upload: bool,

@@ -73,6 +73,7 @@ pub fn snapshot(
         let what = match w.kind {
             SnapshotWarningKind::Unreadable => "cannot read",
             SnapshotWarningKind::Changed => "file changed",
+            SnapshotWarningKind::Inconsistent => "not consistent",
         };
         eprintln!(
             "arca: warning: {what} {}: {}",
@@ -83,7 +84,12 @@ pub fn snapshot(
     let unreadable = outcome
         .warnings
         .iter()
-        .filter(|w| w.kind == SnapshotWarningKind::Unreadable)
+        .filter(|w| {
+            matches!(
+                w.kind,
+                SnapshotWarningKind::Unreadable | SnapshotWarningKind::Inconsistent
+            )
+        })
         .count();
     if outcome.id.is_some() {
         record_snapshot(config, &outcome.snapshot);

@@ -326,6 +326,22 @@ impl FromStr for GroupBy {
 
 deserialize_from_str!(GroupBy);
 
+/// `--sqlite`: auto, always or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SqliteMode(pub arca_core::sqlite::SqliteMode);
+
+impl FromStr for SqliteMode {
+    type Err = Invalid;
+
+    fn from_str(text: &str) -> Result<SqliteMode, Invalid> {
+        text.parse()
+            .map(SqliteMode)
+            .map_err(|e: arca_core::Error| invalid(e.to_string()))
+    }
+}
+
+deserialize_from_str!(SqliteMode);
+
 /// A point in time: RFC 3339 with an offset, or a local
 /// `YYYY-MM-DD[ HH:MM[:SS]]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

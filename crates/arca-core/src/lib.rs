@@ -76,12 +76,14 @@ mod key;
 mod lock;
 pub mod ops;
 mod pack;
+mod paged;
 pub mod pg;
 mod repository;
 pub mod retention;
 pub mod select;
 mod snapshot;
 mod source;
+pub mod sqlite;
 mod target;
 mod time;
 mod tree;
@@ -154,5 +156,6 @@ pub mod raw {
     pub use crate::ops::check::bucket_of;
     pub use crate::ops::shape::measure_with as measure_tree_with;
     pub use crate::pack::{FinishedPack, PackBody, PackEntry, PackWriter, read_header};
+    pub use crate::paged::{PageChunker, group_size as page_group_size};
     pub use crate::wal::{decode_wal, encode_wal};
 }

@@ -194,7 +194,7 @@ fn backup(config: &Config, args: PgBackupArgs) -> Result<i32> {
         no_parent: true,
         exclude: Default::default(),
         dry_run: false,
-        checkpoint_interval: None,
+        ..Default::default()
     };
     let mut command = Command::new(&program);
     command.args([

@@ -64,8 +64,9 @@ pub fn run(config: &Config, args: RunArgs) -> Result<i32> {
             Usage("run needs a profile: use --profile NAME or --config FILE".into()).into(),
         );
     };
-    let plan = plan(&loaded.profile, args.time.map(|t| t.0))
+    let mut plan = plan(&loaded.profile, args.time.map(|t| t.0))
         .map_err(|e| Usage(format!("profile {}: {e:#}", loaded.path.display())))?;
+    plan.snapshot.scratch_dir.clone_from(&config.cache_dir);
     let mut night = Night {
         config,
         loaded,
@@ -120,6 +121,9 @@ fn plan(p: &Profile, time: Option<arca_core::Time>) -> Result<Plan> {
         },
         dry_run: false,
         checkpoint_interval: None,
+        sqlite: s.sqlite.unwrap_or_default().0,
+        // The cache directory, set by `run`.
+        scratch_dir: None,
     };
     let pr = &p.prune;
     let prune = PruneOptions {

@@ -76,6 +76,8 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         exclude,
         dry_run: args.dry_run,
         checkpoint_interval: None,
+        sqlite: args.sqlite.0,
+        scratch_dir: config.cache_dir.clone(),
     };
     let counters = SnapshotProgress::default();
     if config.verbose > 0 && !config.json {
@@ -128,6 +130,7 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
                     kind: match w.kind {
                         SnapshotWarningKind::Unreadable => "unreadable",
                         SnapshotWarningKind::Changed => "changed",
+                        SnapshotWarningKind::Inconsistent => "inconsistent",
                     },
                     path: w.path.display().to_string(),
                     error: w.message.clone(),
@@ -154,7 +157,7 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         Ok(exit::SUCCESS)
     } else {
         config.note(format!(
-            "arca: {unreadable} source entries could not be read; the snapshot holds everything else"
+            "arca: {unreadable} source entries could not be read, or not consistently; the snapshot holds everything else"
         ));
         Ok(exit::PARTIAL)
     }

@@ -45,9 +45,11 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, Id, IndexId, PackId, SnapshotId, TreeId};
 use crate::index::{IndexFile, IndexPack};
 use crate::ops::packer::{Packer, Recording};
+use crate::paged::{self, NextChunk, PageChunker};
 use crate::repository::Repository;
 use crate::snapshot::{Snapshot, Summary};
 use crate::source::{self, ExcludeOptions, Filter, Names, SourceNode};
+use crate::sqlite::{self as sqlite_db, ImageMethod, SqliteMode};
 use crate::time::Time;
 use crate::time::Timestamp;
 use crate::tree::{Node, NodeKind, Tree};
@@ -81,6 +83,11 @@ pub struct SnapshotOptions {
     /// How often a running snapshot saves an index of the packs stored so
     /// far; `None` means the default of five minutes.
     pub checkpoint_interval: Option<Duration>,
+    /// How SQLite databases among the files are read.
+    pub sqlite: SqliteMode,
+    /// Where a rollback-journal database's temporary copy is made; `None`
+    /// means the system's temporary directory.
+    pub scratch_dir: Option<PathBuf>,
 }
 
 /// Stack size of the walking threads: enough for trees thousands of levels deep.
@@ -155,6 +162,10 @@ pub enum WarningKind {
     Unreadable,
     /// It changed while being read; what was read is stored.
     Changed,
+    /// An SQLite database that could not be read consistently (locked
+    /// exclusively, damaged): stored as a plain copy, or left out under
+    /// [`SqliteMode::Always`].
+    Inconsistent,
 }
 
 /// A problem with one source entry.
@@ -424,6 +435,11 @@ impl Run<'_> {
                     filter,
                     names: Mutex::new(Names::default()),
                     chunkers: Mutex::new(Vec::new()),
+                    sqlite: options.sqlite,
+                    scratch: options
+                        .scratch_dir
+                        .clone()
+                        .unwrap_or_else(std::env::temp_dir),
                 };
                 let mut walker = Walker::new(&shared);
                 walk(&mut walker).map(|tree| (tree, walker.summary, walker.warnings, walker.packs))
@@ -989,6 +1005,10 @@ struct Shared<'a> {
     /// Idle chunkers: each holds a buffer of two maximum chunks, reused
     /// rather than allocated per file; at most one per busy walker exists.
     chunkers: Mutex<Vec<Chunker<File>>>,
+    /// How SQLite databases are read.
+    sqlite: SqliteMode,
+    /// Where temporary copies of databases are made.
+    scratch: PathBuf,
 }
 
 /// Walks part of the source. Subdirectories are walked in parallel, each by
@@ -1001,6 +1021,9 @@ struct Walker<'s, 'a> {
     packs: HashSet<PackId>,
     /// How many directories below a source path it walks.
     depth: u32,
+    /// The names of the databases in the directory being walked that were
+    /// stored as consistent images: their journals are not stored.
+    images: Vec<Vec<u8>>,
 }
 
 /// A subdirectory waiting for its walk.
@@ -1041,6 +1064,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             warnings: Vec::new(),
             packs: HashSet::new(),
             depth: 0,
+            images: Vec::new(),
         }
     }
 
@@ -1085,7 +1109,8 @@ impl<'s, 'a> Walker<'s, 'a> {
             let before = parent_node(parent, name);
             match child {
                 SourceNode::Real(p) => {
-                    if !self.fill_node(p, p, &meta, &mut node, before)? {
+                    let journal = meta.is_file() && self.live_journal_at(p);
+                    if !self.fill_node(p, p, &meta, &mut node, before, journal)? {
                         continue;
                     }
                 }
@@ -1151,7 +1176,13 @@ impl<'s, 'a> Walker<'s, 'a> {
         // parallel afterwards and slotted back into their places.
         let mut slots: Vec<Option<Node>> = Vec::with_capacity(entries.len());
         let mut subdirs: Vec<Subdir> = Vec::new();
-        for (name, entry) in entries {
+        let outer_images = std::mem::take(&mut self.images);
+        let journals = self.live_journals(&entries);
+        for (name, entry) in &entries {
+            let name = name.clone();
+            if self.is_journal_of_image(&name) {
+                continue;
+            }
             let path = dir.join(OsStr::from_bytes(&name));
             let at = entry.path();
             // Stats relative to the open directory: no walk of the full path.
@@ -1181,10 +1212,14 @@ impl<'s, 'a> Walker<'s, 'a> {
                     node,
                 });
                 slots.push(None);
-            } else if self.fill_node(&path, &at, &meta, &mut node, before)? {
-                slots.push(Some(node));
+            } else {
+                let journal = journals.binary_search(&name).is_ok();
+                if self.fill_node(&path, &at, &meta, &mut node, before, journal)? {
+                    slots.push(Some(node));
+                }
             }
         }
+        self.images = outer_images;
         let shared = self.shared;
         let depth = self.depth;
         let walked: Vec<Result<(TreeId, Walker<'s, 'a>)>> = {
@@ -1252,12 +1287,19 @@ impl<'s, 'a> Walker<'s, 'a> {
         meta: &Metadata,
         node: &mut Node,
         before: Option<&Node>,
+        journal: bool,
     ) -> Result<bool> {
         self.fill_metadata(path, at, node, before);
         match node.kind {
             NodeKind::File => {
                 let progress = self.shared.progress;
-                if let Some(content) = self.unchanged_content(node, before) {
+                // A database with a live journal may have changed without
+                // its own file changing: it is read again.
+                let reuse = !journal || self.shared.sqlite == SqliteMode::Never;
+                if let Some(content) = reuse
+                    .then(|| self.unchanged_content(node, before))
+                    .flatten()
+                {
                     node.content = content;
                     self.summary.files_unchanged += 1;
                     progress
@@ -1325,7 +1367,9 @@ impl<'s, 'a> Walker<'s, 'a> {
         Some(p.content.clone())
     }
 
-    /// Chunks a file; `None` (with a warning) when it cannot be read.
+    /// Chunks a file; `None` (with a warning) when it cannot be read. An
+    /// SQLite database is stored as a consistent image (unless the mode is
+    /// `Never`), a database's pages in page groups.
     fn archive_file(
         &mut self,
         path: &Path,
@@ -1339,18 +1383,89 @@ impl<'s, 'a> Walker<'s, 'a> {
                 return Ok(None);
             }
         };
-        let params = self.shared.repo.config().chunker;
-        let seed = self.shared.repo.key().chunker_seed();
-        let idle = lock(&self.shared.chunkers).pop();
-        let mut chunker = match idle {
-            Some(mut chunker) => {
-                chunker.reset(file);
-                chunker
+        let mode = self.shared.sqlite;
+        if mode != SqliteMode::Never
+            && let Some(page_size) = sqlite_header(&file)
+        {
+            // SQLite takes POSIX locks on the file, which closing any other
+            // descriptor of it in this process would drop: close ours first.
+            drop(file);
+            match self.archive_image(at, meta, page_size) {
+                Ok(done) => {
+                    if let Some(name) = path.file_name() {
+                        self.images.push(name.as_bytes().to_vec());
+                    }
+                    return Ok(Some(done));
+                }
+                Err(ChunkError::Store(e)) => return Err(e),
+                Err(ChunkError::Read(e)) if mode == SqliteMode::Always => {
+                    self.warn(
+                        WarningKind::Inconsistent,
+                        path,
+                        format!(
+                            "cannot read the SQLite database consistently ({e}); it is not stored"
+                        ),
+                    );
+                    return Ok(None);
+                }
+                Err(ChunkError::Read(e)) => {
+                    self.warn(
+                        WarningKind::Inconsistent,
+                        path,
+                        format!(
+                            "cannot read the SQLite database consistently ({e}); \
+                             it is stored as a plain copy, which may be torn"
+                        ),
+                    );
+                    return self.archive_plain(path, at, meta);
+                }
             }
-            None => Chunker::new(file, params, seed),
+        }
+        self.chunk_plain(path, at, meta, file)
+    }
+
+    /// Opens a file again and chunks it as plain bytes.
+    fn archive_plain(
+        &mut self,
+        path: &Path,
+        at: &Path,
+        meta: &Metadata,
+    ) -> Result<Option<(Vec<BlobId>, u64)>> {
+        match source::open_file(at, meta) {
+            Ok(file) => self.chunk_plain(path, at, meta, file),
+            Err(e) => {
+                self.warn(WarningKind::Unreadable, path, e.to_string());
+                Ok(None)
+            }
+        }
+    }
+
+    /// Chunks an open file as plain bytes: PostgreSQL relation files in
+    /// page groups, everything else content-defined.
+    fn chunk_plain(
+        &mut self,
+        path: &Path,
+        at: &Path,
+        meta: &Metadata,
+        file: File,
+    ) -> Result<Option<(Vec<BlobId>, u64)>> {
+        let read = if paged::is_pg_relation(path) {
+            self.chunk_all(&mut PageChunker::new(file, paged::PG_PAGE_SIZE))
+        } else {
+            let params = self.shared.repo.config().chunker;
+            let seed = self.shared.repo.key().chunker_seed();
+            let idle = lock(&self.shared.chunkers).pop();
+            let mut chunker = match idle {
+                Some(mut chunker) => {
+                    chunker.reset(file);
+                    chunker
+                }
+                None => Chunker::new(file, params, seed),
+            };
+            let read = self.chunk_all(&mut chunker);
+            lock(&self.shared.chunkers).push(chunker);
+            read
         };
-        let read = self.chunk_all(&mut chunker);
-        lock(&self.shared.chunkers).push(chunker);
         match read {
             Ok((content, size)) => {
                 if changed_since(at, meta, size) {
@@ -1370,6 +1485,37 @@ impl<'s, 'a> Walker<'s, 'a> {
         }
     }
 
+    /// Stores a consistent image of the SQLite database at `at`, in page
+    /// groups. A read error means it could not be read consistently.
+    fn archive_image(
+        &mut self,
+        at: &Path,
+        meta: &Metadata,
+        page_size: u32,
+    ) -> std::result::Result<(Vec<BlobId>, u64), ChunkError> {
+        let failed = |e: String| ChunkError::Read(std::io::Error::other(e));
+        let db = sqlite_db::Database::open(at, meta).map_err(failed)?;
+        // The header's page size is what the file said; SQLite's is the
+        // state read (a vacuum may change it).
+        let page_size = if db.page_size == 0 {
+            page_size
+        } else {
+            db.page_size
+        };
+        match db.method() {
+            ImageMethod::Pages => db
+                .read_pages(|pages| self.chunk_all(&mut PageChunker::new(pages, page_size)))
+                .map_err(failed)?,
+            ImageMethod::Copy => {
+                let scratch = self.shared.scratch.clone();
+                db.read_copy(&scratch, |copy| {
+                    self.chunk_all(&mut PageChunker::new(copy, page_size))
+                })
+                .map_err(failed)?
+            }
+        }
+    }
+
     /// Chunks a whole stream.
     fn archive_stream(&mut self, reader: &mut dyn Read) -> std::io::Result<(Vec<BlobId>, u64)> {
         let params = self.shared.repo.config().chunker;
@@ -1381,10 +1527,49 @@ impl<'s, 'a> Walker<'s, 'a> {
         }
     }
 
+    /// Whether a file named `name` in the directory being walked is the
+    /// journal of a database stored there as an image.
+    fn is_journal_of_image(&self, name: &[u8]) -> bool {
+        sqlite_db::JOURNAL_SUFFIXES.iter().any(|suffix| {
+            name.strip_suffix(suffix.as_bytes())
+                .is_some_and(|db| self.images.iter().any(|image| image == db))
+        })
+    }
+
+    /// The names among sorted `entries` that have a live journal beside
+    /// them: a non-empty `NAME-wal` or `NAME-journal`.
+    fn live_journals(&self, entries: &[(Vec<u8>, std::fs::DirEntry)]) -> Vec<Vec<u8>> {
+        if self.shared.sqlite == SqliteMode::Never {
+            return Vec::new();
+        }
+        let mut names: Vec<Vec<u8>> = entries
+            .iter()
+            .filter_map(|(name, entry)| {
+                let db = name
+                    .strip_suffix(b"-wal")
+                    .or_else(|| name.strip_suffix(b"-journal"))?;
+                let live = entry.metadata().is_ok_and(|m| m.is_file() && m.len() > 0);
+                live.then(|| db.to_vec())
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Whether the file at `path` (a source path) has a live journal.
+    fn live_journal_at(&self, path: &Path) -> bool {
+        self.shared.sqlite != SqliteMode::Never
+            && ["-wal", "-journal"].iter().any(|suffix| {
+                std::fs::symlink_metadata(sqlite_db::sibling(path, suffix))
+                    .is_ok_and(|m| m.is_file() && m.len() > 0)
+            })
+    }
+
     /// Reads a chunker to the end: hashes each chunk, queues the new ones.
-    fn chunk_all<R: Read>(
+    fn chunk_all(
         &mut self,
-        chunker: &mut Chunker<R>,
+        chunker: &mut dyn NextChunk,
     ) -> std::result::Result<(Vec<BlobId>, u64), ChunkError> {
         let key = self.shared.repo.key();
         let mut content = Vec::new();
@@ -1460,6 +1645,15 @@ enum ChunkError {
     Read(std::io::Error),
     /// The storage pipeline failed.
     Store(Error),
+}
+
+/// The page size of an SQLite database, when the open file's header says
+/// it is one.
+fn sqlite_header(file: &File) -> Option<u32> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; sqlite_db::HEADER_LEN];
+    file.read_exact_at(&mut head, 0).ok()?;
+    sqlite_db::page_size(&head)
 }
 
 /// Whether a file changed while it was read: another size than read, or

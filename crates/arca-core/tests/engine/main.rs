@@ -24,6 +24,7 @@ mod properties;
 mod prune;
 mod resume;
 mod rewrite;
+mod sqlite;
 mod strays;
 mod tag;
 mod tampering;

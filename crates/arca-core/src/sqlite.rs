@@ -1,0 +1,383 @@
+//! Live SQLite databases: recognising them, reading a transactionally
+//! consistent image of one through SQLite itself, and telling cheaply
+//! whether one changed.
+//!
+//! An image is the database's pages 1..N as one committed state sees them,
+//! with whatever of that state is still in the write-ahead log folded in:
+//! the file a restore writes opens as that state, with no `-wal` beside it.
+//! It is read one of two ways, both SQLite's own:
+//!
+//! - **Pages** (WAL mode): one read transaction streams the pages through
+//!   the `sqlite_dbpage` virtual table. In WAL mode a reader never blocks a
+//!   writer, and no copy is made anywhere.
+//! - **Copy** (rollback-journal mode, or a SQLite built without
+//!   `sqlite_dbpage`): the online backup API copies the database into a
+//!   temporary file in one step, which is then read like any file. A
+//!   rollback-journal reader holds writers off for as long as it reads, so
+//!   this keeps them waiting for a local copy only, not for the upload.
+//!
+//! Nothing here writes to the database: it is opened read-only. See
+//! docs/sqlite.md.
+
+use std::fs::Metadata;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+
+/// The first 16 bytes of every SQLite database file.
+pub const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Bytes of the database header, at the start of page 1.
+pub const HEADER_LEN: usize = 100;
+
+/// How long opening a database waits for a writer's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How `snapshot` reads files that are SQLite databases.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SqliteMode {
+    /// A file whose header says it is a database is stored as a consistent
+    /// image; when that fails it is read as a plain file, with a warning.
+    #[default]
+    Auto,
+    /// As `Auto`, but a database that cannot be read consistently is left
+    /// out (with a warning) rather than stored as a possibly torn copy.
+    Always,
+    /// Every file is read as plain bytes.
+    Never,
+}
+
+impl std::str::FromStr for SqliteMode {
+    type Err = crate::Error;
+
+    fn from_str(text: &str) -> crate::Result<SqliteMode> {
+        match text {
+            "auto" => Ok(SqliteMode::Auto),
+            "always" => Ok(SqliteMode::Always),
+            "never" => Ok(SqliteMode::Never),
+            _ => Err(crate::Error::InvalidInput(format!(
+                "{text:?} is not an SQLite mode: use auto, always or never"
+            ))),
+        }
+    }
+}
+
+/// The page size the header declares, when `head` (the file's first
+/// [`HEADER_LEN`] bytes or more) is an SQLite database header.
+pub fn page_size(head: &[u8]) -> Option<u32> {
+    if head.len() < HEADER_LEN || !head.starts_with(MAGIC) {
+        return None;
+    }
+    let raw = u16::from_be_bytes([head[16], head[17]]);
+    let size = if raw == 1 { 65536 } else { u32::from(raw) };
+    (size.is_power_of_two() && (512..=65536).contains(&size)).then_some(size)
+}
+
+/// The names a database's journals take beside it.
+pub const JOURNAL_SUFFIXES: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// How an image was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageMethod {
+    /// Streamed page by page inside one read transaction.
+    Pages,
+    /// Copied with the online backup API into a temporary file first.
+    Copy,
+}
+
+/// A database opened read-only for an image.
+pub(crate) struct Database {
+    conn: Connection,
+    /// Its page size in bytes.
+    pub page_size: u32,
+    /// Its journal mode as SQLite reports it (`wal`, `delete`, …).
+    pub journal_mode: String,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("page_size", &self.page_size)
+            .field("journal_mode", &self.journal_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a consistent image could not be read; the caller falls back.
+pub(crate) fn describe(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(code, Some(msg)) => {
+            format!("{msg} ({})", code.extended_code)
+        }
+        other => other.to_string(),
+    }
+}
+
+impl Database {
+    /// Opens the database at `at` (reached through its directory's handle)
+    /// read-only. SQLite resolves the path itself, so the file it opened is
+    /// checked to be the one the walk listed.
+    pub(crate) fn open(at: &Path, listed: &Metadata) -> Result<Database, String> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(at, flags).map_err(|e| describe(&e))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| describe(&e))?;
+        let page_size: u32 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(|e| describe(&e))?;
+        let journal_mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(|e| describe(&e))?;
+        let db = Database {
+            conn,
+            page_size,
+            journal_mode: journal_mode.to_ascii_lowercase(),
+        };
+        db.check_identity(listed)?;
+        Ok(db)
+    }
+
+    /// The file SQLite has open is the one listed (same device and inode).
+    fn check_identity(&self, listed: &Metadata) -> Result<(), String> {
+        let path = self
+            .conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .ok_or("SQLite did not say which file it opened")?;
+        let now = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+        if now.dev() != listed.dev() || now.ino() != listed.ino() {
+            return Err(
+                "it was replaced between listing and opening, and is not stored".to_string(),
+            );
+        }
+        Ok(())
+    }
+
+    /// How an image of this database is read: pages in WAL mode when this
+    /// SQLite has `sqlite_dbpage`, a copy otherwise.
+    pub(crate) fn method(&self) -> ImageMethod {
+        let has_dbpage = self
+            .conn
+            .prepare("SELECT 1 FROM sqlite_dbpage WHERE pgno = 1")
+            .is_ok();
+        if self.journal_mode == "wal" && has_dbpage {
+            ImageMethod::Pages
+        } else {
+            ImageMethod::Copy
+        }
+    }
+
+    /// Streams the image page by page inside one read transaction, giving
+    /// `read` a reader of exactly pages 1..N. The transaction ends when
+    /// `read` returns.
+    pub(crate) fn read_pages<T>(&self, read: impl FnOnce(&mut dyn Read) -> T) -> Result<T, String> {
+        let conn = &self.conn;
+        conn.execute_batch("BEGIN").map_err(|e| describe(&e))?;
+        let result = (|| {
+            let count: i64 = conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .map_err(|e| describe(&e))?;
+            let count = u64::try_from(count).map_err(|_| format!("page count {count}"))?;
+            let mut stmt = conn
+                .prepare("SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno")
+                .map_err(|e| describe(&e))?;
+            let rows = stmt.query([]).map_err(|e| describe(&e))?;
+            let mut pages = PageReader {
+                rows,
+                page: Vec::with_capacity(self.page_size as usize),
+                at: 0,
+                next: 1,
+                count,
+                page_size: self.page_size as usize,
+            };
+            Ok(read(&mut pages))
+        })();
+        // A read-only transaction: ending it cannot lose anything.
+        let _ = conn.execute_batch("COMMIT");
+        result
+    }
+
+    /// Copies the database into a temporary file in `scratch` with the
+    /// online backup API (one step: the source's read lock is held for the
+    /// local copy only), and gives `read` that file.
+    pub(crate) fn read_copy<T>(
+        &self,
+        scratch: &Path,
+        read: impl FnOnce(std::fs::File) -> T,
+    ) -> Result<T, String> {
+        let temp = tempfile::Builder::new()
+            .prefix(".arca-sqlite-")
+            .tempfile_in(scratch)
+            .map_err(|e| format!("cannot make a temporary copy in {}: {e}", scratch.display()))?;
+        {
+            let mut copy = Connection::open(temp.path()).map_err(|e| describe(&e))?;
+            copy.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")
+                .map_err(|e| describe(&e))?;
+            let backup =
+                rusqlite::backup::Backup::new(&self.conn, &mut copy).map_err(|e| describe(&e))?;
+            let start = Instant::now();
+            loop {
+                use rusqlite::backup::StepResult;
+                match backup.step(-1).map_err(|e| describe(&e))? {
+                    StepResult::Done => break,
+                    // A writer holds the database: try again shortly, as
+                    // the backup API asks, within the busy timeout.
+                    StepResult::Busy | StepResult::Locked | StepResult::More
+                        if start.elapsed() < BUSY_TIMEOUT =>
+                    {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    _ => return Err("the database stayed locked by a writer".to_string()),
+                }
+            }
+        }
+        let file = temp.reopen().map_err(|e| e.to_string())?;
+        // The name goes now; the open file lives until `read` is done.
+        drop(temp);
+        Ok(read(file))
+    }
+}
+
+/// The image's pages in order, from `SELECT pgno, data FROM sqlite_dbpage`.
+struct PageReader<'s> {
+    rows: rusqlite::Rows<'s>,
+    page: Vec<u8>,
+    at: usize,
+    /// The page number expected next.
+    next: u64,
+    /// The page count the transaction saw.
+    count: u64,
+    page_size: usize,
+}
+
+impl PageReader<'_> {
+    fn fetch(&mut self) -> io::Result<bool> {
+        if self.next > self.count {
+            return Ok(false);
+        }
+        let row = self
+            .rows
+            .next()
+            .map_err(|e| io::Error::other(describe(&e)))?
+            .ok_or_else(|| io::Error::other(format!("page {} is missing", self.next)))?;
+        let pgno: i64 = row.get(0).map_err(|e| io::Error::other(describe(&e)))?;
+        let data = row
+            .get_ref(1)
+            .map_err(|e| io::Error::other(describe(&e)))?
+            .as_blob()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        if u64::try_from(pgno).ok() != Some(self.next) || data.len() != self.page_size {
+            return Err(io::Error::other(format!(
+                "page {pgno} of {} bytes where page {} of {} was expected",
+                data.len(),
+                self.next,
+                self.page_size
+            )));
+        }
+        self.page.clear();
+        self.page.extend_from_slice(data);
+        self.at = 0;
+        self.next += 1;
+        Ok(true)
+    }
+}
+
+impl Read for PageReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.page.len() && !self.fetch()? {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.page.len() - self.at);
+        buf[..n].copy_from_slice(&self.page[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// What tells whether a database changed: its header's file change
+/// counter and page count, the file's own stamp, and its write-ahead
+/// log's size, stamp and header (whose salts change at every reset).
+/// Reading it opens no SQLite connection and takes no lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeStamp {
+    header: [u8; 8],
+    file: (u64, i64, i64, u64, u64),
+    wal: Option<(u64, i64, i64, u64, [u8; 32])>,
+}
+
+impl ChangeStamp {
+    /// Reads the stamp of the database at `path`; an error when it cannot
+    /// be read or is not an SQLite database.
+    pub fn read(path: &Path) -> io::Result<ChangeStamp> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(path)?;
+        let meta = file.metadata()?;
+        let mut head = [0u8; HEADER_LEN];
+        file.read_exact_at(&mut head, 0)?;
+        if page_size(&head).is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not an SQLite database",
+            ));
+        }
+        let stamp = |m: &Metadata| {
+            (
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime() as u64,
+                m.ino(),
+            )
+        };
+        let (len, mtime, mtime_ns, ctime, ino) = stamp(&meta);
+        let mut header = [0u8; 8];
+        // File change counter (24..28) and database size in pages (28..32).
+        header.copy_from_slice(&head[24..32]);
+        let wal = match std::fs::File::open(sibling(path, "-wal")) {
+            Ok(wal) => {
+                let m = wal.metadata()?;
+                let mut wal_head = [0u8; 32];
+                let _ = wal.read_at(&mut wal_head, 0)?;
+                let (len, mtime, mtime_ns, _, ino) = stamp(&m);
+                Some((len, mtime, mtime_ns, ino, wal_head))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        Ok(ChangeStamp {
+            header,
+            file: (len, mtime, mtime_ns, ctime, ino),
+            wal,
+        })
+    }
+}
+
+/// `path` with `suffix` appended to its file name (`db` → `db-wal`).
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_recognised_with_their_page_size() {
+        let mut head = [0u8; 100];
+        head[..16].copy_from_slice(MAGIC);
+        for (raw, size) in [(512u16, Some(512)), (4096, Some(4096)), (1, Some(65536))] {
+            head[16..18].copy_from_slice(&raw.to_be_bytes());
+            assert_eq!(page_size(&head), size);
+        }
+        for bad in [0u16, 3000, 256] {
+            head[16..18].copy_from_slice(&bad.to_be_bytes());
+            assert_eq!(page_size(&head), None, "{bad}");
+        }
+        assert_eq!(page_size(&head[..50]), None);
+        assert_eq!(page_size(&[0u8; 100]), None);
+    }
+}
