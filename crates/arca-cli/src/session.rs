@@ -54,6 +54,19 @@ pub fn owner() -> Owner {
     }
 }
 
+/// Where a snapshot makes a rollback-journal database's temporary copy:
+/// the cache directory (made if missing, private to the user), else the
+/// system's temporary directory.
+pub fn scratch_dir(config: &Config) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = config.cache_dir.as_ref()?;
+    let made = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    made.is_ok().then(|| dir.clone())
+}
+
 /// The machine's host name (`localhost` when it has none).
 pub fn hostname() -> String {
     nix::unistd::gethostname()

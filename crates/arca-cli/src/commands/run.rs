@@ -66,7 +66,7 @@ pub fn run(config: &Config, args: RunArgs) -> Result<i32> {
     };
     let mut plan = plan(&loaded.profile, args.time.map(|t| t.0))
         .map_err(|e| Usage(format!("profile {}: {e:#}", loaded.path.display())))?;
-    plan.snapshot.scratch_dir.clone_from(&config.cache_dir);
+    plan.snapshot.scratch_dir = session::scratch_dir(config);
     let mut night = Night {
         config,
         loaded,

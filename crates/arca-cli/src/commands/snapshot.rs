@@ -77,7 +77,7 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         dry_run: args.dry_run,
         checkpoint_interval: None,
         sqlite: args.sqlite.0,
-        scratch_dir: config.cache_dir.clone(),
+        scratch_dir: session::scratch_dir(config),
     };
     let counters = SnapshotProgress::default();
     if config.verbose > 0 && !config.json {
