@@ -784,6 +784,32 @@ def report(args, meta, rows, verdicts, lim, tools, datasets):
                     cells.append("%.2f" % (a["rss"] / b["rss"]) if ok else "–")
                 w("| %s | %s |" % (STEP_LABEL[step], " | ".join(cells)))
             w("")
+        # What the change cost in storage: the repository after the change
+        # snapshot less the repository after the unchanged re-snapshot.
+        added = {}
+        for t in tools:
+            vals = []
+            for rnd in sorted({r["round"] for r in rows}):
+                by = {r["step"]: r for r in rows if r["dataset"] == d and r["tool"] == t
+                      and r["round"] == rnd and r["status"] == "ok"}
+                if "change" in by and "resnapshot" in by:
+                    vals.append(by["change"]["repo_bytes"] - by["resnapshot"]["repo_bytes"])
+            if vals:
+                added[t] = (med(vals), min(vals), max(vals))
+        if added:
+            w("Bytes the change snapshot added to the repository (after the change less "
+              "after the unchanged re-snapshot; median, range over rounds):")
+            w("")
+            w("| tool | added MB | range MB | vs restic |")
+            w("|---|---:|---:|---:|")
+            base = added.get("restic")
+            for t in tools:
+                if t in added:
+                    m, lo, hi = added[t]
+                    w("| %s | %.1f | %.1f–%.1f | %s |" % (
+                        t, m / 1e6, lo / 1e6, hi / 1e6,
+                        ("%.2f" % (m / base[0])) if base and base[0] else "–"))
+            w("")
 
     if "history" in datasets:
         w("## history (Django releases %s, snapshotted in order at the same path)"

@@ -15,6 +15,11 @@
 //!   temporary file in one step, which is then read like any file. A
 //!   rollback-journal reader holds writers off for as long as it reads, so
 //!   this keeps them waiting for a local copy only, not for the upload.
+//!   A rollback-journal database nobody wrote to for a while is first read
+//!   directly, without any lock held, and kept only when SQLite's
+//!   `data_version` and the file's stamp show that nothing was written
+//!   while it was read ([`Database::committed_state`]); otherwise the copy
+//!   is made.
 //!
 //! Nothing here writes to the database: it is opened read-only. See
 //! docs/sqlite.md.
@@ -199,6 +204,41 @@ impl Database {
         result
     }
 
+    /// What says no transaction committed in between: SQLite's
+    /// `data_version` (which changes whenever another connection commits)
+    /// and the file's size, times and inode (which change with any write,
+    /// committed or not), both taken inside a read transaction, when no
+    /// writer is half-way through a commit.
+    pub(crate) fn committed_state(&self) -> Result<CommittedState, String> {
+        let conn = &self.conn;
+        conn.execute_batch("BEGIN").map_err(|e| describe(&e))?;
+        let state = (|| {
+            // Reading the schema takes the shared lock: a writer that holds
+            // the database is waited for, a hot journal is an error.
+            let _: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+                .map_err(|e| describe(&e))?;
+            let version: i64 = conn
+                .query_row("PRAGMA data_version", [], |r| r.get(0))
+                .map_err(|e| describe(&e))?;
+            let path = self.conn.path().unwrap_or_default();
+            let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+            Ok(CommittedState {
+                version,
+                stamp: (
+                    meta.len(),
+                    meta.mtime(),
+                    meta.mtime_nsec(),
+                    meta.ctime(),
+                    meta.ctime_nsec(),
+                    meta.ino(),
+                ),
+            })
+        })();
+        let _ = conn.execute_batch("COMMIT");
+        state
+    }
+
     /// Copies the database into a temporary file in `scratch` with the
     /// online backup API (one step: the source's read lock is held for the
     /// local copy only), and gives `read` that file.
@@ -238,6 +278,13 @@ impl Database {
         drop(temp);
         Ok(read(file))
     }
+}
+
+/// A database's committed state, as [`Database::committed_state`] saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CommittedState {
+    version: i64,
+    stamp: (u64, i64, i64, i64, i64, u64),
 }
 
 /// The image's pages in order, from `SELECT pgno, data FROM sqlite_dbpage`.
@@ -364,6 +411,39 @@ pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_committed_state_changes_with_every_commit_of_another_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let listed = std::fs::metadata(&path).unwrap();
+        let db = Database::open(&path, &listed).unwrap();
+        assert_eq!(db.journal_mode, "delete");
+        assert_eq!(db.method(), ImageMethod::Copy);
+        let first = db.committed_state().unwrap();
+        assert_eq!(db.committed_state().unwrap(), first);
+        writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        assert_ne!(db.committed_state().unwrap(), first);
+    }
+
+    #[test]
+    fn a_file_swapped_for_another_is_not_opened_as_the_listed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        let listed = std::fs::metadata(&path).unwrap();
+        std::fs::copy(&path, dir.path().join("other.db")).unwrap();
+        std::fs::rename(dir.path().join("other.db"), &path).unwrap();
+        let err = Database::open(&path, &listed).unwrap_err();
+        assert!(err.contains("replaced"), "{err}");
+    }
 
     #[test]
     fn headers_are_recognised_with_their_page_size() {

@@ -24,11 +24,20 @@ fn repository() -> Repository {
 }
 
 fn take(repo: &mut Repository, src: &Path, mode: SqliteMode) -> SnapshotOutcome {
+    take_with_scratch(repo, src, mode, src.parent().unwrap())
+}
+
+fn take_with_scratch(
+    repo: &mut Repository,
+    src: &Path,
+    mode: SqliteMode,
+    scratch: &Path,
+) -> SnapshotOutcome {
     let options = SnapshotOptions {
         paths: vec![src.to_path_buf()],
         hostname: "h".into(),
         sqlite: mode,
-        scratch_dir: Some(src.parent().unwrap().to_path_buf()),
+        scratch_dir: Some(scratch.to_path_buf()),
         ..Default::default()
     };
     arca_core::snapshot(repo, &options, &SnapshotProgress::default()).unwrap()
@@ -259,4 +268,32 @@ fn postgresql_relation_files_are_chunked_in_page_groups() {
     let second = take(&mut repo, &src, SqliteMode::Auto);
     let added = second.snapshot.summary.unwrap().bytes_added;
     assert!(added <= 32 * 1024 + 8192, "{added} bytes added");
+}
+
+#[test]
+fn a_quiet_rollback_journal_database_is_read_without_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let quiet = src.join("quiet.db");
+    drop(database(&quiet, "delete", 1000));
+    let an_hour_ago = filetime::FileTime::from_system_time(
+        std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
+    );
+    filetime::set_file_mtime(&quiet, an_hour_ago).unwrap();
+    // Nowhere to copy to: a copy would fail and fall back, with a warning.
+    let nowhere = dir.path().join("no such directory");
+    let mut repo = repository();
+    let outcome = take_with_scratch(&mut repo, &src, SqliteMode::Auto, &nowhere);
+    assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
+    let back = restored(&repo, &outcome, &src, &dir.path().join("out"));
+    assert_eq!(count(&back.join("quiet.db")), 1000);
+
+    // Written just now: it is copied (and here the copy cannot be made).
+    let busy = src.join("busy.db");
+    drop(database(&busy, "delete", 10));
+    let outcome = take_with_scratch(&mut repo, &src, SqliteMode::Auto, &nowhere);
+    assert_eq!(outcome.warnings.len(), 1, "{:?}", outcome.warnings);
+    assert!(outcome.warnings[0].path.ends_with("busy.db"));
+    assert!(outcome.warnings[0].message.contains("temporary copy"));
 }
