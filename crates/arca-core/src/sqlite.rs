@@ -15,11 +15,11 @@
 //!   temporary file in one step, which is then read like any file. A
 //!   rollback-journal reader holds writers off for as long as it reads, so
 //!   this keeps them waiting for a local copy only, not for the upload.
-//!   A rollback-journal database nobody wrote to for a while is first read
-//!   directly, without any lock held, and kept only when SQLite's
-//!   `data_version` and the file's stamp show that nothing was written
-//!   while it was read ([`Database::committed_state`]); otherwise the copy
-//!   is made.
+//!   A rollback-journal database is first read directly, without any lock
+//!   held, and what was read is kept only when SQLite's `data_version` and
+//!   the file's stamp show that nothing was written while it was read
+//!   ([`Database::committed_state`]); otherwise (and the read stops as soon
+//!   as the file shows a write, [`Unwritten`]) the copy is made.
 //!
 //! Nothing here writes to the database: it is opened read-only. See
 //! docs/sqlite.md.
@@ -221,19 +221,9 @@ impl Database {
             let version: i64 = conn
                 .query_row("PRAGMA data_version", [], |r| r.get(0))
                 .map_err(|e| describe(&e))?;
-            let path = self.conn.path().unwrap_or_default();
-            let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
-            Ok(CommittedState {
-                version,
-                stamp: (
-                    meta.len(),
-                    meta.mtime(),
-                    meta.mtime_nsec(),
-                    meta.ctime(),
-                    meta.ctime_nsec(),
-                    meta.ino(),
-                ),
-            })
+            let path = Path::new(self.conn.path().unwrap_or_default());
+            let stamp = file_stamp(path).ok_or("cannot read the database file's times")?;
+            Ok(CommittedState { version, stamp })
         })();
         let _ = conn.execute_batch("COMMIT");
         state
@@ -277,6 +267,78 @@ impl Database {
         // The name goes now; the open file lives until `read` is done.
         drop(temp);
         Ok(read(file))
+    }
+}
+
+/// A reader of a database file that fails, with an error
+/// [`was_written`] recognises, as soon as the file's size, times
+/// or inode show a write since it started: a direct read that would be
+/// dropped anyway stops early.
+pub(crate) struct Unwritten<R> {
+    inner: R,
+    path: PathBuf,
+    stamp: Option<(u64, i64, i64, i64, i64, u64)>,
+    unchecked: u64,
+    look_every: u64,
+}
+
+/// How many bytes an [`Unwritten`] reads between two looks at the stamp.
+const LOOK_EVERY: u64 = 16 << 20;
+
+/// The error of an [`Unwritten`] reader that saw a write.
+#[derive(Debug)]
+struct WrittenWhileRead;
+
+impl std::fmt::Display for WrittenWhileRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the database was written while it was read")
+    }
+}
+
+impl std::error::Error for WrittenWhileRead {}
+
+fn file_stamp(path: &Path) -> Option<(u64, i64, i64, i64, i64, u64)> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+        m.ino(),
+    ))
+}
+
+impl<R: Read> Unwritten<R> {
+    /// Reads `inner`, the open file at `path`.
+    pub(crate) fn new(inner: R, path: &Path) -> Unwritten<R> {
+        Unwritten {
+            inner,
+            path: path.to_path_buf(),
+            stamp: file_stamp(path),
+            unchecked: 0,
+            look_every: LOOK_EVERY,
+        }
+    }
+}
+
+/// Whether `e` is the error of an [`Unwritten`] reader that saw a write.
+pub(crate) fn was_written(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<WrittenWhileRead>())
+}
+
+impl<R: Read> Read for Unwritten<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.unchecked >= self.look_every {
+            self.unchecked = 0;
+            if self.stamp.is_none() || file_stamp(&self.path) != self.stamp {
+                return Err(io::Error::other(WrittenWhileRead));
+            }
+        }
+        let n = self.inner.read(buf)?;
+        self.unchecked += n as u64;
+        Ok(n)
     }
 }
 
@@ -411,6 +473,7 @@ pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn the_committed_state_changes_with_every_commit_of_another_connection() {
@@ -428,6 +491,40 @@ mod tests {
         assert_eq!(db.committed_state().unwrap(), first);
         writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
         assert_ne!(db.committed_state().unwrap(), first);
+    }
+
+    #[test]
+    fn a_direct_read_stops_at_the_first_look_after_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        std::fs::write(&path, vec![7u8; 64 * 1024]).unwrap();
+        let read_all = |write_after: Option<usize>| {
+            let mut r = Unwritten::new(std::fs::File::open(&path).unwrap(), &path);
+            r.look_every = 4096;
+            let mut buf = [0u8; 1024];
+            let mut done = 0;
+            loop {
+                if write_after == Some(done) {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&path)
+                        .unwrap()
+                        .write_all(b"x")
+                        .unwrap();
+                }
+                match r.read(&mut buf) {
+                    Ok(0) => return Ok(done),
+                    Ok(n) => done += n,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        assert_eq!(read_all(None).unwrap(), 64 * 1024);
+        let err = read_all(Some(10 * 1024)).unwrap_err();
+        assert!(was_written(&err), "{err}");
+        let plain = io::Error::other("disk on fire");
+        assert!(!was_written(&plain));
     }
 
     #[test]

@@ -1508,7 +1508,6 @@ impl<'s, 'a> Walker<'s, 'a> {
                 .map_err(failed)?,
             ImageMethod::Copy => {
                 if db.journal_mode != "wal"
-                    && quiet_since(meta, QUIET)
                     && let Some(done) = self.archive_unwritten(&db, at, meta, page_size)?
                 {
                     return Ok(done);
@@ -1524,9 +1523,10 @@ impl<'s, 'a> Walker<'s, 'a> {
 
     /// Reads a rollback-journal database directly, holding no lock, and
     /// keeps what was read only when nothing was written to the database
-    /// meanwhile; `None` when something was (what was read is dropped: a
-    /// copy is read instead). With no writer at all this costs nothing
-    /// beyond a plain read, and writers are never held off.
+    /// meanwhile; `None` when something was (the read stops as soon as the
+    /// file's stamp shows a write, and what was read is dropped: a copy is
+    /// read instead). With no writer this costs nothing beyond a plain
+    /// read, and writers are never held off.
     fn archive_unwritten(
         &mut self,
         db: &sqlite_db::Database,
@@ -1537,7 +1537,11 @@ impl<'s, 'a> Walker<'s, 'a> {
         let failed = |e: String| ChunkError::Read(std::io::Error::other(e));
         let before = db.committed_state().map_err(failed)?;
         let file = source::open_file(at, meta).map_err(ChunkError::Read)?;
-        let read = self.chunk_all(&mut PageChunker::new(file, page_size))?;
+        let watched = sqlite_db::Unwritten::new(file, at);
+        let read = match self.chunk_all(&mut PageChunker::new(watched, page_size)) {
+            Err(ChunkError::Read(e)) if sqlite_db::was_written(&e) => return Ok(None),
+            other => other?,
+        };
         // The descriptor is closed by now: its closing cannot drop a lock
         // SQLite takes below.
         let after = db.committed_state().map_err(failed)?;
@@ -1673,18 +1677,6 @@ enum ChunkError {
     Read(std::io::Error),
     /// The storage pipeline failed.
     Store(Error),
-}
-
-/// How long a rollback-journal database must have gone unwritten for a
-/// snapshot to try reading it without a copy.
-const QUIET: Duration = Duration::from_secs(2);
-
-/// Whether the file was last modified at least `quiet` ago.
-fn quiet_since(meta: &Metadata, quiet: Duration) -> bool {
-    meta.modified()
-        .ok()
-        .and_then(|m| m.elapsed().ok())
-        .is_some_and(|age| age >= quiet)
 }
 
 /// The page size of an SQLite database, when the open file's header says

@@ -248,8 +248,9 @@ fn a_changed_page_costs_one_page_group() {
     let second = take(&mut repo, &src, SqliteMode::Auto);
     let added = second.snapshot.summary.clone().unwrap().bytes_added;
     // Page 1 (the header's change counter) and the row's page: two groups
-    // of 32 KiB at most, plus the trees.
-    assert!(added <= 2 * 32 * 1024 + 4096, "{added} bytes added");
+    // of 32 KiB, plus the trees of the directories on the way (a few KiB).
+    // Content-defined chunks of 1 MiB would cost four times as much.
+    assert!(added <= 2 * 32 * 1024 + 16 * 1024, "{added} bytes added");
 }
 
 #[test]
@@ -271,29 +272,16 @@ fn postgresql_relation_files_are_chunked_in_page_groups() {
 }
 
 #[test]
-fn a_quiet_rollback_journal_database_is_read_without_a_copy() {
+fn a_rollback_journal_database_nobody_writes_is_read_without_a_copy() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     std::fs::create_dir(&src).unwrap();
-    let quiet = src.join("quiet.db");
-    drop(database(&quiet, "delete", 1000));
-    let an_hour_ago = filetime::FileTime::from_system_time(
-        std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
-    );
-    filetime::set_file_mtime(&quiet, an_hour_ago).unwrap();
+    drop(database(&src.join("orders.db"), "delete", 1000));
     // Nowhere to copy to: a copy would fail and fall back, with a warning.
     let nowhere = dir.path().join("no such directory");
     let mut repo = repository();
     let outcome = take_with_scratch(&mut repo, &src, SqliteMode::Auto, &nowhere);
     assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
     let back = restored(&repo, &outcome, &src, &dir.path().join("out"));
-    assert_eq!(count(&back.join("quiet.db")), 1000);
-
-    // Written just now: it is copied (and here the copy cannot be made).
-    let busy = src.join("busy.db");
-    drop(database(&busy, "delete", 10));
-    let outcome = take_with_scratch(&mut repo, &src, SqliteMode::Auto, &nowhere);
-    assert_eq!(outcome.warnings.len(), 1, "{:?}", outcome.warnings);
-    assert!(outcome.warnings[0].path.ends_with("busy.db"));
-    assert!(outcome.warnings[0].message.contains("temporary copy"));
+    assert_eq!(count(&back.join("orders.db")), 1000);
 }
