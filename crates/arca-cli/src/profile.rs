@@ -298,6 +298,8 @@ keep_daily = 30
         assert_eq!(p.snapshot.sources.len(), 3);
         assert_eq!(p.forget.keep_yearly, Some(Count(-1)));
         assert_eq!(p.hooks.before.len(), 1);
+        assert_eq!(p.watch.databases.len(), 2);
+        assert_eq!(p.watch.keep_daily, Some(Count(30)));
     }
 
     #[test]
