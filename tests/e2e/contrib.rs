@@ -70,7 +70,11 @@ fn systemd_units_pass_systemd_analyze_verify() {
         watch.contains("ExecStart=/usr/local/bin/arca --profile %i watch\n"),
         "{watch}"
     );
-    for line in ["Type=simple\n", "Restart=on-failure\n", "KillSignal=SIGTERM\n"] {
+    for line in [
+        "Type=simple\n",
+        "Restart=on-failure\n",
+        "KillSignal=SIGTERM\n",
+    ] {
         assert!(watch.contains(line), "{line}: {watch}");
     }
     fs::write(
