@@ -560,3 +560,41 @@ fn bad_intervals_and_no_database_are_usage_errors() {
     // Nothing was stored.
     assert!(watch_snapshots(&env, &db).is_empty());
 }
+
+#[test]
+fn sigterm_during_a_snapshot_abandons_it_with_nothing_half_written() {
+    let env = Env::new();
+    env.ok(&["init", "--pack-size", "1MiB"]);
+    let db = env.path("orders.db");
+    let conn = database(&db);
+    conn.execute_batch("BEGIN").unwrap();
+    for n in 0..48 {
+        conn.execute(
+            "INSERT INTO t VALUES (?1, ?2)",
+            rusqlite::params![n, random_bytes(512 << 10, n as u64)],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+    let mut watcher = Watcher::start(&env, &["--every", "1h", arg(&db)]);
+    // Polling for a condition: a pack of the first snapshot is being
+    // written.
+    let started = Instant::now();
+    while temporaries(&env.repo.join("data")).is_empty() {
+        assert!(
+            watcher.child.try_wait().unwrap().is_none(),
+            "the snapshot ended before it could be interrupted"
+        );
+        assert!(started.elapsed() < DEADLINE, "no pack was ever written");
+        std::thread::yield_now();
+    }
+    let (code, _, stderr) = watcher.stop(libc::SIGTERM);
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(temporaries(env.dir.path()).is_empty());
+    assert!(watch_snapshots(&env, &db).is_empty());
+    assert_eq!(fs::read_dir(env.repo.join("locks")).unwrap().count(), 0);
+    // A restart takes the snapshot.
+    env.ok(&["watch", "--once", arg(&db)]);
+    assert_eq!(watch_snapshots(&env, &db).len(), 1);
+}
