@@ -348,10 +348,14 @@ impl Watch<'_> {
         let stamp = match ChangeStamp::read(&db.path) {
             Ok(stamp) => stamp,
             Err(e) => {
-                let problem = if e.kind() == std::io::ErrorKind::NotFound {
-                    "it does not exist".to_string()
-                } else {
-                    e.to_string()
+                use std::io::ErrorKind;
+                let problem = match e.kind() {
+                    ErrorKind::NotFound => "it does not exist".to_string(),
+                    // Shorter than a database header, or another header.
+                    ErrorKind::UnexpectedEof | ErrorKind::InvalidData => {
+                        "it is not an SQLite database".to_string()
+                    }
+                    _ => e.to_string(),
                 };
                 let news = db.problem.as_ref() != Some(&problem);
                 db.problem = Some(problem);
