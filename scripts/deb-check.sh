@@ -66,15 +66,19 @@ grep -qx 'ExecStart=/usr/bin/arca --profile %i -q run' "$units/arca@.service" ||
   fail "$units/arca@.service does not run /usr/bin/arca"
 grep -qx 'ExecStart=/usr/bin/arca --profile %i -q pg backup' "$units/arca-pg-backup@.service" ||
   fail "$units/arca-pg-backup@.service does not run /usr/bin/arca"
+grep -qx 'ExecStart=/usr/bin/arca --profile %i watch' "$units/arca-watch@.service" ||
+  fail "$units/arca-watch@.service does not run /usr/bin/arca"
 # The installed templates, as `systemctl enable arca@nightly.timer` would
 # instantiate them; works without systemd running. verify exits 0 on
 # warnings, so any output fails.
 out=$(systemd-analyze verify --man=no "$units/arca@.service" "$units/arca@.timer" \
   arca@nightly.timer arca@nightly.service \
   "$units/arca-pg-backup@.service" "$units/arca-pg-backup@.timer" \
-  arca-pg-backup@db.timer arca-pg-backup@db.service 2>&1) || fail "systemd-analyze verify: $out"
+  arca-pg-backup@db.timer arca-pg-backup@db.service \
+  "$units/arca-watch@.service" arca-watch@trades.service 2>&1) || fail "systemd-analyze verify: $out"
 [ -z "$out" ] || fail "systemd-analyze verify: $out"
-if ls /etc/systemd/system/*.wants/arca@* /etc/systemd/system/*.wants/arca-pg-backup@* >/dev/null 2>&1; then
+if ls /etc/systemd/system/*.wants/arca@* /etc/systemd/system/*.wants/arca-pg-backup@* \
+  /etc/systemd/system/*.wants/arca-watch@* >/dev/null 2>&1; then
   fail "installing enabled a unit"
 fi
 

@@ -2,8 +2,9 @@
 # Builds the Debian package target/debian/arca_VERSION-1_ARCH.deb and prints
 # its path on the last line. It holds /usr/bin/arca, the manual pages
 # (gzipped), bash, zsh and fish completions, the systemd units
-# arca@.service and arca@.timer (ExecStart=/usr/bin/arca; nothing enables
-# them) and the docs. Install it with `dpkg -i`.
+# arca@.service, arca@.timer, arca-pg-backup@.service and .timer, and
+# arca-watch@.service (ExecStart=/usr/bin/arca; nothing enables them) and
+# the docs. Install it with `dpkg -i`.
 #
 # The release build comes first; the generated files (manual pages,
 # completions, the unit rewritten for /usr/bin) go to
@@ -35,7 +36,7 @@ gzip -9n "$assets"/man/*.1
 "$arca" completions fish >"$assets/completions/arca.fish"
 # contrib's units run /usr/local/bin/arca (where `cargo install --root
 # /usr/local` puts it); the package's binary is /usr/bin/arca.
-for unit in arca@.service arca-pg-backup@.service; do
+for unit in arca@.service arca-pg-backup@.service arca-watch@.service; do
   sed 's|^ExecStart=/usr/local/bin/arca |ExecStart=/usr/bin/arca |' \
     "contrib/systemd/$unit" >"$assets/systemd/$unit"
   if grep -q '^ExecStart=/usr/local/' "$assets/systemd/$unit" ||

@@ -445,6 +445,12 @@ fn quiet_commands_print_nothing_on_success() {
         &[("ARCA_TO_PASSWORD", PASSWORD)],
     );
     quiet(&["status", "--max-age", "1d"], &[]);
+    let db = env.path("orders.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (n INTEGER)")
+        .unwrap();
+    quiet(&["watch", "--once", db.to_str().unwrap()], &[]);
     quiet(&["--config", profile.to_str().unwrap(), "run"], &[]);
     quiet(&["man", man.to_str().unwrap()], &[]);
     listing(&["snapshots"]);

@@ -65,6 +65,23 @@ fn systemd_units_pass_systemd_analyze_verify() {
         contrib("systemd/arca-pg-backup@.timer"),
     )
     .unwrap();
+    let watch = contrib("systemd/arca-watch@.service");
+    assert!(
+        watch.contains("ExecStart=/usr/local/bin/arca --profile %i watch\n"),
+        "{watch}"
+    );
+    for line in [
+        "Type=simple\n",
+        "Restart=on-failure\n",
+        "KillSignal=SIGTERM\n",
+    ] {
+        assert!(watch.contains(line), "{line}: {watch}");
+    }
+    fs::write(
+        dir.path().join("arca-watch@.service"),
+        watch.replace("/usr/local/bin/arca", env!("CARGO_BIN_EXE_arca")),
+    )
+    .unwrap();
     // Instances of the templates, as `systemctl enable arca@nightly.timer`
     // makes them; the timer's verification loads its service as well.
     let out = Command::new(analyze)
@@ -75,6 +92,7 @@ fn systemd_units_pass_systemd_analyze_verify() {
             "arca@nightly.service",
             "arca-pg-backup@db.timer",
             "arca-pg-backup@db.service",
+            "arca-watch@trades.service",
         ])
         .current_dir(dir.path())
         // Warnings only reach stderr at the default level.
@@ -185,6 +203,12 @@ fn metrics_arca_writes(env: &Env) -> BTreeSet<String> {
     let failing: Vec<&str> = failing.iter().map(String::as_str).collect();
     assert_eq!(env.run(&failing).status.code(), Some(1));
     run(&["status"]);
+    let db = env.path("orders.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1);")
+        .unwrap();
+    run(&["watch", "--once", db.to_str().unwrap()]);
     written(&file)
 }
 

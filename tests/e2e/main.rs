@@ -45,3 +45,4 @@ mod status;
 mod streams;
 mod tags;
 mod tooling;
+mod watch;

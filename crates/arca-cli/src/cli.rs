@@ -106,9 +106,9 @@ pub struct GlobalArgs {
     pub connections: Option<units::Connections>,
 
     /// After snapshot, forget, prune, check, run, status and pg
-    /// archive-wal/restore-wal, write Prometheus metrics into FILE (for
-    /// node_exporter's textfile collector), keeping the other commands'
-    /// series in it.
+    /// archive-wal/restore-wal, and after every round of watch, write
+    /// Prometheus metrics into FILE (for node_exporter's textfile
+    /// collector), keeping the other commands' series in it.
     #[arg(long, env = "ARCA_METRICS_FILE", global = true, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
 
@@ -241,6 +241,12 @@ pub enum Command {
         group = clap::ArgGroup::new("patterns").required(true).multiple(true)
     )]
     Rewrite(RewriteArgs),
+    /// Keep taking a consistent snapshot of each SQLite database whenever it changed.
+    #[command(
+        after_help = "Examples:\n  arca watch /var/lib/trades/orders.db --keep-within 24h --keep-hourly 168 --keep-daily 30\n  arca --profile db watch   # the databases, interval and policy of the profile's [watch]\n  arca watch /var/lib/trades/orders.db --once   # one round, from cron or a script\n  arca restore --as-of '2026-11-24 14:30' --path /var/lib/trades/orders.db --target /tmp/r\n\nEvery round reads each database's change stamp (its header's change counter and\npage count, and its write-ahead log's size and header) without opening it; only a\ndatabase that changed since its last snapshot is snapshotted, one snapshot per\ndatabase, tagged watch (the first round takes one of each). An idle database\ncosts one small read per round and no repository access. After each snapshot the\n--keep-* policy (else the profile's [watch] keep_*) forgets that database's older\nwatch snapshots of this host; with no policy at all every snapshot is kept.\nForget removes snapshot files only: the nightly prune reclaims the data.\n\nA failed snapshot is reported in one line and retried in the next round. The\ncommand runs until SIGTERM or SIGINT and then exits 0, unless a snapshot was\nrunning: it is abandoned, leaving nothing half-written, with exit code 143\n(SIGTERM) or 130 (SIGINT). With --once the exit code is 0 when every database\nwas unchanged or saved, 3 when one was saved but not read consistently or its old\nsnapshots not forgotten, 1 when one failed or is missing. docs/sqlite.md has the details.",
+        group = clap::ArgGroup::new("policy").multiple(true)
+    )]
+    Watch(Box<WatchArgs>),
     /// Print a shell completion script for arca.
     #[command(
         after_help = "Examples:\n  arca completions bash > /etc/bash_completion.d/arca\n  arca completions zsh > \"${fpath[1]}/_arca\"\n  arca completions fish > ~/.config/fish/completions/arca.fish"
@@ -331,6 +337,41 @@ pub struct RewriteArgs {
     /// Which snapshots are rewritten without SNAP, and which "latest" considers.
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The SQLite databases (default: the profile's [watch] databases).
+    #[arg(value_name = "DB")]
+    pub databases: Vec<PathBuf>,
+
+    /// Start a round every DURATION (e.g. 30s, 5min), counted from the
+    /// previous round's start [default: 30s, or the profile's [watch] every].
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<units::Interval>,
+
+    /// Add a tag to every snapshot (repeatable); watch is always added.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<units::Tag>,
+
+    /// Record this host name instead of the machine's.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// How the databases are read, as for snapshot --sqlite [default:
+    /// auto].
+    #[arg(long, value_name = "MODE")]
+    pub sqlite: Option<units::SqliteMode>,
+
+    /// Run one round, then exit (for cron and scripts).
+    #[arg(long)]
+    pub once: bool,
+
+    /// The retention policy applied to each database's watch snapshots
+    /// after each of its snapshots; without any, the profile's [watch]
+    /// keep_*; without those, every snapshot is kept.
+    #[command(flatten)]
+    pub keep: KeepArgs,
 }
 
 #[derive(Debug, Args)]
@@ -801,6 +842,33 @@ pub struct ForgetArgs {
     #[arg(value_name = "ID")]
     pub ids: Vec<String>,
 
+    #[command(flatten)]
+    pub keep: KeepArgs,
+
+    /// Group snapshots by any of host, paths, tags ("" for one group).
+    #[arg(long, value_name = "FIELDS", default_value = "host,paths")]
+    pub group_by: units::GroupBy,
+
+    /// Which snapshots the policy considers.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Show what would be removed; remove nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Run prune afterwards.
+    #[arg(long)]
+    pub prune: bool,
+
+    #[command(flatten)]
+    pub prune_options: PruneOptionsArgs,
+}
+
+/// The `--keep-*` rules of a retention policy (`forget`, `watch`); each
+/// belongs to the command's `policy` argument group.
+#[derive(Debug, Args)]
+pub struct KeepArgs {
     /// Keep the newest N snapshots (N: a number, or -1/unlimited for all).
     #[arg(long, value_name = "N", group = "policy", allow_hyphen_values = true)]
     pub keep_last: Option<units::Count>,
@@ -841,25 +909,29 @@ pub struct ForgetArgs {
     /// Keep snapshots having all of these comma-separated tags (repeatable: any list).
     #[arg(long = "keep-tag", value_name = "TAGS", group = "policy")]
     pub keep_tags: Vec<units::TagList>,
+}
 
-    /// Group snapshots by any of host, paths, tags ("" for one group).
-    #[arg(long, value_name = "FIELDS", default_value = "host,paths")]
-    pub group_by: units::GroupBy,
-
-    /// Which snapshots the policy considers.
-    #[command(flatten)]
-    pub filter: FilterArgs,
-
-    /// Show what would be removed; remove nothing.
-    #[arg(short = 'n', long)]
-    pub dry_run: bool,
-
-    /// Run prune afterwards.
-    #[arg(long)]
-    pub prune: bool,
-
-    #[command(flatten)]
-    pub prune_options: PruneOptionsArgs,
+impl KeepArgs {
+    /// The engine's policy; empty when no rule is given.
+    pub fn policy(&self) -> arca_core::retention::Policy {
+        let count = |c: Option<units::Count>| c.map(|c| c.0);
+        let span = |s: Option<units::Span>| s.map(|s| s.0);
+        arca_core::retention::Policy {
+            last: count(self.keep_last),
+            hourly: count(self.keep_hourly),
+            daily: count(self.keep_daily),
+            weekly: count(self.keep_weekly),
+            monthly: count(self.keep_monthly),
+            yearly: count(self.keep_yearly),
+            within: span(self.keep_within),
+            within_hourly: span(self.keep_within_hourly),
+            within_daily: span(self.keep_within_daily),
+            within_weekly: span(self.keep_within_weekly),
+            within_monthly: span(self.keep_within_monthly),
+            within_yearly: span(self.keep_within_yearly),
+            tags: self.keep_tags.iter().map(|t| t.0.clone()).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

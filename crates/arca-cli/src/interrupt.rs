@@ -62,6 +62,60 @@ pub fn redirect() -> Receiver<Signal> {
     from
 }
 
+/// SIGINT and SIGTERM held for a command that ends cleanly on one at the
+/// next convenient point (`watch`, between and within its rounds). While
+/// held, the first signal is queued here and the process goes on; a second
+/// one ends it as usual. [`Held::release_during`] lets a signal end the
+/// process as usual while some work runs (a snapshot is abandoned, not
+/// waited for). Dropping it releases the signals.
+#[derive(Debug)]
+pub struct Held {
+    to: Sender<Signal>,
+    from: Receiver<Signal>,
+}
+
+impl Held {
+    /// Starts holding the signals.
+    pub fn new() -> Held {
+        let (to, from) = channel();
+        let held = Held { to, from };
+        held.arm();
+        held
+    }
+
+    fn arm(&self) {
+        *REDIRECT.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.to.clone());
+    }
+
+    /// Waits up to `timeout` for a signal; returns it, or `None` when none
+    /// came.
+    pub fn wait(&self, timeout: Duration) -> Option<Signal> {
+        self.from.recv_timeout(timeout).ok()
+    }
+
+    /// The signal that came, if one did.
+    pub fn received(&self) -> Option<Signal> {
+        self.from.try_recv().ok()
+    }
+
+    /// Runs `work` with the signals not held: one ends the process the
+    /// usual way (temporary files removed, exit 128 + the signal). A signal
+    /// taken just before, as the hold ended, is queued instead and comes
+    /// from [`Held::received`] afterwards.
+    pub fn release_during<T>(&self, work: impl FnOnce() -> T) -> T {
+        REDIRECT.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let result = work();
+        self.arm();
+        result
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        REDIRECT.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
 /// When an interrupt is being handled, waits for the signal thread to end
 /// the process: an error the interrupt caused (its lock removed under it,
 /// a temporary file gone) is not the command's outcome, the interrupt is.

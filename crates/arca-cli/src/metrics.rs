@@ -1,16 +1,18 @@
 //! `--metrics-file`: Prometheus text-format metrics for node_exporter's
 //! textfile collector.
 //!
-//! Several commands (snapshot, forget, prune, check, run, status, and
-//! PostgreSQL's archive and restore commands) write the same file, so each
+//! Several commands (snapshot, forget, prune, check, run, status, watch,
+//! and PostgreSQL's archive and restore commands) write the same file, so each
 //! write is a merge: the existing file is read, every series this command
 //! writes replaces the series with the same name and labels, every other
 //! line survives, and the result is written to a temporary file in the same
 //! directory, fsynced and renamed over the old one, so the collector never
 //! sees half a file. Writers are serialised by an advisory lock on the
 //! directory, so two arca processes finishing at once do not lose each
-//! other's series; a counter (the only one: WAL archive failures) is read
-//! and increased under that lock, so it keeps counting across runs.
+//! other's series; a counter (WAL archive failures, watch's failures and
+//! skipped rounds) is read and increased under that lock, so it keeps
+//! counting across runs. Most commands write once, when they end; `watch`
+//! also writes its values after every round ([`write_values`]).
 //!
 //! A series is identified by its name and its label text exactly as written;
 //! arca always writes labels in the same order and escaping, so its own
@@ -133,6 +135,30 @@ pub const RECOVERY_WINDOW: Metric = gauge(
     "arca_recovery_window_seconds",
     "Length of the point-in-time recovery window.",
 );
+pub const WATCH_LAST_ROUND: Metric = gauge(
+    "arca_watch_last_round_timestamp_seconds",
+    "When watch last started a round (Unix time): it is alive.",
+);
+pub const WATCH_LAST_SNAPSHOT: Metric = gauge(
+    "arca_watch_last_snapshot_timestamp_seconds",
+    "Time recorded in the database's last watch snapshot (Unix time).",
+);
+pub const WATCH_SNAPSHOT_DURATION: Metric = gauge(
+    "arca_watch_snapshot_duration_seconds",
+    "How long the database's last watch snapshot took.",
+);
+pub const WATCH_SNAPSHOT_BYTES_ADDED: Metric = gauge(
+    "arca_watch_snapshot_bytes_added",
+    "Plaintext bytes of new data the database's last watch snapshot added.",
+);
+pub const WATCH_FAILURES: Metric = counter(
+    "arca_watch_failures_total",
+    "Watch snapshots of the database that failed (each retried next round), over all runs.",
+);
+pub const WATCH_TICKS_SKIPPED: Metric = counter(
+    "arca_watch_ticks_skipped_total",
+    "Watch rounds not started on time because the round before ran past them, over all runs.",
+);
 pub const NEWEST_SNAPSHOT: Metric = gauge(
     "arca_newest_snapshot_timestamp_seconds",
     "Time of the host's newest snapshot, as status found it (Unix time).",
@@ -148,6 +174,7 @@ pub fn command_name(command: &Command) -> Option<&'static str> {
         Command::Check(_) => Some("check"),
         Command::Run(_) => Some("run"),
         Command::Status(_) => Some("status"),
+        Command::Watch(_) => Some("watch"),
         Command::Pg(PgCommand::Backup(_)) => Some("pg-backup"),
         Command::Pg(PgCommand::ArchiveWal { .. }) => Some("pg-archive-wal"),
         Command::Pg(PgCommand::RestoreWal { .. }) => Some("pg-restore-wal"),
@@ -205,6 +232,29 @@ impl Recorder {
         self.record(metric, Vec::new(), Change::Add(amount));
     }
 
+    /// [`Recorder::add`] to the series of `metric` with `labels`. Amounts
+    /// recorded for the same series before a write add up.
+    pub fn add_labelled(
+        &self,
+        metric: &'static Metric,
+        labels: &[(&'static str, &str)],
+        amount: f64,
+    ) {
+        let labels: Vec<(&'static str, String)> =
+            labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let earlier = {
+            let values = self.values.lock().unwrap_or_else(|e| e.into_inner());
+            values
+                .iter()
+                .find(|v| v.metric.name == metric.name && v.labels == labels)
+                .map_or(0.0, |v| match v.change {
+                    Change::Add(amount) => amount,
+                    Change::Set(_) => 0.0,
+                })
+        };
+        self.record(metric, labels, Change::Add(earlier + amount));
+    }
+
     /// Leaves this run out of the file: nothing is written for it.
     pub fn discard(&self) {
         self.discarded.store(true, Ordering::Relaxed);
@@ -245,6 +295,27 @@ pub struct Run<'a> {
 /// Merges the run and the values recorded for it into the file at `path`.
 pub fn write(path: &Path, run: &Run, recorder: &Recorder) -> Result<()> {
     let values = recorder.take();
+    merge_into(path, |existing| render(run, &values, existing))
+}
+
+/// Merges the values recorded so far into the file at `path` without a
+/// run's series: for a command that reports while it runs (`watch`, once
+/// a round). They are labelled with `profile` and `repository` as the
+/// run's series will be.
+pub fn write_values(
+    path: &Path,
+    profile: &str,
+    repository: &str,
+    recorder: &Recorder,
+) -> Result<()> {
+    let values = recorder.take();
+    let base = base_labels(profile, repository);
+    merge_into(path, |existing| render_values(&values, &base, existing))
+}
+
+/// Replaces the file at `path` with its text merged with what `ours`
+/// makes of it, under the directory's lock.
+fn merge_into(path: &Path, ours: impl FnOnce(&str) -> String) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -259,7 +330,7 @@ pub fn write(path: &Path, run: &Run, recorder: &Recorder) -> Result<()> {
     let existing = crate::outfile::read_own(path)
         .with_context(|| format!("cannot read metrics file {}", path.display()))?
         .unwrap_or_default();
-    let text = merge(&existing, &render(run, &values, &existing));
+    let text = merge(&existing, &ours(&existing));
     replace(path, dir, text.as_bytes())?;
     dir_handle
         .sync_all()
@@ -308,22 +379,33 @@ fn replace(path: &Path, dir: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The run's series and the recorded values as text, labelled alike; a
-/// counter's new value is what `existing` holds plus the amount recorded.
-fn render(run: &Run, values: &[Value], existing: &str) -> String {
-    let base = format!(
+/// The labels every series has: `profile` and `repository`.
+fn base_labels(profile: &str, repository: &str) -> String {
+    format!(
         "profile=\"{}\",repository=\"{}\"",
-        escape(run.profile),
-        escape(run.repository)
-    );
-    let labelled = |labels: &[(&str, String)]| {
-        let mut text = String::new();
-        for (name, value) in labels {
-            let _ = write!(text, "{name}=\"{}\",", escape(value));
-        }
-        text + &base
-    };
-    let with_command = labelled(&[("command", run.command.to_string())]);
+        escape(profile),
+        escape(repository)
+    )
+}
+
+/// `labels` (escaped) before `base`, as a series' label text.
+fn labelled(labels: &[(&str, String)], base: &str) -> String {
+    let mut text = String::new();
+    for (name, value) in labels {
+        let _ = write!(text, "{name}=\"{}\",", escape(value));
+    }
+    text + base
+}
+
+/// The run's series and the recorded values as text, labelled alike.
+fn render(run: &Run, values: &[Value], existing: &str) -> String {
+    let base = base_labels(run.profile, run.repository);
+    render_run(run, &base) + &render_values(values, &base, existing)
+}
+
+/// The run's own series as text.
+fn render_run(run: &Run, base: &str) -> String {
+    let with_command = labelled(&[("command", run.command.to_string())], base);
     let mut series: Vec<(&Metric, String, f64)> =
         vec![(&LAST_RUN, with_command.clone(), run.finished)];
     if run.exit_code == 0 {
@@ -331,8 +413,15 @@ fn render(run: &Run, values: &[Value], existing: &str) -> String {
     }
     series.push((&DURATION, with_command.clone(), run.duration.as_secs_f64()));
     series.push((&EXIT_CODE, with_command, f64::from(run.exit_code)));
+    lines(series)
+}
+
+/// The recorded values as text; a counter's new value is what `existing`
+/// holds plus the amount recorded.
+fn render_values(values: &[Value], base: &str, existing: &str) -> String {
+    let mut series: Vec<(&Metric, String, f64)> = Vec::new();
     for v in values {
-        let labels = labelled(&v.labels);
+        let labels = labelled(&v.labels, base);
         let value = match v.change {
             Change::Set(value) => value,
             Change::Add(amount) => {
@@ -342,6 +431,11 @@ fn render(run: &Run, values: &[Value], existing: &str) -> String {
         };
         series.push((v.metric, labels, value));
     }
+    lines(series)
+}
+
+/// Each series with its HELP and TYPE lines.
+fn lines(series: Vec<(&Metric, String, f64)>) -> String {
     let mut text = String::new();
     for (m, labels, value) in series {
         let _ = writeln!(text, "# HELP {} {}", m.name, m.help);
@@ -680,6 +774,34 @@ mod tests {
         let broken = third.replace(&format!("{key} 2"), &format!("{key} NaN"));
         assert_eq!(value(&step(&broken, 1.0), key).as_deref(), Some("1"));
         assert_eq!(counter_value(&third, key), 2.0);
+    }
+
+    #[test]
+    fn values_written_while_running_keep_the_run_series_and_add_to_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("arca.prom");
+        let recorder = Recorder::default();
+        write(&path, &run("check", 0, 5.0), &recorder).unwrap();
+        let key =
+            "arca_watch_failures_total{database=\"/a.db\",profile=\"\",repository=\"/srv/arca\"}";
+        for _ in 0..2 {
+            recorder.add_labelled(&WATCH_FAILURES, &[("database", "/a.db")], 1.0);
+            recorder.add_labelled(&WATCH_FAILURES, &[("database", "/a.db")], 1.0);
+            recorder.set(&WATCH_LAST_ROUND, 7.0);
+            write_values(&path, "", "/srv/arca", &recorder).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(value(&text, key).as_deref(), Some("4"), "{text}");
+        assert!(text.contains("# TYPE arca_watch_failures_total counter\n"));
+        let round =
+            "arca_watch_last_round_timestamp_seconds{profile=\"\",repository=\"/srv/arca\"}";
+        assert_eq!(value(&text, round).as_deref(), Some("7"), "{text}");
+        // The check's series are still there; no run series for watch yet.
+        assert!(
+            text.contains(&format!("{}{CHECK}", LAST_RUN.name)),
+            "{text}"
+        );
+        assert!(!text.contains("command=\"watch\""), "{text}");
     }
 
     #[test]

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::units::{
-    Address, Connections, Count, Duration, GroupBy, Percent, ProfileName, Span, SqliteMode, Subset,
-    TagList,
+    Address, Connections, Count, Duration, GroupBy, Interval, Percent, ProfileName, Span,
+    SqliteMode, Subset, Tag, TagList,
 };
 
 /// A profile file, as written.
@@ -34,6 +34,8 @@ pub struct Profile {
     pub check: CheckSection,
     #[serde(default)]
     pub hooks: HooksSection,
+    #[serde(default)]
+    pub watch: WatchSection,
 }
 
 /// `[snapshot]`: what `run` backs up.
@@ -101,6 +103,30 @@ pub struct HooksSection {
     pub after: Vec<String>,
     #[serde(default)]
     pub on_failure: Vec<String>,
+}
+
+/// `[watch]`: what `watch` protects, how often, and what it keeps
+/// (counts: -1 is unlimited). The command line wins over every key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchSection {
+    #[serde(default)]
+    pub databases: Vec<PathBuf>,
+    pub every: Option<Interval>,
+    /// Tags besides `watch`, which every watch snapshot has.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    pub host: Option<String>,
+    pub sqlite: Option<SqliteMode>,
+    pub keep_last: Option<Count>,
+    pub keep_hourly: Option<Count>,
+    pub keep_daily: Option<Count>,
+    pub keep_weekly: Option<Count>,
+    pub keep_monthly: Option<Count>,
+    pub keep_yearly: Option<Count>,
+    pub keep_within: Option<Span>,
+    #[serde(default)]
+    pub keep_tags: Vec<TagList>,
 }
 
 /// A loaded profile with the name `run` knows it by.
@@ -230,6 +256,15 @@ read_data_subset = "5%"
 before = ["pg_dump trades > /var/lib/trades/dump.sql"]
 after = ["echo done"]
 on_failure = ["logger arca failed"]
+
+[watch]
+databases = ["/var/lib/trades/orders.db"]
+every = "30s"
+tags = ["orders"]
+sqlite = "always"
+keep_within = "24h"
+keep_hourly = 168
+keep_daily = 30
 "#;
 
     #[test]
@@ -251,6 +286,9 @@ on_failure = ["logger arca failed"]
         );
         assert_eq!(p.hooks.on_failure, ["logger arca failed"]);
         assert!(p.metrics_file.is_some());
+        assert_eq!(p.watch.databases.len(), 1);
+        assert_eq!(p.watch.every.map(|d| d.to_string()).as_deref(), Some("30s"));
+        assert_eq!(p.watch.keep_hourly, Some(Count(168)));
     }
 
     #[test]
@@ -260,6 +298,8 @@ on_failure = ["logger arca failed"]
         assert_eq!(p.snapshot.sources.len(), 3);
         assert_eq!(p.forget.keep_yearly, Some(Count(-1)));
         assert_eq!(p.hooks.before.len(), 1);
+        assert_eq!(p.watch.databases.len(), 2);
+        assert_eq!(p.watch.keep_daily, Some(Count(30)));
     }
 
     #[test]
@@ -298,6 +338,8 @@ on_failure = ["logger arca failed"]
             "[forget]\nkeep_daily = -3\n",
             "[forget]\nkeep_tags = [\"a,,b\"]\n",
             "[check]\nread_data_subset = \"9/7\"\n",
+            "[watch]\nevery = \"0\"\n",
+            "[watch]\ndatabase = [\"/a.db\"]\n",
         ] {
             assert!(Profile::parse(bad, Path::new("p.toml")).is_err(), "{bad}");
         }

@@ -32,6 +32,21 @@ pub fn open_unindexed(config: &Config) -> Result<Repository> {
     config.open_repository(address, &password)
 }
 
+/// Where a snapshot makes the temporary copy of a rollback-journal SQLite
+/// database: the cache directory, made (mode 0700) if it is missing;
+/// `None` (the system's temporary directory) without one or when it cannot
+/// be made.
+pub fn scratch_dir(config: &Config) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = config.cache_dir.as_ref()?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .ok()
+        .map(|()| dir.clone())
+}
+
 /// Takes a lock on the repository for `command`, waiting `--retry-lock`.
 pub fn lock(config: &Config, repo: &Repository, mode: LockMode, command: &str) -> Result<Lock> {
     let record = LockRecord::new(mode, command, &owner());
@@ -52,19 +67,6 @@ pub fn owner() -> Owner {
         hostname: hostname(),
         username: username(),
     }
-}
-
-/// Where a snapshot makes a rollback-journal database's temporary copy:
-/// the cache directory (made if missing, private to the user), else the
-/// system's temporary directory.
-pub fn scratch_dir(config: &Config) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = config.cache_dir.as_ref()?;
-    let made = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir);
-    made.is_ok().then(|| dir.clone())
 }
 
 /// The machine's host name (`localhost` when it has none).

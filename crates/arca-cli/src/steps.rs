@@ -69,6 +69,16 @@ pub fn snapshot(
     );
     drop(scan);
     let outcome = outcome?;
+    let unreadable = report_warnings(&outcome);
+    if outcome.id.is_some() {
+        record_snapshot(config, &outcome.snapshot);
+    }
+    Ok((outcome, unreadable))
+}
+
+/// Prints a snapshot's warnings on stderr; returns how many source entries
+/// could not be read, or not consistently.
+pub fn report_warnings(outcome: &SnapshotOutcome) -> usize {
     for w in &outcome.warnings {
         let what = match w.kind {
             SnapshotWarningKind::Unreadable => "cannot read",
@@ -81,7 +91,7 @@ pub fn snapshot(
             w.message
         );
     }
-    let unreadable = outcome
+    outcome
         .warnings
         .iter()
         .filter(|w| {
@@ -90,11 +100,7 @@ pub fn snapshot(
                 SnapshotWarningKind::Unreadable | SnapshotWarningKind::Inconsistent
             )
         })
-        .count();
-    if outcome.id.is_some() {
-        record_snapshot(config, &outcome.snapshot);
-    }
-    Ok((outcome, unreadable))
+        .count()
 }
 
 /// The saved snapshot's figures for `--metrics-file`.

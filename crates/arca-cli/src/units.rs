@@ -130,6 +130,37 @@ impl fmt::Display for Duration {
 
 deserialize_from_str!(Duration);
 
+/// The time between rounds of `watch --every`: a [`Duration`] from 1s to 1w.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval(pub std::time::Duration);
+
+impl Interval {
+    /// The longest interval: beyond it a clock or a schedule is wanted.
+    const MAX: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+}
+
+impl FromStr for Interval {
+    type Err = Invalid;
+
+    fn from_str(text: &str) -> Result<Interval, Invalid> {
+        let Duration(d) = text.parse()?;
+        if d.is_zero() || d > Interval::MAX {
+            return Err(invalid(format!(
+                "{text:?} is not an interval from 1s to 1w"
+            )));
+        }
+        Ok(Interval(d))
+    }
+}
+
+impl fmt::Display for Interval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Duration(self.0).fmt(f)
+    }
+}
+
+deserialize_from_str!(Interval);
+
 /// A number of bytes (see the module's SIZE grammar).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);
@@ -491,6 +522,8 @@ impl FromStr for Tag {
     }
 }
 
+deserialize_from_str!(Tag);
+
 /// A profile's name (`--profile NAME`): a plain file name, not hidden.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileName(pub String);
@@ -559,6 +592,15 @@ pub fn format_age(seconds: u64) -> String {
 mod tests {
     use super::*;
     use std::time::Duration as Std;
+
+    #[test]
+    fn intervals_are_durations_from_a_second_to_a_week() {
+        assert_eq!("30s".parse::<Interval>().unwrap().0, Std::from_secs(30));
+        assert_eq!("1w".parse::<Interval>().unwrap().to_string(), "1w");
+        for bad in ["0", "0s", "abc", "", "1w1s", "30m"] {
+            assert!(bad.parse::<Interval>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_parse_and_print_back() {

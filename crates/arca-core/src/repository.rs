@@ -430,6 +430,28 @@ impl Repository {
         &self.index_files
     }
 
+    /// Reloads the index when the index files in storage are not the ones
+    /// it was loaded from (another process saved a snapshot, or a prune or
+    /// repair replaced index files); says whether it did. Costs one
+    /// listing of the index files. For a process that keeps a repository
+    /// open between operations: a prune run meanwhile may have marked or
+    /// deleted packs the loaded index still offers for deduplication.
+    pub fn refresh_index(&mut self) -> Result<bool> {
+        let mut present: Vec<IndexId> = self
+            .list(FileKind::Index)?
+            .into_iter()
+            .filter_map(|e| Id::from_hex(&e.name).map(IndexId))
+            .collect();
+        let mut loaded = self.index_files.clone();
+        present.sort_unstable();
+        loaded.sort_unstable();
+        if self.index_loaded && present == loaded {
+            return Ok(false);
+        }
+        self.load_index()?;
+        Ok(true)
+    }
+
     /// Records index files whose packs are already in the in-memory index.
     pub(crate) fn note_index_files(&mut self, ids: &[IndexId]) {
         self.index_files.extend_from_slice(ids);

@@ -4,7 +4,6 @@
 use anyhow::Result;
 use arca_core::PruneOptions;
 use arca_core::ops::forget;
-use arca_core::retention::Policy;
 
 use crate::cli::ForgetArgs;
 use crate::config::Config;
@@ -17,7 +16,7 @@ pub fn run(config: &Config, args: ForgetArgs) -> Result<i32> {
         keep_marked: args.prune_options.keep_marked.0,
         instant_delete: args.prune_options.instant_delete,
     };
-    let policy = policy(&args);
+    let policy = args.keep.policy();
     if args.ids.is_empty() && policy.is_empty() {
         eprintln!(
             "arca: no policy given: name snapshot ids or give at least one --keep-* option (an empty policy would forget every snapshot)"
@@ -61,27 +60,6 @@ pub fn run(config: &Config, args: ForgetArgs) -> Result<i32> {
         output::json(&report);
     }
     Ok(exit::SUCCESS)
-}
-
-/// The policy from the `--keep-*` options.
-fn policy(args: &ForgetArgs) -> Policy {
-    let count = |c: Option<crate::units::Count>| c.map(|c| c.0);
-    let span = |s: Option<crate::units::Span>| s.map(|s| s.0);
-    Policy {
-        last: count(args.keep_last),
-        hourly: count(args.keep_hourly),
-        daily: count(args.keep_daily),
-        weekly: count(args.keep_weekly),
-        monthly: count(args.keep_monthly),
-        yearly: count(args.keep_yearly),
-        within: span(args.keep_within),
-        within_hourly: span(args.keep_within_hourly),
-        within_daily: span(args.keep_within_daily),
-        within_weekly: span(args.keep_within_weekly),
-        within_monthly: span(args.keep_within_monthly),
-        within_yearly: span(args.keep_within_yearly),
-        tags: args.keep_tags.iter().map(|t| t.0.clone()).collect(),
-    }
 }
 
 fn print(config: &Config, report: &ForgetJson) {

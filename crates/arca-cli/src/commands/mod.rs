@@ -28,6 +28,7 @@ mod status;
 mod tag;
 mod unlock;
 mod version;
+mod watch;
 
 use anyhow::Result;
 
@@ -90,6 +91,7 @@ fn dispatch(config: &Config, command: Command) -> Result<i32> {
         Command::Mount(args) => mount::run(config, args),
         Command::Rewrite(args) => rewrite::run(config, args),
         Command::Completions(args) => completions::run(args),
+        Command::Watch(args) => watch::run(config, *args),
         Command::Pg(command) => pg::run(config, command),
         Command::Man(args) => man::run(config, args),
         Command::Version => version::run(config),

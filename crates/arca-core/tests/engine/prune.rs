@@ -330,3 +330,40 @@ fn a_snapshot_whose_data_was_deleted_meanwhile_fails_cleanly() {
     let kept = [(ids[2], &versions[2]), (ids[3], &versions[3])];
     assert_sound(&memory, &kept, dir.path(), "after the failed snapshot");
 }
+
+#[test]
+fn a_repository_kept_open_refreshes_its_index_after_a_prune() {
+    let (memory, ids, versions, dir) = history();
+    // A long-running process (`arca watch`) keeps this handle open while
+    // another process prunes with instant deletion.
+    let mut early = open(Arc::new(memory.clone()));
+    assert!(!early.refresh_index().unwrap(), "nothing changed yet");
+    let instant = PruneOptions {
+        instant_delete: true,
+        ..PruneOptions::default()
+    };
+    prune(Arc::new(memory.clone()), &instant).unwrap();
+
+    assert!(
+        early.refresh_index().unwrap(),
+        "the prune replaced the index"
+    );
+    assert!(!early.refresh_index().unwrap(), "loaded already");
+    // With the fresh index the snapshot stores what the prune deleted,
+    // instead of failing as in the test above.
+    write_version(dir.path(), &versions[0]);
+    let outcome = arca_core::snapshot(
+        &mut early,
+        &snapshot_options(dir.path()),
+        &SnapshotProgress::default(),
+    )
+    .unwrap();
+    // Its own index file is known: no reload for it.
+    assert!(!early.refresh_index().unwrap());
+    let kept = [
+        (ids[2], &versions[2]),
+        (ids[3], &versions[3]),
+        (outcome.id.unwrap(), &versions[0]),
+    ];
+    assert_sound(&memory, &kept, dir.path(), "after a refreshed snapshot");
+}
