@@ -41,6 +41,7 @@ mod secrets;
 mod select;
 mod servers;
 mod sources;
+mod sqlite_live;
 mod status;
 mod streams;
 mod tags;
