@@ -241,6 +241,11 @@ impl Database {
             .prefix(".arca-sqlite-")
             .tempfile_in(scratch)
             .map_err(|e| format!("cannot make a temporary copy in {}: {e}", scratch.display()))?;
+        // Removed by a signal's cleanup too: it may be as big as the database.
+        let name = temp.path().to_path_buf();
+        let _interrupt = arca_backend::cleanup::on_interrupt(move || {
+            let _ = std::fs::remove_file(&name);
+        });
         {
             let mut copy = Connection::open(temp.path()).map_err(|e| describe(&e))?;
             copy.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")
