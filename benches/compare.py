@@ -528,29 +528,32 @@ def verify(live, target, logfile):
 # Runs
 # --------------------------------------------------------------------------
 
-def run_dataset(tool, name, ddir, work, scale, rnd, rows, verdicts):
+def run_dataset(tool, name, ddir, work, scale, rnd, rows, verdicts, repo_no=1):
     live = "%s/live/%s" % (work, name)
     copy_tree(initial_tree(ddir, name, scale), live)
     tool.reset()
     logdir = "%s/logs/r%d" % (work, rnd)
     os.makedirs(logdir, exist_ok=True)
-    logfile = "%s/%s-%s.log" % (logdir, name, tool.name)
+    logfile = "%s/%s-%s%s.log" % (logdir, name, tool.name,
+                                  "-%d" % repo_no if repo_no > 1 else "")
     if os.path.exists(logfile):
         os.unlink(logfile)
     target = "%s/restore/%s" % (work, tool.name)
     failed_hard = False
 
     def record(step, res, data_bytes):
-        row = {"round": rnd, "dataset": name, "tool": tool.name, "step": step,
+        row = {"round": rnd, "repo": repo_no, "dataset": name, "tool": tool.name,
+               "step": step,
                "status": "ok" if res.get("ok") else ("SKIPPED" if res.get("skipped")
                                                       else "FAILED"),
                "wall": res.get("wall"), "user": res.get("user"), "sys": res.get("sys"),
                "rss_kib": res.get("rss_kib"), "repo_bytes": du(tool.repo),
                "data_bytes": data_bytes, "log": logfile}
         rows.append(row)
-        log("r%d %-10s %-7s %-13s %-7s %8s s" % (rnd, name, tool.name, step, row["status"],
-                                                "-" if row["wall"] is None else
-                                                "%.2f" % row["wall"]))
+        log("r%d.%d %-10s %-7s %-13s %-7s %8s s" % (rnd, repo_no, name, tool.name, step,
+                                                   row["status"],
+                                                   "-" if row["wall"] is None else
+                                                   "%.2f" % row["wall"]))
         return row["status"] == "ok"
 
     if name == "history":
@@ -815,38 +818,45 @@ def report(args, meta, rows, verdicts, lim, tools, datasets):
         w("## history (Django releases %s, snapshotted in order at the same path)"
           % ", ".join(meta.get("history_versions", [])))
         w("")
-        w("| tool | total snapshot wall s | CPU s | max RSS MiB | final repo MiB | "
-          "time vs arca | repo vs arca |")
-        w("|---|---:|---:|---:|---:|---:|---:|")
+        w("Every tool: %d fresh repositories a round (a new key, so a new chunker seed "
+          "or polynomial, each), %d round(s), tools interleaved. Times are medians over "
+          "all of them; the final repository size is given as median, min–max and "
+          "spread = (max − min) / median." % (args.repos, args.rounds))
+        w("")
+        w("| tool | repos | total snapshot wall s | CPU s | max RSS MiB | "
+          "final repo MiB, median | min–max | spread | time vs arca | repo vs arca |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         per = {}
         for t in tools:
-            tot = []
-            for rnd in sorted({r["round"] for r in rows}):
+            runs = []
+            for key in sorted({(r["round"], r["repo"]) for r in rows}):
                 rs = [r for r in rows if r["dataset"] == "history" and r["tool"] == t
-                      and r["round"] == rnd and r["step"].startswith("snapshot")]
+                      and (r["round"], r["repo"]) == key and r["step"].startswith("snapshot")]
                 if rs and all(r["status"] == "ok" for r in rs):
-                    tot.append((sum(r["wall"] for r in rs),
-                                sum(r["user"] + r["sys"] for r in rs),
-                                max(r["rss_kib"] for r in rs) / 1024,
-                                rs[-1]["repo_bytes"] / MIB))
-            if tot:
-                per[t] = tuple(med([x[i] for x in tot]) for i in range(4))
+                    runs.append((sum(r["wall"] for r in rs),
+                                 sum(r["user"] + r["sys"] for r in rs),
+                                 max(r["rss_kib"] for r in rs) / 1024,
+                                 rs[-1]["repo_bytes"] / MIB))
+            if runs:
+                sizes = [x[3] for x in runs]
+                per[t] = tuple(med([x[i] for x in runs]) for i in range(4)) + (
+                    min(sizes), max(sizes), len(runs))
         for t in tools:
             if t not in per:
                 fails = [r for r in rows if r["dataset"] == "history" and r["tool"] == t
                          and r["status"] != "ok"]
-                w("| %s | **FAILED** %s | | | | | |" % (
+                w("| %s | 0 | **FAILED** %s | | | | | | | |" % (
                     t, ("(`%s`)" % fails[0]["log"]) if fails else ""))
                 continue
             v = per[t]
             a = per.get("arca")
-            w("| %s | %.2f | %.2f | %.0f | %.1f | %s | %s |" % (
-                t, v[0], v[1], v[2], v[3],
+            w("| %s | %d | %.2f | %.2f | %.0f | %.2f | %.2f–%.2f | %.1f %% | %s | %s |" % (
+                t, v[6], v[0], v[1], v[2], v[3], v[4], v[5], 100 * (v[5] - v[4]) / v[3],
                 ("%.2f×" % (v[0] / a[0])) if a and t != "arca" else "",
                 ("%.2f" % (a[3] / v[3])) if a and t != "arca" else ""))
         w("")
         w("time vs arca = peer total / arca total (>1: arca faster); repo vs arca = "
-          "arca repo / peer repo (<1: arca smaller).")
+          "arca median repo / peer median repo (<1: arca smaller).")
         w("")
 
     w("## Machine limits for the same data")
@@ -899,21 +909,24 @@ def machine_meta():
 
 
 def run_rounds(args, tools, datasets, dirs, objs, rows, verdicts):
-    """Every round: each dataset, each tool in turn (order rotated)."""
+    """Every round: each dataset, each tool in turn (order rotated). The
+    history dataset runs --repos fresh repositories per tool and round,
+    interleaved: repository j of every tool before repository j+1 of any."""
     for rnd in range(1, args.rounds + 1):
-        k = (rnd - 1) % max(1, len(tools))
-        order = tools[k:] + tools[:k]
         for d in datasets:
-            for t in order:
-                try:
-                    run_dataset(objs[t], d, dirs[d], args.work, args.scale, rnd, rows,
-                                verdicts)
-                except Exception as e:  # a broken run must not stop the others
-                    log("error in %s/%s round %d: %r" % (t, d, rnd, e))
-                    rows.append({"round": rnd, "dataset": d, "tool": t, "step": "init",
-                                 "status": "FAILED", "wall": None, "user": None,
-                                 "sys": None, "rss_kib": None, "repo_bytes": 0,
-                                 "data_bytes": 0, "log": "driver error: %r" % e})
+            for j in range(1, (args.repos if d == "history" else 1) + 1):
+                k = (rnd - 1 + j - 1) % max(1, len(tools))
+                for t in tools[k:] + tools[:k]:
+                    try:
+                        run_dataset(objs[t], d, dirs[d], args.work, args.scale, rnd, rows,
+                                    verdicts, repo_no=j)
+                    except Exception as e:  # a broken run must not stop the others
+                        log("error in %s/%s round %d: %r" % (t, d, rnd, e))
+                        rows.append({"round": rnd, "repo": j, "dataset": d, "tool": t,
+                                     "step": "init", "status": "FAILED", "wall": None,
+                                     "user": None, "sys": None, "rss_kib": None,
+                                     "repo_bytes": 0, "data_bytes": 0,
+                                     "log": "driver error: %r" % e})
 
 
 def main():
@@ -925,13 +938,18 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--work", default=None)
     ap.add_argument("--out", default=None)
-    ap.add_argument("--quick", action="store_true", help="--scale 0.05 --rounds 1")
+    ap.add_argument("--repos", type=int, default=5,
+                    help="fresh repositories per tool and round for the history dataset")
+    ap.add_argument("--quick", action="store_true",
+                    help="--scale 0.05 --rounds 1 --repos 2")
     ap.add_argument("--arca", required=True)
     ap.add_argument("--repo-root", default=".")
     ap.add_argument("--cmdline", default="")
     args = ap.parse_args()
     if args.quick:
-        args.scale, args.rounds = 0.05, 1
+        args.scale, args.rounds, args.repos = 0.05, 1, 2
+    if args.repos < 1:
+        ap.error("--repos must be at least 1")
     if args.tools is None:
         args.tools = "arca,restic,borg" + (",rustic" if args.with_rustic else "")
     args.work = os.path.abspath(args.work or os.path.join(args.repo_root, "target/compare"))
@@ -993,7 +1011,7 @@ def main():
     base = os.path.splitext(args.out)[0]
     meta["tsv"], meta["json"] = base + ".tsv", base + ".json"
     meta["elapsed_s"] = round(time.time() - started, 1)
-    cols = ["round", "dataset", "tool", "step", "status", "wall", "user", "sys", "rss_kib",
+    cols = ["round", "repo", "dataset", "tool", "step", "status", "wall", "user", "sys", "rss_kib",
             "repo_bytes", "data_bytes", "log"]
     with open(meta["tsv"], "w") as f:
         f.write("\t".join(cols) + "\n")

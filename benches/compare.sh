@@ -12,11 +12,17 @@
 # medians over rounds, ratios against arca, and the machine's own limits for
 # the same data (reading the files, BLAKE3, zstd level 3).
 #
+# The history dataset runs --repos fresh repositories per tool and round
+# (tools interleaved): each fresh repository has a new key and so new chunk
+# boundaries, and the report gives every tool's final repository size as
+# median, min–max and spread over them, next to the timings.
+#
 #   bash benches/compare.sh [--rounds N] [--datasets trades-db,random,smallfiles,history]
 #                           [--tools arca,restic,borg,rustic] [--with-rustic]
-#                           [--scale F] [--work DIR] [--out FILE.md] [--quick]
+#                           [--repos N] [--scale F] [--work DIR] [--out FILE.md] [--quick]
 #
-#   --quick        = --scale 0.05 --rounds 1 (a smoke run of a few minutes)
+#   --quick        = --scale 0.05 --rounds 1 --repos 2 (a smoke run of a few minutes)
+#   --repos N      fresh repositories per tool and round for history (default 5)
 #   --scale F      multiplies every dataset's size; below 0.5 the history
 #                  dataset uses only the first 3 of its 10 releases
 #   ARCA=/path     use this arca binary instead of building one

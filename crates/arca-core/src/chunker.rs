@@ -188,6 +188,38 @@ mod tests {
         assert_eq!(reused, chunks(&b, 9));
     }
 
+    /// Where today's parameters cut a fixed input. Existing repositories
+    /// must keep cutting exactly here, or their history stops
+    /// deduplicating: a change of algorithm, masks, gear table or
+    /// normalisation for new repositories must leave these unchanged.
+    #[test]
+    fn cut_points_of_existing_repositories_are_pinned() {
+        let lens = |params: ChunkerParams, input: &[u8], seed: u64| {
+            let mut c = Chunker::new(input, params, seed);
+            let mut out = Vec::new();
+            while let Some(chunk) = c.next_chunk().unwrap() {
+                out.push(chunk.len());
+            }
+            out
+        };
+        let small = data(100_000, 11);
+        assert_eq!(
+            lens(SMALL, &small, 0x0123_4567_89ab_cdef),
+            [
+                2928, 5501, 4182, 4376, 2525, 8165, 1679, 4101, 5527, 4606, 7009, 7762, 4361, 6528,
+                5534, 4390, 5358, 5393, 2820, 2955, 3149, 1151
+            ]
+        );
+        // The defaults, with the seed of the worked example (docs/format.md §9).
+        let large = data(12 << 20, 12);
+        assert_eq!(
+            lens(ChunkerParams::DEFAULT, &large, 0xb794_4696_63e1_a406),
+            [
+                2485810, 1495113, 1478666, 1603964, 1225663, 1882740, 2081257, 329699
+            ]
+        );
+    }
+
     #[test]
     fn seed_changes_boundaries() {
         let input = data(200_000, 5);
