@@ -30,9 +30,19 @@ STEP_LABEL = {
     "restore": "restore latest",
     "check": "full-data check",
 }
-ALL_DATASETS = ["trades-db", "random", "smallfiles", "history"]
+ALL_DATASETS = ["trades-db", "random", "smallfiles", "history", "generated"]
 ALL_TOOLS = ["arca", "restic", "borg", "rustic"]
 HISTORY_VERSIONS = ["4.2.%d" % i for i in range(1, 11)]
+# libsqlite3-sys releases: each carries the SQLite amalgamation (sqlite3.c,
+# about 9 MB, twice: SQLite's and SQLCipher's) and generated bindings, all
+# generated files that change between releases.
+GENERATED_VERSIONS = ["0.30.1", "0.31.0", "0.32.0", "0.33.0", "0.34.0", "0.35.0",
+                      "0.36.0", "0.37.0", "0.38.0", "0.39.0"]
+# Datasets of successive releases, snapshotted in order at one path into
+# --repos fresh repositories per tool.
+RELEASES = {"history": ("Django releases", HISTORY_VERSIONS),
+            "generated": ("libsqlite3-sys releases (large generated files)",
+                          GENERATED_VERSIONS)}
 
 
 def log(msg):
@@ -300,9 +310,14 @@ def change_smallfiles(live, scale):
             f.write(small_content(rng))
 
 
-def history_versions(scale):
+def release_versions(name, scale):
     # A smoke run (--scale < 0.5) uses the first 3 releases only.
-    return HISTORY_VERSIONS if scale >= 0.5 else HISTORY_VERSIONS[:3]
+    versions = RELEASES[name][1]
+    return versions if scale >= 0.5 else versions[:3]
+
+
+def history_versions(scale):
+    return release_versions("history", scale)
 
 
 def sdist_url(version):
@@ -341,8 +356,29 @@ def gen_history(ddir, scale):
             os.rename(dst + ".part", dst)
 
 
+def gen_generated(ddir, scale):
+    """libsqlite3-sys crates from crates.io (cached), each extracted into
+    releases/<version>/ without its top-level directory."""
+    tars, rels = ddir + "/tarballs", ddir + "/releases"
+    os.makedirs(tars, exist_ok=True)
+    os.makedirs(rels, exist_ok=True)
+    for v in release_versions("generated", scale):
+        crate = "%s/libsqlite3-sys-%s.crate" % (tars, v)
+        if not os.path.exists(crate):
+            url = "https://static.crates.io/crates/libsqlite3-sys/libsqlite3-sys-%s.crate" % v
+            log("downloading %s" % url)
+            sh(["curl", "-sfL", "-o", crate + ".part", url])
+            os.rename(crate + ".part", crate)
+        dst = "%s/%s" % (rels, v)
+        if not os.path.isdir(dst):
+            os.makedirs(dst + ".part", exist_ok=True)
+            sh(["tar", "-xzf", crate, "--strip-components=1", "-C", dst + ".part"])
+            os.rename(dst + ".part", dst)
+
+
 GENERATORS = {"trades-db": gen_trades_db, "random": gen_random,
-              "smallfiles": gen_smallfiles, "history": gen_history}
+              "smallfiles": gen_smallfiles, "history": gen_history,
+              "generated": gen_generated}
 
 
 def ensure_dataset(work, name, scale):
@@ -351,7 +387,7 @@ def ensure_dataset(work, name, scale):
     want = "%s %s\n" % (GEN_VERSION, scale)
     if os.path.exists(stamp) and open(stamp).read() == want:
         return ddir
-    if name != "history":  # history keeps its downloaded tarballs
+    if name not in RELEASES:  # release datasets keep their downloads
         rmtree(ddir)
     os.makedirs(ddir, exist_ok=True)
     log("generating dataset %s (scale %s)" % (name, scale))
@@ -367,8 +403,8 @@ def initial_tree(ddir, name, scale):
     """The directory holding the dataset's initial version."""
     if name == "trades-db":
         return ddir + "/day1"
-    if name == "history":
-        return "%s/releases/%s" % (ddir, history_versions(scale)[0])
+    if name in RELEASES:
+        return "%s/releases/%s" % (ddir, release_versions(name, scale)[0])
     return ddir + "/base"
 
 
@@ -556,8 +592,8 @@ def run_dataset(tool, name, ddir, work, scale, rnd, rows, verdicts, repo_no=1):
                                                    "%.2f" % row["wall"]))
         return row["status"] == "ok"
 
-    if name == "history":
-        vers = history_versions(scale)
+    if name in RELEASES:
+        vers = release_versions(name, scale)
         if not record("init", measure(tool.cmd_init(), tool.env, logfile), 0):
             for v in vers:
                 record("snapshot " + v, {"skipped": True}, 0)
@@ -624,7 +660,7 @@ def machine_limits(work, datasets, dirs, scale):
     os.makedirs(ldir, exist_ok=True)
     for name in datasets:
         d = dirs[name]
-        tree = d + "/releases" if name == "history" else initial_tree(d, name, scale)
+        tree = d + "/releases" if name in RELEASES else initial_tree(d, name, scale)
         size = tree_bytes(tree)
         cat = "find %s -type f -print0 | xargs -0 cat > /dev/null" % shq(tree)
         timed_shell(cat)  # warm the page cache
@@ -741,7 +777,7 @@ def report(args, meta, rows, verdicts, lim, tools, datasets):
 
     peers = [t for t in tools if t != "arca"]
     for d in datasets:
-        if d == "history":
+        if d in RELEASES:
             continue
         w("## %s" % d)
         w("")
@@ -814,9 +850,9 @@ def report(args, meta, rows, verdicts, lim, tools, datasets):
                         ("%.2f" % (m / base[0])) if base and base[0] else "–"))
             w("")
 
-    if "history" in datasets:
-        w("## history (Django releases %s, snapshotted in order at the same path)"
-          % ", ".join(meta.get("history_versions", [])))
+    for rel in [d for d in datasets if d in RELEASES]:
+        w("## %s (%s %s, snapshotted in order at the same path)"
+          % (rel, RELEASES[rel][0], ", ".join(meta.get("release_versions", {}).get(rel, []))))
         w("")
         w("Every tool: %d fresh repositories a round (a new key, so a new chunker seed "
           "or polynomial, each), %d round(s), tools interleaved. Times are medians over "
@@ -830,7 +866,7 @@ def report(args, meta, rows, verdicts, lim, tools, datasets):
         for t in tools:
             runs = []
             for key in sorted({(r["round"], r["repo"]) for r in rows}):
-                rs = [r for r in rows if r["dataset"] == "history" and r["tool"] == t
+                rs = [r for r in rows if r["dataset"] == rel and r["tool"] == t
                       and (r["round"], r["repo"]) == key and r["step"].startswith("snapshot")]
                 if rs and all(r["status"] == "ok" for r in rs):
                     runs.append((sum(r["wall"] for r in rs),
@@ -843,7 +879,7 @@ def report(args, meta, rows, verdicts, lim, tools, datasets):
                     min(sizes), max(sizes), len(runs))
         for t in tools:
             if t not in per:
-                fails = [r for r in rows if r["dataset"] == "history" and r["tool"] == t
+                fails = [r for r in rows if r["dataset"] == rel and r["tool"] == t
                          and r["status"] != "ok"]
                 w("| %s | 0 | **FAILED** %s | | | | | | | |" % (
                     t, ("(`%s`)" % fails[0]["log"]) if fails else ""))
@@ -910,11 +946,11 @@ def machine_meta():
 
 def run_rounds(args, tools, datasets, dirs, objs, rows, verdicts):
     """Every round: each dataset, each tool in turn (order rotated). The
-    history dataset runs --repos fresh repositories per tool and round,
+    release datasets run --repos fresh repositories per tool and round,
     interleaved: repository j of every tool before repository j+1 of any."""
     for rnd in range(1, args.rounds + 1):
         for d in datasets:
-            for j in range(1, (args.repos if d == "history" else 1) + 1):
+            for j in range(1, (args.repos if d in RELEASES else 1) + 1):
                 k = (rnd - 1 + j - 1) % max(1, len(tools))
                 for t in tools[k:] + tools[:k]:
                     try:
@@ -939,7 +975,7 @@ def main():
     ap.add_argument("--work", default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--repos", type=int, default=5,
-                    help="fresh repositories per tool and round for the history dataset")
+                    help="fresh repositories per tool and round for the release datasets")
     ap.add_argument("--quick", action="store_true",
                     help="--scale 0.05 --rounds 1 --repos 2")
     ap.add_argument("--arca", required=True)
@@ -981,7 +1017,7 @@ def main():
     if "restic" in objs:
         meta["restic_repo"] = ("version 2" if objs["restic"].restic_v2
                                else "version 1 (no compression)")
-    meta["history_versions"] = history_versions(args.scale)
+    meta["release_versions"] = {d: release_versions(d, args.scale) for d in RELEASES}
 
     dirs = {d: ensure_dataset(args.work, d, args.scale) for d in datasets}
     log("machine limits")

@@ -3,8 +3,10 @@
 # (optionally) rustic on the same generated data, on the same machine.
 #
 # For each dataset (a ~1 GB SQLite trading database and its next-day version,
-# 512 MiB of incompressible data, 100,000 small files, and 10 successive
-# Django source releases) and each tool it measures init, first snapshot,
+# 512 MiB of incompressible data, 100,000 small files, 10 successive
+# Django source releases, and 10 successive libsqlite3-sys releases, whose
+# large generated files (the SQLite amalgamation, bindings) change between
+# releases) and each tool it measures init, first snapshot,
 # unchanged re-snapshot, snapshot after a change, restore into an empty
 # directory (verified byte for byte afterwards, outside timing) and a full
 # data check: wall time, CPU time (user+sys), peak RSS and repository size.
@@ -12,19 +14,22 @@
 # medians over rounds, ratios against arca, and the machine's own limits for
 # the same data (reading the files, BLAKE3, zstd level 3).
 #
-# The history dataset runs --repos fresh repositories per tool and round
+# The release datasets (history, generated) run --repos fresh repositories
+# per tool and round
 # (tools interleaved): each fresh repository has a new key and so new chunk
 # boundaries, and the report gives every tool's final repository size as
 # median, min–max and spread over them, next to the timings.
 #
-#   bash benches/compare.sh [--rounds N] [--datasets trades-db,random,smallfiles,history]
+#   bash benches/compare.sh [--rounds N]
+#                           [--datasets trades-db,random,smallfiles,history,generated]
 #                           [--tools arca,restic,borg,rustic] [--with-rustic]
 #                           [--repos N] [--scale F] [--work DIR] [--out FILE.md] [--quick]
 #
 #   --quick        = --scale 0.05 --rounds 1 --repos 2 (a smoke run of a few minutes)
-#   --repos N      fresh repositories per tool and round for history (default 5)
-#   --scale F      multiplies every dataset's size; below 0.5 the history
-#                  dataset uses only the first 3 of its 10 releases
+#   --repos N      fresh repositories per tool and round for the release
+#                  datasets (default 5)
+#   --scale F      multiplies every dataset's size; below 0.5 the release
+#                  datasets use only the first 3 of their 10 releases
 #   ARCA=/path     use this arca binary instead of building one
 #
 # Peers are installed with apt-get when running as root and missing (restic,
