@@ -1109,7 +1109,11 @@ impl<'s, 'a> Walker<'s, 'a> {
             let before = parent_node(parent, name);
             match child {
                 SourceNode::Real(p) => {
-                    let journal = meta.is_file() && self.live_journal_at(p);
+                    let journal = if meta.is_file() && self.live_journal_at(p) {
+                        Journal::Live
+                    } else {
+                        Journal::None
+                    };
                     if !self.fill_node(p, p, &meta, &mut node, before, journal)? {
                         continue;
                     }
@@ -1213,7 +1217,9 @@ impl<'s, 'a> Walker<'s, 'a> {
                 });
                 slots.push(None);
             } else {
-                let journal = journals.binary_search(&name).is_ok();
+                let journal = journals
+                    .binary_search_by(|(db, _)| db.cmp(&name))
+                    .map_or(Journal::None, |i| journals[i].1);
                 if self.fill_node(&path, &at, &meta, &mut node, before, journal)? {
                     slots.push(Some(node));
                 }
@@ -1287,7 +1293,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         meta: &Metadata,
         node: &mut Node,
         before: Option<&Node>,
-        journal: bool,
+        journal: Journal,
     ) -> Result<bool> {
         self.fill_metadata(path, at, node, before);
         match node.kind {
@@ -1295,11 +1301,17 @@ impl<'s, 'a> Walker<'s, 'a> {
                 let progress = self.shared.progress;
                 // A database with a live journal may have changed without
                 // its own file changing: it is read again.
-                let reuse = !journal || self.shared.sqlite == SqliteMode::Never;
+                let reuse = journal != Journal::Live || self.shared.sqlite == SqliteMode::Never;
                 if let Some(content) = reuse
                     .then(|| self.unchanged_content(node, before))
                     .flatten()
                 {
+                    // An unchanged database whose journals are idle (an
+                    // empty log, a shared-memory index) is its committed
+                    // state as it is: they are left out as for an image.
+                    if journal == Journal::Idle && self.shared.sqlite != SqliteMode::Never {
+                        self.note_unread_database(path, at, meta);
+                    }
                     node.content = content;
                     self.summary.files_unchanged += 1;
                     progress
@@ -1568,25 +1580,51 @@ impl<'s, 'a> Walker<'s, 'a> {
         })
     }
 
-    /// The names among sorted `entries` that have a live journal beside
-    /// them: a non-empty `NAME-wal` or `NAME-journal`.
-    fn live_journals(&self, entries: &[(Vec<u8>, std::fs::DirEntry)]) -> Vec<Vec<u8>> {
+    /// The names among sorted `entries` that have journals beside them
+    /// (`NAME-wal`, `NAME-shm`, `NAME-journal`), sorted: live when a
+    /// `-wal` or `-journal` is not empty.
+    fn live_journals(&self, entries: &[(Vec<u8>, std::fs::DirEntry)]) -> Vec<(Vec<u8>, Journal)> {
         if self.shared.sqlite == SqliteMode::Never {
             return Vec::new();
         }
-        let mut names: Vec<Vec<u8>> = entries
+        let mut names: Vec<(Vec<u8>, Journal)> = entries
             .iter()
             .filter_map(|(name, entry)| {
-                let db = name
-                    .strip_suffix(b"-wal")
-                    .or_else(|| name.strip_suffix(b"-journal"))?;
-                let live = entry.metadata().is_ok_and(|m| m.is_file() && m.len() > 0);
-                live.then(|| db.to_vec())
+                let (db, can_be_live) = if let Some(db) = name.strip_suffix(b"-wal") {
+                    (db, true)
+                } else if let Some(db) = name.strip_suffix(b"-journal") {
+                    (db, true)
+                } else {
+                    (name.strip_suffix(b"-shm")?, false)
+                };
+                let live =
+                    can_be_live && entry.metadata().is_ok_and(|m| m.is_file() && m.len() > 0);
+                Some((
+                    db.to_vec(),
+                    if live { Journal::Live } else { Journal::Idle },
+                ))
             })
             .collect();
-        names.sort();
-        names.dedup();
+        // Live before idle for the same name, so that dedup keeps live.
+        names.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then((a.1 != Journal::Live).cmp(&(b.1 != Journal::Live)))
+        });
+        names.dedup_by(|later, first| later.0 == first.0);
         names
+    }
+
+    /// Records an unchanged file with idle journals beside it as a database
+    /// stored whole, when its header says it is one: its journals are then
+    /// left out.
+    fn note_unread_database(&mut self, path: &Path, at: &Path, meta: &Metadata) {
+        let is_database = source::open_file(at, meta)
+            .ok()
+            .and_then(|file| sqlite_header(&file))
+            .is_some();
+        if is_database && let Some(name) = path.file_name() {
+            self.images.push(name.as_bytes().to_vec());
+        }
     }
 
     /// Whether the file at `path` (a source path) has a live journal.
@@ -1669,6 +1707,18 @@ impl<'s, 'a> Walker<'s, 'a> {
             message,
         });
     }
+}
+
+/// What lies beside a file that may be an SQLite database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Journal {
+    /// No journal file.
+    None,
+    /// Journal files, all idle: an empty `-wal` or `-journal`, a `-shm`.
+    Idle,
+    /// A non-empty `-wal` or `-journal`: the database may have changed
+    /// without its own file changing.
+    Live,
 }
 
 /// Why chunking a source stopped.

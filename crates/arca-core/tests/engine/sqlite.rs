@@ -285,3 +285,25 @@ fn a_rollback_journal_database_nobody_writes_is_read_without_a_copy() {
     let back = restored(&repo, &outcome, &src, &dir.path().join("out"));
     assert_eq!(count(&back.join("orders.db")), 1000);
 }
+
+#[test]
+fn an_unchanged_database_leaves_its_idle_journals_out_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let db = database(&src.join("t.db"), "wal", 300);
+    // Everything checkpointed: the log is empty, the index stays while the
+    // connection is open.
+    db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    assert_eq!(std::fs::metadata(src.join("t.db-wal")).unwrap().len(), 0);
+    assert!(src.join("t.db-shm").exists());
+    let mut repo = repository();
+    let first = take(&mut repo, &src, SqliteMode::Auto);
+    let second = take(&mut repo, &src, SqliteMode::Auto);
+    assert_eq!(second.snapshot.summary.clone().unwrap().files_unchanged, 1);
+    for (which, outcome) in [("first", first), ("second", second)] {
+        let back = restored(&repo, &outcome, &src, &dir.path().join(which));
+        assert_eq!(names(&back), ["t.db"], "{which}");
+        assert_eq!(count(&back.join("t.db")), 300);
+    }
+}
