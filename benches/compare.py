@@ -336,44 +336,37 @@ def sdist_url(version):
     raise RuntimeError("no sdist of Django %s found on PyPI" % version)
 
 
-def gen_history(ddir, scale):
-    """Django releases from PyPI (sdists, cached), each extracted into
-    releases/<version>/ without its top-level directory."""
+def fetch_releases(ddir, versions, archive_of, url_of):
+    """Each release's archive (downloaded once, cached under tarballs/),
+    extracted into releases/<version>/ without its top-level directory."""
     tars, rels = ddir + "/tarballs", ddir + "/releases"
     os.makedirs(tars, exist_ok=True)
     os.makedirs(rels, exist_ok=True)
-    for v in history_versions(scale):
-        tgz = "%s/Django-%s.tar.gz" % (tars, v)
-        if not os.path.exists(tgz):
-            url = sdist_url(v)
+    for v in versions:
+        archive = "%s/%s" % (tars, archive_of(v))
+        if not os.path.exists(archive):
+            url = url_of(v)
             log("downloading %s" % url)
-            sh(["curl", "-sfL", "-o", tgz + ".part", url])
-            os.rename(tgz + ".part", tgz)
+            sh(["curl", "-sfL", "-o", archive + ".part", url])
+            os.rename(archive + ".part", archive)
         dst = "%s/%s" % (rels, v)
         if not os.path.isdir(dst):
             os.makedirs(dst + ".part", exist_ok=True)
-            sh(["tar", "-xzf", tgz, "--strip-components=1", "-C", dst + ".part"])
+            sh(["tar", "-xzf", archive, "--strip-components=1", "-C", dst + ".part"])
             os.rename(dst + ".part", dst)
+
+
+def gen_history(ddir, scale):
+    """Django releases from PyPI (sdists)."""
+    fetch_releases(ddir, history_versions(scale), lambda v: "Django-%s.tar.gz" % v, sdist_url)
 
 
 def gen_generated(ddir, scale):
-    """libsqlite3-sys crates from crates.io (cached), each extracted into
-    releases/<version>/ without its top-level directory."""
-    tars, rels = ddir + "/tarballs", ddir + "/releases"
-    os.makedirs(tars, exist_ok=True)
-    os.makedirs(rels, exist_ok=True)
-    for v in release_versions("generated", scale):
-        crate = "%s/libsqlite3-sys-%s.crate" % (tars, v)
-        if not os.path.exists(crate):
-            url = "https://static.crates.io/crates/libsqlite3-sys/libsqlite3-sys-%s.crate" % v
-            log("downloading %s" % url)
-            sh(["curl", "-sfL", "-o", crate + ".part", url])
-            os.rename(crate + ".part", crate)
-        dst = "%s/%s" % (rels, v)
-        if not os.path.isdir(dst):
-            os.makedirs(dst + ".part", exist_ok=True)
-            sh(["tar", "-xzf", crate, "--strip-components=1", "-C", dst + ".part"])
-            os.rename(dst + ".part", dst)
+    """libsqlite3-sys crates from crates.io."""
+    fetch_releases(ddir, release_versions("generated", scale),
+                   lambda v: "libsqlite3-sys-%s.crate" % v,
+                   lambda v: "https://static.crates.io/crates/libsqlite3-sys/"
+                             "libsqlite3-sys-%s.crate" % v)
 
 
 GENERATORS = {"trades-db": gen_trades_db, "random": gen_random,

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use arca_core::retention::Policy;
 use serde::Deserialize;
 
 use crate::units::{
@@ -127,6 +128,58 @@ pub struct WatchSection {
     pub keep_within: Option<Span>,
     #[serde(default)]
     pub keep_tags: Vec<TagList>,
+}
+
+/// The retention policy of a section's keep_* rules.
+fn keep_policy(counts: [Option<Count>; 6], within: Option<Span>, tags: &[TagList]) -> Policy {
+    let [last, hourly, daily, weekly, monthly, yearly] = counts.map(|c| c.map(|c| c.0));
+    Policy {
+        last,
+        hourly,
+        daily,
+        weekly,
+        monthly,
+        yearly,
+        within: within.map(|s| s.0),
+        tags: tags.iter().map(|t| t.0.clone()).collect(),
+        ..Policy::default()
+    }
+}
+
+impl ForgetSection {
+    /// Its keep_* rules as a policy (empty when it sets none).
+    pub fn policy(&self) -> Policy {
+        keep_policy(
+            [
+                self.keep_last,
+                self.keep_hourly,
+                self.keep_daily,
+                self.keep_weekly,
+                self.keep_monthly,
+                self.keep_yearly,
+            ],
+            self.keep_within,
+            &self.keep_tags,
+        )
+    }
+}
+
+impl WatchSection {
+    /// Its keep_* rules as a policy (empty when it sets none).
+    pub fn policy(&self) -> Policy {
+        keep_policy(
+            [
+                self.keep_last,
+                self.keep_hourly,
+                self.keep_daily,
+                self.keep_weekly,
+                self.keep_monthly,
+                self.keep_yearly,
+            ],
+            self.keep_within,
+            &self.keep_tags,
+        )
+    }
 }
 
 /// A loaded profile with the name `run` knows it by.

@@ -146,18 +146,7 @@ fn plan(p: &Profile, time: Option<arca_core::Time>) -> Result<Plan> {
 /// The `[forget]` policy, `None` when it has no rule.
 fn policy(p: &Profile) -> Option<(Policy, GroupBy)> {
     let f = &p.forget;
-    let count = |c: Option<units::Count>| c.map(|c| c.0);
-    let policy = Policy {
-        last: count(f.keep_last),
-        hourly: count(f.keep_hourly),
-        daily: count(f.keep_daily),
-        weekly: count(f.keep_weekly),
-        monthly: count(f.keep_monthly),
-        yearly: count(f.keep_yearly),
-        within: f.keep_within.map(|s| s.0),
-        tags: f.keep_tags.iter().map(|t| t.0.clone()).collect(),
-        ..Policy::default()
-    };
+    let policy = f.policy();
     let group_by = f.group_by.map_or_else(GroupBy::default, |g| g.0);
     (!policy.is_empty()).then_some((policy, group_by))
 }

@@ -100,7 +100,7 @@ impl Settings {
         }
         let cli_policy = args.keep.policy();
         let policy = if cli_policy.is_empty() {
-            profile_policy(profile)
+            profile.policy()
         } else {
             cli_policy
         };
@@ -116,22 +116,6 @@ impl Settings {
             policy: (!policy.is_empty()).then_some(policy),
             once: args.once,
         })
-    }
-}
-
-/// The profile's `[watch]` keep_* rules.
-fn profile_policy(p: &WatchSection) -> Policy {
-    let count = |c: Option<units::Count>| c.map(|c| c.0);
-    Policy {
-        last: count(p.keep_last),
-        hourly: count(p.keep_hourly),
-        daily: count(p.keep_daily),
-        weekly: count(p.keep_weekly),
-        monthly: count(p.keep_monthly),
-        yearly: count(p.keep_yearly),
-        within: p.keep_within.map(|s| s.0),
-        tags: p.keep_tags.iter().map(|t| t.0.clone()).collect(),
-        ..Policy::default()
     }
 }
 
