@@ -30,7 +30,7 @@ pub struct PageChunker<R> {
 }
 
 /// The size of a database chunk for pages of `page_size` bytes: as many
-/// whole pages as fit in [`GROUP_BYTES`], at least one.
+/// whole pages as fit in 32 KiB, at least one.
 pub fn group_size(page_size: u32) -> usize {
     let page = page_size.max(1) as usize;
     page * (GROUP_BYTES / page).max(1)

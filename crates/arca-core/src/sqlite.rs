@@ -18,8 +18,8 @@
 //!   A rollback-journal database is first read directly, without any lock
 //!   held, and what was read is kept only when SQLite's `data_version` and
 //!   the file's stamp show that nothing was written while it was read
-//!   ([`Database::committed_state`]); otherwise (and the read stops as soon
-//!   as the file shows a write, [`Unwritten`]) the copy is made.
+//!   (`Database::committed_state`); otherwise (and the read stops as soon
+//!   as the file shows a write, `Unwritten`) the copy is made.
 //!
 //! Nothing here writes to the database: it is opened read-only. See
 //! docs/sqlite.md.
