@@ -30,6 +30,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 /// The first 16 bytes of every SQLite database file.
@@ -129,6 +130,14 @@ impl Database {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(at, flags).map_err(|e| describe(&e))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| describe(&e))?;
+        // The database may be anyone's: nothing its schema says (views,
+        // triggers, functions) is trusted, and no statement may corrupt it.
+        for (setting, on) in [
+            (DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false),
+            (DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true),
+        ] {
+            conn.set_db_config(setting, on).map_err(|e| describe(&e))?;
+        }
         let page_size: u32 = conn
             .query_row("PRAGMA page_size", [], |r| r.get(0))
             .map_err(|e| describe(&e))?;
