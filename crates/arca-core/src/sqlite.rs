@@ -541,6 +541,29 @@ mod tests {
         assert!(!was_written(&plain));
     }
 
+    /// The bundled SQLite has `sqlite_dbpage` (`.cargo/config.toml`): a
+    /// WAL-mode database is streamed, never copied.
+    #[test]
+    fn a_wal_database_is_read_page_by_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);",
+            )
+            .unwrap();
+        let listed = std::fs::metadata(&path).unwrap();
+        let db = Database::open(&path, &listed).unwrap();
+        assert_eq!(db.journal_mode, "wal");
+        assert_eq!(db.method(), ImageMethod::Pages);
+        let mut image = Vec::new();
+        db.read_pages(|pages| pages.read_to_end(&mut image).unwrap())
+            .unwrap();
+        assert_eq!(image.len() % db.page_size as usize, 0);
+        assert!(image.starts_with(MAGIC));
+    }
+
     #[test]
     fn a_file_swapped_for_another_is_not_opened_as_the_listed_one() {
         let dir = tempfile::tempdir().unwrap();
