@@ -316,10 +316,6 @@ def release_versions(name, scale):
     return versions if scale >= 0.5 else versions[:3]
 
 
-def history_versions(scale):
-    return release_versions("history", scale)
-
-
 def sdist_url(version):
     """The sdist's URL from PyPI's JSON API: the release's own document, else
     the project's (some mirrors serve only that one, with relative URLs)."""
@@ -358,7 +354,8 @@ def fetch_releases(ddir, versions, archive_of, url_of):
 
 def gen_history(ddir, scale):
     """Django releases from PyPI (sdists)."""
-    fetch_releases(ddir, history_versions(scale), lambda v: "Django-%s.tar.gz" % v, sdist_url)
+    fetch_releases(ddir, release_versions("history", scale), lambda v: "Django-%s.tar.gz" % v,
+                   sdist_url)
 
 
 def gen_generated(ddir, scale):

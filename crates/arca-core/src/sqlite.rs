@@ -215,7 +215,7 @@ impl Database {
 
     /// What says no transaction committed in between: SQLite's
     /// `data_version` (which changes whenever another connection commits)
-    /// and the file's size, times and inode (which change with any write,
+    /// and the file's size, modification time and inode (which change with any write,
     /// committed or not), both taken inside a read transaction, when no
     /// writer is half-way through a commit.
     pub(crate) fn committed_state(&self) -> Result<CommittedState, String> {
@@ -285,13 +285,13 @@ impl Database {
 }
 
 /// A reader of a database file that fails, with an error
-/// [`was_written`] recognises, as soon as the file's size, times
+/// [`was_written`] recognises, as soon as the file's size, modification time
 /// or inode show a write since it started: a direct read that would be
 /// dropped anyway stops early.
 pub(crate) struct Unwritten<R> {
     inner: R,
     path: PathBuf,
-    stamp: Option<(u64, i64, i64, i64, i64, u64)>,
+    stamp: Option<Stamp>,
     unchecked: u64,
     look_every: u64,
 }
@@ -311,16 +311,18 @@ impl std::fmt::Display for WrittenWhileRead {
 
 impl std::error::Error for WrittenWhileRead {}
 
-fn file_stamp(path: &Path) -> Option<(u64, i64, i64, i64, i64, u64)> {
-    let m = std::fs::symlink_metadata(path).ok()?;
-    Some((
-        m.len(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-        m.ino(),
-    ))
+/// A file's size, modification time and inode: what any write to it
+/// changes. Not its change time: SQLite, running as root, gives the log
+/// and index files it opens their database's owner, which changes their
+/// change time without a write.
+type Stamp = (u64, i64, i64, u64);
+
+fn stamp_of(m: &Metadata) -> Stamp {
+    (m.len(), m.mtime(), m.mtime_nsec(), m.ino())
+}
+
+fn file_stamp(path: &Path) -> Option<Stamp> {
+    std::fs::symlink_metadata(path).ok().map(|m| stamp_of(&m))
 }
 
 impl<R: Read> Unwritten<R> {
@@ -360,7 +362,7 @@ impl<R: Read> Read for Unwritten<R> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CommittedState {
     version: i64,
-    stamp: (u64, i64, i64, i64, i64, u64),
+    stamp: Stamp,
 }
 
 /// The image's pages in order, from `SELECT pgno, data FROM sqlite_dbpage`.
@@ -426,8 +428,8 @@ impl Read for PageReader<'_> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChangeStamp {
     header: [u8; 8],
-    file: (u64, i64, i64, u64, u64),
-    wal: Option<(u64, i64, i64, u64, [u8; 32])>,
+    file: Stamp,
+    wal: Option<(Stamp, [u8; 32])>,
 }
 
 impl ChangeStamp {
@@ -445,16 +447,6 @@ impl ChangeStamp {
                 "not an SQLite database",
             ));
         }
-        let stamp = |m: &Metadata| {
-            (
-                m.len(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.ctime() as u64,
-                m.ino(),
-            )
-        };
-        let (len, mtime, mtime_ns, ctime, ino) = stamp(&meta);
         let mut header = [0u8; 8];
         // File change counter (24..28) and database size in pages (28..32).
         header.copy_from_slice(&head[24..32]);
@@ -463,15 +455,14 @@ impl ChangeStamp {
                 let m = wal.metadata()?;
                 let mut wal_head = [0u8; 32];
                 let _ = wal.read_at(&mut wal_head, 0)?;
-                let (len, mtime, mtime_ns, _, ino) = stamp(&m);
-                Some((len, mtime, mtime_ns, ino, wal_head))
+                Some((stamp_of(&m), wal_head))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
         Ok(ChangeStamp {
             header,
-            file: (len, mtime, mtime_ns, ctime, ino),
+            file: stamp_of(&meta),
             wal,
         })
     }

@@ -17,8 +17,10 @@
 //! relies on packs a prune marked or deleted meanwhile; a snapshot that
 //! still fails (storage unreachable, packs removed under it) is reported in
 //! one line, counted, and retried in the next round with a fully reloaded
-//! index. After each snapshot the retention policy forgets that database's
-//! older watch snapshots of this host, and nothing else.
+//! index. After a snapshot (at most every five minutes) the retention
+//! policy forgets that database's older watch snapshots of this host, and
+//! nothing else. The snapshot's parent is the database's previous watch
+//! snapshot, so a round reads no other snapshot file.
 //!
 //! SIGTERM and SIGINT are held ([`interrupt::Held`]): between rounds, and
 //! between databases within one, a signal ends the command at once with
@@ -47,6 +49,9 @@ use crate::{interrupt, output, session, steps, units};
 
 /// The tag every watch snapshot has; retention looks only at these.
 const WATCH_TAG: &str = "watch";
+
+/// How often the retention policy is applied to a database's snapshots.
+const FORGET_EVERY: Duration = Duration::from_secs(300);
 
 /// The interval without `--every` or the profile's `every`.
 const DEFAULT_EVERY: Duration = Duration::from_secs(30);
@@ -136,6 +141,8 @@ pub fn run(config: &Config, args: WatchArgs) -> Result<i32> {
                 path: path.clone(),
                 saved: None,
                 problem: None,
+                last: None,
+                forgotten_at: None,
             })
             .collect(),
         settings,
@@ -191,6 +198,11 @@ struct Database {
     /// Why its stamp could not be read, last time it could not: warned
     /// about when it changes, not every round.
     problem: Option<String>,
+    /// Its newest watch snapshot in this process: the parent of the next,
+    /// so that a round does not read every snapshot file to find it.
+    last: Option<SnapshotId>,
+    /// When the policy was last applied to its snapshots in this process.
+    forgotten_at: Option<Instant>,
 }
 
 /// What one round did with one database.
@@ -355,30 +367,50 @@ impl Watch<'_> {
             return Outcome::Unchanged;
         }
         let path = db.path.clone();
-        match self.snapshot(&path) {
+        let parent = db.last;
+        // Applying the policy reads every snapshot file: once every few
+        // minutes is enough, whatever the interval.
+        let forget = db
+            .forgotten_at
+            .is_none_or(|at| at.elapsed() >= FORGET_EVERY);
+        let result = self.snapshot(&path, parent, forget);
+        let db = &mut self.databases[at];
+        match result {
             Ok(saved) => {
                 // A database that was not read consistently is tried again
                 // next round rather than taken as protected.
                 if saved.unreadable == 0 {
-                    self.databases[at].saved = Some(stamp);
+                    db.saved = Some(stamp);
+                }
+                // A policy may forget even the newest snapshot (one that
+                // keeps only other tags): then the next round looks for its
+                // parent the usual way.
+                db.last = (saved.forgotten == 0).then_some(saved.id);
+                if forget && saved.forget_error.is_none() {
+                    db.forgotten_at = Some(Instant::now());
                 }
                 Outcome::Saved(saved)
             }
             Err(e) => {
                 self.reload = true;
+                // The parent may be what failed (removed by another process).
+                db.last = None;
                 Outcome::Failed(crate::message(&e))
             }
         }
     }
 
-    /// Snapshots one database, then applies the policy to its watch
-    /// snapshots.
-    fn snapshot(&mut self, path: &Path) -> Result<Saved> {
+    /// Snapshots one database (on `parent`, when known), then, if
+    /// `forget`, applies the policy to its watch snapshots.
+    fn snapshot(&mut self, path: &Path, parent: Option<SnapshotId>, forget: bool) -> Result<Saved> {
         if std::mem::take(&mut self.reload) {
             self.repo.load_index()?;
         } else {
             self.repo.refresh_index()?;
         }
+        // Another process may have forgotten it: then the parent is found
+        // the usual way. (One snapshot file read, not all of them.)
+        let parent = parent.filter(|id| self.repo.load_snapshot(id).is_ok());
         let s = &self.settings;
         let options = SnapshotOptions {
             paths: vec![path.to_path_buf()],
@@ -387,6 +419,7 @@ impl Watch<'_> {
             tags: s.tags.clone(),
             sqlite: s.sqlite,
             scratch_dir: self.scratch.clone(),
+            parent,
             ..SnapshotOptions::default()
         };
         let started = Instant::now();
@@ -400,9 +433,12 @@ impl Watch<'_> {
             anyhow::bail!("the snapshot was not saved");
         };
         let snapshot = &outcome.snapshot;
-        let forgot = self
-            .signals
-            .release_during(|| self.forget(&snapshot.hostname, snapshot.path_strings()));
+        let forgot = if forget {
+            self.signals
+                .release_during(|| self.forget(&snapshot.hostname, snapshot.path_strings()))
+        } else {
+            Ok(0)
+        };
         let (forgotten, forget_error) = match forgot {
             Ok(n) => (n, None),
             Err(e) => (0, Some(crate::message(&e))),
@@ -455,15 +491,13 @@ impl Watch<'_> {
                 eprintln!("arca: warning: watch: {}", output::sanitize(&line));
                 config.log(&format!("watch: warning: {line}"));
             }
-            Outcome::Failed(error) => {
-                m.add_labelled(&metrics::WATCH_FAILURES, &labels, 1.0);
-                let line = format!(
+            Outcome::Failed(error) => self.failure(
+                &labels,
+                &format!(
                     "snapshot of {} into repository {} failed: {error}; trying again next round",
                     db.shown, location
-                );
-                eprintln!("arca: watch: {}", output::sanitize(&line));
-                config.log(&format!("watch: error: {line}"));
-            }
+                ),
+            ),
             Outcome::Saved(s) => {
                 m.set_labelled(
                     &metrics::WATCH_LAST_SNAPSHOT,
@@ -496,25 +530,35 @@ impl Watch<'_> {
                 }
                 config.log(&format!("watch: {line}"));
                 if s.unreadable > 0 {
-                    m.add_labelled(&metrics::WATCH_FAILURES, &labels, 1.0);
-                    let line = format!(
-                        "{}: not read consistently; trying again next round",
-                        db.shown
+                    self.failure(
+                        &labels,
+                        &format!(
+                            "{}: not read consistently; trying again next round",
+                            db.shown
+                        ),
                     );
-                    eprintln!("arca: watch: {line}");
-                    config.log(&format!("watch: error: {line}"));
                 }
                 if let Some(error) = &s.forget_error {
-                    m.add_labelled(&metrics::WATCH_FAILURES, &labels, 1.0);
-                    let line = format!(
-                        "{}: forgetting older watch snapshots in repository {} failed: {error}; trying again after the next snapshot",
-                        db.shown, location
+                    self.failure(
+                        &labels,
+                        &format!(
+                            "{}: forgetting older watch snapshots in repository {} failed: {error}; trying again after the next snapshot",
+                            db.shown, location
+                        ),
                     );
-                    eprintln!("arca: watch: {}", output::sanitize(&line));
-                    config.log(&format!("watch: error: {line}"));
                 }
             }
         }
+    }
+
+    /// Counts a failure of one database and says `line` on stderr and in
+    /// the log.
+    fn failure(&self, labels: &[(&'static str, &str)], line: &str) {
+        self.config
+            .metrics
+            .add_labelled(&metrics::WATCH_FAILURES, labels, 1.0);
+        eprintln!("arca: watch: {}", output::sanitize(line));
+        self.config.log(&format!("watch: error: {line}"));
     }
 
     /// Says that a signal stopped the command; its exit code.
