@@ -105,6 +105,8 @@ impl Held {
     pub fn release_during<T>(&self, work: impl FnOnce() -> T) -> T {
         REDIRECT.lock().unwrap_or_else(|e| e.into_inner()).take();
         let result = work();
+        // An error the interrupt caused is not reported as a failure.
+        defer_to_interrupt();
         self.arm();
         result
     }
@@ -118,9 +120,11 @@ impl Drop for Held {
 
 /// When an interrupt is being handled, waits for the signal thread to end
 /// the process: an error the interrupt caused (its lock removed under it,
-/// a temporary file gone) is not the command's outcome, the interrupt is.
+/// a temporary file gone, a pack refused while its saves run) is not the
+/// command's outcome, the interrupt is. The interrupt has begun as soon as
+/// its saves start, before the registry closes.
 pub fn defer_to_interrupt() {
-    if arca_backend::cleanup::is_closed() {
+    if arca_backend::cleanup::is_stopping() {
         loop {
             std::thread::park();
         }
