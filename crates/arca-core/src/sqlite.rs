@@ -451,11 +451,14 @@ impl ChangeStamp {
         // File change counter (24..28) and database size in pages (28..32).
         header.copy_from_slice(&head[24..32]);
         let wal = match std::fs::File::open(sibling(path, "-wal")) {
+            // An empty log holds nothing: a reader (this one's snapshot
+            // among them) creates one where none was, and a log emptied by
+            // a checkpoint leaves its pages written to the database file.
             Ok(wal) => {
                 let m = wal.metadata()?;
                 let mut wal_head = [0u8; 32];
                 let _ = wal.read_at(&mut wal_head, 0)?;
-                Some((stamp_of(&m), wal_head))
+                (m.len() > 0).then_some((stamp_of(&m), wal_head))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),

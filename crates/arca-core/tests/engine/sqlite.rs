@@ -307,3 +307,35 @@ fn an_unchanged_database_leaves_its_idle_journals_out_too() {
         assert_eq!(count(&back.join("t.db")), 300);
     }
 }
+
+/// A database's change stamp moves with every commit, and not with what a
+/// reader does: the empty log and index SQLite creates beside a WAL
+/// database nobody had open (this snapshot's own reader among them).
+#[test]
+fn the_change_stamp_moves_with_commits_not_with_a_readers_empty_log() {
+    use arca_core::sqlite::ChangeStamp;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let path = src.join("t.db");
+    drop(database(&path, "wal", 10));
+    // The last connection closed: the log was checkpointed and deleted.
+    assert!(!src.join("t.db-wal").exists());
+    let before = ChangeStamp::read(&path).unwrap();
+    let mut repo = repository();
+    take(&mut repo, &src, SqliteMode::Auto);
+    assert!(src.join("t.db-wal").exists(), "the reader made a log");
+    assert_eq!(ChangeStamp::read(&path).unwrap(), before);
+
+    // A commit kept in the log, then the same log emptied by a checkpoint.
+    let db = Connection::open(&path).unwrap();
+    db.execute_batch("PRAGMA wal_autocheckpoint = 0").unwrap();
+    insert(&db, 1);
+    let logged = ChangeStamp::read(&path).unwrap();
+    assert_ne!(logged, before);
+    db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    assert_eq!(std::fs::metadata(src.join("t.db-wal")).unwrap().len(), 0);
+    let checkpointed = ChangeStamp::read(&path).unwrap();
+    assert_ne!(checkpointed, logged);
+    assert_ne!(checkpointed, before);
+}
