@@ -283,6 +283,73 @@ fn once_snapshots_each_database_and_restore_as_of_brings_it_back() {
     }
 }
 
+/// What one `watch --once` did with `db`.
+fn once(env: &Env, db: &Path) -> String {
+    let rounds = crate::json_fields::json_lines(env, &["watch", "--once", arg(db)]);
+    assert_eq!(rounds.len(), 1);
+    status(&rounds[0], db)
+}
+
+/// A restarted watch (here `--once`, as from cron) knows from the cache
+/// which databases are unchanged since their last watch snapshot; it
+/// trusts that only while the snapshot is still in the repository.
+#[test]
+fn a_restarted_watch_snapshots_only_what_changed_since_the_last_run() {
+    let env = Env::with_repo();
+    let db = env.path("orders.db");
+    let conn = database(&db);
+    insert(&conn, 1);
+    assert_eq!(once(&env, &db), "saved");
+    assert_eq!(once(&env, &db), "unchanged");
+    assert_eq!(watch_snapshots(&env, &db).len(), 1);
+
+    insert(&conn, 2);
+    assert_eq!(once(&env, &db), "saved");
+    assert_eq!(once(&env, &db), "unchanged");
+
+    // A commit that is only in the write-ahead log is a change too.
+    conn.execute_batch("PRAGMA journal_mode=WAL").unwrap();
+    assert_eq!(once(&env, &db), "saved");
+    assert_eq!(once(&env, &db), "unchanged");
+    insert(&conn, 3);
+    assert_eq!(once(&env, &db), "saved");
+    assert_eq!(once(&env, &db), "unchanged");
+
+    // The snapshot the cache names was forgotten: taken again.
+    let snaps = watch_snapshots(&env, &db);
+    let newest = snaps.last().unwrap()["id"].as_str().unwrap();
+    env.ok(&["forget", newest]);
+    assert_eq!(once(&env, &db), "saved");
+    assert_eq!(once(&env, &db), "unchanged");
+
+    // A damaged cache entry is not trusted either.
+    let mut entries = 0;
+    for dir in fs::read_dir(env.path("cache")).unwrap() {
+        let watch = dir.unwrap().path().join("watch");
+        for entry in fs::read_dir(&watch).into_iter().flatten() {
+            fs::write(entry.unwrap().path(), b"{\"snapshot\": 1").unwrap();
+            entries += 1;
+        }
+    }
+    assert_eq!(entries, 1);
+    assert_eq!(once(&env, &db), "saved");
+
+    // Without a cache every run takes a snapshot.
+    let rounds = crate::json_fields::json_lines(&env, &["--no-cache", "watch", "--once", arg(&db)]);
+    assert_eq!(status(&rounds[0], &db), "saved");
+    drop(conn);
+    let target = env.path("r");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--tag",
+        "watch",
+        "--target",
+        arg(&target),
+    ]);
+    assert_eq!(numbers(&restored(&target, &db)), [1, 2, 3]);
+}
+
 #[test]
 fn retention_forgets_only_the_databases_own_watch_snapshots() {
     let env = Env::with_repo();

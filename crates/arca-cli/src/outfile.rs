@@ -31,6 +31,15 @@ pub fn open_append(path: &Path) -> io::Result<File> {
 /// Reads `path` if it exists (`None` when it does not), refusing a link or
 /// a file that is not this user's own regular file.
 pub fn read_own(path: &Path) -> io::Result<Option<String>> {
+    match open_own(path)? {
+        Some(file) => io::read_to_string(file).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Opens `path` for reading if it exists (`None` when it does not),
+/// refusing a link or a file that is not this user's own regular file.
+pub fn open_own(path: &Path) -> io::Result<Option<File>> {
     let opened = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
@@ -41,7 +50,7 @@ pub fn read_own(path: &Path) -> io::Result<Option<String>> {
         Err(e) => return Err(explain(e, path)),
     };
     ours(&file, path)?;
-    io::read_to_string(file).map(Some)
+    Ok(Some(file))
 }
 
 /// An `ELOOP` from `O_NOFOLLOW` says the path is a symbolic link.

@@ -424,8 +424,9 @@ impl Read for PageReader<'_> {
 /// What tells whether a database changed: its header's file change
 /// counter and page count, the file's own stamp, and its write-ahead
 /// log's size, stamp and header (whose salts change at every reset).
-/// Reading it opens no SQLite connection and takes no lock.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Reading it opens no SQLite connection and takes no lock. It can be
+/// kept across runs (serde), compared with a stamp read later.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChangeStamp {
     header: [u8; 8],
     file: Stamp,

@@ -22,6 +22,13 @@
 //! nothing else. The snapshot's parent is the database's previous watch
 //! snapshot, so a round reads no other snapshot file.
 //!
+//! What a round knows of a database (the stamp before its last snapshot,
+//! and that snapshot) is also kept in the cache
+//! directory, so a restarted watch, or `--once` from cron, snapshots only
+//! the databases that changed since. It is a hint checked on start: the
+//! snapshot it names must still be in the repository, of that database and
+//! host, or the database is snapshotted again.
+//!
 //! SIGTERM and SIGINT are held ([`interrupt::Held`]): between rounds, and
 //! between databases within one, a signal ends the command at once with
 //! exit code 0. While a snapshot runs it is not held: the snapshot is
@@ -38,7 +45,7 @@ use arca_core::select::SnapshotFilter;
 use arca_core::sqlite::{ChangeStamp, SqliteMode};
 use arca_core::{Repository, SnapshotId, SnapshotOptions, SnapshotProgress};
 use indicatif::HumanBytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::WatchArgs;
 use crate::config::Config;
@@ -129,6 +136,10 @@ pub fn run(config: &Config, args: WatchArgs) -> Result<i32> {
     let section = config.profile.as_ref().map_or(&empty, |l| &l.profile.watch);
     let settings = Settings::resolve(args, section)?;
     let repo = session::open(config)?;
+    let memory = config
+        .cache_dir
+        .as_ref()
+        .map(|dir| dir.join(repo.config().id.to_hex()).join("watch"));
     let mut watch = Watch {
         signals: interrupt::Held::new(),
         stopped: None,
@@ -149,8 +160,10 @@ pub fn run(config: &Config, args: WatchArgs) -> Result<i32> {
         repo,
         reload: false,
         scratch: session::scratch_dir(config),
+        memory,
         rounds: 0,
     };
+    watch.recall();
     watch.announce();
     let every = watch.settings.every;
     let mut tick = Instant::now();
@@ -264,6 +277,9 @@ struct Watch<'a> {
     reload: bool,
     /// Where rollback-journal databases are copied for their image.
     scratch: Option<PathBuf>,
+    /// Where what is known of each database is kept between runs (the
+    /// cache's directory for this repository); `None` without a cache.
+    memory: Option<PathBuf>,
     rounds: u64,
 }
 
@@ -382,12 +398,16 @@ impl Watch<'_> {
                 if saved.unreadable == 0 {
                     db.saved = Some(stamp);
                 }
+                let keep = db.saved.is_some();
                 // A policy may forget even the newest snapshot (one that
                 // keeps only other tags): then the next round looks for its
                 // parent the usual way.
                 db.last = (saved.forgotten == 0).then_some(saved.id);
                 if forget && saved.forget_error.is_none() {
                     db.forgotten_at = Some(Instant::now());
+                }
+                if keep {
+                    self.remember(at, saved.id);
                 }
                 Outcome::Saved(saved)
             }
@@ -398,6 +418,53 @@ impl Watch<'_> {
                 Outcome::Failed(crate::message(&e))
             }
         }
+    }
+
+    /// Takes what the cache remembers of each database from an earlier run,
+    /// when the snapshot it names is still there and is one of this
+    /// database's watch snapshots on this host.
+    fn recall(&mut self) {
+        let Some(dir) = &self.memory else {
+            return;
+        };
+        for db in &mut self.databases {
+            let Some(known) =
+                Remembered::read(&remembered_path(dir, &self.settings.host, &db.path))
+            else {
+                continue;
+            };
+            let Some(id) = arca_core::Id::from_hex(&known.snapshot).map(SnapshotId) else {
+                continue;
+            };
+            let ours = self.repo.load_snapshot(&id).is_ok_and(|s| {
+                s.hostname == self.settings.host
+                    && s.tags.iter().any(|t| t == WATCH_TAG)
+                    && s.paths.len() == 1
+                    && s.paths[0].as_slice() == db.path.as_os_str().as_encoded_bytes()
+            });
+            if !ours {
+                continue;
+            }
+            db.saved = Some(known.stamp);
+            db.last = Some(id);
+        }
+    }
+
+    /// Keeps what is known of the database at `at` after its snapshot `id`
+    /// for the next run. The cache is a hint: failing to write it costs
+    /// one more snapshot then, so it is not reported.
+    fn remember(&self, at: usize, id: SnapshotId) {
+        let (Some(dir), db) = (&self.memory, &self.databases[at]) else {
+            return;
+        };
+        let Some(stamp) = &db.saved else {
+            return;
+        };
+        let known = Remembered {
+            snapshot: id.to_hex(),
+            stamp: stamp.clone(),
+        };
+        let _ = known.write(dir, &remembered_path(dir, &self.settings.host, &db.path));
     }
 
     /// Snapshots one database (on `parent`, when known), then, if
@@ -593,6 +660,61 @@ impl Watch<'_> {
         if let Err(e) = metrics::write_values(path, profile, repository, &config.metrics) {
             eprintln!("arca: warning: {}", output::sanitize(&format!("{e:#}")));
         }
+    }
+}
+
+/// What a watch keeps of one database between runs.
+#[derive(Serialize, Deserialize)]
+struct Remembered {
+    /// Its last watch snapshot, in hex.
+    snapshot: String,
+    /// Its stamp, read just before that snapshot.
+    stamp: ChangeStamp,
+}
+
+/// The largest file of what a watch remembers that is read.
+const MAX_REMEMBERED: u64 = 64 << 10;
+
+/// The file under `dir` holding what is known of `database` watched as
+/// `host`: named by a hash of both, so any path fits.
+fn remembered_path(dir: &Path, host: &str, database: &Path) -> PathBuf {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(host.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(database.as_os_str().as_encoded_bytes());
+    dir.join(format!("{}.json", &hasher.finalize().to_hex()[..32]))
+}
+
+impl Remembered {
+    /// The file at `path`; `None` when it is missing, not this user's own
+    /// regular file, too large or not what [`Remembered::write`] writes.
+    fn read(path: &Path) -> Option<Remembered> {
+        use std::io::Read;
+        let file = crate::outfile::open_own(path).ok()??;
+        let mut text = Vec::new();
+        file.take(MAX_REMEMBERED + 1).read_to_end(&mut text).ok()?;
+        if text.len() as u64 > MAX_REMEMBERED {
+            return None;
+        }
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Replaces the file at `path` in `dir` (made 0700 if missing): a
+    /// temporary file renamed into place, so a reader never sees half.
+    fn write(&self, dir: &Path, path: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let mut file = tempfile::Builder::new()
+            .prefix(".watch-")
+            .tempfile_in(dir)?;
+        file.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
+        file.as_file().sync_all()?;
+        file.persist(path).map_err(|e| e.error)?;
+        Ok(())
     }
 }
 
