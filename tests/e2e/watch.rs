@@ -392,6 +392,65 @@ fn retention_forgets_only_the_databases_own_watch_snapshots() {
     assert_eq!(numbers(&restored(&target, &db)), [0, 1, 2, 3, 4]);
 }
 
+/// A database SQLite cannot read is stored as a plain copy tagged
+/// `inconsistent`; such copies are kept by the policy among themselves, so
+/// however many come they never push a consistent snapshot out. An idle
+/// one is not taken again.
+#[test]
+fn torn_copies_never_push_consistent_snapshots_out_of_retention() {
+    let env = Env::with_repo();
+    let db = env.path("orders.db");
+    let conn = database(&db);
+    let keep = ["watch", "--once", "--keep-last", "2"];
+    let once_keeping = |expected: i32| {
+        let mut args = vec!["--json"];
+        args.extend(keep);
+        args.push(arg(&db));
+        let out = env.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(expected),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let round: Value = serde_json::from_slice(&out.stdout).unwrap();
+        status(&round, &db)
+    };
+    for n in 1..=3 {
+        insert(&conn, n);
+        assert_eq!(once_keeping(0), "saved");
+    }
+    drop(conn);
+    let consistent: Vec<String> = watch_snapshots(&env, &db)
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(consistent.len(), 2);
+
+    // Damage SQLite refuses to read (a file format it does not know), then
+    // more writes to the damaged file.
+    let mut bytes = fs::read(&db).unwrap();
+    bytes[19] = 9;
+    for round in 0..4u8 {
+        bytes[200] = round;
+        fs::write(&db, &bytes).unwrap();
+        assert_eq!(once_keeping(3), "partial");
+    }
+    // Idle: not taken again.
+    assert_eq!(once_keeping(0), "unchanged");
+
+    let snaps = watch_snapshots(&env, &db);
+    let (torn, kept): (Vec<&Value>, Vec<&Value>) = snaps.iter().partition(|s| {
+        s["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&"inconsistent".into())
+    });
+    let kept: Vec<&str> = kept.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(kept, consistent, "{snaps:?}");
+    assert_eq!(torn.len(), 2, "{snaps:?}");
+}
+
 #[test]
 fn the_profile_names_the_databases_and_the_policy_and_flags_win() {
     let env = Env::with_repo();

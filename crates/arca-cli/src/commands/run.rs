@@ -124,6 +124,7 @@ fn plan(p: &Profile, time: Option<arca_core::Time>) -> Result<Plan> {
         sqlite: s.sqlite.unwrap_or_default().0,
         // The cache directory, set by `run`.
         scratch_dir: None,
+        inconsistent_tags: Vec::new(),
     };
     let pr = &p.prune;
     let prune = PruneOptions {

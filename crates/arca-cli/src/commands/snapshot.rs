@@ -78,6 +78,7 @@ pub fn run(config: &Config, args: SnapshotArgs) -> Result<i32> {
         checkpoint_interval: None,
         sqlite: args.sqlite.0,
         scratch_dir: session::scratch_dir(config),
+        inconsistent_tags: Vec::new(),
     };
     let counters = SnapshotProgress::default();
     if config.verbose > 0 && !config.json {

@@ -57,6 +57,11 @@ use crate::{interrupt, output, session, steps, units};
 /// The tag every watch snapshot has; retention looks only at these.
 const WATCH_TAG: &str = "watch";
 
+/// The tag a watch snapshot also has when its database could not be read
+/// consistently. Retention groups by tags, so such snapshots are kept by
+/// the policy among themselves and never push a consistent one out.
+const INCONSISTENT_TAG: &str = "inconsistent";
+
 /// How often the retention policy is applied to a database's snapshots.
 const FORGET_EVERY: Duration = Duration::from_secs(300);
 
@@ -393,12 +398,10 @@ impl Watch<'_> {
         let db = &mut self.databases[at];
         match result {
             Ok(saved) => {
-                // A database that was not read consistently is tried again
-                // next round rather than taken as protected.
-                if saved.unreadable == 0 {
-                    db.saved = Some(stamp);
-                }
-                let keep = db.saved.is_some();
+                // Also when it was not read consistently: an unchanged
+                // database would fail the same way, and a changed one is
+                // taken again.
+                db.saved = Some(stamp);
                 // A policy may forget even the newest snapshot (one that
                 // keeps only other tags): then the next round looks for its
                 // parent the usual way.
@@ -406,9 +409,7 @@ impl Watch<'_> {
                 if forget && saved.forget_error.is_none() {
                     db.forgotten_at = Some(Instant::now());
                 }
-                if keep {
-                    self.remember(at, saved.id);
-                }
+                self.remember(at, saved.id);
                 Outcome::Saved(saved)
             }
             Err(e) => {
@@ -486,6 +487,7 @@ impl Watch<'_> {
             tags: s.tags.clone(),
             sqlite: s.sqlite,
             scratch_dir: self.scratch.clone(),
+            inconsistent_tags: vec![INCONSISTENT_TAG.to_string()],
             parent,
             ..SnapshotOptions::default()
         };
@@ -533,7 +535,11 @@ impl Watch<'_> {
             paths: paths.clone(),
         };
         let now = jiff::Zoned::now();
-        let mut plan = forget::plan(&self.repo, policy, GroupBy::default(), &filter, &now)?;
+        let by = GroupBy {
+            tags: true,
+            ..GroupBy::default()
+        };
+        let mut plan = forget::plan(&self.repo, policy, by, &filter, &now)?;
         // The filter lets through snapshots of more paths than these too.
         plan.groups.retain(|g| g.key.paths.as_ref() == Some(&paths));
         Ok(forget::execute(&self.repo, &plan)?)
@@ -600,7 +606,7 @@ impl Watch<'_> {
                     self.failure(
                         &labels,
                         &format!(
-                            "{}: not read consistently; trying again next round",
+                            "{}: not read consistently; the snapshot is tagged {INCONSISTENT_TAG}, and the database is taken again when it changes",
                             db.shown
                         ),
                     );

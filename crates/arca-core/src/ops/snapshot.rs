@@ -88,6 +88,10 @@ pub struct SnapshotOptions {
     /// Where a rollback-journal database's temporary copy is made; `None`
     /// means the system's temporary directory.
     pub scratch_dir: Option<PathBuf>,
+    /// Tags the snapshot also gets when an SQLite database in it could not
+    /// be read consistently (stored as a plain copy, or left out), so that
+    /// such snapshots can be told apart, by retention among others.
+    pub inconsistent_tags: Vec<String>,
 }
 
 /// Stack size of the walking threads: enough for trees thousands of levels deep.
@@ -475,13 +479,21 @@ impl Run<'_> {
             .filter(|w| w.kind == WarningKind::Unreadable)
             .count() as u64;
         summary.duration_ms = started.elapsed().as_millis() as u64;
+        let mut tags = options.tags.clone();
+        if warnings.iter().any(|w| w.kind == WarningKind::Inconsistent) {
+            for tag in &options.inconsistent_tags {
+                if !tags.contains(tag) {
+                    tags.push(tag.clone());
+                }
+            }
+        }
         let mut snapshot = Snapshot {
             time,
             tree,
             paths: self.paths.clone(),
             hostname: options.hostname.clone(),
             username: options.username.clone(),
-            tags: options.tags.clone(),
+            tags,
             description: options.description.clone(),
             parent: self.parent,
             program_version: format!("arca {}", env!("CARGO_PKG_VERSION")),

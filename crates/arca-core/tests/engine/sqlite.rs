@@ -339,3 +339,33 @@ fn the_change_stamp_moves_with_commits_not_with_a_readers_empty_log() {
     assert_ne!(checkpointed, logged);
     assert_ne!(checkpointed, before);
 }
+
+/// `inconsistent_tags` mark a snapshot holding a database that could not
+/// be read consistently, and only such a snapshot.
+#[test]
+fn a_snapshot_with_an_inconsistent_database_gets_the_inconsistent_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    drop(database(&db, "delete", 10));
+    let mut repo = repository();
+    let options = SnapshotOptions {
+        paths: vec![db.clone()],
+        hostname: "h".into(),
+        tags: vec!["watch".into(), "torn".into()],
+        inconsistent_tags: vec!["torn".into(), "inconsistent".into()],
+        scratch_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let take = |repo: &mut Repository| {
+        arca_core::snapshot(repo, &options, &SnapshotProgress::default()).unwrap()
+    };
+    assert_eq!(take(&mut repo).snapshot.tags, ["watch", "torn"]);
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[19] = 9; // a file format SQLite does not know
+    std::fs::write(&db, &bytes).unwrap();
+    let outcome = take(&mut repo);
+    assert_eq!(outcome.warnings[0].kind, SnapshotWarningKind::Inconsistent);
+    assert_eq!(outcome.snapshot.tags, ["watch", "torn", "inconsistent"]);
+    let stored = repo.load_snapshot(&outcome.id.unwrap()).unwrap();
+    assert_eq!(stored.tags, outcome.snapshot.tags);
+}
