@@ -146,39 +146,38 @@ fn keep_policy(counts: [Option<Count>; 6], within: Option<Span>, tags: &[TagList
     }
 }
 
+/// The policy of a section with the keep_* keys (`[forget]`, `[watch]`):
+/// one list of them, where serde's `flatten` would lose
+/// `deny_unknown_fields`.
+macro_rules! section_policy {
+    ($section:expr) => {{
+        let s = $section;
+        keep_policy(
+            [
+                s.keep_last,
+                s.keep_hourly,
+                s.keep_daily,
+                s.keep_weekly,
+                s.keep_monthly,
+                s.keep_yearly,
+            ],
+            s.keep_within,
+            &s.keep_tags,
+        )
+    }};
+}
+
 impl ForgetSection {
     /// Its keep_* rules as a policy (empty when it sets none).
     pub fn policy(&self) -> Policy {
-        keep_policy(
-            [
-                self.keep_last,
-                self.keep_hourly,
-                self.keep_daily,
-                self.keep_weekly,
-                self.keep_monthly,
-                self.keep_yearly,
-            ],
-            self.keep_within,
-            &self.keep_tags,
-        )
+        section_policy!(self)
     }
 }
 
 impl WatchSection {
     /// Its keep_* rules as a policy (empty when it sets none).
     pub fn policy(&self) -> Policy {
-        keep_policy(
-            [
-                self.keep_last,
-                self.keep_hourly,
-                self.keep_daily,
-                self.keep_weekly,
-                self.keep_monthly,
-                self.keep_yearly,
-            ],
-            self.keep_within,
-            &self.keep_tags,
-        )
+        section_policy!(self)
     }
 }
 
