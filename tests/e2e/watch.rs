@@ -283,6 +283,23 @@ fn once_snapshots_each_database_and_restore_as_of_brings_it_back() {
     }
 }
 
+/// The numbers in the newest watch snapshot of `db`, restored.
+fn latest_watch_numbers(env: &Env, db: &Path) -> Vec<i64> {
+    let target = env.path("latest");
+    let _ = fs::remove_dir_all(&target);
+    env.ok(&[
+        "restore",
+        "latest",
+        "--tag",
+        "watch",
+        "--path",
+        arg(db),
+        "--target",
+        arg(&target),
+    ]);
+    numbers(&restored(&target, db))
+}
+
 /// What one `watch --once` did with `db`.
 fn once(env: &Env, db: &Path) -> String {
     let rounds = crate::json_fields::json_lines(env, &["watch", "--once", arg(db)]);
@@ -338,16 +355,7 @@ fn a_restarted_watch_snapshots_only_what_changed_since_the_last_run() {
     let rounds = crate::json_fields::json_lines(&env, &["--no-cache", "watch", "--once", arg(&db)]);
     assert_eq!(status(&rounds[0], &db), "saved");
     drop(conn);
-    let target = env.path("r");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--tag",
-        "watch",
-        "--target",
-        arg(&target),
-    ]);
-    assert_eq!(numbers(&restored(&target, &db)), [1, 2, 3]);
+    assert_eq!(latest_watch_numbers(&env, &db), [1, 2, 3]);
 }
 
 #[test]
@@ -378,18 +386,7 @@ fn retention_forgets_only_the_databases_own_watch_snapshots() {
     assert_eq!(ids.len(), 3);
     assert_eq!(watch_snapshots(&env, &other).len(), 1);
     // The newest two are the ones kept.
-    let target = env.path("r");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--tag",
-        "watch",
-        "--path",
-        arg(&db),
-        "--target",
-        arg(&target),
-    ]);
-    assert_eq!(numbers(&restored(&target, &db)), [0, 1, 2, 3, 4]);
+    assert_eq!(latest_watch_numbers(&env, &db), [0, 1, 2, 3, 4]);
 }
 
 /// A database SQLite cannot read is stored as a plain copy tagged
@@ -575,16 +572,7 @@ fn a_failed_round_is_reported_counted_and_retried() {
         .unwrap_or_else(|| panic!("{text}"));
     let count: f64 = failures.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(count >= 2.0, "{failures}");
-    let target = env.path("r");
-    env.ok(&[
-        "restore",
-        "latest",
-        "--tag",
-        "watch",
-        "--target",
-        arg(&target),
-    ]);
-    assert_eq!(numbers(&restored(&target, &db)), [1, 2]);
+    assert_eq!(latest_watch_numbers(&env, &db), [1, 2]);
     env.ok(&["check", "--read-data"]);
 }
 
