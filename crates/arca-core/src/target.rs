@@ -448,6 +448,34 @@ impl Target {
         }
     }
 
+    /// Renames `name` in `dir` to `new` in the same directory, never
+    /// replacing an entry already called `new` (`Ok(false)` then): with
+    /// `renameat2(RENAME_NOREPLACE)`, or a hard link and an unlink where
+    /// the file system lacks that.
+    pub fn rename_new(
+        &self,
+        dir: &OwnedFd,
+        shown: &Path,
+        name: &OsStr,
+        new: &OsStr,
+    ) -> Result<bool> {
+        use nix::fcntl::{RenameFlags, renameat2};
+        let path = shown.join(name);
+        let renamed = match renameat2(dir, name, dir, new, RenameFlags::RENAME_NOREPLACE) {
+            Err(Errno::EINVAL | Errno::ENOSYS) => {
+                nix::unistd::linkat(dir, name, dir, new, AtFlags::empty()).and_then(|()| {
+                    nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
+                })
+            }
+            other => other,
+        };
+        match renamed {
+            Ok(()) => Ok(true),
+            Err(Errno::EEXIST) => Ok(false),
+            Err(e) => Err(Error::target(&path, io_err(e))),
+        }
+    }
+
     /// The names in the open directory `dir`.
     pub fn list(&self, dir: &OwnedFd, shown: &Path) -> Result<Vec<std::ffi::OsString>> {
         list_names(dir, shown)

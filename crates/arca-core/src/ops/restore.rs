@@ -116,6 +116,10 @@ pub struct RestoreSummary {
     pub deleted: u64,
     /// Files re-read and checked (`verify`).
     pub verified: u64,
+    /// SQLite journals (`-wal`, `-shm`, `-journal`) that stood beside a
+    /// restored database without being restored themselves, renamed to
+    /// `NAME.before-restore` so that SQLite does not apply them to it.
+    pub journals_set_aside: u64,
     /// False when not running as root: files belong to the restoring user.
     pub owners_restored: bool,
     /// Entries left out and metadata that could not be applied.
@@ -362,6 +366,7 @@ pub fn restore(
     }
     lost.retain(|piece| !refused.contains(&piece.file));
     let damaged_files = settle_lost(&target, &mut plan, &lost)?;
+    set_aside_journals(&target, &mut plan, &refused)?;
     let mut summary = std::mem::take(&mut plan.summary);
     let lost_dirs = std::mem::take(&mut plan.lost_dirs);
     summary.damaged = damaged_report(&plan, lost, lost_dirs);
@@ -396,6 +401,104 @@ pub fn restore(
         summary.verified = verify(repo, &target, &plan, &files)?;
     }
     Ok(summary)
+}
+
+/// Renames aside the SQLite journals found beside each database this
+/// restore wrote into a directory it did not make empty, unless the
+/// restore put them there itself. They belong to the file that was there
+/// before (a crashed server leaves its log behind), and SQLite would take
+/// them for the restored database's and apply them to it. Each keeps its
+/// bytes under the first free name of `NAME.before-restore`,
+/// `NAME.before-restore-2`, ...; one that cannot be moved is a warning.
+fn set_aside_journals(target: &Target, plan: &mut Plan, refused: &HashSet<usize>) -> Result<()> {
+    let mut by_dir: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+    for file in 0..plan.files.len() {
+        let (dir, _) = plan.file_place(file);
+        if !refused.contains(&file) && !plan.dirs[dir as usize].fresh {
+            by_dir.entry(dir).or_default().push(file);
+        }
+    }
+    let restored: HashSet<(u32, &[u8])> = plan
+        .entries
+        .iter()
+        .map(|e| (e.dir, e.name.as_bytes()))
+        .collect();
+    let (mut moved, mut warnings) = (0, Vec::new());
+    for (dir, files) in by_dir {
+        let d = &plan.dirs[dir as usize];
+        let (fd, shown) = (target.dir(&d.rel, d.id)?, target.shown(&d.rel));
+        let present: HashSet<std::ffi::OsString> = target.list(&fd, &shown)?.into_iter().collect();
+        for file in files {
+            let (_, name) = plan.file_place(file);
+            let journals: Vec<std::ffi::OsString> = crate::sqlite::JOURNAL_SUFFIXES
+                .iter()
+                .map(|suffix| with_suffix(name, suffix))
+                .filter(|j| present.contains(j) && !restored.contains(&(dir, j.as_bytes())))
+                .filter(|j| target.stat(&fd, j).is_some_and(|s| !target::is_dir(&s)))
+                .collect();
+            let database = || {
+                let id = plan.file_ids[file]?;
+                let file = target.open_file(&fd, &shown, name, id).ok()?;
+                let mut head = [0u8; crate::sqlite::HEADER_LEN];
+                std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).ok()?;
+                crate::sqlite::page_size(&head)
+            };
+            if journals.is_empty() || database().is_none() {
+                continue;
+            }
+            for journal in journals {
+                let path = shown.join(&journal);
+                match set_aside(target, &fd, &shown, &journal) {
+                    Ok(aside) => {
+                        moved += 1;
+                        warnings.push(format!(
+                            "{}: a journal beside the restored SQLite database, not from the snapshot (SQLite would apply it to the restored database): renamed to {}",
+                            path.display(),
+                            aside.to_string_lossy()
+                        ));
+                    }
+                    Err(e) => warnings.push(format!(
+                        "{}: a journal beside the restored SQLite database, not from the snapshot, could not be renamed ({e}): remove it before opening the database",
+                        path.display()
+                    )),
+                }
+            }
+        }
+    }
+    plan.summary.journals_set_aside += moved;
+    plan.summary.warnings.extend(warnings);
+    Ok(())
+}
+
+/// `name` followed by `suffix`.
+fn with_suffix(name: &OsStr, suffix: &str) -> std::ffi::OsString {
+    let mut out = name.to_os_string();
+    out.push(suffix);
+    out
+}
+
+/// Renames `name` in `dir` to the first free `NAME.before-restore[-N]`;
+/// returns that name.
+fn set_aside(
+    target: &Target,
+    dir: &OwnedFd,
+    shown: &Path,
+    name: &OsStr,
+) -> Result<std::ffi::OsString> {
+    for n in 1..=100 {
+        let suffix = match n {
+            1 => ".before-restore".to_string(),
+            n => format!(".before-restore-{n}"),
+        };
+        let aside = with_suffix(name, &suffix);
+        if target.rename_new(dir, shown, name, &aside)? {
+            return Ok(aside);
+        }
+    }
+    Err(Error::target(
+        shown.join(name),
+        std::io::Error::other("no free name to rename it to"),
+    ))
 }
 
 /// File and symlink metadata, in parallel, one directory's entries at a

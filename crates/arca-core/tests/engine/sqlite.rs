@@ -369,3 +369,63 @@ fn a_snapshot_with_an_inconsistent_database_gets_the_inconsistent_tags() {
     let stored = repo.load_snapshot(&outcome.id.unwrap()).unwrap();
     assert_eq!(stored.tags, outcome.snapshot.tags);
 }
+
+/// A database restored where a crashed server left it: the log and index
+/// beside the old file are not the restored database's, and SQLite would
+/// apply that log to it. They are moved aside, kept under a new name.
+#[test]
+fn a_restored_database_is_not_joined_to_the_stale_log_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let db = database(&src.join("t.db"), "wal", 10);
+    let mut repo = repository();
+    let outcome = take(&mut repo, &src, SqliteMode::Auto);
+
+    // Later commits, still in the log, as a crashed server leaves them.
+    insert(&db, 50);
+    let out = dir.path().join("out");
+    let back = out.join(src.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&back).unwrap();
+    for name in ["t.db", "t.db-wal", "t.db-shm"] {
+        std::fs::copy(src.join(name), back.join(name)).unwrap();
+    }
+    let stale = std::fs::read(back.join("t.db-wal")).unwrap();
+    assert!(!stale.is_empty());
+    drop(db);
+
+    let summary = common::restore(&repo, &outcome.snapshot, &out).unwrap();
+    assert_eq!(summary.journals_set_aside, 2, "{:?}", summary.warnings);
+    assert!(
+        summary.warnings.iter().any(|w| w.contains("t.db-wal")),
+        "{:?}",
+        summary.warnings
+    );
+    let mut left = names(&back);
+    left.retain(|n| n != "t.db");
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(
+        left.iter().all(|n| n.contains(".before-restore")),
+        "{left:?}"
+    );
+    // Kept, byte for byte.
+    let wal_aside = left.iter().find(|n| n.starts_with("t.db-wal")).unwrap();
+    assert_eq!(std::fs::read(back.join(wal_aside)).unwrap(), stale);
+    assert_eq!(count(&back.join("t.db")), 10);
+
+    // A log the snapshot holds itself (a plain copy) is restored, not set
+    // aside; a file that is no database keeps the names beside it.
+    let db = Connection::open(src.join("t.db")).unwrap();
+    db.execute_batch("PRAGMA wal_autocheckpoint = 0").unwrap();
+    insert(&db, 5);
+    std::fs::write(src.join("notes"), b"plain text").unwrap();
+    let outcome = take(&mut repo, &src, SqliteMode::Never);
+    let logged = std::fs::read(src.join("t.db-wal")).unwrap();
+    std::fs::write(back.join("notes"), b"old").unwrap();
+    std::fs::write(back.join("notes-wal"), b"mine").unwrap();
+    let summary = common::restore(&repo, &outcome.snapshot, &out).unwrap();
+    assert_eq!(summary.journals_set_aside, 0, "{:?}", summary.warnings);
+    assert_eq!(std::fs::read(back.join("t.db-wal")).unwrap(), logged);
+    assert_eq!(std::fs::read(back.join("notes-wal")).unwrap(), b"mine");
+    drop(db);
+}
