@@ -23,11 +23,11 @@
 //! snapshot, so a round reads no other snapshot file.
 //!
 //! What a round knows of a database (the stamp before its last snapshot,
-//! and that snapshot) is also kept in the cache
-//! directory, so a restarted watch, or `--once` from cron, snapshots only
-//! the databases that changed since. It is a hint checked on start: the
-//! snapshot it names must still be in the repository, of that database and
-//! host, or the database is snapshotted again.
+//! and that snapshot) is also kept in the cache directory, so a restarted
+//! watch, or `--once` from cron, snapshots only the databases that changed
+//! since. It is a hint checked on start: the snapshot it names must still
+//! be in the repository, of that database and host, or the database is
+//! snapshotted again.
 //!
 //! SIGTERM and SIGINT are held ([`interrupt::Held`]): between rounds, and
 //! between databases within one, a signal ends the command at once with
