@@ -8,13 +8,24 @@
 //! /latest -> snapshots/<newest>
 //! ```
 //!
-//! Inodes: every entry gets a number the first time it is listed or looked
-//! up, keyed by (parent, name), and keeps it for the life of the
-//! [`SnapshotFs`]. What an entry is never changes under its number: names
-//! below `snapshots/` carry the snapshot's id, trees are content-addressed,
-//! and `latest` is resolved when it is read. The table grows with the
-//! entries visited (about a hundred bytes each plus the node), like the
-//! kernel's own inode cache.
+//! Inodes: the table holds an entry only while the kernel does, the way
+//! FUSE counts references: each [`SnapshotFs::lookup`] adds one to the
+//! entry's count, [`SnapshotFs::forget`] takes the kernel's count away, and
+//! an entry whose count reaches zero is dropped (the root never is). So
+//! memory follows the kernel's own inode cache, which it trims under
+//! pressure, not the number of entries ever visited: a walk of ten million
+//! files does not keep ten million nodes here. A listing hands out numbers
+//! without keeping anything; the kernel looks a name up before it uses one.
+//!
+//! An entry's number is a hash of its parent's number and its name (never
+//! 0 or [`ROOT`]), so a name looked up again after it was dropped gets the
+//! number it had, and the number a listing shows is the one a lookup gives
+//! (tools compare `st_ino`). Should the hash land on a number another live
+//! entry holds, the next free one is taken; such an entry may come back
+//! under another number once both were dropped (odds about 2^-64 per pair).
+//! What an entry is never changes under its name: names below `snapshots/`
+//! carry the snapshot's id, trees are content-addressed, and `latest` is
+//! resolved when it is read.
 //!
 //! The snapshot list is read again when a directory above the snapshots is
 //! listed or searched and the last read is older than
@@ -159,6 +170,8 @@ impl What {
 struct Inode {
     ino: u64,
     parent: u64,
+    /// Its name in `parent` (the root: empty).
+    name: Vec<u8>,
     what: What,
     /// Files: where each blob ends in the file, once a read computed it.
     ends: OnceLock<Arc<[u64]>>,
@@ -168,12 +181,45 @@ struct Inode {
     run_start: AtomicU64,
 }
 
-/// The inode table.
+/// The inode table: the entries the kernel holds, and the root.
 #[derive(Debug, Default)]
 struct Inodes {
-    /// Inode `n` is at `n - 1`.
-    all: Vec<Arc<Inode>>,
+    /// By number, with the lookups the kernel has not forgotten yet.
+    live: HashMap<u64, Counted>,
+    /// (parent, name) → number, for the live entries.
     by_name: HashMap<(u64, Vec<u8>), u64>,
+}
+
+#[derive(Debug)]
+struct Counted {
+    inode: Arc<Inode>,
+    lookups: u64,
+}
+
+impl Inodes {
+    /// The number of `key`: its live entry's, else the first number from
+    /// `home` on that is neither 0, [`ROOT`] nor held by a live entry.
+    fn number(&self, key: &(u64, Vec<u8>), home: u64) -> u64 {
+        if let Some(&ino) = self.by_name.get(key) {
+            return ino;
+        }
+        let mut ino = home;
+        while ino == 0 || ino == ROOT || self.live.contains_key(&ino) {
+            ino = ino.wrapping_add(1);
+        }
+        ino
+    }
+}
+
+/// Where the number of `name` in `parent` is looked for first: the first
+/// 8 bytes of a BLAKE3 hash of both.
+fn home(parent: u64, name: &[u8]) -> u64 {
+    let mut hasher = blake3::Hasher::new_derive_key("arca mount inode number v1");
+    hasher.update(&parent.to_le_bytes());
+    hasher.update(name);
+    let mut first = [0; 8];
+    first.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+    u64::from_le_bytes(first)
 }
 
 /// The snapshot list as last read.
@@ -221,6 +267,7 @@ impl SnapshotFs {
         let root = Arc::new(Inode {
             ino: ROOT,
             parent: ROOT,
+            name: Vec::new(),
             what: What::Root,
             ends: OnceLock::new(),
             read_end: AtomicU64::new(0),
@@ -232,7 +279,13 @@ impl SnapshotFs {
                 cache: BlobCache::new(options.cache_size),
                 options,
                 inodes: Mutex::new(Inodes {
-                    all: vec![root],
+                    live: HashMap::from([(
+                        ROOT,
+                        Counted {
+                            inode: root,
+                            lookups: 1,
+                        },
+                    )]),
                     by_name: HashMap::new(),
                 }),
                 listing: Mutex::new(Listing {
@@ -245,16 +298,47 @@ impl SnapshotFs {
         }
     }
 
-    /// The entry `name` in the directory `parent`.
+    /// The entry `name` in the directory `parent`. Its inode is kept
+    /// until [`SnapshotFs::forget`] took back this lookup and every other
+    /// one (the kernel counts the lookups it was answered and forgets them
+    /// when it drops the inode).
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
         let dir = self.inode(parent)?;
         let children = self.inner.children(&dir)?;
-        let (_, what) = children
+        let (name, what) = children
             .into_iter()
             .find(|(n, _)| n == name)
             .ok_or_else(|| not_found(name))?;
         let inode = self.inner.intern(parent, name, what);
         Ok(self.inner.attr(&inode))
+    }
+
+    /// Takes back `lookups` lookups of `ino`; the inode is dropped when
+    /// none is left, and its number is then unknown until its name is
+    /// looked up again (which gives it the same number). The root is never
+    /// dropped; a number not held is ignored.
+    pub fn forget(&self, ino: u64, lookups: u64) {
+        if ino == ROOT {
+            return;
+        }
+        let mut guard = lock(&self.inner.inodes);
+        let inodes = &mut *guard;
+        let Some(counted) = inodes.live.get_mut(&ino) else {
+            return;
+        };
+        counted.lookups = counted.lookups.saturating_sub(lookups);
+        if counted.lookups > 0 {
+            return;
+        }
+        if let Some(Counted { inode, .. }) = inodes.live.remove(&ino) {
+            inodes.by_name.remove(&(inode.parent, inode.name.clone()));
+        }
+    }
+
+    /// How many inodes the table holds now, the root included: a
+    /// diagnostic, for tests and reports.
+    pub fn inode_count(&self) -> usize {
+        lock(&self.inner.inodes).live.len()
     }
 
     /// The attributes of inode `ino`.
@@ -264,19 +348,22 @@ impl SnapshotFs {
     }
 
     /// The entries of the directory `ino` (without `.` and `..`), in name
-    /// order.
+    /// order, with the numbers a lookup gives them; the table keeps none
+    /// of them.
     pub fn readdir(&self, ino: u64) -> Result<Vec<DirEntry>> {
         let dir = self.inode(ino)?;
         let children = self.inner.children(&dir)?;
+        let homes: Vec<u64> = children.iter().map(|(name, _)| home(ino, name)).collect();
+        let inodes = lock(&self.inner.inodes);
         Ok(children
             .into_iter()
-            .map(|(name, what)| {
-                let kind = what.kind();
-                let inode = self.inner.intern(ino, &name, what);
+            .zip(homes)
+            .map(|((name, what), home)| {
+                let key = (ino, name);
                 DirEntry {
-                    ino: inode.ino,
-                    name,
-                    kind,
+                    ino: inodes.number(&key, home),
+                    name: key.1,
+                    kind: what.kind(),
                 }
             })
             .collect())
@@ -370,10 +457,13 @@ impl SnapshotFs {
 
     fn inode(&self, ino: u64) -> Result<Arc<Inode>> {
         let inodes = lock(&self.inner.inodes);
-        ino.checked_sub(1)
-            .and_then(|i| inodes.all.get(i as usize))
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("no inode {ino}")))
+        inodes
+            .live
+            .get(&ino)
+            .map(|counted| counted.inode.clone())
+            .ok_or_else(|| {
+                Error::NotFound(format!("no inode {ino} (never looked up or forgotten)"))
+            })
     }
 
     /// Whether a read of `offset..end` continues a reader that goes through
@@ -445,25 +535,34 @@ fn snapshot_name(id: &SnapshotId, snapshot: &Snapshot) -> Vec<u8> {
 }
 
 impl Inner {
-    /// The inode for `name` in `parent`, made on first sight.
-    fn intern(&self, parent: u64, name: &[u8], what: What) -> Arc<Inode> {
-        let mut inodes = lock(&self.inodes);
-        let key = (parent, name.to_vec());
-        if let Some(&ino) = inodes.by_name.get(&key)
-            && let Some(inode) = inodes.all.get(ino as usize - 1)
-        {
-            return inode.clone();
+    /// The inode for `name` in `parent`, made when it is not live, with
+    /// one more lookup counted.
+    fn intern(&self, parent: u64, name: Vec<u8>, what: What) -> Arc<Inode> {
+        let home = home(parent, &name);
+        let mut guard = lock(&self.inodes);
+        let inodes = &mut *guard;
+        let key = (parent, name);
+        let ino = inodes.number(&key, home);
+        if let Some(counted) = inodes.live.get_mut(&ino) {
+            counted.lookups += 1;
+            return counted.inode.clone();
         }
-        let ino = inodes.all.len() as u64 + 1;
         let inode = Arc::new(Inode {
             ino,
             parent,
+            name: key.1.clone(),
             what,
             ends: OnceLock::new(),
             read_end: AtomicU64::new(0),
             run_start: AtomicU64::new(0),
         });
-        inodes.all.push(inode.clone());
+        inodes.live.insert(
+            ino,
+            Counted {
+                inode: inode.clone(),
+                lookups: 1,
+            },
+        );
         inodes.by_name.insert(key, ino);
         inode
     }

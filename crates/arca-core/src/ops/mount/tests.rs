@@ -116,7 +116,8 @@ fn mounted(extra: Vec<Node>, options: MountOptions) -> (SnapshotFs, u64) {
     let snapshots = fs.lookup(ROOT, b"snapshots").unwrap().ino;
     let listing = fs.readdir(snapshots).unwrap();
     assert_eq!(listing.len(), 1);
-    let data = fs.lookup(listing[0].ino, b"data").unwrap().ino;
+    let snapshot = fs.lookup(snapshots, &listing[0].name).unwrap().ino;
+    let data = fs.lookup(snapshot, b"data").unwrap().ino;
     (fs, data)
 }
 
@@ -374,8 +375,9 @@ fn snapshots_taken_later_appear_and_old_inodes_stay() {
     let second = fs.readdir(snapshots).unwrap();
     assert_eq!(second.len(), 2);
     assert_eq!(second[0], first[0], "the old snapshot keeps its inode");
+    let new = fs.lookup(snapshots, &second[1].name).unwrap().ino;
     assert_eq!(
-        fs.readdir(second[1].ino).unwrap()[0].name,
+        fs.readdir(new).unwrap()[0].name,
         b"new",
         "the new tree reads"
     );
@@ -425,7 +427,8 @@ fn a_tree_with_an_unsafe_name_is_an_error_for_that_directory_only() {
     save(&repo, root, "h", &[], 10);
     let fs = SnapshotFs::new(repo, MountOptions::default());
     let snapshots = fs.lookup(ROOT, b"snapshots").unwrap().ino;
-    let snap = fs.readdir(snapshots).unwrap()[0].ino;
+    let name = fs.readdir(snapshots).unwrap()[0].name.clone();
+    let snap = fs.lookup(snapshots, &name).unwrap().ino;
     let bad = fs.lookup(snap, b"bad").unwrap().ino;
     assert!(matches!(fs.readdir(bad), Err(Error::Corrupt { .. })));
     assert!(fs.lookup(bad, b"../escape").is_err());
@@ -539,9 +542,138 @@ fn a_snapshot_stored_while_the_view_refreshes_reads_as_soon_as_it_is_listed() {
     }));
     for _ in 0..2 {
         for entry in fs.readdir(snapshots).unwrap() {
-            let listing = fs.readdir(entry.ino);
+            let listing = fs
+                .lookup(snapshots, &entry.name)
+                .and_then(|attr| fs.readdir(attr.ino));
             assert!(listing.is_ok(), "{listing:?}: a listed snapshot must read");
         }
     }
     assert_eq!(fs.readdir(snapshots).unwrap().len(), 2);
+}
+
+/// `/data` of [`mounted`] with `n` more entries, `f0000`, `f0001`, ….
+fn crowded(n: usize) -> (SnapshotFs, u64, Vec<Vec<u8>>) {
+    let names: Vec<Vec<u8>> = (0..n).map(|i| format!("f{i:04}").into_bytes()).collect();
+    let extra = names
+        .iter()
+        .map(|name| Node::new(name, NodeKind::Fifo))
+        .collect();
+    let (fs, data) = mounted(extra, MountOptions::default());
+    (fs, data, names)
+}
+
+#[test]
+fn forgotten_entries_leave_the_table_and_come_back_with_their_number() {
+    let (fs, data, names) = crowded(2000);
+    let before = fs.inode_count();
+    let numbers: Vec<u64> = names
+        .iter()
+        .map(|name| fs.lookup(data, name).unwrap().ino)
+        .collect();
+    assert_eq!(fs.inode_count(), before + names.len());
+    for &ino in &numbers {
+        fs.forget(ino, 1);
+    }
+    assert_eq!(fs.inode_count(), before, "every forgotten inode is dropped");
+    for (name, &ino) in names.iter().zip(&numbers) {
+        assert_eq!(
+            fs.lookup(data, name).unwrap().ino,
+            ino,
+            "{} comes back with its number",
+            String::from_utf8_lossy(name)
+        );
+        assert_eq!(fs.parent(ino).unwrap(), data);
+    }
+}
+
+#[test]
+fn an_inode_lives_until_each_of_its_lookups_is_forgotten() {
+    let (fs, data) = mounted(Vec::new(), MountOptions::default());
+    let before = fs.inode_count();
+    let big = fs.lookup(data, b"big").unwrap().ino;
+    assert_eq!(fs.lookup(data, b"big").unwrap().ino, big);
+    assert_eq!(fs.inode_count(), before + 1, "one inode, two lookups");
+    fs.forget(big, 1);
+    assert_eq!(fs.read(big, 0, 4).unwrap(), chunks()[0][..4]);
+    fs.forget(big, 1);
+    assert_eq!(fs.inode_count(), before);
+    // The kernel forgets the root only on unmount, if at all: it stays.
+    fs.forget(ROOT, 1_000);
+    assert_eq!(fs.getattr(ROOT).unwrap().ino, ROOT);
+    // A number the table does not hold (any more): ignored.
+    fs.forget(big, 5);
+    fs.forget(0, 1);
+    fs.forget(u64::MAX, u64::MAX);
+    assert_eq!(fs.inode_count(), before);
+}
+
+#[test]
+fn a_forgotten_number_is_an_error_not_a_panic() {
+    let (fs, data) = mounted(Vec::new(), MountOptions::default());
+    let big = fs.lookup(data, b"big").unwrap().ino;
+    let link = fs.lookup(data, b"link").unwrap().ino;
+    let sub = fs.lookup(data, b"sub").unwrap().ino;
+    for ino in [big, link, sub] {
+        fs.forget(ino, 1);
+        assert!(matches!(fs.getattr(ino), Err(Error::NotFound(_))));
+        assert!(fs.parent(ino).is_err());
+        assert!(fs.xattrs(ino).is_err());
+        assert!(fs.lookup(ino, b"x").is_err());
+    }
+    assert!(fs.read(big, 0, 10).is_err());
+    assert!(fs.readlink(link).is_err());
+    assert!(fs.readdir(sub).is_err());
+    for ino in [0, u64::MAX, big ^ 1] {
+        assert!(fs.getattr(ino).is_err());
+    }
+}
+
+#[test]
+fn listing_a_big_directory_does_not_grow_the_table() {
+    let (fs, data, names) = crowded(2000);
+    let before = fs.inode_count();
+    let listed = fs.readdir(data).unwrap();
+    assert_eq!(listed.len(), names.len() + 3);
+    assert_eq!(fs.readdir(data).unwrap(), listed, "the same numbers again");
+    assert_eq!(fs.inode_count(), before);
+    // A name looked up after the listing has the number it listed with.
+    for entry in listed.iter().step_by(97) {
+        assert_eq!(fs.lookup(data, &entry.name).unwrap().ino, entry.ino);
+    }
+    let mut numbers: Vec<u64> = listed.iter().map(|e| e.ino).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len(), listed.len(), "numbers are distinct");
+    assert!(!numbers.contains(&0) && !numbers.contains(&ROOT));
+}
+
+#[test]
+fn a_number_taken_by_another_live_entry_is_skipped() {
+    let mut inodes = Inodes::default();
+    let mut hold = |ino: u64, name: &[u8]| {
+        let inode = Arc::new(Inode {
+            ino,
+            parent: ROOT,
+            name: name.to_vec(),
+            what: What::Snapshots,
+            ends: OnceLock::new(),
+            read_end: AtomicU64::new(0),
+            run_start: AtomicU64::new(0),
+        });
+        inodes.live.insert(ino, Counted { inode, lookups: 1 });
+        inodes.by_name.insert((ROOT, name.to_vec()), ino);
+    };
+    hold(40, b"a");
+    hold(u64::MAX, b"b");
+    let c = (ROOT, b"c".to_vec());
+    assert_eq!(inodes.number(&c, 40), 41, "the next free number");
+    assert_eq!(
+        inodes.number(&c, u64::MAX),
+        2,
+        "past the end, 0 and the root"
+    );
+    assert_eq!(inodes.number(&c, 0), 2);
+    assert_eq!(inodes.number(&c, ROOT), 2);
+    // A live entry keeps its number whatever its hash says now.
+    assert_eq!(inodes.number(&(ROOT, b"a".to_vec()), 7), 40);
 }
