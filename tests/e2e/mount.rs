@@ -2,15 +2,18 @@
 //! through the kernel like any program would see it: the whole `latest`
 //! tree against its source, a single byte read from the middle of a large
 //! file (counting data pack reads at the storage boundary, from `-v`), a
-//! snapshot taken while mounted appearing in `snapshots/`, and SIGINT or
-//! SIGTERM unmounting with exit code 0.
+//! snapshot taken while mounted appearing in `snapshots/`, SIGINT or
+//! SIGTERM unmounting with exit code 0, and every entry of a few thousand
+//! showing one inode number in listings and `stat`, walk after walk and
+//! mount after mount.
 //!
 //! Needs /dev/fuse and fusermount3 (scripts/test-servers.sh installs
 //! Debian's fuse3); without them the tests say so and pass, unless
 //! `ARCA_TEST_REQUIRE_SERVERS` is set.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
@@ -292,4 +295,82 @@ fn mount_serves_an_sftp_repository() {
     }
     let Some(server) = Server::sftp() else { return };
     exercise(&server.env("mounted"));
+}
+
+/// The inode number of every entry below `root` (paths relative to it), as
+/// `stat` shows it, checked against the number its directory listing gave;
+/// `backwards` walks each directory's entries last to first.
+fn inode_numbers(root: &Path, backwards: bool) -> BTreeMap<PathBuf, u64> {
+    let mut numbers = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let mut entries: Vec<fs::DirEntry> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap())
+            .collect();
+        entries.sort_by_key(|entry| entry.file_name());
+        // Popped from the end: forwards pushes the last entry first.
+        if !backwards {
+            entries.reverse();
+        }
+        for entry in entries {
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            assert_eq!(
+                entry.ino(),
+                meta.ino(),
+                "{}: listed and looked up under different numbers",
+                path.display()
+            );
+            if meta.is_dir() {
+                pending.push(path.clone());
+            }
+            let relative = path.strip_prefix(root).unwrap().to_path_buf();
+            numbers.insert(relative, meta.ino());
+        }
+    }
+    numbers
+}
+
+/// Tools that compare `st_ino` (`find`, `du`, `tar`, rsync) see one number
+/// per entry: the same in a second walk, once the kernel looked every name
+/// up again, and in another mount walked in the other order.
+#[test]
+fn mount_keeps_inode_numbers_across_walks_and_mounts() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let src = env.path("many");
+    for d in 0..4 {
+        let dir = src.join(format!("d{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..600 {
+            write_file(&dir.join(format!("f{f:03}")), b"x", 0o644);
+        }
+    }
+    env.ok(&["init"]);
+    env.ok(&["snapshot", src.to_str().unwrap(), "--tag", "t"]);
+
+    let mounted = Mounted::start(&env, &env.path("mnt"));
+    let first = inode_numbers(&mounted.point, false);
+    assert!(first.len() > 2 * 2400, "{} entries", first.len());
+    let distinct: BTreeSet<u64> = first.values().copied().collect();
+    assert_eq!(distinct.len(), first.len(), "two entries share a number");
+    // Past the kernel's time to live for names and attributes.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        inode_numbers(&mounted.point, true) == first,
+        "the second walk saw other numbers"
+    );
+    let (status, stderr) = mounted.stop(libc::SIGINT);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    let mounted = Mounted::start(&env, &env.path("mnt"));
+    assert!(
+        inode_numbers(&mounted.point, true) == first,
+        "another mount gave other numbers"
+    );
+    let (status, stderr) = mounted.stop(libc::SIGINT);
+    assert_eq!(status.code(), Some(0), "{stderr}");
 }

@@ -2,7 +2,9 @@
 //! SIGTERM or an unmount. The file system itself (inodes, listings, reads
 //! through the blob cache) is the engine's [`SnapshotFs`]; this file only
 //! speaks the kernel's protocol through `fuser`, mounting with fusermount3
-//! (no libfuse).
+//! (no libfuse). Each entry replied to a lookup is one reference the
+//! kernel holds; its `forget` hands them back, so the view keeps only the
+//! inodes the kernel still has.
 //!
 //! Takes no lock, like restore and the other readers (docs/concurrency.md):
 //! the view reloads the index when index files change, so blobs a prune
@@ -243,6 +245,12 @@ impl fuser::Filesystem for Adapter {
             Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
             Err(e) => reply.error(errno(&e)),
         }
+    }
+
+    /// `batch_forget` comes here too: fuser's default calls this for each
+    /// inode of the batch.
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.view.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
