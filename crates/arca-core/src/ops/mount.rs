@@ -304,12 +304,11 @@ impl SnapshotFs {
     /// when it drops the inode).
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr> {
         let dir = self.inode(parent)?;
-        let children = self.inner.children(&dir)?;
-        let (name, what) = children
-            .into_iter()
-            .find(|(n, _)| n == name)
+        let what = self
+            .inner
+            .child(&dir, name)?
             .ok_or_else(|| not_found(name))?;
-        let inode = self.inner.intern(parent, name, what);
+        let inode = self.inner.intern(parent, name.to_vec(), what);
         Ok(self.inner.attr(&inode))
     }
 
@@ -632,6 +631,43 @@ impl Inner {
         };
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+
+    /// The entry `name` of `dir`, as [`Inner::children`] lists it, found
+    /// without copying the others: a directory's tree is searched (its
+    /// names are sorted, §4.8), so looking up each of a million files is
+    /// not a million copies of the list each.
+    fn child(&self, dir: &Inode, name: &[u8]) -> Result<Option<What>> {
+        let tree = match &dir.what {
+            What::Snapshot(snapshot) => snapshot.tree,
+            What::Node(node) => match (node.kind, &node.subtree) {
+                (NodeKind::Dir, Some(tree)) => *tree,
+                _ => return Err(Error::InvalidInput("not a directory".into())),
+            },
+            What::Snapshots => {
+                let listed = self.snapshots()?;
+                return Ok(listed
+                    .iter()
+                    .find(|l| l.name == name)
+                    .map(|l| What::Snapshot(l.snapshot.clone())));
+            }
+            _ => {
+                let children = self.children(dir)?;
+                return Ok(children
+                    .into_iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, what)| what));
+            }
+        };
+        if !is_safe_name(name) {
+            return Ok(None);
+        }
+        let tree = self.tree(&tree)?;
+        Ok(tree
+            .nodes
+            .binary_search_by(|n| n.name.as_slice().cmp(name))
+            .ok()
+            .map(|at| What::Node(Box::new(tree.nodes[at].clone()))))
     }
 
     fn tree_entries(&self, tree: &TreeId) -> Result<Vec<(Vec<u8>, What)>> {

@@ -677,3 +677,35 @@ fn a_number_taken_by_another_live_entry_is_skipped() {
     // A live entry keeps its number whatever its hash says now.
     assert_eq!(inodes.number(&(ROOT, b"a".to_vec()), 7), 40);
 }
+
+#[test]
+fn a_lookup_finds_each_entry_of_a_big_directory_and_nothing_between() {
+    let (fs, data, names) = crowded(2000);
+    let listed = fs.readdir(data).unwrap();
+    for entry in &listed {
+        let attr = fs.lookup(data, &entry.name).unwrap();
+        assert_eq!(attr.ino, entry.ino);
+        assert_eq!(attr.kind, entry.kind);
+    }
+    assert_eq!(
+        fs.lookup(data, b"big").unwrap().size,
+        chunks().concat().len() as u64
+    );
+    for missing in [
+        &b"f"[..],
+        b"f00000",
+        b"f0999x",
+        b"f9999",
+        b"zz",
+        b"",
+        b"..",
+        b"a/b",
+    ] {
+        assert!(
+            matches!(fs.lookup(data, missing), Err(Error::NotFound(_))),
+            "{}",
+            String::from_utf8_lossy(missing)
+        );
+    }
+    assert_eq!(listed.len(), names.len() + 3);
+}
