@@ -187,9 +187,7 @@ impl Database {
     /// `read` a reader of exactly pages 1..N. The transaction ends when
     /// `read` returns.
     pub(crate) fn read_pages<T>(&self, read: impl FnOnce(&mut dyn Read) -> T) -> Result<T, String> {
-        let conn = &self.conn;
-        conn.execute_batch("BEGIN").map_err(|e| describe(&e))?;
-        let result = (|| {
+        self.in_read_transaction(|conn| {
             let count: i64 = conn
                 .query_row("PRAGMA page_count", [], |r| r.get(0))
                 .map_err(|e| describe(&e))?;
@@ -207,7 +205,17 @@ impl Database {
                 page_size: self.page_size as usize,
             };
             Ok(read(&mut pages))
-        })();
+        })
+    }
+
+    /// Runs `work` inside one read transaction, ended however it returns.
+    fn in_read_transaction<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let conn = &self.conn;
+        conn.execute_batch("BEGIN").map_err(|e| describe(&e))?;
+        let result = work(conn);
         // A read-only transaction: ending it cannot lose anything.
         let _ = conn.execute_batch("COMMIT");
         result
@@ -219,9 +227,7 @@ impl Database {
     /// committed or not), both taken inside a read transaction, when no
     /// writer is half-way through a commit.
     pub(crate) fn committed_state(&self) -> Result<CommittedState, String> {
-        let conn = &self.conn;
-        conn.execute_batch("BEGIN").map_err(|e| describe(&e))?;
-        let state = (|| {
+        self.in_read_transaction(|conn| {
             // Reading the schema takes the shared lock: a writer that holds
             // the database is waited for, a hot journal is an error.
             let _: i64 = conn
@@ -233,9 +239,7 @@ impl Database {
             let path = Path::new(self.conn.path().unwrap_or_default());
             let stamp = file_stamp(path).ok_or("cannot read the database file's times")?;
             Ok(CommittedState { version, stamp })
-        })();
-        let _ = conn.execute_batch("COMMIT");
-        state
+        })
     }
 
     /// Copies the database into a temporary file in `scratch` with the

@@ -50,6 +50,14 @@ fn restored(repo: &Repository, outcome: &SnapshotOutcome, src: &Path, into: &Pat
     into.join(src.strip_prefix("/").unwrap())
 }
 
+/// A temporary directory holding an empty source directory `src`.
+fn source_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    (dir, src)
+}
+
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -96,9 +104,7 @@ fn insert(db: &Connection, rows: i64) {
 
 #[test]
 fn a_wal_database_is_stored_as_its_committed_state_with_the_log_folded_in() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
+    let (dir, src) = source_dir();
     let path = src.join("trades.db");
     let writer = database(&path, "wal", 3000);
     // Everything is in the log, nothing checkpointed; a transaction is
@@ -125,9 +131,7 @@ fn a_wal_database_is_stored_as_its_committed_state_with_the_log_folded_in() {
 
 #[test]
 fn a_rollback_journal_database_is_copied_consistently_past_a_pending_writer() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
+    let (dir, src) = source_dir();
     let path = src.join("orders.db");
     let writer = database(&path, "delete", 2000);
     // A writer with changes of its own not yet committed (a reserved lock,
@@ -155,9 +159,7 @@ fn insert_uncommitted(db: &Connection) {
 
 #[test]
 fn never_stores_database_files_as_they_are() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
+    let (dir, src) = source_dir();
     let _writer = database(&src.join("t.db"), "wal", 500);
     let mut repo = repository();
     let outcome = take(&mut repo, &src, SqliteMode::Never);
@@ -171,9 +173,7 @@ fn never_stores_database_files_as_they_are() {
 
 #[test]
 fn a_database_sqlite_cannot_read_is_stored_plainly_with_a_warning_or_left_out_under_always() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
+    let (dir, src) = source_dir();
     drop(database(&src.join("t.db"), "delete", 300));
     // Damage SQLite refuses to read: a file format it does not know.
     let mut bytes = std::fs::read(src.join("t.db")).unwrap();
@@ -206,9 +206,7 @@ fn a_database_sqlite_cannot_read_is_stored_plainly_with_a_warning_or_left_out_un
 
 #[test]
 fn an_unchanged_database_is_not_read_again_unless_its_log_is_live() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
+    let (dir, src) = source_dir();
     drop(database(&src.join("quiet.db"), "delete", 200));
     let live = database(&src.join("live.db"), "wal", 200);
 
@@ -235,9 +233,7 @@ fn an_unchanged_database_is_not_read_again_unless_its_log_is_live() {
 
 #[test]
 fn a_changed_page_costs_one_page_group() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
+    let (_dir, src) = source_dir();
     let db = database(&src.join("t.db"), "delete", 20_000);
     let mut repo = repository();
     let first = take(&mut repo, &src, SqliteMode::Auto);
@@ -273,9 +269,7 @@ fn postgresql_relation_files_are_chunked_in_page_groups() {
 
 #[test]
 fn a_rollback_journal_database_nobody_writes_is_read_without_a_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
+    let (dir, src) = source_dir();
     drop(database(&src.join("orders.db"), "delete", 1000));
     // Nowhere to copy to: a copy would fail and fall back, with a warning.
     let nowhere = dir.path().join("no such directory");
@@ -288,9 +282,7 @@ fn a_rollback_journal_database_nobody_writes_is_read_without_a_copy() {
 
 #[test]
 fn an_unchanged_database_leaves_its_idle_journals_out_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
+    let (dir, src) = source_dir();
     let db = database(&src.join("t.db"), "wal", 300);
     // Everything checkpointed: the log is empty, the index stays while the
     // connection is open.
@@ -314,9 +306,7 @@ fn an_unchanged_database_leaves_its_idle_journals_out_too() {
 #[test]
 fn the_change_stamp_moves_with_commits_not_with_a_readers_empty_log() {
     use arca_core::sqlite::ChangeStamp;
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
+    let (_dir, src) = source_dir();
     let path = src.join("t.db");
     drop(database(&path, "wal", 10));
     // The last connection closed: the log was checkpointed and deleted.
@@ -375,9 +365,7 @@ fn a_snapshot_with_an_inconsistent_database_gets_the_inconsistent_tags() {
 /// apply that log to it. They are moved aside, kept under a new name.
 #[test]
 fn a_restored_database_is_not_joined_to_the_stale_log_beside_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
+    let (dir, src) = source_dir();
     let db = database(&src.join("t.db"), "wal", 10);
     let mut repo = repository();
     let outcome = take(&mut repo, &src, SqliteMode::Auto);
